@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - the physical-memory interface every backend implements.
+ *
+ * It is exactly CUDA's virtual memory management model, so the cache above
+ * it runs unchanged on the GPU and on the host:
+ *
+ *   reserve     cuMemAddressReserve   a virtual range, nothing behind it
+ *   create      cuMemCreate           one physical page of page_size bytes
+ *   map         cuMemMap              a page at an address in a reservation
+ *   set_access  cuMemSetAccess        make a run of mapped pages read/write
+ *   unmap       cuMemUnmap            a run of mapped pages
+ *   release     cuMemRelease          a page (deferred while still mapped)
+ *   unreserve   cuMemAddressFree      the whole range
+ *   copy        cuMemcpy*             between cache memory and host memory
+ *
+ * Every operation returns 0 or a negative errno and changes nothing when it
+ * fails. Sizes and addresses are multiples of the granularity. The pool and
+ * the cache call map per page, then set_access once per contiguous run.
+ */
+#ifndef VKV_BACKEND_H
+#define VKV_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vkv.h"
+
+typedef uint64_t vkv_handle_t;
+
+enum vkv_copy_dir {
+	VKV_COPY_TO_HOST = 0,   /* cache memory -> plain host memory */
+	VKV_COPY_FROM_HOST = 1, /* plain host memory -> cache memory */
+};
+
+struct vkv_backend;
+
+struct vkv_backend_ops {
+	const char *name;
+	void (*destroy)(struct vkv_backend *be);
+	int (*reserve)(struct vkv_backend *be, size_t size, uintptr_t *va);
+	int (*unreserve)(struct vkv_backend *be, uintptr_t va, size_t size);
+	int (*create)(struct vkv_backend *be, size_t size, vkv_handle_t *h);
+	int (*release)(struct vkv_backend *be, vkv_handle_t h);
+	int (*map)(struct vkv_backend *be, uintptr_t va, size_t size,
+		   vkv_handle_t h);
+	int (*set_access)(struct vkv_backend *be, uintptr_t va, size_t size);
+	int (*unmap)(struct vkv_backend *be, uintptr_t va, size_t size);
+	int (*copy)(struct vkv_backend *be, void *dst, const void *src,
+		    size_t size, enum vkv_copy_dir dir);
+};
+
+struct vkv_backend {
+	const struct vkv_backend_ops *ops;
+	size_t granularity; /* every size and address is a multiple of it */
+	size_t mem_total;   /* physical bytes the device has, 0 = unknown */
+	const struct vkv_config *cfg;
+};
+
+/*
+ * vkv_backend_open - open the backend @cfg asks for (auto: cuda if it works,
+ * else host, logged once). Returns 0 and sets *@out, or a negative errno.
+ */
+int vkv_backend_open(const struct vkv_config *cfg, struct vkv_backend **out);
+
+/* Constructors, each returning 0 or -errno (-ENODEV: not usable here). */
+int vkv_backend_host_open(const struct vkv_config *cfg,
+			  struct vkv_backend **out);
+int vkv_backend_cuda_open(const struct vkv_config *cfg,
+			  struct vkv_backend **out);
+
+static inline void vkv_backend_destroy(struct vkv_backend *be)
+{
+	if (be)
+		be->ops->destroy(be);
+}
+
+#endif /* VKV_BACKEND_H */

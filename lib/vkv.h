@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vkv.h - virtually contiguous KV-cache memory manager.
+ *
+ * The single public header of libvkv. Every function that can fail returns 0
+ * (or a non-negative value where documented) on success and a negative errno
+ * on failure; vkv_strerror() turns one into text. A failed call leaves the
+ * cache exactly as it was: nothing already stored is unmapped or changed.
+ *
+ * Threads: a cache is driven by one scheduler thread (every function taking a
+ * non-const struct vkv_cache *). vkv_cache_stats() may be called from any
+ * thread at any time. The library's own worker threads are internal.
+ */
+#ifndef VKV_H
+#define VKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VKV_VERSION_MAJOR 0
+#define VKV_VERSION_MINOR 1
+
+/* Which physical memory backs the cache. */
+enum vkv_backend_kind {
+	VKV_BACKEND_AUTO = 0, /* cuda when a usable GPU is present, else host */
+	VKV_BACKEND_HOST = 1, /* host memory: memfd slices mapped into a reservation */
+	VKV_BACKEND_CUDA = 2, /* CUDA virtual memory management (driver API) */
+};
+
+/* Where a cache's K and V tensors live in its virtual range. */
+enum vkv_layout {
+	/*
+	 * For each layer a K and a V tensor, each [slot][token][head][dim]
+	 * (vAttention's default). A page holds many tokens of one layer, so a
+	 * sequence leaves up to 2 * layers partly filled pages.
+	 */
+	VKV_LAYOUT_PER_LAYER = 0,
+	/*
+	 * One K and one V tensor, each [slot][token][layer][head][dim]: a page
+	 * holds every layer of fewer tokens, at most two partly filled pages.
+	 */
+	VKV_LAYOUT_TOKEN_MAJOR = 1,
+	/*
+	 * One tensor [slot][token][K|V][layer][head][dim]: a single partly
+	 * filled page per sequence, for a longer token stride.
+	 */
+	VKV_LAYOUT_TOKEN_MAJOR_KV = 2,
+};
+
+enum vkv_kv {
+	VKV_K = 0,
+	VKV_V = 1,
+};
+
+/* Log levels for struct vkv_config.log_level and the log callback. */
+enum vkv_log_level {
+	VKV_LOG_ERROR = 0,
+	VKV_LOG_WARN = 1,
+	VKV_LOG_INFO = 2,
+	VKV_LOG_DEBUG = 3,
+};
+
+typedef void (*vkv_log_fn)(void *arg, int level, const char *msg);
+
+/*
+ * Runtime configuration. Fill it with vkv_config_init() (defaults, then the
+ * VKV_* environment variables), then override fields as needed. Sizes are in
+ * bytes; zero means "the default" where noted.
+ */
+struct vkv_config {
+	enum vkv_backend_kind backend; /* VKV_BACKEND */
+	size_t page_size;        /* VKV_PAGE_SIZE: bytes per physical page; a
+				  * multiple of the backend's granularity (2 MiB) */
+	size_t budget;           /* VKV_BUDGET: cap on physical bytes the pool may
+				  * create; 0 = no cap beyond the device's */
+	size_t pool_low;         /* VKV_POOL_LOW: refill when fewer free bytes */
+	size_t pool_high;        /* VKV_POOL_HIGH: refill up to this many free bytes */
+	size_t lookahead_tokens; /* VKV_LOOKAHEAD: tokens per sequence that
+				  * vkv_step_async() backs ahead of need */
+	int device;              /* VKV_DEVICE: CUDA device ordinal */
+	int numa_node;           /* VKV_NUMA_NODE: host memory node, -1 = local */
+	int log_level;           /* VKV_LOG_LEVEL: messages at or below it go
+				  * to log_fn */
+	vkv_log_fn log_fn;       /* NULL: the library prints nothing */
+	void *log_arg;
+};
+
+/*
+ * Model geometry and cache shape. Element size is in bytes (2 for fp16/bf16).
+ * max_tokens is the longest sequence a slot can hold.
+ */
+struct vkv_geometry {
+	uint32_t layers;
+	uint32_t kv_heads;
+	uint32_t head_dim;
+	uint32_t elem_size;
+	uint32_t max_seqs;
+	uint32_t max_tokens;
+	enum vkv_layout layout;
+};
+
+/*
+ * One layer's K or V as a strided 4-D tensor [slot][token][head][dim].
+ * Element (s, t, h, d) lives at base + s*slot_stride + t*token_stride +
+ * h*head_stride + d*elem_size (all strides in bytes). Any kernel that takes
+ * strides reads it unchanged.
+ */
+struct vkv_tensor {
+	void *base;
+	size_t slot_stride;
+	size_t token_stride;
+	size_t head_stride;
+	size_t elem_size;
+};
+
+/* A log2 latency histogram: bucket i counts samples in [2^i, 2^(i+1)) ns. */
+#define VKV_HIST_BUCKETS 40
+struct vkv_hist {
+	uint64_t count;
+	uint64_t sum_ns;
+	uint64_t max_ns;
+	uint64_t bucket[VKV_HIST_BUCKETS];
+};
+
+/* A snapshot of a cache's counters; see vkv_cache_stats(). */
+struct vkv_stats {
+	uint64_t page_size;
+	uint64_t mapped_bytes;      /* physical bytes mapped into the cache */
+	uint64_t live_bytes;        /* bytes of tokens held by open sequences */
+	uint64_t pages_free;        /* created, in the pool, unmapped */
+	uint64_t pages_open;        /* mapped under open sequences */
+	uint64_t pages_cached;      /* mapped under closed slots (deferred reclaim) */
+	uint64_t pages_created;     /* currently created: free + open + cached */
+	uint64_t budget_pages;      /* cap on pages_created, 0 = none */
+	uint64_t seqs_open;
+	uint64_t map_calls;         /* pages mapped, over the cache's life */
+	uint64_t unmap_calls;       /* pages unmapped */
+	uint64_t create_calls;      /* pages created */
+	uint64_t release_calls;     /* pages released */
+	uint64_t create_sync;       /* creations on the caller's path (pool empty) */
+	uint64_t reclaimed_pages;   /* pages taken back from closed slots */
+	uint64_t enomem;            /* requests refused for lack of memory */
+	uint64_t steps;
+	struct vkv_hist map_lat;    /* one page: take from pool + map + access */
+	struct vkv_hist step_lat;   /* vkv_step() or a step run by the worker */
+};
+
+struct vkv_cache;
+
+/*
+ * vkv_config_init - fill @cfg with the defaults, then apply the VKV_*
+ * environment variables. Returns 0, or -EINVAL if a variable does not parse
+ * (the log callback, which is unset here, is not used; the message is in
+ * vkv_config_error()). @cfg holds the defaults plus every valid variable.
+ */
+int vkv_config_init(struct vkv_config *cfg);
+
+/*
+ * vkv_config_error - text naming the last problem vkv_config_init() or
+ * vkv_cache_create() found in this thread's configuration, or "" if none.
+ */
+const char *vkv_config_error(void);
+
+/*
+ * vkv_cache_create - create a cache for @geom with @cfg (NULL: defaults plus
+ * environment). Reserves the whole virtual range; maps nothing yet.
+ * Returns 0 and sets *@out, or -EINVAL (bad geometry or config, with the
+ * reason in vkv_config_error()), -EOVERFLOW (the cache would not fit the
+ * address space), -ENODEV (the backend is unavailable), -ENOMEM.
+ */
+int vkv_cache_create(const struct vkv_geometry *geom,
+		     const struct vkv_config *cfg, struct vkv_cache **out);
+
+/*
+ * vkv_cache_destroy - wait for any async step, unmap and release everything,
+ * free the reservation. NULL is a no-op.
+ */
+void vkv_cache_destroy(struct vkv_cache *c);
+
+/* vkv_cache_geometry - the geometry the cache was created with. */
+int vkv_cache_geometry(const struct vkv_cache *c, struct vkv_geometry *out);
+
+/* vkv_cache_page_size - bytes per physical page, or 0 if @c is NULL. */
+size_t vkv_cache_page_size(const struct vkv_cache *c);
+
+/*
+ * vkv_cache_backend - the backend actually in use ("host", "cuda"), or NULL
+ * if @c is NULL.
+ */
+const char *vkv_cache_backend(const struct vkv_cache *c);
+
+/*
+ * vkv_cache_tensor - describe @layer's K or V as a strided tensor. The base
+ * pointer is a device pointer on the cuda backend. Only tokens that a
+ * reserve or step has backed may be touched.
+ */
+int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer,
+		     enum vkv_kv kv, struct vkv_tensor *out);
+
+/*
+ * vkv_token_ptr - address of the row of (@layer, @kv, @slot, @token), or
+ * NULL on bad arguments. A convenience over vkv_cache_tensor().
+ */
+void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer, enum vkv_kv kv,
+		    uint32_t slot, uint32_t token);
+
+/*
+ * vkv_seq_open - take a free slot for a new sequence, preferring one whose
+ * pages are still mapped. Returns the slot (>= 0) or -ENOSPC when all
+ * max_seqs slots are open. The new sequence has length 0; the contents of
+ * pages it inherits are unspecified.
+ */
+int vkv_seq_open(struct vkv_cache *c);
+
+/*
+ * vkv_seq_close - end the sequence in @slot. Its pages stay mapped until the
+ * pool needs them (deferred reclamation). -EINVAL if @slot is out of range,
+ * -EBADF if it is not open.
+ */
+int vkv_seq_close(struct vkv_cache *c, uint32_t slot);
+
+/*
+ * vkv_seq_reserve - back tokens [0, @ntokens) of @slot with physical memory
+ * and set its length to @ntokens (a smaller length keeps the pages; see
+ * vkv_seq_trim()). -E2BIG beyond max_tokens, -ENOMEM when memory runs out
+ * (after reclaiming closed slots), -EBADF if the slot is not open.
+ */
+int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot, uint32_t ntokens);
+
+/*
+ * vkv_seq_trim - give back the pages of @slot beyond its length to the pool.
+ * Returns the number of pages freed.
+ */
+int vkv_seq_trim(struct vkv_cache *c, uint32_t slot);
+
+/* vkv_seq_len - the length of the sequence in @slot, or -EBADF/-EINVAL. */
+int64_t vkv_seq_len(const struct vkv_cache *c, uint32_t slot);
+
+/*
+ * vkv_step - reserve for a whole batch: for each i < @n, back tokens
+ * [0, @lens[i]) of @slots[i]. All or nothing: on -ENOMEM no sequence of the
+ * batch has changed. A step in which no sequence crosses a page boundary does
+ * no per-page work. Fails with -EBUSY while an async step is running.
+ */
+int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
+	     uint32_t n);
+
+/*
+ * vkv_step_async - run vkv_step() for the batch on the cache's persistent
+ * worker thread, then back up to lookahead_tokens more per sequence while
+ * the caller computes. The arrays are copied. Returns 0 once queued, or the
+ * same argument errors as vkv_step(); -EBUSY if a step is already queued.
+ * Every other call on the cache (but stats) waits for the queued step.
+ */
+int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
+		   const uint32_t *lens, uint32_t n);
+
+/*
+ * vkv_step_wait - wait for the step queued by vkv_step_async() and return its
+ * result (0 or a negative errno). Look-ahead work still running is cut short
+ * rather than waited for. -EINVAL if no step was queued.
+ */
+int vkv_step_wait(struct vkv_cache *c);
+
+/*
+ * vkv_cache_stats - snapshot the counters. Safe from any thread, while the
+ * scheduler and the workers run; each field is read atomically.
+ */
+int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *out);
+
+/*
+ * vkv_hist_percentile - the upper bound, in ns, of the bucket that holds the
+ * @pct-th percentile (0 < pct <= 100) of @h; 0 if @h is empty.
+ */
+uint64_t vkv_hist_percentile(const struct vkv_hist *h, double pct);
+
+/* vkv_strerror - text for a negative errno returned by libvkv. */
+const char *vkv_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VKV_H */

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Install the Debian packages that building and testing vkv need, when they
+# are missing. Idempotent: a machine that has everything is left untouched and
+# no package index is fetched. Must run as root when anything is missing.
+#
+#   scripts/setup.sh          userspace build and tests
+#   scripts/setup.sh kmod     also what the kernel-module tests in qemu need
+set -eu
+
+pkgs="build-essential pkg-config libnuma-dev liburing-dev check"
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup: missing packages:$missing; run as root: $0" >&2
+		exit 1
+	fi
+	echo "setup: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ "${1:-}" = kmod ] && [ -x "$(dirname "$0")/setup-kmod.sh" ]; then
+	exec "$(dirname "$0")/setup-kmod.sh"
+fi
+exit 0
