@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backing.c - physical pages under sequences: acquire, map, unmap, reclaim.
+ *
+ * Everything here is all or nothing. Pages are first gathered (pool, then
+ * new within the budget, then reclaimed), then mapped; a failure anywhere
+ * unmaps what this call mapped and returns the pages, so the slots look as
+ * they did. Undoing an unmap is a map of the same handle: physical memory
+ * keeps its contents while unmapped, on the GPU and on the host alike.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "cache.h"
+
+static int map_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
+		   uint32_t from, uint32_t to, const vkv_handle_t *h)
+{
+	const struct vkv_backend_ops *ops = c->be->ops;
+	uintptr_t va = seg_va(c, slot, seg, from);
+	size_t len = (size_t)(to - from) * c->page_size;
+	uint64_t t0 = vkv_now_ns(), per;
+	uint32_t p;
+	int ret = 0;
+
+	for (p = from; p < to; p++) {
+		ret = ops->map(c->be, seg_va(c, slot, seg, p), c->page_size,
+			       h[p - from]);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		ret = ops->set_access(c->be, va, len);
+	if (ret) {
+		/* Nothing was touched yet: unmapping loses no data. */
+		if (p > from &&
+		    ops->unmap(c->be, va, (size_t)(p - from) * c->page_size))
+			c->broken = true;
+		return ret;
+	}
+	per = (vkv_now_ns() - t0) / (to - from);
+	for (p = from; p < to; p++)
+		vkv_hist_add(&c->cnt.map_lat, per);
+	vkv_add(&c->cnt.map_calls, to - from);
+	return 0;
+}
+
+static int unmap_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
+		     uint32_t from, uint32_t to)
+{
+	int ret = c->be->ops->unmap(c->be, seg_va(c, slot, seg, from),
+				    (size_t)(to - from) * c->page_size);
+
+	if (!ret)
+		vkv_add(&c->cnt.unmap_calls, to - from);
+	return ret;
+}
+
+/*
+ * Unmap pages [keep, npages) of every segment of @slot into @out, segment
+ * by segment. If a segment refuses, remap the ones already done: the
+ * handles still hold their data, so the slot is back as it was.
+ */
+static int unmap_tail(struct vkv_cache *c, uint32_t slot, uint32_t keep,
+		      vkv_handle_t *out)
+{
+	struct vkv_slot *s = &c->slots[slot];
+	uint32_t n = s->npages - keep;
+	int ret = 0;
+	uint32_t seg;
+
+	for (seg = 0; seg < c->ntensors; seg++) {
+		ret = unmap_run(c, slot, seg, keep, s->npages);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		while (seg-- > 0) {
+			if (map_run(c, slot, seg, keep, s->npages,
+				    seg_handles(c, slot, seg) + keep))
+				c->broken = true;
+		}
+		return ret;
+	}
+	for (seg = 0; seg < c->ntensors; seg++) {
+		const vkv_handle_t *h = seg_handles(c, slot, seg) + keep;
+
+		for (uint32_t i = 0; i < n; i++)
+			out[seg * n + i] = h[i];
+	}
+	if (s->state == SLOT_OPEN)
+		vkv_sub(&c->cnt.pages_open, (uint64_t)n * c->ntensors);
+	else
+		vkv_sub(&c->cnt.pages_cached, (uint64_t)n * c->ntensors);
+	s->npages = keep;
+	s->cap = tokens_in(c, keep);
+	return 0;
+}
+
+/* Take back pages of one slot's tail to fill @out; returns pages gained. */
+static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
+			 size_t want, vkv_handle_t *out)
+{
+	struct vkv_slot *s = &c->slots[slot];
+	uint32_t drop = (uint32_t)((want + c->ntensors - 1) / c->ntensors);
+	long got;
+	int ret;
+
+	if (s->npages <= keep)
+		return 0;
+	if (drop > s->npages - keep)
+		drop = s->npages - keep;
+	keep = s->npages - drop;
+	ret = unmap_tail(c, slot, keep, out);
+	if (ret)
+		return ret;
+	got = (long)drop * c->ntensors;
+	vkv_add(&c->cnt.reclaimed, (uint64_t)got);
+	if (s->state == SLOT_FREE && !s->npages) {
+		lru_remove(c, (int32_t)slot);
+		empty_push(c, (int32_t)slot);
+	}
+	return got;
+}
+
+/*
+ * Gather @n pages into c->scratch. Reclaimed pages may exceed the request by
+ * less than one slot's segment count; the surplus goes back to the pool.
+ */
+static int acquire(struct vkv_cache *c, size_t n, bool reclaim)
+{
+	size_t got = 0;
+	long r;
+
+	if (n > c->scratch_cap) {
+		size_t cap = n + c->ntensors;
+		vkv_handle_t *s = realloc(c->scratch, cap * sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		c->scratch = s;
+		c->scratch_cap = cap;
+	}
+	r = vkv_pool_take(&c->pool, c->scratch, n, true);
+	if (r < 0 && !reclaim)
+		return (int)r;
+	if (r > 0)
+		got = (size_t)r;
+	/* Coldest closed slots first, whole or in part. */
+	while (reclaim && got < n && c->lru_head != NO_SLOT) {
+		r = reclaim_slot(c, (uint32_t)c->lru_head, 0, n - got,
+				 c->scratch + got);
+		if (r < 0)
+			goto fail;
+		got += (size_t)r;
+	}
+	/* Then what open slots hold beyond their length (look-ahead). */
+	for (uint32_t i = 0; reclaim && got < n && i < c->geom.max_seqs; i++) {
+		struct vkv_slot *s = &c->slots[i];
+
+		if (s->state != SLOT_OPEN || s->mark == c->mark)
+			continue;
+		r = reclaim_slot(c, i, pages_for(c, s->len), n - got,
+				 c->scratch + got);
+		if (r < 0)
+			goto fail;
+		got += (size_t)r;
+	}
+	if (got >= n) {
+		if (got > n)
+			vkv_pool_put(&c->pool, c->scratch + n, got - n);
+		return 0;
+	}
+	r = -ENOMEM;
+fail:
+	vkv_pool_put(&c->pool, c->scratch, got);
+	return (int)r;
+}
+
+int backing_grow(struct vkv_cache *c, const uint32_t *slots,
+		 const uint32_t *tokens, uint32_t n, bool reclaim)
+{
+	size_t need = 0, used = 0;
+	uint32_t i, seg = 0;
+	int ret;
+
+	/* Mark the request's slots: reclaim must not take from them. */
+	if (++c->mark == 0)
+		c->mark = 1;
+	for (i = 0; i < n; i++) {
+		struct vkv_slot *s = &c->slots[slots[i]];
+		uint32_t want = pages_for(c, tokens[i]);
+
+		s->mark = c->mark;
+		if (want > s->npages)
+			need += (size_t)(want - s->npages) * c->ntensors;
+	}
+	if (!need)
+		return 0;
+	ret = acquire(c, need, reclaim);
+	if (ret) {
+		if (ret == -ENOMEM)
+			vkv_add(&c->cnt.enomem, 1);
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		struct vkv_slot *s = &c->slots[slots[i]];
+		uint32_t want = pages_for(c, tokens[i]);
+
+		if (want <= s->npages)
+			continue;
+		for (seg = 0; seg < c->ntensors; seg++) {
+			ret = map_run(c, slots[i], seg, s->npages, want,
+				      c->scratch + used);
+			if (ret)
+				goto unwind;
+			used += want - s->npages;
+		}
+	}
+	/* Everything mapped: commit. */
+	used = 0;
+	for (i = 0; i < n; i++) {
+		struct vkv_slot *s = &c->slots[slots[i]];
+		uint32_t want = pages_for(c, tokens[i]);
+
+		if (want <= s->npages)
+			continue;
+		for (seg = 0; seg < c->ntensors; seg++) {
+			vkv_handle_t *h = seg_handles(c, slots[i], seg);
+
+			for (uint32_t p = s->npages; p < want; p++)
+				h[p] = c->scratch[used++];
+		}
+		vkv_add(&c->cnt.pages_open,
+			(uint64_t)(want - s->npages) * c->ntensors);
+		s->npages = want;
+		s->cap = tokens_in(c, want);
+	}
+	return 0;
+
+unwind:
+	/* Unmap, in reverse, every run this call mapped before the failure. */
+	while (1) {
+		struct vkv_slot *s = &c->slots[slots[i]];
+		uint32_t want = pages_for(c, tokens[i]);
+
+		while (want > s->npages && seg-- > 0) {
+			if (unmap_run(c, slots[i], seg, s->npages, want))
+				c->broken = true;
+		}
+		if (i-- == 0)
+			break;
+		seg = c->ntensors;
+	}
+	vkv_pool_put(&c->pool, c->scratch, need);
+	return ret;
+}
+
+int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
+{
+	struct vkv_slot *s = &c->slots[slot];
+	size_t n;
+	int ret;
+
+	if (s->npages <= keep)
+		return 0;
+	n = (size_t)(s->npages - keep) * c->ntensors;
+	if (n > c->scratch_cap) {
+		vkv_handle_t *p = realloc(c->scratch, n * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->scratch = p;
+		c->scratch_cap = n;
+	}
+	ret = unmap_tail(c, slot, keep, c->scratch);
+	if (ret)
+		return ret;
+	vkv_pool_put(&c->pool, c->scratch, n);
+	return (int)n;
+}
+
+void backing_drop_all(struct vkv_cache *c)
+{
+	/* Unmapped pages go to the pool, which releases them at its end. */
+	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+		struct vkv_slot *s = &c->slots[i];
+
+		if (s->npages)
+			backing_shrink(c, i, 0);
+	}
+}

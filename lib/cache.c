@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache.c - cache life cycle, layouts and the tensor views they give.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cache.h"
+
+/* Largest range a cache reserves: 64 TiB, well inside x86-64's and GPUs'. */
+#define VA_MAX (1ull << 46)
+
+static int mul_ok(uint64_t a, uint64_t b, uint64_t *out)
+{
+	return !__builtin_mul_overflow(a, b, out);
+}
+
+/* Geometry checks and the layout's derived sizes; no allocation. */
+static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
+{
+	uint64_t row, stride, seg, tensor, va;
+
+	if (!g->layers || !g->kv_heads || !g->head_dim || !g->elem_size ||
+	    !g->max_seqs || !g->max_tokens) {
+		vkv_config_seterr("geometry: every field must be non-zero");
+		return -EINVAL;
+	}
+	if (g->max_seqs > (1u << 30)) {
+		vkv_config_seterr("geometry: max_seqs %u is too large",
+				  g->max_seqs);
+		return -EINVAL;
+	}
+	switch (g->layout) {
+	case VKV_LAYOUT_PER_LAYER:
+		c->ntensors = 2 * g->layers;
+		break;
+	case VKV_LAYOUT_TOKEN_MAJOR:
+		c->ntensors = 2;
+		break;
+	case VKV_LAYOUT_TOKEN_MAJOR_KV:
+		c->ntensors = 1;
+		break;
+	default:
+		vkv_config_seterr("geometry: unknown layout %d", (int)g->layout);
+		return -EINVAL;
+	}
+	if (g->layers > (1u << 20)) {
+		vkv_config_seterr("geometry: %u layers is too many", g->layers);
+		return -EOVERFLOW;
+	}
+	if (!mul_ok(g->kv_heads, g->head_dim, &row) ||
+	    !mul_ok(row, g->elem_size, &row) ||
+	    !mul_ok(row, (uint64_t)2 * g->layers / c->ntensors, &stride) ||
+	    !mul_ok(stride, g->max_tokens, &seg) ||
+	    seg > VA_MAX) {
+		vkv_config_seterr("geometry: a sequence of %u tokens does not fit",
+				  g->max_tokens);
+		return -EOVERFLOW;
+	}
+	seg = (seg + c->page_size - 1) & ~(uint64_t)(c->page_size - 1);
+	if (!mul_ok(seg, g->max_seqs, &tensor) ||
+	    !mul_ok(tensor, c->ntensors, &va) || va > VA_MAX) {
+		vkv_config_seterr("geometry: %u slots of %u tokens need more than "
+				  "%llu bytes of address space",
+				  g->max_seqs, g->max_tokens,
+				  (unsigned long long)VA_MAX);
+		return -EOVERFLOW;
+	}
+	c->row_bytes = row;
+	c->token_stride = stride;
+	c->slot_bytes = seg;
+	c->tensor_bytes = tensor;
+	c->va_size = va;
+	c->seg_pages = (uint32_t)(seg / c->page_size);
+	return 0;
+}
+
+static int slots_init(struct vkv_cache *c)
+{
+	uint32_t n = c->geom.max_seqs;
+
+	c->slots = calloc(n, sizeof(*c->slots));
+	c->empty = malloc(n * sizeof(*c->empty));
+	if (!c->slots || !c->empty)
+		return -ENOMEM;
+	/*
+	 * One handle per page of the whole range. Reserved, not committed: only
+	 * the entries of pages actually mapped are ever touched.
+	 */
+	c->handles_bytes = c->va_size / c->page_size * sizeof(vkv_handle_t);
+	c->handles = mmap(NULL, c->handles_bytes, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (c->handles == MAP_FAILED) {
+		c->handles = NULL;
+		return -ENOMEM;
+	}
+	c->lru_head = c->lru_tail = NO_SLOT;
+	/* Pushed high to low, so that slot 0 is the first one opened. */
+	for (uint32_t i = 0; i < n; i++) {
+		c->slots[i].prev = c->slots[i].next = NO_SLOT;
+		c->empty[i] = (int32_t)(n - 1 - i);
+	}
+	c->nempty = n;
+	return 0;
+}
+
+static void cache_free(struct vkv_cache *c)
+{
+	if (c->base)
+		c->be->ops->unreserve(c->be, c->base, c->va_size);
+	vkv_backend_destroy(c->be);
+	if (c->handles)
+		munmap(c->handles, c->handles_bytes);
+	free(c->slots);
+	free(c->empty);
+	free(c->scratch);
+	free(c->job_slots);
+	free(c->job_lens);
+	pthread_cond_destroy(&c->job_cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+VKV_EXPORT int vkv_cache_create(const struct vkv_geometry *geom,
+				const struct vkv_config *cfg,
+				struct vkv_cache **out)
+{
+	struct vkv_cache *c;
+	size_t budget, low, high;
+	int ret;
+
+	if (!geom || !out) {
+		vkv_config_seterr("geometry and out must not be NULL");
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->job_cond, NULL);
+	if (cfg) {
+		c->cfg = *cfg;
+	} else {
+		ret = vkv_config_init(&c->cfg);
+		if (ret)
+			goto err;
+	}
+	ret = vkv_config_validate(&c->cfg);
+	if (ret)
+		goto err;
+	c->geom = *geom;
+	c->page_size = c->cfg.page_size;
+	ret = layout_init(c, geom);
+	if (ret)
+		goto err;
+	ret = vkv_backend_open(&c->cfg, &c->be);
+	if (ret) {
+		vkv_config_seterr("backend could not be opened: %s",
+				  vkv_strerror(ret));
+		goto err;
+	}
+	if (c->page_size % c->be->granularity) {
+		vkv_config_seterr("page_size %zu is not a multiple of the %s "
+				  "backend's granularity %zu",
+				  c->page_size, c->be->ops->name,
+				  c->be->granularity);
+		ret = -EINVAL;
+		goto err;
+	}
+	ret = slots_init(c);
+	if (ret)
+		goto err;
+	ret = c->be->ops->reserve(c->be, c->va_size, &c->base);
+	if (ret) {
+		c->base = 0;
+		vkv_config_seterr("reserving %zu bytes of address space failed",
+				  c->va_size);
+		goto err;
+	}
+	/* Without a budget the device's memory is the cap. */
+	budget = c->cfg.budget ? c->cfg.budget : c->be->mem_total;
+	budget /= c->page_size;
+	low = c->cfg.pool_low / c->page_size;
+	high = c->cfg.pool_high / c->page_size;
+	ret = vkv_pool_init(&c->pool, c->be, c->page_size, budget, low, high);
+	if (ret)
+		goto err;
+	vkv_log(&c->cfg, VKV_LOG_DEBUG,
+		"vkv: cache of %u slots x %u tokens, %zu bytes reserved on %s",
+		geom->max_seqs, geom->max_tokens, c->va_size,
+		c->be->ops->name);
+	*out = c;
+	return 0;
+err:
+	cache_free(c);
+	return ret;
+}
+
+VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
+{
+	if (!c)
+		return;
+	cache_enter(c);
+	cache_leave(c);
+	step_worker_stop(c);
+	backing_drop_all(c);
+	vkv_pool_fini(&c->pool);
+	cache_free(c);
+}
+
+VKV_EXPORT int vkv_cache_geometry(const struct vkv_cache *c,
+				  struct vkv_geometry *out)
+{
+	if (!c || !out)
+		return -EINVAL;
+	*out = c->geom;
+	return 0;
+}
+
+VKV_EXPORT size_t vkv_cache_page_size(const struct vkv_cache *c)
+{
+	return c ? c->page_size : 0;
+}
+
+VKV_EXPORT const char *vkv_cache_backend(const struct vkv_cache *c)
+{
+	return c ? c->be->ops->name : NULL;
+}
+
+VKV_EXPORT int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer,
+				enum vkv_kv kv, struct vkv_tensor *out)
+{
+	const struct vkv_geometry *g;
+	size_t in_token = 0;
+	uint32_t t = 0;
+
+	if (!c || !out || (kv != VKV_K && kv != VKV_V))
+		return -EINVAL;
+	g = &c->geom;
+	if (layer >= g->layers)
+		return -EINVAL;
+	switch (g->layout) {
+	case VKV_LAYOUT_PER_LAYER:
+		t = layer * 2 + (uint32_t)kv;
+		break;
+	case VKV_LAYOUT_TOKEN_MAJOR:
+		t = (uint32_t)kv;
+		in_token = layer * c->row_bytes;
+		break;
+	case VKV_LAYOUT_TOKEN_MAJOR_KV:
+		in_token = ((size_t)kv * g->layers + layer) * c->row_bytes;
+		break;
+	}
+	out->base = (void *)(c->base + t * c->tensor_bytes + in_token);
+	out->slot_stride = c->slot_bytes;
+	out->token_stride = c->token_stride;
+	out->head_stride = (size_t)g->head_dim * g->elem_size;
+	out->elem_size = g->elem_size;
+	return 0;
+}
+
+VKV_EXPORT void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer,
+			       enum vkv_kv kv, uint32_t slot, uint32_t token)
+{
+	struct vkv_tensor t;
+
+	if (vkv_cache_tensor(c, layer, kv, &t) || slot >= c->geom.max_seqs ||
+	    token >= c->geom.max_tokens)
+		return NULL;
+	return (char *)t.base + slot * t.slot_stride + token * t.token_stride;
+}
+
+VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
+{
+	const struct cache_counters *k;
+
+	if (!c || !s)
+		return -EINVAL;
+	k = &c->cnt;
+	memset(s, 0, sizeof(*s));
+	s->page_size = c->page_size;
+	s->pages_open = vkv_load(&k->pages_open);
+	s->pages_cached = vkv_load(&k->pages_cached);
+	s->mapped_bytes = (s->pages_open + s->pages_cached) * c->page_size;
+	s->live_bytes = vkv_load(&k->live_tokens) * c->token_stride *
+			c->ntensors;
+	s->pages_free = vkv_load(&c->pool.cnt.free);
+	s->pages_created = vkv_load(&c->pool.cnt.created);
+	s->budget_pages = c->pool.budget >= SIZE_MAX / 2 ? 0 : c->pool.budget;
+	s->seqs_open = vkv_load(&k->seqs_open);
+	s->map_calls = vkv_load(&k->map_calls);
+	s->unmap_calls = vkv_load(&k->unmap_calls);
+	s->create_calls = vkv_load(&c->pool.cnt.create_calls);
+	s->release_calls = vkv_load(&c->pool.cnt.release_calls);
+	s->create_sync = vkv_load(&c->pool.cnt.create_sync);
+	s->reclaimed_pages = vkv_load(&k->reclaimed);
+	s->enomem = vkv_load(&k->enomem);
+	s->steps = vkv_load(&k->steps);
+	vkv_hist_read(&k->map_lat, &s->map_lat);
+	vkv_hist_read(&k->step_lat, &s->step_lat);
+	return 0;
+}

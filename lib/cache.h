@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache.h - the cache's internal state, shared by cache.c (layout and
+ * life cycle), backing.c (mapping pages under sequences), seq.c (sequences)
+ * and step.c (batched and asynchronous steps).
+ *
+ * Virtual layout: the cache reserves one range holding `ntensors` tensors
+ * back to back; tensor t holds max_seqs slots of slot_bytes each. The part
+ * of one tensor that belongs to one slot is a *segment*: the unit that is
+ * backed page by page, from its start, as the sequence grows. Every segment
+ * of a slot holds the same number of pages, so one count per slot says what
+ * is mapped.
+ */
+#ifndef VKV_CACHE_H
+#define VKV_CACHE_H
+
+#include <pthread.h>
+
+#include "backend.h"
+#include "internal.h"
+#include "pool.h"
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_OPEN = 1,
+};
+
+#define NO_SLOT (-1)
+
+struct vkv_slot {
+	uint32_t state;
+	uint32_t len;    /* live tokens */
+	uint32_t npages; /* pages mapped in each segment */
+	uint32_t cap;    /* tokens that npages back */
+	uint32_t mark;   /* == cache->mark: in the batch being processed */
+	int32_t prev, next; /* LRU of closed slots that still hold pages */
+};
+
+enum job_phase {
+	JOB_IDLE = 0,
+	JOB_QUEUED,    /* the worker has yet to finish the required part */
+	JOB_LOOKAHEAD, /* required part done; backing ahead of need */
+};
+
+struct cache_counters {
+	uint64_t pages_open;
+	uint64_t pages_cached;
+	uint64_t seqs_open;
+	uint64_t live_tokens;
+	uint64_t map_calls;
+	uint64_t unmap_calls;
+	uint64_t reclaimed;
+	uint64_t enomem;
+	uint64_t steps;
+	struct vkv_hist map_lat;
+	struct vkv_hist step_lat;
+};
+
+struct vkv_cache {
+	struct vkv_geometry geom;
+	struct vkv_config cfg;
+	struct vkv_backend *be;
+	struct vkv_pool pool;
+
+	size_t page_size;
+	uint32_t ntensors;     /* == segments per slot */
+	size_t row_bytes;      /* one token of one layer's K or V */
+	size_t token_stride;   /* bytes between tokens in a segment */
+	size_t slot_bytes;     /* one segment, a whole number of pages */
+	size_t tensor_bytes;
+	uint32_t seg_pages;    /* pages in a full segment */
+	uintptr_t base;
+	size_t va_size;
+
+	struct vkv_slot *slots;
+	vkv_handle_t *handles; /* [slot][segment][page] */
+	size_t handles_bytes;
+	int32_t lru_head, lru_tail; /* closed with pages; head = coldest */
+	int32_t *empty;             /* stack of closed slots without pages */
+	uint32_t nempty;
+	uint32_t mark;
+	bool broken; /* a rollback failed: the backend state is unknown */
+
+	vkv_handle_t *scratch; /* pages being acquired for one request */
+	size_t scratch_cap;
+
+	/*
+	 * lock orders everything above: the scheduler's calls and the step
+	 * worker each hold it for a whole operation. The pool has its own lock,
+	 * taken inside this one, never the other way round.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t job_cond;
+	pthread_t worker;
+	bool worker_started;
+	bool worker_stop;
+	bool interrupt;     /* cut the look-ahead short */
+	bool job_pending;   /* queued and not yet collected by step_wait */
+	enum job_phase phase;
+	int job_result;
+	uint32_t job_n;
+	uint32_t *job_slots, *job_lens;
+
+	struct cache_counters cnt;
+};
+
+/* Address of page @page of segment @seg of @slot. */
+static inline uintptr_t seg_va(const struct vkv_cache *c, uint32_t slot,
+			       uint32_t seg, uint32_t page)
+{
+	return c->base + seg * c->tensor_bytes + slot * c->slot_bytes +
+	       (size_t)page * c->page_size;
+}
+
+static inline vkv_handle_t *seg_handles(struct vkv_cache *c, uint32_t slot,
+					uint32_t seg)
+{
+	return &c->handles[((size_t)slot * c->ntensors + seg) * c->seg_pages];
+}
+
+/* Pages each segment needs to hold @ntokens tokens. */
+static inline uint32_t pages_for(const struct vkv_cache *c, uint32_t ntokens)
+{
+	return (uint32_t)(((uint64_t)ntokens * c->token_stride +
+			   c->page_size - 1) / c->page_size);
+}
+
+/* Tokens that @npages pages per segment hold completely. */
+static inline uint32_t tokens_in(const struct vkv_cache *c, uint32_t npages)
+{
+	uint64_t t = (uint64_t)npages * c->page_size / c->token_stride;
+
+	return t > c->geom.max_tokens ? c->geom.max_tokens : (uint32_t)t;
+}
+
+/* Wait for a queued step, cut the look-ahead short; returns with lock held. */
+void cache_enter(struct vkv_cache *c);
+void cache_leave(struct vkv_cache *c);
+
+/* Closed-slot bookkeeping (seq.c). */
+void lru_remove(struct vkv_cache *c, int32_t slot);
+void lru_push_tail(struct vkv_cache *c, int32_t slot);
+void empty_push(struct vkv_cache *c, int32_t slot);
+
+/*
+ * backing.c: back the slots in @slots[0..n) up to @tokens[i] tokens each.
+ * All or nothing. With @reclaim, pages come from closed slots (coldest
+ * first) and then from the unused tail of open slots not in the request
+ * when the pool and the budget run dry; without it (look-ahead) only the
+ * pool is used.
+ */
+int backing_grow(struct vkv_cache *c, const uint32_t *slots,
+		 const uint32_t *tokens, uint32_t n, bool reclaim);
+
+/* Unmap @slot's pages beyond @keep per segment and return them to the pool. */
+int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
+
+/* Release everything mapped, at destroy. */
+void backing_drop_all(struct vkv_cache *c);
+
+/* step.c: stop and join the step worker, at destroy. */
+void step_worker_stop(struct vkv_cache *c);
+
+#endif /* VKV_CACHE_H */

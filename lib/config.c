@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.c - defaults, VKV_* environment overrides, validation, logging.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+/*
+ * Per thread, so that two threads creating caches never see each other's
+ * reasons; a static buffer keeps it allocation-free.
+ */
+static _Thread_local char config_err[256];
+
+VKV_EXPORT const char *vkv_config_error(void)
+{
+	return config_err;
+}
+
+void vkv_config_seterr(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(config_err, sizeof(config_err), fmt, ap);
+	va_end(ap);
+}
+
+void vkv_log(const struct vkv_config *cfg, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!cfg || !cfg->log_fn || level > cfg->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cfg->log_fn(cfg->log_arg, level, msg);
+}
+
+int vkv_parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end) {
+		end++;
+		/* Accept "2M", "2MB" and "2MiB". */
+		if (toupper((unsigned char)*end) == 'I')
+			end++;
+		if (toupper((unsigned char)*end) == 'B')
+			end++;
+		if (*end)
+			return -EINVAL;
+	}
+	if (shift && v > (SIZE_MAX >> shift))
+		return -EINVAL;
+	*out = (size_t)(v << shift);
+	return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_backend(const char *s, int *out)
+{
+	static const char *const names[] = { "auto", "host", "cuda" };
+
+	for (int i = 0; i < 3; i++) {
+		if (!strcasecmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_level(const char *s, int *out)
+{
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+
+	for (int i = 0; i < 4; i++) {
+		if (!strcasecmp(s, names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return parse_int(s, VKV_LOG_ERROR, VKV_LOG_DEBUG, out);
+}
+
+enum env_kind { ENV_SIZE, ENV_INT, ENV_BACKEND, ENV_LEVEL };
+
+struct env_var {
+	const char *name;
+	enum env_kind kind;
+	size_t off;
+	const char *expect;
+};
+
+#define CFG_OFF(f) offsetof(struct vkv_config, f)
+
+/* Every knob a user can set without recompiling; README documents each. */
+static const struct env_var env_vars[] = {
+	{ "VKV_BACKEND", ENV_BACKEND, CFG_OFF(backend), "auto, host or cuda" },
+	{ "VKV_PAGE_SIZE", ENV_SIZE, CFG_OFF(page_size), "a size such as 2M" },
+	{ "VKV_BUDGET", ENV_SIZE, CFG_OFF(budget), "a size such as 16G" },
+	{ "VKV_POOL_LOW", ENV_SIZE, CFG_OFF(pool_low), "a size such as 32M" },
+	{ "VKV_POOL_HIGH", ENV_SIZE, CFG_OFF(pool_high), "a size such as 128M" },
+	{ "VKV_LOOKAHEAD", ENV_SIZE, CFG_OFF(lookahead_tokens),
+	  "a token count" },
+	{ "VKV_DEVICE", ENV_INT, CFG_OFF(device), "a device ordinal >= 0" },
+	{ "VKV_NUMA_NODE", ENV_INT, CFG_OFF(numa_node),
+	  "a NUMA node >= 0, or -1" },
+	{ "VKV_LOG_LEVEL", ENV_LEVEL, CFG_OFF(log_level),
+	  "error, warn, info, debug or 0-3" },
+};
+
+static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
+		     const char *val)
+{
+	char *field = (char *)cfg + ev->off;
+	size_t sz;
+	int iv, err;
+
+	switch (ev->kind) {
+	case ENV_SIZE:
+		err = vkv_parse_size(val, &sz);
+		if (!err)
+			memcpy(field, &sz, sizeof(sz));
+		return err;
+	case ENV_INT:
+		err = parse_int(val, ev->off == CFG_OFF(numa_node) ? -1 : 0,
+				INT_MAX, &iv);
+		break;
+	case ENV_BACKEND:
+		err = parse_backend(val, &iv);
+		break;
+	case ENV_LEVEL:
+	default:
+		err = parse_level(val, &iv);
+		break;
+	}
+	if (!err)
+		memcpy(field, &iv, sizeof(iv));
+	return err;
+}
+
+VKV_EXPORT int vkv_config_init(struct vkv_config *cfg)
+{
+	int ret = 0;
+
+	if (!cfg)
+		return -EINVAL;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->backend = VKV_BACKEND_AUTO;
+	cfg->page_size = VKV_DEFAULT_PAGE_SIZE;
+	cfg->budget = 0;
+	cfg->pool_low = 16 * VKV_MIB;
+	cfg->pool_high = 64 * VKV_MIB;
+	cfg->lookahead_tokens = 16;
+	cfg->device = 0;
+	cfg->numa_node = -1;
+	cfg->log_level = VKV_LOG_WARN;
+	config_err[0] = '\0';
+
+	for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++) {
+		const char *val = getenv(env_vars[i].name);
+
+		if (!val)
+			continue;
+		if (apply_env(cfg, &env_vars[i], val)) {
+			/* Keep going: the others still apply; report the first. */
+			if (!ret)
+				vkv_config_seterr("%s=\"%.64s\": expected %s",
+						  env_vars[i].name, val,
+						  env_vars[i].expect);
+			ret = -EINVAL;
+		}
+	}
+	return ret;
+}
+
+int vkv_config_validate(const struct vkv_config *cfg)
+{
+	if (cfg->backend < VKV_BACKEND_AUTO || cfg->backend > VKV_BACKEND_CUDA) {
+		vkv_config_seterr("backend %d: expected auto, host or cuda",
+				  (int)cfg->backend);
+		return -EINVAL;
+	}
+	if (!cfg->page_size || (cfg->page_size & (cfg->page_size - 1))) {
+		vkv_config_seterr("page_size %zu: expected a power of two",
+				  cfg->page_size);
+		return -EINVAL;
+	}
+	if (cfg->budget && cfg->budget < cfg->page_size) {
+		vkv_config_seterr("budget %zu is smaller than one page (%zu)",
+				  cfg->budget, cfg->page_size);
+		return -EINVAL;
+	}
+	if (cfg->pool_low > cfg->pool_high) {
+		vkv_config_seterr("pool_low %zu is above pool_high %zu",
+				  cfg->pool_low, cfg->pool_high);
+		return -EINVAL;
+	}
+	if (cfg->lookahead_tokens > UINT32_MAX) {
+		vkv_config_seterr("lookahead_tokens %zu is too large",
+				  cfg->lookahead_tokens);
+		return -EINVAL;
+	}
+	if (cfg->device < 0) {
+		vkv_config_seterr("device %d: expected >= 0", cfg->device);
+		return -EINVAL;
+	}
+	if (cfg->numa_node < -1) {
+		vkv_config_seterr("numa_node %d: expected >= -1",
+				  cfg->numa_node);
+		return -EINVAL;
+	}
+	if (cfg->log_level < VKV_LOG_ERROR || cfg->log_level > VKV_LOG_DEBUG) {
+		vkv_config_seterr("log_level %d: expected 0-3", cfg->log_level);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - the physical page pool and its refill worker.
+ *
+ * Creation and release run outside the lock: they are the slow calls, and a
+ * taker must not wait behind the worker's creation of a page it does not
+ * need. The budget is charged under the lock before creating, so that
+ * concurrent creators can never overshoot it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "pool.h"
+
+static void push_free(struct vkv_pool *p, vkv_handle_t h)
+{
+	p->free_list[p->nfree++] = h;
+	vkv_store(&p->cnt.free, p->nfree);
+}
+
+/* Create one page; the caller has charged the budget for it. */
+static int create_one(struct vkv_pool *p, vkv_handle_t *h)
+{
+	int ret = p->be->ops->create(p->be, p->page_size, h);
+
+	if (ret) {
+		pthread_mutex_lock(&p->lock);
+		p->created--;
+		vkv_store(&p->cnt.created, p->created);
+		pthread_mutex_unlock(&p->lock);
+		return ret;
+	}
+	vkv_add(&p->cnt.create_calls, 1);
+	return 0;
+}
+
+static void *pool_worker(void *arg)
+{
+	struct vkv_pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	while (!p->stop) {
+		vkv_handle_t h;
+		int ret;
+
+		if (p->dry || p->nfree >= p->low || p->created >= p->budget) {
+			pthread_cond_wait(&p->wake, &p->lock);
+			continue;
+		}
+		/* Below low: fill up to high, one page per lock hold. */
+		while (!p->stop && p->nfree < p->high &&
+		       p->created < p->budget) {
+			p->created++;
+			vkv_store(&p->cnt.created, p->created);
+			pthread_mutex_unlock(&p->lock);
+			ret = create_one(p, &h);
+			pthread_mutex_lock(&p->lock);
+			if (ret) {
+				/* Out of device memory: retry after a release. */
+				p->dry = true;
+				break;
+			}
+			push_free(p, h);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
+		  size_t page_size, size_t budget, size_t low, size_t high)
+{
+	int ret;
+
+	p->be = be;
+	p->page_size = page_size;
+	p->budget = budget ? budget : SIZE_MAX / 2;
+	p->low = low < p->budget ? low : p->budget;
+	p->high = high < p->budget ? high : p->budget;
+	if (p->high < p->low)
+		p->high = p->low;
+	p->nfree = 0;
+	p->created = 0;
+	p->stop = false;
+	p->dry = false;
+	p->worker_started = false;
+	/* The free list can hold every page the budget allows, or grows. */
+	p->free_list = NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	{
+		size_t cap = p->high + 64;
+
+		p->free_list = malloc(cap * sizeof(*p->free_list));
+		if (!p->free_list) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		p->free_cap = cap;
+	}
+	if (p->low) {
+		ret = pthread_create(&p->worker, NULL, pool_worker, p);
+		if (ret) {
+			ret = -ret;
+			goto err;
+		}
+		p->worker_started = true;
+	}
+	return 0;
+err:
+	free(p->free_list);
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->lock);
+	return ret;
+}
+
+void vkv_pool_fini(struct vkv_pool *p)
+{
+	if (p->worker_started) {
+		pthread_mutex_lock(&p->lock);
+		p->stop = true;
+		pthread_cond_signal(&p->wake);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->worker, NULL);
+	}
+	for (size_t i = 0; i < p->nfree; i++) {
+		if (!p->be->ops->release(p->be, p->free_list[i]))
+			vkv_add(&p->cnt.release_calls, 1);
+	}
+	p->created -= p->nfree;
+	p->nfree = 0;
+	vkv_store(&p->cnt.free, 0);
+	vkv_store(&p->cnt.created, p->created);
+	free(p->free_list);
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->lock);
+}
+
+long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
+		   bool create)
+{
+	size_t got = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&p->lock);
+	while (got < n && p->nfree)
+		out[got++] = p->free_list[--p->nfree];
+	vkv_store(&p->cnt.free, p->nfree);
+	if (p->worker_started && p->nfree < p->low && !p->dry)
+		pthread_cond_signal(&p->wake);
+	while (create && got < n && p->created < p->budget) {
+		p->created++;
+		vkv_store(&p->cnt.created, p->created);
+		pthread_mutex_unlock(&p->lock);
+		err = create_one(p, &out[got]);
+		pthread_mutex_lock(&p->lock);
+		if (err)
+			break;
+		got++;
+		vkv_add(&p->cnt.create_sync, 1);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!got && err)
+		return err;
+	return (long)got;
+}
+
+void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n)
+{
+	size_t i = 0, nrel = 0;
+	vkv_handle_t *rel = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	p->dry = false;
+	for (; i < n && p->nfree < p->high; i++) {
+		if (p->nfree == p->free_cap)
+			break;
+		push_free(p, h[i]);
+	}
+	if (i < n) {
+		/* Surplus: released below, outside the lock. */
+		rel = (vkv_handle_t *)&h[i];
+		nrel = n - i;
+		p->created -= nrel;
+		vkv_store(&p->cnt.created, p->created);
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (size_t j = 0; j < nrel; j++) {
+		if (!p->be->ops->release(p->be, rel[j]))
+			vkv_add(&p->cnt.release_calls, 1);
+	}
+}
+
+size_t vkv_pool_budget_left(struct vkv_pool *p)
+{
+	size_t left;
+
+	pthread_mutex_lock(&p->lock);
+	left = p->budget - p->created;
+	pthread_mutex_unlock(&p->lock);
+	return left;
+}

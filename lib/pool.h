@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.h - physical pages created ahead of need.
+ *
+ * Creating physical memory is the slow primitive (cuMemCreate ~190 us per
+ * 2 MiB on an A100), so a worker keeps between low and high free pages
+ * ready, never creating more than the budget allows in total. Takers get
+ * free pages first and create on their own thread only when the pool is dry.
+ */
+#ifndef VKV_POOL_H
+#define VKV_POOL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "backend.h"
+
+struct vkv_pool_counters {
+	uint64_t free;     /* pages in the free list */
+	uint64_t created;  /* pages currently created */
+	uint64_t create_calls;
+	uint64_t release_calls;
+	uint64_t create_sync;
+};
+
+struct vkv_pool {
+	struct vkv_backend *be;
+	size_t page_size;
+	size_t budget;   /* pages; never 0 */
+	size_t low, high; /* free pages */
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t wake;  /* the worker waits here */
+	vkv_handle_t *free_list;
+	size_t nfree, free_cap;
+	size_t created;  /* includes creations in flight */
+	bool stop;
+	bool dry;        /* the backend refused to create: wait for a release */
+	bool worker_started;
+	pthread_t worker;
+
+	struct vkv_pool_counters cnt; /* atomics, read by stats */
+};
+
+/*
+ * vkv_pool_init - set up a pool of @page_size pages capped at @budget pages
+ * (0: none). Starts the refill worker when @low > 0.
+ */
+int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
+		  size_t page_size, size_t budget, size_t low, size_t high);
+
+/* vkv_pool_fini - stop the worker and release every free page. */
+void vkv_pool_fini(struct vkv_pool *p);
+
+/*
+ * vkv_pool_take - take up to @n pages into @out: free ones first, then, if
+ * @create, new ones on the caller's thread within the budget. Returns how
+ * many it took (maybe fewer than @n), or a negative errno if it took none
+ * because the backend failed.
+ */
+long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
+		   bool create);
+
+/*
+ * vkv_pool_put - give back @n pages. Above the high watermark the surplus
+ * is released to the backend.
+ */
+void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n);
+
+/* vkv_pool_budget_left - pages that may still be created. */
+size_t vkv_pool_budget_left(struct vkv_pool *p);
+
+#endif /* VKV_POOL_H */

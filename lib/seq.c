@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * seq.c - sequences: open, close, reserve, trim.
+ *
+ * A closed slot keeps its pages (deferred reclamation, as in vAttention): a
+ * new sequence that lands in it finds its first pages already mapped, and the
+ * pool takes them back, coldest slot first, only when it runs dry. Closed
+ * slots with pages sit on an LRU list; closed slots without pages on a stack.
+ */
+#include <errno.h>
+
+#include "cache.h"
+
+void lru_remove(struct vkv_cache *c, int32_t slot)
+{
+	struct vkv_slot *s = &c->slots[slot];
+
+	if (s->prev != NO_SLOT)
+		c->slots[s->prev].next = s->next;
+	else
+		c->lru_head = s->next;
+	if (s->next != NO_SLOT)
+		c->slots[s->next].prev = s->prev;
+	else
+		c->lru_tail = s->prev;
+	s->prev = s->next = NO_SLOT;
+}
+
+void lru_push_tail(struct vkv_cache *c, int32_t slot)
+{
+	struct vkv_slot *s = &c->slots[slot];
+
+	s->prev = c->lru_tail;
+	s->next = NO_SLOT;
+	if (c->lru_tail != NO_SLOT)
+		c->slots[c->lru_tail].next = slot;
+	else
+		c->lru_head = slot;
+	c->lru_tail = slot;
+}
+
+void empty_push(struct vkv_cache *c, int32_t slot)
+{
+	c->empty[c->nempty++] = slot;
+}
+
+static int check_open(const struct vkv_cache *c, uint32_t slot)
+{
+	if (slot >= c->geom.max_seqs)
+		return -EINVAL;
+	if (c->slots[slot].state != SLOT_OPEN)
+		return -EBADF;
+	return 0;
+}
+
+static void set_len(struct vkv_cache *c, struct vkv_slot *s, uint32_t len)
+{
+	if (len >= s->len)
+		vkv_add(&c->cnt.live_tokens, len - s->len);
+	else
+		vkv_sub(&c->cnt.live_tokens, s->len - len);
+	s->len = len;
+}
+
+VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
+{
+	int32_t slot;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	if (c->broken) {
+		ret = -EIO;
+		goto out;
+	}
+	/* The most recently closed slot with pages: its memory is warm. */
+	if (c->lru_tail != NO_SLOT) {
+		slot = c->lru_tail;
+		lru_remove(c, slot);
+		vkv_sub(&c->cnt.pages_cached,
+			(uint64_t)c->slots[slot].npages * c->ntensors);
+		vkv_add(&c->cnt.pages_open,
+			(uint64_t)c->slots[slot].npages * c->ntensors);
+	} else if (c->nempty) {
+		slot = c->empty[--c->nempty];
+	} else {
+		ret = -ENOSPC;
+		goto out;
+	}
+	c->slots[slot].state = SLOT_OPEN;
+	c->slots[slot].len = 0;
+	vkv_add(&c->cnt.seqs_open, 1);
+	ret = slot;
+out:
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
+{
+	struct vkv_slot *s;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = check_open(c, slot);
+	if (ret)
+		goto out;
+	s = &c->slots[slot];
+	set_len(c, s, 0);
+	s->state = SLOT_FREE;
+	vkv_sub(&c->cnt.seqs_open, 1);
+	if (s->npages) {
+		vkv_sub(&c->cnt.pages_open, (uint64_t)s->npages * c->ntensors);
+		vkv_add(&c->cnt.pages_cached, (uint64_t)s->npages * c->ntensors);
+		lru_push_tail(c, (int32_t)slot);
+	} else {
+		empty_push(c, (int32_t)slot);
+	}
+out:
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
+			       uint32_t ntokens)
+{
+	struct vkv_slot *s;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = check_open(c, slot);
+	if (ret)
+		goto out;
+	if (ntokens > c->geom.max_tokens) {
+		ret = -E2BIG;
+		goto out;
+	}
+	if (c->broken) {
+		ret = -EIO;
+		goto out;
+	}
+	s = &c->slots[slot];
+	if (ntokens > s->cap) {
+		ret = backing_grow(c, &slot, &ntokens, 1, true);
+		if (ret)
+			goto out;
+	}
+	set_len(c, s, ntokens);
+out:
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = check_open(c, slot);
+	if (!ret && c->broken)
+		ret = -EIO;
+	if (!ret)
+		ret = backing_shrink(c, slot, pages_for(c, c->slots[slot].len));
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
+{
+	/* The lock only orders this read after a queued step; nothing changes. */
+	struct vkv_cache *c = (struct vkv_cache *)cc;
+	int64_t ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = check_open(c, slot);
+	if (!ret)
+		ret = c->slots[slot].len;
+	cache_leave(c);
+	return ret;
+}

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * step.c - one call per decode iteration, synchronous or on the worker.
+ *
+ * The fast path is the common one: in most steps no sequence crosses a page
+ * boundary, and then a step is one comparison per sequence and no backend
+ * call. vkv_step_async() moves the rest off the critical path: one
+ * persistent worker thread runs the step and then backs lookahead_tokens
+ * more per sequence, so that the next steps find their pages mapped. The
+ * look-ahead gives way as soon as the scheduler calls again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+
+void cache_enter(struct vkv_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->phase == JOB_QUEUED)
+		pthread_cond_wait(&c->job_cond, &c->lock);
+	/* The worker re-checks this between sequences, holding the lock. */
+	if (c->phase == JOB_LOOKAHEAD)
+		c->interrupt = true;
+}
+
+void cache_leave(struct vkv_cache *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Check the whole batch before changing anything. Marks catch a slot given
+ * twice; backing_grow re-marks with a fresh value afterwards.
+ */
+static int step_check(struct vkv_cache *c, const uint32_t *slots,
+		      const uint32_t *lens, uint32_t n, bool *grow)
+{
+	if (++c->mark == 0)
+		c->mark = 1;
+	*grow = false;
+	for (uint32_t i = 0; i < n; i++) {
+		struct vkv_slot *s;
+
+		if (slots[i] >= c->geom.max_seqs)
+			return -EINVAL;
+		s = &c->slots[slots[i]];
+		if (s->state != SLOT_OPEN)
+			return -EBADF;
+		if (lens[i] > c->geom.max_tokens)
+			return -E2BIG;
+		if (s->mark == c->mark)
+			return -EINVAL;
+		s->mark = c->mark;
+		if (lens[i] > s->cap)
+			*grow = true;
+	}
+	return 0;
+}
+
+/* The step itself, lock held. */
+static int step_locked(struct vkv_cache *c, const uint32_t *slots,
+		       const uint32_t *lens, uint32_t n)
+{
+	uint64_t t0 = vkv_now_ns();
+	bool grow;
+	int ret;
+
+	if (c->broken)
+		return -EIO;
+	ret = step_check(c, slots, lens, n, &grow);
+	if (ret)
+		return ret;
+	if (grow) {
+		ret = backing_grow(c, slots, lens, n, true);
+		if (ret)
+			return ret;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct vkv_slot *s = &c->slots[slots[i]];
+
+		if (lens[i] >= s->len)
+			vkv_add(&c->cnt.live_tokens, lens[i] - s->len);
+		else
+			vkv_sub(&c->cnt.live_tokens, s->len - lens[i]);
+		s->len = lens[i];
+	}
+	vkv_add(&c->cnt.steps, 1);
+	vkv_hist_add(&c->cnt.step_lat, vkv_now_ns() - t0);
+	return 0;
+}
+
+static int check_args(const struct vkv_cache *c, const uint32_t *slots,
+		      const uint32_t *lens, uint32_t n)
+{
+	if (!c || (n && (!slots || !lens)))
+		return -EINVAL;
+	if (n > c->geom.max_seqs)
+		return -EINVAL;
+	return 0;
+}
+
+VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
+			const uint32_t *lens, uint32_t n)
+{
+	int ret = check_args(c, slots, lens, n);
+
+	if (ret)
+		return ret;
+	cache_enter(c);
+	if (c->job_pending)
+		ret = -EBUSY;
+	else
+		ret = step_locked(c, slots, lens, n);
+	cache_leave(c);
+	return ret;
+}
+
+/*
+ * Back up to lookahead_tokens beyond each sequence's length, one sequence
+ * per lock hold, from the pool only: speculation must not evict closed
+ * slots. Stops when interrupted or when the pool runs dry.
+ */
+static void lookahead(struct vkv_cache *c)
+{
+	uint32_t ahead = (uint32_t)c->cfg.lookahead_tokens;
+
+	for (uint32_t i = 0; i < c->job_n && !c->interrupt; i++) {
+		struct vkv_slot *s = &c->slots[c->job_slots[i]];
+		uint64_t want = (uint64_t)s->len + ahead;
+		uint32_t target;
+
+		if (want > c->geom.max_tokens)
+			want = c->geom.max_tokens;
+		target = (uint32_t)want;
+		if (s->state != SLOT_OPEN || target <= s->cap)
+			continue;
+		if (backing_grow(c, &c->job_slots[i], &target, 1, false))
+			break;
+		/* Let a waiting scheduler call in between sequences. */
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_lock(&c->lock);
+	}
+}
+
+static void *step_worker(void *arg)
+{
+	struct vkv_cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (c->phase != JOB_QUEUED && !c->worker_stop)
+			pthread_cond_wait(&c->job_cond, &c->lock);
+		if (c->worker_stop)
+			break;
+		c->job_result = step_locked(c, c->job_slots, c->job_lens,
+					    c->job_n);
+		c->interrupt = false;
+		c->phase = JOB_LOOKAHEAD;
+		pthread_cond_broadcast(&c->job_cond);
+		if (!c->job_result && c->cfg.lookahead_tokens)
+			lookahead(c);
+		c->phase = JOB_IDLE;
+		pthread_cond_broadcast(&c->job_cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
+			      const uint32_t *lens, uint32_t n)
+{
+	int ret = check_args(c, slots, lens, n);
+
+	if (ret)
+		return ret;
+	cache_enter(c);
+	if (c->job_pending) {
+		ret = -EBUSY;
+		goto out;
+	}
+	/* The previous look-ahead was told to stop; let it finish stopping. */
+	while (c->phase != JOB_IDLE)
+		pthread_cond_wait(&c->job_cond, &c->lock);
+	/* Argument errors now, not at wait; the cache is not changed by it. */
+	{
+		bool grow;
+
+		ret = c->broken ? -EIO : step_check(c, slots, lens, n, &grow);
+		if (ret)
+			goto out;
+	}
+	if (!c->job_slots) {
+		c->job_slots = malloc(c->geom.max_seqs * sizeof(uint32_t));
+		c->job_lens = malloc(c->geom.max_seqs * sizeof(uint32_t));
+		if (!c->job_slots || !c->job_lens) {
+			free(c->job_slots);
+			free(c->job_lens);
+			c->job_slots = c->job_lens = NULL;
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	if (!c->worker_started) {
+		ret = -pthread_create(&c->worker, NULL, step_worker, c);
+		if (ret)
+			goto out;
+		c->worker_started = true;
+	}
+	if (n) {
+		memcpy(c->job_slots, slots, n * sizeof(uint32_t));
+		memcpy(c->job_lens, lens, n * sizeof(uint32_t));
+	}
+	c->job_n = n;
+	c->job_pending = true;
+	c->phase = JOB_QUEUED;
+	pthread_cond_broadcast(&c->job_cond);
+out:
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int vkv_step_wait(struct vkv_cache *c)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	if (!c->job_pending) {
+		ret = -EINVAL;
+	} else {
+		while (c->phase == JOB_QUEUED)
+			pthread_cond_wait(&c->job_cond, &c->lock);
+		c->job_pending = false;
+		ret = c->job_result;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+void step_worker_stop(struct vkv_cache *c)
+{
+	if (!c->worker_started)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->worker_stop = true;
+	c->interrupt = true;
+	pthread_cond_broadcast(&c->job_cond);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->worker, NULL);
+	c->worker_started = false;
+}
