@@ -19,20 +19,29 @@ static void push_free(struct vkv_pool *p, vkv_handle_t h)
 	vkv_store(&p->cnt.free, p->nfree);
 }
 
-/* Create one page; the caller has charged the budget for it. */
+/*
+ * Create one page outside the lock; the budget is charged (created, inflight)
+ * under it before, and settled under it after. Returns with the lock held.
+ */
 static int create_one(struct vkv_pool *p, vkv_handle_t *h)
 {
-	int ret = p->be->ops->create(p->be, p->page_size, h);
+	int ret;
 
+	p->created++;
+	p->inflight++;
+	vkv_store(&p->cnt.created, p->created);
+	pthread_mutex_unlock(&p->lock);
+	ret = p->be->ops->create(p->be, p->page_size, h);
+	pthread_mutex_lock(&p->lock);
+	p->inflight--;
 	if (ret) {
-		pthread_mutex_lock(&p->lock);
 		p->created--;
 		vkv_store(&p->cnt.created, p->created);
-		pthread_mutex_unlock(&p->lock);
-		return ret;
+	} else {
+		vkv_add(&p->cnt.create_calls, 1);
 	}
-	vkv_add(&p->cnt.create_calls, 1);
-	return 0;
+	pthread_cond_broadcast(&p->done);
+	return ret;
 }
 
 static void *pool_worker(void *arg)
@@ -51,11 +60,7 @@ static void *pool_worker(void *arg)
 		/* Below low: fill up to high, one page per lock hold. */
 		while (!p->stop && p->nfree < p->high &&
 		       p->created < p->budget) {
-			p->created++;
-			vkv_store(&p->cnt.created, p->created);
-			pthread_mutex_unlock(&p->lock);
 			ret = create_one(p, &h);
-			pthread_mutex_lock(&p->lock);
 			if (ret) {
 				/* Out of device memory: retry after a release. */
 				p->dry = true;
@@ -89,6 +94,8 @@ int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
 	p->free_list = NULL;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->inflight = 0;
 	{
 		size_t cap = p->high + 64;
 
@@ -111,6 +118,7 @@ int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
 err:
 	free(p->free_list);
 	pthread_cond_destroy(&p->wake);
+	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->lock);
 	return ret;
 }
@@ -134,6 +142,7 @@ void vkv_pool_fini(struct vkv_pool *p)
 	vkv_store(&p->cnt.created, p->created);
 	free(p->free_list);
 	pthread_cond_destroy(&p->wake);
+	pthread_cond_destroy(&p->done);
 	pthread_mutex_destroy(&p->lock);
 }
 
@@ -144,22 +153,30 @@ long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
 	int err = 0;
 
 	pthread_mutex_lock(&p->lock);
-	while (got < n && p->nfree)
-		out[got++] = p->free_list[--p->nfree];
-	vkv_store(&p->cnt.free, p->nfree);
+	for (;;) {
+		while (got < n && p->nfree)
+			out[got++] = p->free_list[--p->nfree];
+		vkv_store(&p->cnt.free, p->nfree);
+		if (got == n || !create)
+			break;
+		if (p->created < p->budget) {
+			err = create_one(p, &out[got]);
+			if (err)
+				break;
+			got++;
+			vkv_add(&p->cnt.create_sync, 1);
+		} else if (p->inflight) {
+			/*
+			 * The budget is spent on pages still being created:
+			 * they are ours in a moment, not a reason for -ENOMEM.
+			 */
+			pthread_cond_wait(&p->done, &p->lock);
+		} else {
+			break;
+		}
+	}
 	if (p->worker_started && p->nfree < p->low && !p->dry)
 		pthread_cond_signal(&p->wake);
-	while (create && got < n && p->created < p->budget) {
-		p->created++;
-		vkv_store(&p->cnt.created, p->created);
-		pthread_mutex_unlock(&p->lock);
-		err = create_one(p, &out[got]);
-		pthread_mutex_lock(&p->lock);
-		if (err)
-			break;
-		got++;
-		vkv_add(&p->cnt.create_sync, 1);
-	}
 	pthread_mutex_unlock(&p->lock);
 	if (!got && err)
 		return err;

@@ -31,9 +31,11 @@ struct vkv_pool {
 
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t wake;  /* the worker waits here */
+	pthread_cond_t done;  /* a creation in flight finished */
 	vkv_handle_t *free_list;
 	size_t nfree, free_cap;
 	size_t created;  /* includes creations in flight */
+	size_t inflight; /* creations running outside the lock */
 	bool stop;
 	bool dry;        /* the backend refused to create: wait for a release */
 	bool worker_started;

@@ -187,3 +187,22 @@ VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
 	cache_leave(c);
 	return ret;
 }
+
+VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
+			    struct vkv_seq_info *out)
+{
+	struct vkv_cache *c = (struct vkv_cache *)cc;
+	const struct vkv_slot *s;
+
+	if (!c || !out || slot >= c->geom.max_seqs)
+		return -EINVAL;
+	cache_enter(c);
+	s = &c->slots[slot];
+	out->open = s->state == SLOT_OPEN;
+	out->len = s->len;
+	out->backed = s->cap;
+	out->pages = s->npages;
+	out->segments = c->ntensors;
+	cache_leave(c);
+	return 0;
+}

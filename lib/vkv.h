@@ -240,6 +240,22 @@ int vkv_seq_trim(struct vkv_cache *c, uint32_t slot);
 /* vkv_seq_len - the length of the sequence in @slot, or -EBADF/-EINVAL. */
 int64_t vkv_seq_len(const struct vkv_cache *c, uint32_t slot);
 
+/* What a slot holds; see vkv_seq_info(). */
+struct vkv_seq_info {
+	uint32_t open;     /* 1 if a sequence is open in the slot */
+	uint32_t len;      /* its length in tokens (0 when closed) */
+	uint32_t backed;   /* tokens backed by the pages mapped now */
+	uint32_t pages;    /* pages mapped in each of the slot's segments */
+	uint32_t segments; /* segments per slot: 2 * layers, 2 or 1 by layout */
+};
+
+/*
+ * vkv_seq_info - what @slot holds, open or closed (a closed slot may still
+ * hold pages until they are reclaimed). -EINVAL if @slot is out of range.
+ */
+int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
+		 struct vkv_seq_info *out);
+
 /*
  * vkv_step - reserve for a whole batch: for each i < @n, back tokens
  * [0, @lens[i]) of @slots[i]. All or nothing: on -ENOMEM no sequence of the
