@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+/*
+ * main.c - vkvbench: trace replay and micro benchmarks for libvkv.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vkvbench <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  replay [options] [trace.csv]  serve a trace through the cache, "
+		"every layout\n"
+		"  micro [options]               page-backing and step-cost "
+		"ratios\n"
+		"\n"
+		"`vkvbench <command> --help` lists a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "replay"))
+		return cmd_replay(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "micro"))
+		return cmd_micro(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "vkvbench: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

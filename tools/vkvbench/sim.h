@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sim.h - the serving simulator behind `vkvbench replay`.
+ */
+#ifndef VKVBENCH_SIM_H
+#define VKVBENCH_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace.h"
+#include "vkv.h"
+
+struct sim_opts {
+	const struct trace *tr;
+	size_t first, count;        /* the window of the trace to replay */
+	struct vkv_geometry geom;   /* layout is set per run */
+	struct vkv_config cfg;
+	double step_s;              /* simulated seconds per decode step */
+	double watermark;           /* free fraction of the budget to keep on
+				     * admission (vLLM's watermark) */
+	int verbose;
+};
+
+struct sim_result {
+	enum vkv_layout layout;
+	const char *backend;
+	uint64_t admitted, served, rejected, preempted, steps;
+	uint64_t decoded_tokens, enomem_retries;
+	uint32_t peak_batch;
+	uint64_t peak_live, peak_mapped, peak_open, peak_need;
+	double waste_avg;      /* 1 - sum(live) / sum(mapped), over steps */
+	double waste_open_avg; /* the same against pages under open slots */
+	double waste_need_avg; /* against the pages the layout needs (need.h) */
+	double waste_at_peak;  /* at the step of peak mapped bytes */
+	double mean_batch;
+	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
+	double sim_s, wall_s;
+	uint64_t rows_checked;
+	struct vkv_stats st;   /* the cache's counters at the end */
+};
+
+const char *layout_name(enum vkv_layout l);
+
+/*
+ * sim_run - replay the window through a fresh cache of @layout. Returns 0,
+ * or 1 after printing what went wrong (stamp mismatch, library error).
+ */
+int sim_run(const struct sim_opts *o, enum vkv_layout layout,
+	    struct sim_result *res);
+
+#endif /* VKVBENCH_SIM_H */
