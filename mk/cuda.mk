@@ -1,0 +1,69 @@
+# The cuda backend's own tests, and tests/fakecuda: a test double of
+# libcuda.so.1 for machines with no GPU. Nothing outside tests/ links or
+# loads it; test programs find it through LD_LIBRARY_PATH=$(FAKECUDA_DIR).
+#
+# FAKECUDA_DIR and FAKECUDA_LIB are what other fragments (mk/tests.mk) use to
+# run their suites on the cuda backend.
+
+FAKECUDA_DIR := $(B)/fakecuda
+FAKECUDA_LIB := $(FAKECUDA_DIR)/libcuda.so.1
+FAKECUDA_SRCS := $(sort $(wildcard tests/fakecuda/*.c))
+FAKECUDA_OBJS := $(patsubst tests/fakecuda/%.c,$(FAKECUDA_DIR)/%.o,$(FAKECUDA_SRCS))
+FAKECUDA_HDRS := $(wildcard tests/fakecuda/*.h) lib/cuda_drv.h
+
+CUDA_TEST_DIR := $(B)/cuda-tests
+CUDA_TESTS := $(CUDA_TEST_DIR)/test_fakecuda $(CUDA_TEST_DIR)/test_backend_cuda
+
+# The ABI check needs NVIDIA's header; where there is none it is skipped.
+CUDA_HOME ?= /usr/local/cuda
+CUDA_H := $(wildcard $(CUDA_HOME)/include/cuda.h)
+ifneq ($(CUDA_H),)
+CUDA_TESTS += $(CUDA_TEST_DIR)/test_cuda_abi
+endif
+
+CUDA_CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CUDA_CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+ALL_TARGETS += $(FAKECUDA_LIB) $(CUDA_TESTS)
+
+$(FAKECUDA_DIR)/%.o: tests/fakecuda/%.c $(FAKECUDA_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib -Itests/fakecuda -c $< -o $@
+
+$(FAKECUDA_LIB): $(FAKECUDA_OBJS)
+	$(CC) -shared -Wl,-soname,libcuda.so.1 -o $@ $(FAKECUDA_OBJS) $(ALL_LDFLAGS)
+
+# Linked against the fake: it tests the fake itself.
+$(CUDA_TEST_DIR)/test_fakecuda: tests/test_fakecuda.c $(FAKECUDA_LIB) $(FAKECUDA_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
+		-L$(FAKECUDA_DIR) -l:libcuda.so.1 $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS)
+
+# Not linked against it: the backend must dlopen whatever libcuda.so.1 the
+# loader finds, or none; the test reaches the fake's controls with dlsym.
+$(CUDA_TEST_DIR)/test_backend_cuda: tests/test_backend_cuda.c $(LIB_A) $(FAKECUDA_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
+		$(LIB_A) $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS) $(LIB_LIBS)
+
+$(CUDA_TEST_DIR)/test_cuda_abi: tests/test_cuda_abi.c lib/cuda_drv.h $(CUDA_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ilib -I$(CUDA_HOME)/include -o $@ $< $(ALL_LDFLAGS)
+
+.PHONY: check-cuda
+CHECK_TARGETS += check-cuda
+
+# Latency injection off: these are unit tests, not benchmarks.
+check-cuda: $(CUDA_TESTS) $(FAKECUDA_LIB)
+	@set -e; \
+	if [ -x $(CUDA_TEST_DIR)/test_cuda_abi ]; then \
+		echo "== test_cuda_abi (against $(CUDA_H))"; \
+		$(CUDA_TEST_DIR)/test_cuda_abi; \
+	else \
+		echo "== test_cuda_abi: no cuda.h under $(CUDA_HOME), skipped"; \
+	fi; \
+	for t in test_fakecuda test_backend_cuda; do \
+		echo "== $$t"; \
+		FAKECUDA_LATENCY=0 LD_LIBRARY_PATH=$(FAKECUDA_DIR) \
+			$(CUDA_TEST_DIR)/$$t; \
+	done

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fakecuda.h - the test double of libcuda.so.1: its driver entry points and
+ * its control API for tests.
+ *
+ * The driver entry points use the cudrv_ types of lib/cuda_drv.h, which match
+ * NVIDIA's ABI (tests/test_cuda_abi.c checks it against cuda.h when a toolkit
+ * is installed). The control functions (fakecuda_*) are exported by the same
+ * library; a test that must also run without it (test_backend_cuda) finds
+ * them with dlsym() on the handle of "libcuda.so.1".
+ *
+ * Environment, read when the library is loaded (docs/cuda.md):
+ *   FAKECUDA_DEVICES=N         devices (default 1; 0: cuInit fails NO_DEVICE)
+ *   FAKECUDA_MEM=SIZE          memory per device (default 16G; K/M/G/T)
+ *   FAKECUDA_GRANULARITY=SIZE  minimum = recommended granularity (2M)
+ *   FAKECUDA_VMM=0|1           device attribute VMM supported (1)
+ *   FAKECUDA_PCI_BUS_ID=ID     device 0's bus id (0000:00:00.0); device d
+ *                              reports the same with the bus number + d
+ *   FAKECUDA_DRIVER_VERSION=N  cuDriverGetVersion (12080)
+ *   FAKECUDA_PROC_ADDRESS=0|1  0: cuGetProcAddress_v2 finds nothing (1)
+ *   FAKECUDA_FAIL=fn:N[:code][,...]  the Nth call of fn (counted from load)
+ *                              returns code (default 999, CUDA_ERROR_UNKNOWN)
+ *   FAKECUDA_LATENCY=0|1       latency injection on/off (1)
+ *   FAKECUDA_LATENCY_US=fn:us[,...]  per-function latency; defaults are A100
+ *                              figures: cuMemCreate 190, cuMemMap 1.5,
+ *                              cuMemSetAccess 36, cuMemUnmap 26
+ */
+#ifndef FAKECUDA_H
+#define FAKECUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda_drv.h"
+
+struct fakecuda_stats {
+	uint64_t mem_used;          /* device bytes held by live allocations */
+	uint64_t allocs;            /* cuMemCreate handles not yet freed */
+	uint64_t allocs_released;   /* of which released, freed at last unmap */
+	uint64_t reservations;
+	uint64_t mappings;
+	uint64_t mapped_bytes;
+	uint64_t accessible_bytes;  /* mapped with access granted */
+	uint64_t host_registered;   /* cuMemHostRegister regions */
+	uint64_t streams;
+	uint64_t events;
+	uint64_t ctx_refs;          /* primary context references, all devices */
+	uint64_t touched_before_access; /* bytes copied to/from no-access maps */
+	uint64_t pageable_async;    /* async copies from unregistered host memory */
+	uint64_t invalid_calls;     /* calls refused with an error (not injected) */
+	uint64_t injected;          /* calls failed by injection */
+};
+
+/* Fail the @nth call of @fn from now on (1 = the next) with @code. */
+int fakecuda_fail(const char *fn, unsigned long nth, unsigned int code);
+/* Drop every pending injection. */
+void fakecuda_fail_clear(void);
+/* Latency of @fn in ns, and the global switch. */
+int fakecuda_set_latency_ns(const char *fn, uint64_t ns);
+void fakecuda_latency_enable(int on);
+/* Calls of @fn since load (every call, failed or not), or 0 if unknown. */
+uint64_t fakecuda_calls(const char *fn);
+/* Total calls of every function: a cheap "did anything happen" probe. */
+uint64_t fakecuda_calls_total(void);
+void fakecuda_get_stats(struct fakecuda_stats *st);
+/*
+ * What is at @va: 0 if mapped (with the CUmemAccess_flags in *@prot and the
+ * handle in *@handle), 1 if only reserved, -1 if neither.
+ */
+int fakecuda_query(uintptr_t va, unsigned int *prot, uint64_t *handle);
+/* Change the memory per device; allocations beyond it fail OUT_OF_MEMORY. */
+void fakecuda_set_mem(size_t bytes);
+/* The names of the functions the fake implements, NULL-terminated. */
+const char *const *fakecuda_functions(void);
+
+/* The driver API the fake exports (NVIDIA's exported symbol names). */
+cudrv_result cuInit(unsigned int flags);
+cudrv_result cuDriverGetVersion(int *version);
+cudrv_result cuGetErrorName(cudrv_result err, const char **str);
+cudrv_result cuGetErrorString(cudrv_result err, const char **str);
+cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
+				 int cuda_version, unsigned long long flags,
+				 unsigned int *status);
+cudrv_result cuDeviceGetCount(int *count);
+cudrv_result cuDeviceGet(cudrv_device *dev, int ordinal);
+cudrv_result cuDeviceGetAttribute(int *value, unsigned int attr,
+				  cudrv_device dev);
+cudrv_result cuDeviceGetPCIBusId(char *bus_id, int len, cudrv_device dev);
+cudrv_result cuDeviceTotalMem_v2(size_t *bytes, cudrv_device dev);
+cudrv_result cuDevicePrimaryCtxRetain(cudrv_context *ctx, cudrv_device dev);
+cudrv_result cuDevicePrimaryCtxRelease_v2(cudrv_device dev);
+cudrv_result cuCtxGetCurrent(cudrv_context *ctx);
+cudrv_result cuCtxSetCurrent(cudrv_context ctx);
+cudrv_result cuCtxPushCurrent_v2(cudrv_context ctx);
+cudrv_result cuCtxPopCurrent_v2(cudrv_context *ctx);
+cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total);
+cudrv_result cuMemGetAllocationGranularity(
+	size_t *granularity, const struct cudrv_mem_alloc_prop *prop,
+	unsigned int option);
+cudrv_result cuMemAddressReserve(cudrv_deviceptr *ptr, size_t size,
+				 size_t alignment, cudrv_deviceptr addr,
+				 unsigned long long flags);
+cudrv_result cuMemAddressFree(cudrv_deviceptr ptr, size_t size);
+cudrv_result cuMemCreate(cudrv_mem_handle *handle, size_t size,
+			 const struct cudrv_mem_alloc_prop *prop,
+			 unsigned long long flags);
+cudrv_result cuMemRelease(cudrv_mem_handle handle);
+cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size, size_t offset,
+		      cudrv_mem_handle handle, unsigned long long flags);
+cudrv_result cuMemSetAccess(cudrv_deviceptr ptr, size_t size,
+			    const struct cudrv_mem_access_desc *desc,
+			    size_t count);
+cudrv_result cuMemUnmap(cudrv_deviceptr ptr, size_t size);
+cudrv_result cuMemHostRegister_v2(void *p, size_t size, unsigned int flags);
+cudrv_result cuMemHostUnregister(void *p);
+cudrv_result cuStreamCreate(cudrv_stream *stream, unsigned int flags);
+cudrv_result cuStreamDestroy_v2(cudrv_stream stream);
+cudrv_result cuStreamSynchronize(cudrv_stream stream);
+cudrv_result cuEventCreate(cudrv_event *event, unsigned int flags);
+cudrv_result cuEventDestroy_v2(cudrv_event event);
+cudrv_result cuEventRecord(cudrv_event event, cudrv_stream stream);
+cudrv_result cuEventSynchronize(cudrv_event event);
+cudrv_result cuMemcpyHtoDAsync_v2(cudrv_deviceptr dst, const void *src,
+				  size_t size, cudrv_stream stream);
+cudrv_result cuMemcpyDtoHAsync_v2(void *dst, cudrv_deviceptr src, size_t size,
+				  cudrv_stream stream);
+
+#endif /* FAKECUDA_H */

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fakecuda_int.h - state shared by the fake driver's source files.
+ */
+#ifndef FAKECUDA_INT_H
+#define FAKECUDA_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fakecuda.h"
+
+#define FC_EXPORT __attribute__((visibility("default")))
+#define FC_MAXDEV 16
+
+/* Every entry point, for call counters, injection and latency. */
+#define FC_FUNCS(X)                                                          \
+	X(cuInit) X(cuDriverGetVersion) X(cuGetErrorName) X(cuGetErrorString) \
+	X(cuGetProcAddress) X(cuDeviceGetCount) X(cuDeviceGet)                \
+	X(cuDeviceGetAttribute) X(cuDeviceGetPCIBusId) X(cuDeviceTotalMem)    \
+	X(cuDevicePrimaryCtxRetain) X(cuDevicePrimaryCtxRelease)              \
+	X(cuCtxGetCurrent) X(cuCtxSetCurrent) X(cuCtxPushCurrent)             \
+	X(cuCtxPopCurrent) X(cuMemGetInfo) X(cuMemGetAllocationGranularity)   \
+	X(cuMemAddressReserve) X(cuMemAddressFree) X(cuMemCreate)             \
+	X(cuMemRelease) X(cuMemMap) X(cuMemSetAccess) X(cuMemUnmap)           \
+	X(cuMemHostRegister) X(cuMemHostUnregister) X(cuStreamCreate)         \
+	X(cuStreamDestroy) X(cuStreamSynchronize) X(cuEventCreate)            \
+	X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize)              \
+	X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync)
+
+enum fc_fn {
+#define FC_ENUM(n) FN_##n,
+	FC_FUNCS(FC_ENUM)
+#undef FC_ENUM
+	FN_COUNT
+};
+
+struct fc_ctx {
+	int dev;
+	int refs;        /* primary context retains; 0 = inactive */
+	bool sticky;     /* an illegal address was hit: the context is dead */
+};
+
+struct fc_stream {
+	struct fc_stream *next;
+	struct fc_ctx *ctx;
+};
+
+struct fc_event {
+	struct fc_event *next;
+	bool recorded;
+};
+
+struct fc_hostreg {
+	struct fc_hostreg *next;
+	uintptr_t p;
+	size_t size;
+};
+
+/* Global state, under fc.lock. */
+struct fc_state {
+	pthread_mutex_t lock;
+	bool inited;
+	int ndev;
+	size_t gran;
+	size_t mem;              /* per device */
+	size_t used[FC_MAXDEV];
+	int vmm;
+	int proc_address;
+	int driver_version;
+	char bus_id[32];
+	struct fc_ctx primary[FC_MAXDEV];
+	struct fc_stream *streams;
+	struct fc_event *events;
+	struct fc_hostreg *hostregs;
+	struct fakecuda_stats st;
+};
+
+extern struct fc_state fc;
+
+/*
+ * Count the call, apply its latency and any injected failure; nonzero is
+ * the error to return. Takes no lock on the latency path.
+ */
+cudrv_result fc_enter(enum fc_fn fn);
+/* fc_enter plus "cuInit must have succeeded". */
+cudrv_result fc_enter_init(enum fc_fn fn);
+/* Record a refusal (not injected) and return it. */
+cudrv_result fc_bad(cudrv_result r);
+/* The calling thread's current context, or NULL. */
+struct fc_ctx *fc_current(void);
+bool fc_stream_valid(cudrv_stream s);
+/* A copy was made with the host side outside any registered range. */
+bool fc_host_registered(const void *p, size_t size);
+/* Parse "2M"-style sizes; 0 on success. */
+int fc_parse_size(const char *s, size_t *out);
+void fc_vmm_init(void);
+
+#endif /* FAKECUDA_INT_H */
