@@ -41,7 +41,7 @@ typedef unsigned int cudrv_result;
 #define CUDRV_ERROR_NOT_INITIALIZED 3
 #define CUDRV_ERROR_DEINITIALIZED 4
 #define CUDRV_ERROR_STUB_LIBRARY 34
-#define CUDRV_ERROR_INSUFFICIENT_DRIVER 35
+#define CUDRV_ERROR_CALL_REQUIRES_NEWER_DRIVER 36
 #define CUDRV_ERROR_NO_DEVICE 100
 #define CUDRV_ERROR_INVALID_DEVICE 101
 #define CUDRV_ERROR_DEVICE_NOT_LICENSED 102
@@ -135,7 +135,7 @@ struct cudrv_mem_access_desc {
  */
 typedef cudrv_result (*cudrv_getProcAddress_fn)(const char *symbol,
 						 void **pfn, int cuda_version,
-						 unsigned long long flags,
+						 uint64_t flags, /* cuuint64_t */
 						 unsigned int *status);
 typedef cudrv_result (*cudrv_init_fn)(unsigned int flags);
 typedef cudrv_result (*cudrv_driverGetVersion_fn)(int *version);

@@ -378,8 +378,7 @@ static const struct {
 };
 
 FC_EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
-					   int cuda_version,
-					   unsigned long long flags,
+					   int cuda_version, uint64_t flags,
 					   unsigned int *status)
 {
 	cudrv_result r = fc_enter(FN_cuGetProcAddress);

@@ -79,7 +79,7 @@ cudrv_result cuDriverGetVersion(int *version);
 cudrv_result cuGetErrorName(cudrv_result err, const char **str);
 cudrv_result cuGetErrorString(cudrv_result err, const char **str);
 cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
-				 int cuda_version, unsigned long long flags,
+				 int cuda_version, uint64_t flags,
 				 unsigned int *status);
 cudrv_result cuDeviceGetCount(int *count);
 cudrv_result cuDeviceGet(cudrv_device *dev, int ordinal);
