@@ -608,7 +608,7 @@ static int open_device(struct cuda_backend *cb)
 	const struct vkv_config *cfg = cb->be.cfg;
 	const struct cuda_fns *f = &cb->f;
 	struct cudrv_mem_alloc_prop prop;
-	size_t gran = 0, mfree = 0, mtotal = 0;
+	size_t gran = 0;
 	int n = 0, vmm = 0;
 	cudrv_result r;
 
@@ -653,8 +653,19 @@ static int open_device(struct cuda_backend *cb)
 		return -ENODEV;
 	}
 	cb->be.granularity = gran;
+	return 0;
+}
 
-	/* What the context sees (a MIG slice, a vGPU), else the board's. */
+/*
+ * Device memory as the context sees it (a MIG slice, a vGPU), else the
+ * board's. Needs the context current, as cuMemGetInfo documents.
+ */
+static int open_mem_total(struct cuda_backend *cb)
+{
+	const struct cuda_fns *f = &cb->f;
+	size_t mfree = 0, mtotal = 0;
+	cudrv_result r;
+
 	r = f->memGetInfo(&mfree, &mtotal);
 	if (r) {
 		cu_fail(cb, "cuMemGetInfo", r);
@@ -738,7 +749,9 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	ret = ctx_enter(cb, &pushed);
 	if (ret)
 		goto fail;
-	ret = open_copy(cb);
+	ret = open_mem_total(cb);
+	if (!ret)
+		ret = open_copy(cb);
 	ctx_leave(cb, pushed);
 	if (ret)
 		goto fail;

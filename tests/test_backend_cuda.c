@@ -1,0 +1,733 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_backend_cuda.c - the cuda backend through lib/backend.h, over
+ * tests/fakecuda (LD_LIBRARY_PATH). Not linked against the fake: the backend
+ * must find libcuda.so.1 on its own, or fail cleanly without one; the fake's
+ * controls are reached with dlsym. Cases that need a different environment
+ * (no device, no libcuda) re-run this program with it.
+ *
+ * Fault injection: for every operation, the driver calls it makes are found
+ * by diffing the fake's call counters around a successful run; then each
+ * call in turn is made to fail, and the operation must return the error with
+ * the driver's state (allocations, reservations, mappings, access) and the
+ * data exactly as before.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "fakecuda.h"
+
+#define MIB (1024ull * 1024ull)
+#define G (2 * MIB)
+
+static struct {
+	void *lib;
+	int (*inject)(const char *, unsigned long, unsigned int);
+	void (*fail_clear)(void);
+	uint64_t (*calls)(const char *);
+	void (*get_stats)(struct fakecuda_stats *);
+	int (*query)(uintptr_t, unsigned int *, uint64_t *);
+	void (*set_mem)(size_t);
+	const char *const *(*functions)(void);
+	cudrv_result (*ctx_get)(cudrv_context *);
+	cudrv_result (*ctx_set)(cudrv_context);
+	cudrv_result (*retain)(cudrv_context *, cudrv_device);
+} fk;
+
+static int nlogs;
+static char last_log[512];
+
+static void log_fn(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	nlogs++;
+	snprintf(last_log, sizeof(last_log), "%s", msg);
+}
+
+/* No ck_assert here: it also runs outside a test, in re-executed cases. */
+static bool load_fake(void)
+{
+	fk.lib = dlopen("libcuda.so.1", RTLD_NOW);
+	if (!fk.lib)
+		return false;
+#define LOAD(f, name) \
+	if (!(*(void **)&fk.f = dlsym(fk.lib, name))) \
+		return false
+	LOAD(inject, "fakecuda_fail");
+	LOAD(fail_clear, "fakecuda_fail_clear");
+	LOAD(calls, "fakecuda_calls");
+	LOAD(get_stats, "fakecuda_get_stats");
+	LOAD(query, "fakecuda_query");
+	LOAD(set_mem, "fakecuda_set_mem");
+	LOAD(functions, "fakecuda_functions");
+	LOAD(ctx_get, "cuCtxGetCurrent");
+	LOAD(ctx_set, "cuCtxSetCurrent");
+	LOAD(retain, "cuDevicePrimaryCtxRetain");
+#undef LOAD
+	return true;
+}
+
+static struct vkv_config cfg;
+
+static void setup(void)
+{
+	ck_assert_int_eq(vkv_config_init(&cfg), 0);
+	cfg.backend = VKV_BACKEND_CUDA;
+	cfg.log_fn = log_fn;
+	cfg.log_level = VKV_LOG_INFO;
+	nlogs = 0;
+	ck_assert_msg(load_fake(),
+		      "no fake libcuda.so.1: run with LD_LIBRARY_PATH at it");
+}
+
+static struct vkv_backend *open_be(void)
+{
+	struct vkv_backend *be = NULL;
+
+	ck_assert_int_eq(vkv_backend_cuda_open(&cfg, &be), 0);
+	ck_assert_ptr_nonnull(be);
+	return be;
+}
+
+static struct fakecuda_stats stats(void)
+{
+	struct fakecuda_stats st;
+
+	fk.get_stats(&st);
+	return st;
+}
+
+/* The driver state an operation may change, without the event counters. */
+static void same_state(const struct fakecuda_stats *a,
+		       const struct fakecuda_stats *b, const char *what)
+{
+#define EQ(f) ck_assert_msg(a->f == b->f, "%s: " #f " %llu -> %llu", what, \
+			    (unsigned long long)a->f, (unsigned long long)b->f)
+	EQ(mem_used);
+	EQ(allocs);
+	EQ(allocs_released);
+	EQ(reservations);
+	EQ(mappings);
+	EQ(mapped_bytes);
+	EQ(accessible_bytes);
+	EQ(host_registered);
+	EQ(streams);
+	EQ(events);
+	EQ(ctx_refs);
+#undef EQ
+}
+
+static unsigned int prot_at(uintptr_t va)
+{
+	unsigned int prot = 99;
+
+	ck_assert_int_eq(fk.query(va, &prot, NULL), 0);
+	return prot;
+}
+
+START_TEST(test_open)
+{
+	struct fakecuda_stats before = stats();
+	struct vkv_backend *be = open_be();
+
+	ck_assert_str_eq(be->ops->name, "cuda");
+	ck_assert_uint_eq(be->granularity, G);
+	ck_assert_uint_eq(be->mem_total, 16ull << 30);
+	ck_assert_ptr_eq(be->cfg, &cfg);
+	ck_assert_int_eq(nlogs, 1);
+	ck_assert_ptr_nonnull(strstr(last_log, "cuda device 0"));
+	ck_assert_uint_eq(stats().streams, 1);
+	ck_assert_uint_eq(stats().host_registered, 1);
+	ck_assert_uint_eq(stats().ctx_refs, 1);
+	/* Entry points through cuGetProcAddress, not dlsym. */
+	ck_assert_uint_ge(fk.calls("cuGetProcAddress"), 30);
+	vkv_backend_destroy(be);
+	same_state(&before, &(struct fakecuda_stats){ 0 }, "destroy");
+	ck_assert_uint_eq(stats().streams + stats().events +
+			  stats().host_registered + stats().ctx_refs, 0);
+	ck_assert_uint_eq(stats().invalid_calls, 0);
+}
+END_TEST
+
+START_TEST(test_bad_device)
+{
+	struct vkv_backend *be = (void *)1;
+
+	cfg.device = 1;
+	ck_assert_int_eq(vkv_backend_cuda_open(&cfg, &be), -ENODEV);
+	ck_assert_ptr_null(be);
+	ck_assert_int_eq(nlogs, 1);
+	ck_assert_ptr_nonnull(strstr(last_log, "device 1"));
+	ck_assert_uint_eq(stats().ctx_refs, 0);
+}
+END_TEST
+
+START_TEST(test_ops_and_copy)
+{
+	struct vkv_backend *be = open_be();
+	size_t n = 3 * G + 123, off = 777;
+	unsigned char *src = malloc(n), *dst = calloc(1, n);
+	vkv_handle_t h[4];
+	uintptr_t va;
+	size_t i;
+
+	ck_assert_int_eq(be->ops->reserve(be, 8 * G, &va), 0);
+	ck_assert_uint_eq(va % G, 0);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(be->ops->create(be, G, &h[i]), 0);
+		ck_assert_int_eq(be->ops->map(be, va + i * G, G, h[i]), 0);
+		ck_assert_uint_eq(prot_at(va + i * G),
+				  CUDRV_MEM_ACCESS_FLAGS_PROT_NONE);
+	}
+	/* One cuMemSetAccess for the whole run. */
+	ck_assert_int_eq(be->ops->set_access(be, va, 4 * G), 0);
+	ck_assert_uint_eq(fk.calls("cuMemSetAccess"), 1);
+	for (i = 0; i < 4; i++)
+		ck_assert_uint_eq(prot_at(va + i * G),
+				  CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE);
+	/* Copies larger than the staging, at an odd offset, both ways. */
+	for (i = 0; i < n; i++)
+		src[i] = (unsigned char)(i * 31 + 7);
+	ck_assert_int_eq(be->ops->copy(be, (void *)(va + off), src, n,
+				       VKV_COPY_FROM_HOST), 0);
+	ck_assert_int_eq(be->ops->copy(be, dst, (void *)(va + off), n,
+				       VKV_COPY_TO_HOST), 0);
+	ck_assert_mem_eq(dst, src, n);
+	ck_assert_int_eq(be->ops->copy(be, dst, src, 0, VKV_COPY_TO_HOST), 0);
+	/* Through the pinned staging only, never pageable memory. */
+	ck_assert_uint_eq(stats().pageable_async, 0);
+	ck_assert_uint_ge(fk.calls("cuMemcpyHtoDAsync"), 2);
+	ck_assert_uint_eq(fk.calls("cuEventRecord"),
+			  fk.calls("cuMemcpyHtoDAsync") +
+				  fk.calls("cuMemcpyDtoHAsync"));
+
+	/* Release while mapped: the memory lives until the unmap. */
+	ck_assert_int_eq(be->ops->release(be, h[3]), 0);
+	ck_assert_uint_eq(stats().allocs_released, 1);
+	ck_assert_int_eq(be->ops->unmap(be, va, 4 * G), 0);
+	ck_assert_uint_eq(fk.calls("cuMemUnmap"), 1);
+	ck_assert_uint_eq(stats().allocs, 3);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(be->ops->release(be, h[i]), 0);
+	ck_assert_int_eq(be->ops->unreserve(be, va, 8 * G), 0);
+	ck_assert_uint_eq(stats().mem_used + stats().reservations, 0);
+	ck_assert_uint_eq(stats().invalid_calls, 0);
+	ck_assert_uint_eq(stats().touched_before_access, 0);
+	vkv_backend_destroy(be);
+	free(src);
+	free(dst);
+}
+END_TEST
+
+START_TEST(test_argument_checks)
+{
+	struct vkv_backend *be = open_be();
+	uint64_t before = fk.calls("cuMemMap") + fk.calls("cuMemCreate") +
+			  fk.calls("cuMemAddressReserve");
+	vkv_handle_t h;
+	uintptr_t va;
+
+	/* Refused before the driver sees them. */
+	ck_assert_int_eq(be->ops->reserve(be, G + 1, &va), -EINVAL);
+	ck_assert_int_eq(be->ops->create(be, G / 2, &h), -EINVAL);
+	ck_assert_int_eq(be->ops->map(be, G + 4096, G, 1), -EINVAL);
+	ck_assert_int_eq(be->ops->set_access(be, G, 0), -EINVAL);
+	ck_assert_int_eq(be->ops->unmap(be, G, 4096), -EINVAL);
+	ck_assert_uint_eq(fk.calls("cuMemMap") + fk.calls("cuMemCreate") +
+				  fk.calls("cuMemAddressReserve"), before);
+	/* What the driver refuses comes back as an errno. */
+	ck_assert_int_eq(be->ops->release(be, 424242), -EINVAL);
+	ck_assert_int_eq(be->ops->unmap(be, 64 * G, G), -EINVAL);
+	fk.set_mem(2 * G);
+	ck_assert_int_eq(be->ops->create(be, G, &h), 0);
+	ck_assert_int_eq(be->ops->create(be, G, &h), 0);
+	ck_assert_int_eq(be->ops->create(be, G, &h), -ENOMEM);
+	vkv_backend_destroy(be);
+}
+END_TEST
+
+/* A copy into a page mapped but not yet granted access is caught. */
+START_TEST(test_no_touch_before_access)
+{
+	struct vkv_backend *be = open_be();
+	char buf[64] = "kv";
+	vkv_handle_t h;
+	uintptr_t va;
+
+	ck_assert_int_eq(be->ops->reserve(be, 2 * G, &va), 0);
+	ck_assert_int_eq(be->ops->create(be, G, &h), 0);
+	ck_assert_int_eq(be->ops->map(be, va, G, h), 0);
+	ck_assert_uint_eq(prot_at(va), CUDRV_MEM_ACCESS_FLAGS_PROT_NONE);
+	ck_assert_uint_eq(stats().touched_before_access, 0);
+	ck_assert_int_eq(be->ops->copy(be, (void *)va, buf, sizeof(buf),
+				       VKV_COPY_FROM_HOST), -EFAULT);
+	ck_assert_uint_gt(stats().touched_before_access, 0);
+	vkv_backend_destroy(be);
+}
+END_TEST
+
+/*
+ * The whole map path the cache uses, page by page then one access per run,
+ * across many runs: no byte is reached before its access is set.
+ */
+START_TEST(test_map_path_touches_nothing_early)
+{
+	struct vkv_backend *be = open_be();
+	static char page[G];
+	vkv_handle_t h[16];
+	uintptr_t va;
+	int run, i;
+
+	ck_assert_int_eq(be->ops->reserve(be, 16 * G, &va), 0);
+	for (run = 0; run < 4; run++) {
+		for (i = 0; i < 4; i++) {
+			ck_assert_int_eq(be->ops->create(be, G, &h[run * 4 + i]),
+					 0);
+			ck_assert_int_eq(be->ops->map(be, va + (run * 4 + i) * G,
+						      G, h[run * 4 + i]), 0);
+		}
+		ck_assert_uint_eq(stats().accessible_bytes, run * 4 * G);
+		ck_assert_int_eq(be->ops->set_access(be, va + run * 4 * G,
+						     4 * G), 0);
+		for (i = 0; i < 4; i++) {
+			memset(page, run * 4 + i, sizeof(page));
+			ck_assert_int_eq(be->ops->copy(be,
+				(void *)(va + (run * 4 + i) * G), page, G,
+				VKV_COPY_FROM_HOST), 0);
+		}
+	}
+	ck_assert_uint_eq(stats().touched_before_access, 0);
+	ck_assert_uint_eq(stats().invalid_calls, 0);
+	ck_assert_int_eq(be->ops->copy(be, page, (void *)(va + 9 * G), G,
+				       VKV_COPY_TO_HOST), 0);
+	ck_assert_int_eq(page[0], 9);
+	ck_assert_int_eq(page[G - 1], 9);
+	vkv_backend_destroy(be);
+}
+END_TEST
+
+/* Fixture for one operation under fault injection. */
+struct fx {
+	struct vkv_backend *be;
+	uintptr_t va, va2;
+	vkv_handle_t h[4];
+	uintptr_t made_va;     /* what a successful reserve made */
+	vkv_handle_t made_h;   /* what a successful create made */
+	unsigned char *buf;
+	unsigned char *dev_before;
+};
+
+#define FX_BYTES (2 * G)
+
+static void fx_setup(struct fx *f)
+{
+	struct vkv_backend *be = f->be = open_be();
+	size_t i;
+
+	f->buf = malloc(FX_BYTES);
+	f->dev_before = malloc(FX_BYTES);
+	ck_assert_int_eq(be->ops->reserve(be, 8 * G, &f->va), 0);
+	ck_assert_int_eq(be->ops->reserve(be, 2 * G, &f->va2), 0);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(be->ops->create(be, G, &f->h[i]), 0);
+	/* h0, h1: mapped with access and data; h2 mapped without; h3 free. */
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(be->ops->map(be, f->va + i * G, G, f->h[i]), 0);
+	ck_assert_int_eq(be->ops->set_access(be, f->va, 2 * G), 0);
+	for (i = 0; i < FX_BYTES; i++)
+		f->dev_before[i] = (unsigned char)(i * 13 + 1);
+	ck_assert_int_eq(be->ops->copy(be, (void *)f->va, f->dev_before,
+				       FX_BYTES, VKV_COPY_FROM_HOST), 0);
+	for (i = 0; i < FX_BYTES; i++)
+		f->buf[i] = (unsigned char)(i * 7 + 3);
+}
+
+/* Tear everything down, checking on the way that the data survived. */
+static void fx_teardown(struct fx *f, bool check_data)
+{
+	struct vkv_backend *be = f->be;
+	unsigned char *back = malloc(FX_BYTES);
+	unsigned int prot;
+	uint64_t hh;
+	uintptr_t a;
+	int i;
+
+	if (check_data) {
+		ck_assert_int_eq(be->ops->copy(be, back, (void *)f->va,
+					       FX_BYTES, VKV_COPY_TO_HOST), 0);
+		ck_assert_mem_eq(back, f->dev_before, FX_BYTES);
+	}
+	free(back);
+	for (a = f->va; a < f->va + 8 * G; a += G)
+		if (fk.query(a, &prot, &hh) == 0)
+			ck_assert_int_eq(be->ops->unmap(be, a, G), 0);
+	for (i = 0; i < 4; i++)
+		be->ops->release(be, f->h[i]); /* some were released by the op */
+	be->ops->unreserve(be, f->va, 8 * G);
+	be->ops->unreserve(be, f->va2, 2 * G);
+	vkv_backend_destroy(be);
+	free(f->buf);
+	free(f->dev_before);
+	ck_assert_uint_eq(stats().mem_used + stats().reservations +
+			  stats().mappings, 0);
+}
+
+enum op { OP_RESERVE, OP_UNRESERVE, OP_CREATE, OP_RELEASE, OP_MAP,
+	  OP_SET_ACCESS, OP_UNMAP, OP_COPY_TO_HOST, OP_COPY_FROM_HOST,
+	  OP_COUNT };
+
+static const char *const op_names[] = {
+	"reserve", "unreserve", "create", "release", "map", "set_access",
+	"unmap", "copy to host", "copy from host",
+};
+
+/* Run @op on the fixture. */
+static int fx_op(struct fx *f, enum op op)
+{
+	struct vkv_backend *be = f->be;
+	int ret = -1;
+
+	switch (op) {
+	case OP_RESERVE:
+		ret = be->ops->reserve(be, 4 * G, &f->made_va);
+		break;
+	case OP_UNRESERVE:
+		ret = be->ops->unreserve(be, f->va2, 2 * G);
+		break;
+	case OP_CREATE:
+		ret = be->ops->create(be, G, &f->made_h);
+		break;
+	case OP_RELEASE:
+		ret = be->ops->release(be, f->h[3]);
+		break;
+	case OP_MAP:
+		ret = be->ops->map(be, f->va + 3 * G, G, f->h[3]);
+		break;
+	case OP_SET_ACCESS:
+		ret = be->ops->set_access(be, f->va + 2 * G, G);
+		break;
+	case OP_UNMAP:
+		ret = be->ops->unmap(be, f->va + 2 * G, G);
+		break;
+	case OP_COPY_TO_HOST:
+		ret = be->ops->copy(be, f->buf, (void *)f->va, FX_BYTES,
+				    VKV_COPY_TO_HOST);
+		break;
+	case OP_COPY_FROM_HOST:
+		ret = be->ops->copy(be, (void *)f->va, f->buf, FX_BYTES,
+				    VKV_COPY_FROM_HOST);
+		break;
+	default:
+		break;
+	}
+	return ret;
+}
+
+/* After a successful @op, put back what teardown expects. */
+static void fx_undo(struct fx *f, enum op op)
+{
+	struct vkv_backend *be = f->be;
+
+	if (op == OP_RESERVE)
+		ck_assert_int_eq(be->ops->unreserve(be, f->made_va, 4 * G), 0);
+	if (op == OP_UNRESERVE)
+		ck_assert_int_eq(be->ops->reserve(be, 2 * G, &f->va2), 0);
+	if (op == OP_CREATE)
+		ck_assert_int_eq(be->ops->release(be, f->made_h), 0);
+	if (op == OP_RELEASE)
+		ck_assert_int_eq(be->ops->create(be, G, &f->h[3]), 0);
+	if (op == OP_COPY_FROM_HOST)
+		memcpy(f->dev_before, f->buf, FX_BYTES);
+}
+
+/* How many times each driver function is called by one run of @op. */
+static void op_calls(enum op op, uint64_t *delta, size_t nfn)
+{
+	const char *const *fns = fk.functions();
+	struct fx f;
+	size_t i;
+
+	fx_setup(&f);
+	for (i = 0; i < nfn; i++)
+		delta[i] = fk.calls(fns[i]);
+	ck_assert_int_eq(fx_op(&f, op), 0);
+	for (i = 0; i < nfn; i++)
+		delta[i] = fk.calls(fns[i]) - delta[i];
+	fx_undo(&f, op);
+	fx_teardown(&f, true);
+}
+
+START_TEST(test_fault_injection_ops)
+{
+	const char *const *fns = fk.functions();
+	enum op op = (enum op)_i;
+	uint64_t delta[64];
+	size_t nfn = 0, i;
+	unsigned long k;
+	int injected = 0;
+
+	while (fns[nfn])
+		nfn++;
+	ck_assert_uint_le(nfn, 64);
+	op_calls(op, delta, nfn);
+	for (i = 0; i < nfn; i++) {
+		for (k = 1; k <= delta[i]; k++) {
+			struct fakecuda_stats before, after;
+			struct fx f;
+			char what[128];
+			int ret;
+
+			snprintf(what, sizeof(what), "%s: call %lu of %s fails",
+				 op_names[op], k, fns[i]);
+			fx_setup(&f);
+			before = stats();
+			ck_assert_int_eq(fk.inject(fns[i], k,
+						 CUDRV_ERROR_OUT_OF_MEMORY), 0);
+			ret = fx_op(&f, op);
+			fk.fail_clear();
+			after = stats();
+			ck_assert_msg(after.injected == before.injected + 1,
+				      "%s: not reached", what);
+			ck_assert_msg(ret == -ENOMEM, "%s: returned %d", what,
+				      ret);
+			same_state(&before, &after, what);
+			/* Device data is kept, except where the op was
+			 * overwriting it. */
+			fx_teardown(&f, op != OP_COPY_FROM_HOST);
+			injected++;
+		}
+	}
+	ck_assert_int_gt(injected, 0);
+}
+END_TEST
+
+/*
+ * Every driver call open makes, failed in turn: open fails and leaves
+ * nothing behind, or (for calls with a fallback) succeeds.
+ */
+START_TEST(test_fault_injection_open)
+{
+	const char *const *fns = fk.functions();
+	uint64_t delta[64];
+	struct vkv_backend *be;
+	size_t nfn = 0, i;
+	unsigned long k;
+
+	while (fns[nfn])
+		nfn++;
+	/* Each open from a thread with no current context, as the first. */
+	fk.ctx_set(NULL); /* NOT_INITIALIZED before the first open: fine */
+	for (i = 0; i < nfn; i++)
+		delta[i] = fk.calls(fns[i]);
+	be = open_be();
+	for (i = 0; i < nfn; i++)
+		delta[i] = fk.calls(fns[i]) - delta[i];
+	vkv_backend_destroy(be);
+
+	for (i = 0; i < nfn; i++) {
+		bool tolerant = !strcmp(fns[i], "cuGetProcAddress") ||
+				!strcmp(fns[i], "cuMemGetInfo");
+
+		for (k = 1; k <= delta[i]; k++) {
+			int ret;
+
+			be = NULL;
+			ck_assert_uint_eq(fk.ctx_set(NULL), 0);
+			ck_assert_int_eq(fk.inject(fns[i], k,
+						 CUDRV_ERROR_OUT_OF_MEMORY), 0);
+			ret = vkv_backend_cuda_open(&cfg, &be);
+			fk.fail_clear();
+			if (tolerant) {
+				ck_assert_msg(ret == 0, "open, %s #%lu: %d",
+					      fns[i], k, ret);
+				ck_assert_uint_eq(be->granularity, G);
+				ck_assert_uint_eq(be->mem_total, 16ull << 30);
+				vkv_backend_destroy(be);
+			} else {
+				ck_assert_msg(ret < 0, "open, %s #%lu: %d",
+					      fns[i], k, ret);
+				ck_assert_ptr_null(be);
+			}
+			ck_assert_msg(stats().streams + stats().events +
+				      stats().host_registered +
+				      stats().ctx_refs == 0,
+				      "open, %s #%lu leaked", fns[i], k);
+		}
+	}
+}
+END_TEST
+
+/* Pool worker and scheduler threads have no context of their own. */
+static void *thread_ops(void *arg)
+{
+	struct vkv_backend *be = arg;
+	uintptr_t va;
+	vkv_handle_t h;
+	int i, ret = 0;
+
+	ret |= be->ops->reserve(be, G, &va);
+	for (i = 0; i < 50 && !ret; i++) {
+		char c = (char)i, back = 0;
+
+		ret |= be->ops->create(be, G, &h);
+		ret |= be->ops->map(be, va, G, h);
+		ret |= be->ops->set_access(be, va, G);
+		ret |= be->ops->copy(be, (void *)va, &c, 1, VKV_COPY_FROM_HOST);
+		ret |= be->ops->copy(be, &back, (void *)va, 1, VKV_COPY_TO_HOST);
+		ret |= back != c;
+		ret |= be->ops->unmap(be, va, G);
+		ret |= be->ops->release(be, h);
+	}
+	ret |= be->ops->unreserve(be, va, G);
+	return (void *)(intptr_t)ret;
+}
+
+START_TEST(test_threads)
+{
+	struct vkv_backend *be = open_be();
+	pthread_t t[3];
+	void *ret;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_ops, be), 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(pthread_join(t[i], &ret), 0);
+		ck_assert_ptr_null(ret);
+	}
+	ck_assert_uint_eq(stats().invalid_calls, 0);
+	vkv_backend_destroy(be);
+}
+END_TEST
+
+/* Cases run in a re-executed copy of this program, with an environment. */
+static int env_case(const char *name)
+{
+	struct vkv_backend *be = NULL;
+	int ret;
+
+	if (vkv_config_init(&cfg))
+		return 99;
+	cfg.backend = VKV_BACKEND_CUDA;
+	cfg.log_fn = log_fn;
+	cfg.log_level = VKV_LOG_INFO;
+	ret = vkv_backend_cuda_open(&cfg, &be);
+	if (!strcmp(name, "enodev")) {
+		/* One clear line, saying what is missing. */
+		if (ret != -ENODEV || be || nlogs != 1 ||
+		    !strstr(last_log, "cuda backend unavailable"))
+			return 1;
+		printf("  logged: %s\n", last_log);
+		return 0;
+	}
+	if (!strcmp(name, "opens")) {
+		if (ret)
+			return 2;
+		vkv_backend_destroy(be);
+		return 0;
+	}
+	if (!strcmp(name, "other-context")) {
+		/* The caller's current context (device 1's) is kept. */
+		cudrv_context mine, cur = NULL;
+		vkv_handle_t h;
+		uintptr_t va;
+
+		vkv_backend_destroy(be);
+		if (!load_fake() || fk.retain(&mine, 1) || fk.ctx_set(mine))
+			return 3;
+		if (vkv_backend_cuda_open(&cfg, &be) || fk.ctx_get(&cur) ||
+		    cur != mine)
+			return 4;
+		if (be->ops->reserve(be, G, &va) ||
+		    be->ops->create(be, G, &h) || be->ops->map(be, va, G, h))
+			return 5;
+		fk.inject("cuCtxPushCurrent", 1, CUDRV_ERROR_OUT_OF_MEMORY);
+		if (be->ops->set_access(be, va, G) != -ENOMEM ||
+		    fk.ctx_get(&cur) || cur != mine)
+			return 6;
+		if (be->ops->set_access(be, va, G) || fk.ctx_get(&cur) ||
+		    cur != mine)
+			return 7;
+		vkv_backend_destroy(be);
+		return 0;
+	}
+	return 100;
+}
+
+static int run_env(const char *name, const char *const env[])
+{
+	pid_t pid = fork();
+	int st, i;
+
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		for (i = 0; env[i]; i += 2) {
+			if (env[i + 1])
+				setenv(env[i], env[i + 1], 1);
+			else
+				unsetenv(env[i]);
+		}
+		execl("/proc/self/exe", "test_backend_cuda", "--env-case",
+		      name, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+START_TEST(test_env_cases)
+{
+	const char *const nolib[] = { "LD_LIBRARY_PATH", NULL, NULL };
+	const char *const nodev[] = { "FAKECUDA_DEVICES", "0", NULL };
+	const char *const novmm[] = { "FAKECUDA_VMM", "0", NULL };
+	const char *const oldlib[] = { "FAKECUDA_PROC_ADDRESS", "0", NULL };
+	const char *const two[] = { "FAKECUDA_DEVICES", "2", NULL };
+
+	ck_assert_int_eq(run_env("enodev", nolib), 0);
+	ck_assert_int_eq(run_env("enodev", nodev), 0);
+	ck_assert_int_eq(run_env("enodev", novmm), 0);
+	/* Without cuGetProcAddress, through the versioned exports. */
+	ck_assert_int_eq(run_env("opens", oldlib), 0);
+	ck_assert_int_eq(run_env("other-context", two), 0);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("backend_cuda");
+	TCase *tc = tcase_create("over fakecuda");
+	SRunner *sr;
+	int failed;
+
+	if (argc == 3 && !strcmp(argv[1], "--env-case"))
+		return env_case(argv[2]);
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_open);
+	tcase_add_test(tc, test_bad_device);
+	tcase_add_test(tc, test_ops_and_copy);
+	tcase_add_test(tc, test_argument_checks);
+	tcase_add_test(tc, test_no_touch_before_access);
+	tcase_add_test(tc, test_map_path_touches_nothing_early);
+	tcase_add_loop_test(tc, test_fault_injection_ops, 0, OP_COUNT);
+	tcase_add_test(tc, test_fault_injection_open);
+	tcase_add_test(tc, test_threads);
+	tcase_add_test(tc, test_env_cases);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
