@@ -705,13 +705,15 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-	Suite *s = suite_create("backend_cuda");
-	TCase *tc = tcase_create("over fakecuda");
+	Suite *s;
+	TCase *tc;
 	SRunner *sr;
 	int failed;
 
 	if (argc == 3 && !strcmp(argv[1], "--env-case"))
 		return env_case(argv[2]);
+	s = suite_create("backend_cuda");
+	tc = tcase_create("over fakecuda");
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_open);

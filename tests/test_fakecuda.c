@@ -696,13 +696,15 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-	Suite *s = suite_create("fakecuda");
-	TCase *tc = tcase_create("semantics");
+	Suite *s;
+	TCase *tc;
 	SRunner *sr;
 	int failed;
 
 	if (argc == 3 && !strcmp(argv[1], "--env-case"))
 		return env_case(argv[2]);
+	s = suite_create("fakecuda");
+	tc = tcase_create("semantics");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_init_required);
 	tcase_add_test(tc, test_devices);
