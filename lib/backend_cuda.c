@@ -567,11 +567,25 @@ static const struct vkv_backend_ops cuda_ops = {
 	.copy = cuda_copy,
 };
 
-/* Say why the backend cannot be used, louder when it was asked for by name. */
-#define unusable(cfg, fmt, ...)                                              \
-	vkv_log((cfg),                                                       \
-		(cfg)->backend == VKV_BACKEND_CUDA ? VKV_LOG_WARN :          \
-						     VKV_LOG_INFO,           \
+/*
+ * Say why the backend cannot be used: a warning when it was asked for by
+ * name; under "auto", where falling back is normal and said by the caller,
+ * the reason once per process at info level, then at debug level, so that a
+ * server creating many caches does not repeat it.
+ */
+static bool auto_reason_said;
+
+static int unusable_level(const struct vkv_config *cfg)
+{
+	if (cfg->backend == VKV_BACKEND_CUDA)
+		return VKV_LOG_WARN;
+	if (!__atomic_exchange_n(&auto_reason_said, true, __ATOMIC_RELAXED))
+		return VKV_LOG_INFO;
+	return VKV_LOG_DEBUG;
+}
+
+#define unusable(cfg, fmt, ...)                                      \
+	vkv_log((cfg), unusable_level(cfg),                          \
 		"vkv: cuda backend unavailable: " fmt, __VA_ARGS__)
 
 static int resolve(struct cuda_backend *cb, void *lib)

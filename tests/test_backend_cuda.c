@@ -610,6 +610,49 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/*
+ * The cache over this backend: everything it lets the caller touch has
+ * access set, nothing was reached before, and the driver refused nothing.
+ */
+START_TEST(test_cache_touches_nothing_early)
+{
+	struct vkv_geometry geom = {
+		.layers = 2, .kv_heads = 2, .head_dim = 64, .elem_size = 2,
+		.max_seqs = 4, .max_tokens = 8192,
+		.layout = (enum vkv_layout)_i,
+	};
+	struct vkv_cache *c;
+	uint32_t t, l;
+	int slot, kv;
+
+	ck_assert_int_eq(vkv_cache_create(&geom, &cfg, &c), 0);
+	ck_assert_str_eq(vkv_cache_backend(c), "cuda");
+	slot = vkv_seq_open(c);
+	ck_assert_int_ge(slot, 0);
+	ck_assert_int_eq(vkv_seq_reserve(c, slot, 3000), 0);
+	for (t = 0; t < 3000; t++)
+		for (l = 0; l < geom.layers; l++)
+			for (kv = 0; kv < 2; kv++) {
+				char *p = vkv_token_ptr(c, l, kv, slot, t);
+				unsigned int prot = 0;
+
+				ck_assert_ptr_nonnull(p);
+				if (t % 512 == 0) {
+					ck_assert_int_eq(fk.query((uintptr_t)p,
+						&prot, NULL), 0);
+					ck_assert_uint_eq(prot,
+					CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE);
+				}
+				memset(p, (int)t, 256);
+			}
+	ck_assert_int_eq(vkv_seq_close(c, slot), 0);
+	vkv_cache_destroy(c);
+	ck_assert_uint_eq(stats().touched_before_access, 0);
+	ck_assert_uint_eq(stats().invalid_calls, 0);
+	ck_assert_uint_eq(stats().mappings + stats().mem_used, 0);
+}
+END_TEST
+
 /* Cases run in a re-executed copy of this program, with an environment. */
 static int env_case(const char *name)
 {
@@ -629,6 +672,22 @@ static int env_case(const char *name)
 			return 1;
 		printf("  logged: %s\n", last_log);
 		return 0;
+	}
+	if (!strcmp(name, "auto")) {
+		/* Falls back to host; the reason said once, not per cache. */
+		int i;
+
+		cfg.backend = VKV_BACKEND_AUTO;
+		nlogs = 0;
+		for (i = 0; i < 3; i++) {
+			be = NULL;
+			if (vkv_backend_open(&cfg, &be) || !be ||
+			    strcmp(be->ops->name, "host"))
+				return 8;
+			vkv_backend_destroy(be);
+		}
+		printf("  auto: %d lines, last: %s\n", nlogs, last_log);
+		return nlogs <= 2 ? 0 : 9;
 	}
 	if (!strcmp(name, "opens")) {
 		if (ret)
@@ -697,6 +756,7 @@ START_TEST(test_env_cases)
 	ck_assert_int_eq(run_env("enodev", nolib), 0);
 	ck_assert_int_eq(run_env("enodev", nodev), 0);
 	ck_assert_int_eq(run_env("enodev", novmm), 0);
+	ck_assert_int_eq(run_env("auto", nolib), 0);
 	/* Without cuGetProcAddress, through the versioned exports. */
 	ck_assert_int_eq(run_env("opens", oldlib), 0);
 	ck_assert_int_eq(run_env("other-context", two), 0);
@@ -725,6 +785,7 @@ int main(int argc, char **argv)
 	tcase_add_loop_test(tc, test_fault_injection_ops, 0, OP_COUNT);
 	tcase_add_test(tc, test_fault_injection_open);
 	tcase_add_test(tc, test_threads);
+	tcase_add_loop_test(tc, test_cache_touches_nothing_early, 0, 3);
 	tcase_add_test(tc, test_env_cases);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
