@@ -618,10 +618,11 @@ START_TEST(test_cache_touches_nothing_early)
 {
 	struct vkv_geometry geom = {
 		.layers = 2, .kv_heads = 2, .head_dim = 64, .elem_size = 2,
-		.max_seqs = 4, .max_tokens = 8192,
+		.max_seqs = 4, .max_tokens = 65536,
 		.layout = (enum vkv_layout)_i,
 	};
 	struct vkv_cache *c;
+	uint64_t maps, access;
 	uint32_t t, l;
 	int slot, kv;
 
@@ -645,6 +646,14 @@ START_TEST(test_cache_touches_nothing_early)
 				}
 				memset(p, (int)t, 256);
 			}
+	/* Growing a lot at once: one cuMemSetAccess per run, not per page. */
+	maps = fk.calls("cuMemMap");
+	access = fk.calls("cuMemSetAccess");
+	ck_assert_int_eq(vkv_seq_reserve(c, slot, 60000), 0);
+	maps = fk.calls("cuMemMap") - maps;
+	access = fk.calls("cuMemSetAccess") - access;
+	ck_assert_uint_ge(maps, 20);
+	ck_assert_uint_le(access * 4, maps);
 	ck_assert_int_eq(vkv_seq_close(c, slot), 0);
 	vkv_cache_destroy(c);
 	ck_assert_uint_eq(stats().touched_before_access, 0);
