@@ -33,7 +33,7 @@ bench-core: $(VKVBENCH)
 
 # Small budgets force reclamation and preemption, so their paths are checked
 # too; bad input must give exit status 2 with the line named.
-VKVBENCH_SMOKE := --requests 60 --budget 512M --step-ms 100
+VKVBENCH_SMOKE := --requests 30 --budget 512M --step-ms 100
 check-tools: $(VKVBENCH)
 	@echo "check-tools: smoke replay"
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE)

@@ -74,10 +74,16 @@ static int page_lib_open(struct page_lib *pl, const struct micro_opts *mo)
 	pl->page = cfg.page_size;
 	pl->tpp = (uint32_t)(cfg.page_size / tok);
 	g.max_tokens = pl->tpp * (mo->pages + 1);
-	/* Room for every page of a round, never refilled nor released. */
+	/*
+	 * Room for every page of a round; the high watermark keeps them all
+	 * in the pool between rounds. The low watermark stays the default:
+	 * set at the budget, every take would wake the refill worker for
+	 * nothing, which is a configuration, not a cost of the pool.
+	 */
 	cfg.budget = (mo->pages + 2) * cfg.page_size;
 	cfg.pool_high = cfg.budget;
-	cfg.pool_low = cfg.budget;
+	if (cfg.pool_low > cfg.pool_high)
+		cfg.pool_low = cfg.pool_high;
 	ret = vkv_cache_create(&g, &cfg, &pl->c);
 	if (ret) {
 		fprintf(stderr, "vkvbench micro: vkv_cache_create: %s: %s\n",

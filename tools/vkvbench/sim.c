@@ -51,6 +51,7 @@ struct sim {
 	 * the library a failing reserve per step.
 	 */
 	int blocked;
+	uint64_t budget_pages;
 
 	struct samples lat;
 	double sum_live, sum_mapped, sum_open, sum_need;
@@ -142,7 +143,6 @@ static int seq_retire(struct sim *s, const struct running *r)
 static int admit(struct sim *s, uint64_t *done)
 {
 	const struct sim_opts *o = s->o;
-	struct vkv_stats vs;
 
 	while (s->qlen && s->nrun < o->geom.max_seqs && !s->blocked) {
 		uint32_t r = s->q[s->qhead];
@@ -166,18 +166,24 @@ static int admit(struct sim *s, uint64_t *done)
 		ret = vkv_seq_reserve(s->c, (uint32_t)slot, need);
 		if (ret && ret != -ENOMEM)
 			return lib_err(s, "vkv_seq_reserve", ret);
-		if (!ret && s->nrun && o->watermark > 0) {
+		if (!ret && s->nrun && o->watermark > 0 && s->budget_pages) {
 			/*
 			 * Like vLLM, keep some headroom for the running
 			 * sequences to grow into; without it every admission
-			 * is undone by a preemption on the next step.
+			 * is undone by a preemption on the next step. Counted
+			 * in the pages the sequences need, as a scheduler
+			 * would: the library's open pages also hold what
+			 * reused slots inherited, which it reclaims on demand.
 			 */
-			ret = vkv_cache_stats(s->c, &vs);
-			if (ret)
-				return lib_err(s, "vkv_cache_stats", ret);
-			if (vs.budget_pages &&
-			    (double)(vs.budget_pages - vs.pages_open) <
-				    o->watermark * (double)vs.budget_pages)
+			uint64_t used = need_pages(&s->nm, (uint32_t)slot, need);
+			uint32_t i;
+
+			for (i = 0; i < s->nrun; i++)
+				used += need_pages(&s->nm, s->run[i].slot,
+						   s->run[i].len);
+			if (used > s->budget_pages ||
+			    (double)(s->budget_pages - used) <
+				    o->watermark * (double)s->budget_pages)
 				ret = -ENOMEM;
 		}
 		if (ret) {
@@ -303,15 +309,16 @@ static int sample_memory(struct sim *s)
 	s->sum_need += (double)need;
 	if (need > s->res->peak_need)
 		s->res->peak_need = need;
-	if (vs.live_bytes > s->res->peak_live)
+	if (vs.live_bytes > s->res->peak_live) {
+		/* At the busiest step: mapped bytes saturate at the budget. */
 		s->res->peak_live = vs.live_bytes;
-	if (open > s->res->peak_open)
-		s->res->peak_open = open;
-	if (vs.mapped_bytes > s->res->peak_mapped) {
-		s->res->peak_mapped = vs.mapped_bytes;
 		s->res->waste_at_peak =
 			1.0 - (double)vs.live_bytes / (double)vs.mapped_bytes;
 	}
+	if (open > s->res->peak_open)
+		s->res->peak_open = open;
+	if (vs.mapped_bytes > s->res->peak_mapped)
+		s->res->peak_mapped = vs.mapped_bytes;
 	return 0;
 }
 
@@ -411,6 +418,12 @@ int sim_run(const struct sim_opts *o, enum vkv_layout layout,
 		lib_err(&s, "vkv_cache_tensor", ret);
 		goto out;
 	}
+	ret = vkv_cache_stats(s.c, &res->st);
+	if (ret) {
+		lib_err(&s, "vkv_cache_stats", ret);
+		goto out;
+	}
+	s.budget_pages = res->st.budget_pages;
 	s.qcap = o->count;
 	s.q = calloc(s.qcap, sizeof(*s.q));
 	s.resume = calloc(o->count, sizeof(*s.resume));

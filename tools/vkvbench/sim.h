@@ -32,7 +32,7 @@ struct sim_result {
 	double waste_avg;      /* 1 - sum(live) / sum(mapped), over steps */
 	double waste_open_avg; /* the same against pages under open slots */
 	double waste_need_avg; /* against the pages the layout needs (need.h) */
-	double waste_at_peak;  /* at the step of peak mapped bytes */
+	double waste_at_peak;  /* at the step of peak live bytes */
 	double mean_batch;
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
 	double sim_s, wall_s;
