@@ -89,7 +89,10 @@ static const struct cuda_sym {
 	const char *export;
 	size_t off;
 } cuda_syms[] = {
-#define SYM(field, name, export) { name, export, offsetof(struct cuda_fns, field) }
+#define SYM(field, name, export)                                               \
+	{                                                                      \
+		name, export, offsetof(struct cuda_fns, field)                 \
+	}
 	SYM(init, "cuInit", "cuInit"),
 	SYM(driverGetVersion, "cuDriverGetVersion", "cuDriverGetVersion"),
 	SYM(getErrorName, "cuGetErrorName", "cuGetErrorName"),
@@ -138,9 +141,9 @@ struct cuda_backend {
 	cudrv_stream stream;
 	cudrv_event ev[NSTAGE];
 	pthread_mutex_t copy_lock; /* the staging buffers and their events */
-	char *staging;             /* NSTAGE * STAGE_SIZE */
-	bool staging_pinned;       /* registered with the driver */
-	int numa_node;             /* where staging lives, -1 = unknown */
+	char *staging; /* NSTAGE * STAGE_SIZE */
+	bool staging_pinned; /* registered with the driver */
+	int numa_node; /* where staging lives, -1 = unknown */
 	char bus_id[32];
 };
 
@@ -261,16 +264,16 @@ static void ctx_leave(struct cuda_backend *cb, bool pushed)
 }
 
 /* Run one driver call under the context: ret = call, with a name for logs. */
-#define CU_CALL(cb, what, call)                                       \
-	({                                                            \
-		bool pushed_;                                         \
-		int ret_ = ctx_enter((cb), &pushed_);                 \
-		if (!ret_) {                                          \
-			cudrv_result r_ = (call);                     \
-			ret_ = r_ ? cu_fail((cb), (what), r_) : 0;    \
-			ctx_leave((cb), pushed_);                     \
-		}                                                     \
-		ret_;                                                 \
+#define CU_CALL(cb, what, call)                                                \
+	({                                                                     \
+		bool pushed_;                                                  \
+		int ret_ = ctx_enter((cb), &pushed_);                          \
+		if (!ret_) {                                                   \
+			cudrv_result r_ = (call);                              \
+			ret_ = r_ ? cu_fail((cb), (what), r_) : 0;             \
+			ctx_leave((cb), pushed_);                              \
+		}                                                              \
+		ret_;                                                          \
 	})
 
 static void alloc_prop(const struct cuda_backend *cb,
@@ -345,8 +348,8 @@ static int cuda_set_access(struct vkv_backend *be, uintptr_t va, size_t size)
 {
 	struct cuda_backend *cb = to_cuda(be);
 	struct cudrv_mem_access_desc desc = {
-		.location = { .type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
-			      .id = cb->dev },
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
+			     .id = cb->dev},
 		.flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
 	};
 
@@ -379,7 +382,7 @@ static int copy_locked(struct cuda_backend *cb, char *dst, const char *src,
 {
 	const struct cuda_fns *f = &cb->f;
 	size_t pend_off[NSTAGE], pend_len[NSTAGE];
-	bool pend[NSTAGE] = { false };
+	bool pend[NSTAGE] = {false};
 	const char *what = "cuEventSynchronize";
 	cudrv_result r = CUDRV_SUCCESS;
 	size_t off, i, k;
@@ -493,15 +496,15 @@ static void place_staging(struct cuda_backend *cb)
 {
 	const struct vkv_config *cfg = cb->be.cfg;
 	int node = cfg->numa_node;
-	unsigned long mask[16] = { 0 };
+	unsigned long mask[16] = {0};
 	int cpu;
 
 	if (node < 0)
 		node = gpu_numa_node(cb->bus_id);
 	if (node < 0) {
 		cpu = sched_getcpu();
-		node = cpu >= 0 && numa_available() >= 0 ?
-			       numa_node_of_cpu(cpu) : -1;
+		node = cpu >= 0 && numa_available() >= 0 ? numa_node_of_cpu(cpu)
+							 : -1;
 	}
 	cb->numa_node = node;
 	if (node < 0 || numa_available() < 0 ||
@@ -584,8 +587,8 @@ static int unusable_level(const struct vkv_config *cfg)
 	return VKV_LOG_DEBUG;
 }
 
-#define unusable(cfg, fmt, ...)                                      \
-	vkv_log((cfg), unusable_level(cfg),                          \
+#define unusable(cfg, fmt, ...)                                                \
+	vkv_log((cfg), unusable_level(cfg),                                    \
 		"vkv: cuda backend unavailable: " fmt, __VA_ARGS__)
 
 static int resolve(struct cuda_backend *cb, void *lib)
@@ -607,7 +610,8 @@ static int resolve(struct cuda_backend *cb, void *lib)
 		if (!p)
 			p = dlsym(lib, s->export);
 		if (!p) {
-			unusable(cb->be.cfg, "libcuda.so.1 lacks %s (driver too old?)",
+			unusable(cb->be.cfg,
+				 "libcuda.so.1 lacks %s (driver too old?)",
 				 s->export);
 			return -ENODEV;
 		}
@@ -643,7 +647,8 @@ static int open_device(struct cuda_backend *cb)
 	if (r)
 		return cu_fail(cb, "cuDeviceGet", r);
 	r = f->deviceGetAttribute(
-		&vmm, CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+		&vmm,
+		CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
 		cb->dev);
 	if (r)
 		return cu_fail(cb, "cuDeviceGetAttribute", r);
@@ -770,7 +775,8 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	if (ret)
 		goto fail;
 	vkv_log(cfg, VKV_LOG_INFO,
-		"vkv: cuda device %d (%s): granularity %zu KiB, %zu MiB, staging on NUMA node %d",
+		"vkv: cuda device %d (%s): granularity %zu KiB, %zu MiB, "
+		"staging on NUMA node %d",
 		cfg->device, cb->bus_id, cb->be.granularity >> 10,
 		cb->be.mem_total >> 20, cb->numa_node);
 	*out = &cb->be;

@@ -67,12 +67,12 @@ typedef unsigned int cudrv_result;
 #define CUDRV_ERROR_TIMEOUT 909
 #define CUDRV_ERROR_UNKNOWN 999
 
-typedef unsigned long long cudrv_deviceptr;       /* CUdeviceptr (v2) */
-typedef unsigned long long cudrv_mem_handle;      /* CUmemGenericAllocationHandle */
-typedef int cudrv_device;                         /* CUdevice */
-typedef struct CUctx_st *cudrv_context;           /* CUcontext */
-typedef struct CUstream_st *cudrv_stream;         /* CUstream */
-typedef struct CUevent_st *cudrv_event;           /* CUevent */
+typedef unsigned long long cudrv_deviceptr; /* CUdeviceptr (v2) */
+typedef unsigned long long cudrv_mem_handle; /* CUmemGenericAllocationHandle */
+typedef int cudrv_device; /* CUdevice */
+typedef struct CUctx_st *cudrv_context; /* CUcontext */
+typedef struct CUstream_st *cudrv_stream; /* CUstream */
+typedef struct CUevent_st *cudrv_event; /* CUevent */
 
 /* CUdevice_attribute */
 #define CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED 102
@@ -110,10 +110,10 @@ struct cudrv_mem_location {
 
 /* CUmemAllocationProp */
 struct cudrv_mem_alloc_prop {
-	unsigned int type;                 /* CUmemAllocationType */
+	unsigned int type; /* CUmemAllocationType */
 	unsigned int requested_handle_types; /* CUmemAllocationHandleType */
 	struct cudrv_mem_location location;
-	void *win32_handle_meta_data;      /* must be NULL off Windows */
+	void *win32_handle_meta_data; /* must be NULL off Windows */
 	struct {
 		unsigned char compression_type;
 		unsigned char gpu_direct_rdma_capable;
@@ -133,10 +133,10 @@ struct cudrv_mem_access_desc {
  * right (what cuGetProcAddress returns at CUDRV_ABI_VERSION, and what the
  * dlsym fallback asks for by name).
  */
-typedef cudrv_result (*cudrv_getProcAddress_fn)(const char *symbol,
-						 void **pfn, int cuda_version,
-						 uint64_t flags, /* cuuint64_t */
-						 unsigned int *status);
+typedef cudrv_result (*cudrv_getProcAddress_fn)(const char *symbol, void **pfn,
+						int cuda_version,
+						uint64_t flags, /* cuuint64_t */
+						unsigned int *status);
 typedef cudrv_result (*cudrv_init_fn)(unsigned int flags);
 typedef cudrv_result (*cudrv_driverGetVersion_fn)(int *version);
 typedef cudrv_result (*cudrv_getErrorName_fn)(cudrv_result err,
@@ -197,8 +197,7 @@ typedef cudrv_result (*cudrv_eventSynchronize_fn)(cudrv_event event);
 typedef cudrv_result (*cudrv_memcpyHtoDAsync_fn)(cudrv_deviceptr dst,
 						 const void *src, size_t size,
 						 cudrv_stream stream); /* _v2 */
-typedef cudrv_result (*cudrv_memcpyDtoHAsync_fn)(void *dst,
-						 cudrv_deviceptr src,
+typedef cudrv_result (*cudrv_memcpyDtoHAsync_fn)(void *dst, cudrv_deviceptr src,
 						 size_t size,
 						 cudrv_stream stream); /* _v2 */
 

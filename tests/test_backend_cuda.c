@@ -60,9 +60,9 @@ static bool load_fake(void)
 	fk.lib = dlopen("libcuda.so.1", RTLD_NOW);
 	if (!fk.lib)
 		return false;
-#define LOAD(f, name) \
-	if (!(*(void **)&fk.f = dlsym(fk.lib, name))) \
-		return false
+#define LOAD(f, name)                                                          \
+	if (!(*(void **)&fk.f = dlsym(fk.lib, name)))                          \
+	return false
 	LOAD(inject, "fakecuda_fail");
 	LOAD(fail_clear, "fakecuda_fail_clear");
 	LOAD(calls, "fakecuda_calls");
@@ -111,8 +111,9 @@ static struct fakecuda_stats stats(void)
 static void same_state(const struct fakecuda_stats *a,
 		       const struct fakecuda_stats *b, const char *what)
 {
-#define EQ(f) ck_assert_msg(a->f == b->f, "%s: " #f " %llu -> %llu", what, \
-			    (unsigned long long)a->f, (unsigned long long)b->f)
+#define EQ(f)                                                                  \
+	ck_assert_msg(a->f == b->f, "%s: " #f " %llu -> %llu", what,           \
+		      (unsigned long long)a->f, (unsigned long long)b->f)
 	EQ(mem_used);
 	EQ(allocs);
 	EQ(allocs_released);
@@ -152,9 +153,10 @@ START_TEST(test_open)
 	/* Entry points through cuGetProcAddress, not dlsym. */
 	ck_assert_uint_ge(fk.calls("cuGetProcAddress"), 30);
 	vkv_backend_destroy(be);
-	same_state(&before, &(struct fakecuda_stats){ 0 }, "destroy");
+	same_state(&before, &(struct fakecuda_stats){0}, "destroy");
 	ck_assert_uint_eq(stats().streams + stats().events +
-			  stats().host_registered + stats().ctx_refs, 0);
+				  stats().host_registered + stats().ctx_refs,
+			  0);
 	ck_assert_uint_eq(stats().invalid_calls, 0);
 }
 END_TEST
@@ -199,9 +201,11 @@ START_TEST(test_ops_and_copy)
 	for (i = 0; i < n; i++)
 		src[i] = (unsigned char)(i * 31 + 7);
 	ck_assert_int_eq(be->ops->copy(be, (void *)(va + off), src, n,
-				       VKV_COPY_FROM_HOST), 0);
-	ck_assert_int_eq(be->ops->copy(be, dst, (void *)(va + off), n,
-				       VKV_COPY_TO_HOST), 0);
+				       VKV_COPY_FROM_HOST),
+			 0);
+	ck_assert_int_eq(
+		be->ops->copy(be, dst, (void *)(va + off), n, VKV_COPY_TO_HOST),
+		0);
 	ck_assert_mem_eq(dst, src, n);
 	ck_assert_int_eq(be->ops->copy(be, dst, src, 0, VKV_COPY_TO_HOST), 0);
 	/* Through the pinned staging only, never pageable memory. */
@@ -244,7 +248,8 @@ START_TEST(test_argument_checks)
 	ck_assert_int_eq(be->ops->set_access(be, G, 0), -EINVAL);
 	ck_assert_int_eq(be->ops->unmap(be, G, 4096), -EINVAL);
 	ck_assert_uint_eq(fk.calls("cuMemMap") + fk.calls("cuMemCreate") +
-				  fk.calls("cuMemAddressReserve"), before);
+				  fk.calls("cuMemAddressReserve"),
+			  before);
 	/* What the driver refuses comes back as an errno. */
 	ck_assert_int_eq(be->ops->release(be, 424242), -EINVAL);
 	ck_assert_int_eq(be->ops->unmap(be, 64 * G, G), -EINVAL);
@@ -270,7 +275,8 @@ START_TEST(test_no_touch_before_access)
 	ck_assert_uint_eq(prot_at(va), CUDRV_MEM_ACCESS_FLAGS_PROT_NONE);
 	ck_assert_uint_eq(stats().touched_before_access, 0);
 	ck_assert_int_eq(be->ops->copy(be, (void *)va, buf, sizeof(buf),
-				       VKV_COPY_FROM_HOST), -EFAULT);
+				       VKV_COPY_FROM_HOST),
+			 -EFAULT);
 	ck_assert_uint_gt(stats().touched_before_access, 0);
 	vkv_backend_destroy(be);
 }
@@ -291,25 +297,30 @@ START_TEST(test_map_path_touches_nothing_early)
 	ck_assert_int_eq(be->ops->reserve(be, 16 * G, &va), 0);
 	for (run = 0; run < 4; run++) {
 		for (i = 0; i < 4; i++) {
-			ck_assert_int_eq(be->ops->create(be, G, &h[run * 4 + i]),
+			ck_assert_int_eq(
+				be->ops->create(be, G, &h[run * 4 + i]), 0);
+			ck_assert_int_eq(be->ops->map(be,
+						      va + (run * 4 + i) * G, G,
+						      h[run * 4 + i]),
 					 0);
-			ck_assert_int_eq(be->ops->map(be, va + (run * 4 + i) * G,
-						      G, h[run * 4 + i]), 0);
 		}
 		ck_assert_uint_eq(stats().accessible_bytes, run * 4 * G);
-		ck_assert_int_eq(be->ops->set_access(be, va + run * 4 * G,
-						     4 * G), 0);
+		ck_assert_int_eq(
+			be->ops->set_access(be, va + run * 4 * G, 4 * G), 0);
 		for (i = 0; i < 4; i++) {
 			memset(page, run * 4 + i, sizeof(page));
-			ck_assert_int_eq(be->ops->copy(be,
-				(void *)(va + (run * 4 + i) * G), page, G,
-				VKV_COPY_FROM_HOST), 0);
+			ck_assert_int_eq(
+				be->ops->copy(be,
+					      (void *)(va + (run * 4 + i) * G),
+					      page, G, VKV_COPY_FROM_HOST),
+				0);
 		}
 	}
 	ck_assert_uint_eq(stats().touched_before_access, 0);
 	ck_assert_uint_eq(stats().invalid_calls, 0);
 	ck_assert_int_eq(be->ops->copy(be, page, (void *)(va + 9 * G), G,
-				       VKV_COPY_TO_HOST), 0);
+				       VKV_COPY_TO_HOST),
+			 0);
 	ck_assert_int_eq(page[0], 9);
 	ck_assert_int_eq(page[G - 1], 9);
 	vkv_backend_destroy(be);
@@ -321,8 +332,8 @@ struct fx {
 	struct vkv_backend *be;
 	uintptr_t va, va2;
 	vkv_handle_t h[4];
-	uintptr_t made_va;     /* what a successful reserve made */
-	vkv_handle_t made_h;   /* what a successful create made */
+	uintptr_t made_va; /* what a successful reserve made */
+	vkv_handle_t made_h; /* what a successful create made */
 	unsigned char *buf;
 	unsigned char *dev_before;
 };
@@ -342,12 +353,14 @@ static void fx_setup(struct fx *f)
 		ck_assert_int_eq(be->ops->create(be, G, &f->h[i]), 0);
 	/* h0, h1: mapped with access and data; h2 mapped without; h3 free. */
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(be->ops->map(be, f->va + i * G, G, f->h[i]), 0);
+		ck_assert_int_eq(be->ops->map(be, f->va + i * G, G, f->h[i]),
+				 0);
 	ck_assert_int_eq(be->ops->set_access(be, f->va, 2 * G), 0);
 	for (i = 0; i < FX_BYTES; i++)
 		f->dev_before[i] = (unsigned char)(i * 13 + 1);
 	ck_assert_int_eq(be->ops->copy(be, (void *)f->va, f->dev_before,
-				       FX_BYTES, VKV_COPY_FROM_HOST), 0);
+				       FX_BYTES, VKV_COPY_FROM_HOST),
+			 0);
 	for (i = 0; i < FX_BYTES; i++)
 		f->buf[i] = (unsigned char)(i * 7 + 3);
 }
@@ -364,7 +377,8 @@ static void fx_teardown(struct fx *f, bool check_data)
 
 	if (check_data) {
 		ck_assert_int_eq(be->ops->copy(be, back, (void *)f->va,
-					       FX_BYTES, VKV_COPY_TO_HOST), 0);
+					       FX_BYTES, VKV_COPY_TO_HOST),
+				 0);
 		ck_assert_mem_eq(back, f->dev_before, FX_BYTES);
 	}
 	free(back);
@@ -372,23 +386,33 @@ static void fx_teardown(struct fx *f, bool check_data)
 		if (fk.query(a, &prot, &hh) == 0)
 			ck_assert_int_eq(be->ops->unmap(be, a, G), 0);
 	for (i = 0; i < 4; i++)
-		be->ops->release(be, f->h[i]); /* some were released by the op */
+		be->ops->release(be,
+				 f->h[i]); /* some were released by the op */
 	be->ops->unreserve(be, f->va, 8 * G);
 	be->ops->unreserve(be, f->va2, 2 * G);
 	vkv_backend_destroy(be);
 	free(f->buf);
 	free(f->dev_before);
-	ck_assert_uint_eq(stats().mem_used + stats().reservations +
-			  stats().mappings, 0);
+	ck_assert_uint_eq(
+		stats().mem_used + stats().reservations + stats().mappings, 0);
 }
 
-enum op { OP_RESERVE, OP_UNRESERVE, OP_CREATE, OP_RELEASE, OP_MAP,
-	  OP_SET_ACCESS, OP_UNMAP, OP_COPY_TO_HOST, OP_COPY_FROM_HOST,
-	  OP_COUNT };
+enum op {
+	OP_RESERVE,
+	OP_UNRESERVE,
+	OP_CREATE,
+	OP_RELEASE,
+	OP_MAP,
+	OP_SET_ACCESS,
+	OP_UNMAP,
+	OP_COPY_TO_HOST,
+	OP_COPY_FROM_HOST,
+	OP_COUNT
+};
 
 static const char *const op_names[] = {
-	"reserve", "unreserve", "create", "release", "map", "set_access",
-	"unmap", "copy to host", "copy from host",
+	"reserve",    "unreserve", "create",	   "release",	     "map",
+	"set_access", "unmap",	   "copy to host", "copy from host",
 };
 
 /* Run @op on the fixture. */
@@ -491,8 +515,9 @@ START_TEST(test_fault_injection_ops)
 				 op_names[op], k, fns[i]);
 			fx_setup(&f);
 			before = stats();
-			ck_assert_int_eq(fk.inject(fns[i], k,
-						 CUDRV_ERROR_OUT_OF_MEMORY), 0);
+			ck_assert_int_eq(
+				fk.inject(fns[i], k, CUDRV_ERROR_OUT_OF_MEMORY),
+				0);
 			ret = fx_op(&f, op);
 			fk.fail_clear();
 			after = stats();
@@ -543,8 +568,9 @@ START_TEST(test_fault_injection_open)
 
 			be = NULL;
 			ck_assert_uint_eq(fk.ctx_set(NULL), 0);
-			ck_assert_int_eq(fk.inject(fns[i], k,
-						 CUDRV_ERROR_OUT_OF_MEMORY), 0);
+			ck_assert_int_eq(
+				fk.inject(fns[i], k, CUDRV_ERROR_OUT_OF_MEMORY),
+				0);
 			ret = vkv_backend_cuda_open(&cfg, &be);
 			fk.fail_clear();
 			if (tolerant) {
@@ -559,8 +585,9 @@ START_TEST(test_fault_injection_open)
 				ck_assert_ptr_null(be);
 			}
 			ck_assert_msg(stats().streams + stats().events +
-				      stats().host_registered +
-				      stats().ctx_refs == 0,
+						      stats().host_registered +
+						      stats().ctx_refs ==
+					      0,
 				      "open, %s #%lu leaked", fns[i], k);
 		}
 	}
@@ -583,7 +610,8 @@ static void *thread_ops(void *arg)
 		ret |= be->ops->map(be, va, G, h);
 		ret |= be->ops->set_access(be, va, G);
 		ret |= be->ops->copy(be, (void *)va, &c, 1, VKV_COPY_FROM_HOST);
-		ret |= be->ops->copy(be, &back, (void *)va, 1, VKV_COPY_TO_HOST);
+		ret |= be->ops->copy(be, &back, (void *)va, 1,
+				     VKV_COPY_TO_HOST);
 		ret |= back != c;
 		ret |= be->ops->unmap(be, va, G);
 		ret |= be->ops->release(be, h);
@@ -600,7 +628,8 @@ START_TEST(test_threads)
 	int i;
 
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_ops, be), 0);
+		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_ops, be),
+				 0);
 	for (i = 0; i < 3; i++) {
 		ck_assert_int_eq(pthread_join(t[i], &ret), 0);
 		ck_assert_ptr_null(ret);
@@ -617,8 +646,12 @@ END_TEST
 START_TEST(test_cache_touches_nothing_early)
 {
 	struct vkv_geometry geom = {
-		.layers = 2, .kv_heads = 2, .head_dim = 64, .elem_size = 2,
-		.max_seqs = 4, .max_tokens = 65536,
+		.layers = 2,
+		.kv_heads = 2,
+		.head_dim = 64,
+		.elem_size = 2,
+		.max_seqs = 4,
+		.max_tokens = 65536,
 		.layout = (enum vkv_layout)_i,
 	};
 	struct vkv_cache *c;
@@ -640,9 +673,11 @@ START_TEST(test_cache_touches_nothing_early)
 				ck_assert_ptr_nonnull(p);
 				if (t % 512 == 0) {
 					ck_assert_int_eq(fk.query((uintptr_t)p,
-						&prot, NULL), 0);
-					ck_assert_uint_eq(prot,
-					CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE);
+								  &prot, NULL),
+							 0);
+					ck_assert_uint_eq(
+						prot,
+						CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE);
 				}
 				memset(p, (int)t, 256);
 			}
@@ -745,8 +780,8 @@ static int run_env(const char *name, const char *const env[])
 			else
 				unsetenv(env[i]);
 		}
-		execl("/proc/self/exe", "test_backend_cuda", "--env-case",
-		      name, (char *)NULL);
+		execl("/proc/self/exe", "test_backend_cuda", "--env-case", name,
+		      (char *)NULL);
 		_exit(127);
 	}
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
@@ -756,11 +791,11 @@ static int run_env(const char *name, const char *const env[])
 
 START_TEST(test_env_cases)
 {
-	const char *const nolib[] = { "LD_LIBRARY_PATH", NULL, NULL };
-	const char *const nodev[] = { "FAKECUDA_DEVICES", "0", NULL };
-	const char *const novmm[] = { "FAKECUDA_VMM", "0", NULL };
-	const char *const oldlib[] = { "FAKECUDA_PROC_ADDRESS", "0", NULL };
-	const char *const two[] = { "FAKECUDA_DEVICES", "2", NULL };
+	const char *const nolib[] = {"LD_LIBRARY_PATH", NULL, NULL};
+	const char *const nodev[] = {"FAKECUDA_DEVICES", "0", NULL};
+	const char *const novmm[] = {"FAKECUDA_VMM", "0", NULL};
+	const char *const oldlib[] = {"FAKECUDA_PROC_ADDRESS", "0", NULL};
+	const char *const two[] = {"FAKECUDA_DEVICES", "2", NULL};
 
 	ck_assert_int_eq(run_env("enodev", nolib), 0);
 	ck_assert_int_eq(run_env("enodev", nodev), 0);

@@ -57,8 +57,7 @@ SAME(CUDRV_MEM_HANDLE_TYPE_NONE, CU_MEM_HANDLE_TYPE_NONE);
 SAME(CUDRV_MEM_LOCATION_TYPE_DEVICE, CU_MEM_LOCATION_TYPE_DEVICE);
 SAME(CUDRV_MEM_ACCESS_FLAGS_PROT_NONE, CU_MEM_ACCESS_FLAGS_PROT_NONE);
 SAME(CUDRV_MEM_ACCESS_FLAGS_PROT_READ, CU_MEM_ACCESS_FLAGS_PROT_READ);
-SAME(CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
-     CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
+SAME(CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE, CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
 SAME(CUDRV_MEM_ALLOC_GRANULARITY_MINIMUM, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
 SAME(CUDRV_MEM_ALLOC_GRANULARITY_RECOMMENDED,
      CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
@@ -73,11 +72,11 @@ SAME(CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT,
      CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
 
 /* Layouts: size, alignment and every field's offset and size. */
-#define FIELD(ours, theirs, f1, f2)                                         \
-	SAME(offsetof(ours, f1), offsetof(theirs, f2));                     \
+#define FIELD(ours, theirs, f1, f2)                                            \
+	SAME(offsetof(ours, f1), offsetof(theirs, f2));                        \
 	SAME(sizeof(((ours *)0)->f1), sizeof(((theirs *)0)->f2))
-#define LAYOUT(ours, theirs)                                                \
-	SAME(sizeof(ours), sizeof(theirs));                                 \
+#define LAYOUT(ours, theirs)                                                   \
+	SAME(sizeof(ours), sizeof(theirs));                                    \
 	SAME(_Alignof(ours), _Alignof(theirs))
 
 LAYOUT(struct cudrv_mem_location, CUmemLocation);
@@ -86,11 +85,11 @@ FIELD(struct cudrv_mem_location, CUmemLocation, id, id);
 
 LAYOUT(struct cudrv_mem_alloc_prop, CUmemAllocationProp);
 FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, type, type);
-FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp,
-      requested_handle_types, requestedHandleTypes);
+FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, requested_handle_types,
+      requestedHandleTypes);
 FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, location, location);
-FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp,
-      win32_handle_meta_data, win32HandleMetaData);
+FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, win32_handle_meta_data,
+      win32HandleMetaData);
 FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, alloc_flags,
       allocFlags);
 FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp,
@@ -99,8 +98,8 @@ FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp,
       alloc_flags.gpu_direct_rdma_capable, allocFlags.gpuDirectRDMACapable);
 FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, alloc_flags.usage,
       allocFlags.usage);
-FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp,
-      alloc_flags.reserved, allocFlags.reserved);
+FIELD(struct cudrv_mem_alloc_prop, CUmemAllocationProp, alloc_flags.reserved,
+      allocFlags.reserved);
 
 LAYOUT(struct cudrv_mem_access_desc, CUmemAccessDesc);
 FIELD(struct cudrv_mem_access_desc, CUmemAccessDesc, location, location);
@@ -115,9 +114,9 @@ SAME(sizeof(cudrv_device), sizeof(CUdevice));
  * handles; the three taking our structs are covered by the layouts above.
  * The names are the exports the backend's dlsym fallback asks for.
  */
-#define SIG(ours, theirs)                                                   \
-	_Static_assert(__builtin_types_compatible_p(cudrv_##ours##_fn,       \
-						    __typeof__(&theirs)),   \
+#define SIG(ours, theirs)                                                      \
+	_Static_assert(__builtin_types_compatible_p(cudrv_##ours##_fn,         \
+						    __typeof__(&theirs)),      \
 		       #theirs ": signature differs")
 SIG(getProcAddress, cuGetProcAddress_v2);
 SIG(init, cuInit);
@@ -154,7 +153,8 @@ SIG(memcpyDtoHAsync, cuMemcpyDtoHAsync_v2);
 
 int main(void)
 {
-	printf("test_cuda_abi: lib/cuda_drv.h matches cuda.h (CUDA_VERSION %d)\n",
+	printf("test_cuda_abi: lib/cuda_drv.h matches cuda.h (CUDA_VERSION "
+	       "%d)\n",
 	       CUDA_VERSION);
 	return 0;
 }

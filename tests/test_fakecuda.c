@@ -23,11 +23,11 @@
 
 static const struct cudrv_mem_alloc_prop prop0 = {
 	.type = CUDRV_MEM_ALLOCATION_TYPE_PINNED,
-	.location = { .type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0 },
+	.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0},
 };
 
 static const struct cudrv_mem_access_desc rw0 = {
-	.location = { .type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0 },
+	.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0},
 	.flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
 };
 
@@ -111,8 +111,11 @@ START_TEST(test_devices)
 	ck_assert_uint_eq(cuInit(0), CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuDeviceGet(&d, 1), CUDRV_ERROR_INVALID_DEVICE);
 	ck_assert_uint_eq(cuDeviceGet(&d, 0), CUDRV_SUCCESS);
-	ck_assert_uint_eq(cuDeviceGetAttribute(&v,
-		CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, d),
+	ck_assert_uint_eq(
+		cuDeviceGetAttribute(
+			&v,
+			CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
+			d),
 		CUDRV_SUCCESS);
 	ck_assert_int_eq(v, 1);
 	ck_assert_uint_eq(cuDeviceGetPCIBusId(bus, 12, d),
@@ -159,11 +162,14 @@ START_TEST(test_granularity)
 	size_t g = 0;
 
 	init();
-	ck_assert_uint_eq(cuMemGetAllocationGranularity(&g, &p,
-		CUDRV_MEM_ALLOC_GRANULARITY_RECOMMENDED), CUDRV_SUCCESS);
+	ck_assert_uint_eq(
+		cuMemGetAllocationGranularity(
+			&g, &p, CUDRV_MEM_ALLOC_GRANULARITY_RECOMMENDED),
+		CUDRV_SUCCESS);
 	ck_assert_uint_eq(g, G);
-	ck_assert_uint_eq(cuMemGetAllocationGranularity(&g, &p,
-		CUDRV_MEM_ALLOC_GRANULARITY_MINIMUM), CUDRV_SUCCESS);
+	ck_assert_uint_eq(cuMemGetAllocationGranularity(
+				  &g, &p, CUDRV_MEM_ALLOC_GRANULARITY_MINIMUM),
+			  CUDRV_SUCCESS);
 	ck_assert_uint_eq(g, G);
 	ck_assert_uint_eq(cuMemGetAllocationGranularity(&g, &p, 7),
 			  CUDRV_ERROR_INVALID_VALUE);
@@ -262,8 +268,7 @@ START_TEST(test_map_rules)
 	ck_assert_uint_eq(cuMemMap(va, G + 4096, 0, h2, 0),
 			  CUDRV_ERROR_INVALID_VALUE);
 	ck_assert_uint_eq(cuMemMap(va, G, G, h, 0), CUDRV_ERROR_INVALID_VALUE);
-	ck_assert_uint_eq(cuMemMap(va, G, 0, h2, 1),
-			  CUDRV_ERROR_INVALID_VALUE);
+	ck_assert_uint_eq(cuMemMap(va, G, 0, h2, 1), CUDRV_ERROR_INVALID_VALUE);
 	/* Larger than the allocation, outside or across reservations. */
 	ck_assert_uint_eq(cuMemMap(va, 2 * G, 0, h2, 0),
 			  CUDRV_ERROR_INVALID_VALUE);
@@ -276,8 +281,7 @@ START_TEST(test_map_rules)
 	ck_assert_uint_eq(stats().mappings, 0);
 	/* A part of an allocation, then over a mapped range. */
 	ck_assert_uint_eq(cuMemMap(va, G, 0, h, 0), CUDRV_SUCCESS);
-	ck_assert_uint_eq(cuMemMap(va, G, 0, h2, 0),
-			  CUDRV_ERROR_INVALID_VALUE);
+	ck_assert_uint_eq(cuMemMap(va, G, 0, h2, 0), CUDRV_ERROR_INVALID_VALUE);
 	ck_assert_uint_eq(cuMemMap(va + G, 2 * G, 0, h, 0), CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuMemMap(va + 2 * G, G, 0, h2, 0),
 			  CUDRV_ERROR_INVALID_VALUE);
@@ -384,8 +388,7 @@ START_TEST(test_unmap_rules)
 	ck_assert_uint_eq(cuMemMap(va + 2 * G, G, 0, h2, 0), CUDRV_SUCCESS);
 	/* A sub-range, a range with an unmapped tail, unaligned. */
 	ck_assert_uint_eq(cuMemUnmap(va, G), CUDRV_ERROR_INVALID_VALUE);
-	ck_assert_uint_eq(cuMemUnmap(va + G, 2 * G),
-			  CUDRV_ERROR_INVALID_VALUE);
+	ck_assert_uint_eq(cuMemUnmap(va + G, 2 * G), CUDRV_ERROR_INVALID_VALUE);
 	ck_assert_uint_eq(cuMemUnmap(va, 4 * G), CUDRV_ERROR_INVALID_VALUE);
 	ck_assert_uint_eq(cuMemUnmap(va, 3 * G - 4096),
 			  CUDRV_ERROR_INVALID_VALUE);
@@ -497,17 +500,19 @@ START_TEST(test_proc_address)
 	unsigned int st = 99;
 	void *p = NULL;
 
-	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemGetInfo", &p, 12000, 0,
-					      &st), CUDRV_SUCCESS);
+	ck_assert_uint_eq(
+		cuGetProcAddress_v2("cuMemGetInfo", &p, 12000, 0, &st),
+		CUDRV_SUCCESS);
 	ck_assert_uint_eq(st, CUDRV_GET_PROC_ADDRESS_SUCCESS);
 	ck_assert_ptr_eq(p, (void *)cuMemGetInfo_v2);
-	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemCreate", &p, 10000, 0,
-					      &st), CUDRV_ERROR_NOT_FOUND);
+	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemCreate", &p, 10000, 0, &st),
+			  CUDRV_ERROR_NOT_FOUND);
 	ck_assert_uint_eq(st, CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
 	ck_assert_ptr_null(p);
 	/* Base names only, as the reference documents. */
-	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemGetInfo_v2", &p, 12000, 0,
-					      &st), CUDRV_ERROR_NOT_FOUND);
+	ck_assert_uint_eq(
+		cuGetProcAddress_v2("cuMemGetInfo_v2", &p, 12000, 0, &st),
+		CUDRV_ERROR_NOT_FOUND);
 	ck_assert_uint_eq(st, CUDRV_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
 	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemMap", &p, 12000, 8, &st),
 			  CUDRV_ERROR_INVALID_VALUE);
@@ -597,7 +602,8 @@ START_TEST(test_threads)
 	init();
 	for (i = 0; i < 4; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, worker,
-			(void *)(uintptr_t)reserve(G)), 0);
+						(void *)(uintptr_t)reserve(G)),
+				 0);
 	for (i = 0; i < 4; i++) {
 		ck_assert_int_eq(pthread_join(t[i], &ret), 0);
 		ck_assert_ptr_null(ret);
@@ -627,7 +633,8 @@ static int env_case(const char *name)
 		cuDriverGetVersion(&v);
 		if (v != 11080)
 			return 3;
-		cuDeviceGetAttribute(&v,
+		cuDeviceGetAttribute(
+			&v,
 			CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
 			1);
 		cuDeviceGetPCIBusId(bus, sizeof(bus), 1);
@@ -652,7 +659,10 @@ static int env_case(const char *name)
 		unsigned int st;
 
 		return cuGetProcAddress_v2("cuInit", &p, 12000, 0, &st) ==
-				       CUDRV_ERROR_NOT_FOUND && !p ? 0 : 6;
+					       CUDRV_ERROR_NOT_FOUND &&
+				       !p
+			       ? 0
+			       : 6;
 	}
 	return 100;
 }
@@ -677,15 +687,22 @@ static int run_env(const char *name, const char *const env[])
 
 START_TEST(test_env)
 {
-	const char *const nodev[] = { "FAKECUDA_DEVICES", "0", NULL };
-	const char *const knobs[] = {
-		"FAKECUDA_DEVICES", "2", "FAKECUDA_MEM", "64M",
-		"FAKECUDA_GRANULARITY", "4M", "FAKECUDA_VMM", "0",
-		"FAKECUDA_PCI_BUS_ID", "0000:3b:00.0",
-		"FAKECUDA_DRIVER_VERSION", "11080", NULL
-	};
-	const char *const fail[] = { "FAKECUDA_FAIL", "cuMemMap:2:2", NULL };
-	const char *const procaddr[] = { "FAKECUDA_PROC_ADDRESS", "0", NULL };
+	const char *const nodev[] = {"FAKECUDA_DEVICES", "0", NULL};
+	const char *const knobs[] = {"FAKECUDA_DEVICES",
+				     "2",
+				     "FAKECUDA_MEM",
+				     "64M",
+				     "FAKECUDA_GRANULARITY",
+				     "4M",
+				     "FAKECUDA_VMM",
+				     "0",
+				     "FAKECUDA_PCI_BUS_ID",
+				     "0000:3b:00.0",
+				     "FAKECUDA_DRIVER_VERSION",
+				     "11080",
+				     NULL};
+	const char *const fail[] = {"FAKECUDA_FAIL", "cuMemMap:2:2", NULL};
+	const char *const procaddr[] = {"FAKECUDA_PROC_ADDRESS", "0", NULL};
 
 	ck_assert_int_eq(run_env("nodev", nodev), 0);
 	ck_assert_int_eq(run_env("knobs", knobs), 0);

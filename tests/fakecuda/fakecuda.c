@@ -25,12 +25,14 @@ struct fc_state fc = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
+/* clang-format off */
 static const char *const fn_names[] = {
 #define FC_NAME(n) #n,
 	FC_FUNCS(FC_NAME)
 #undef FC_NAME
 	NULL
 };
+/* clang-format on */
 
 static uint64_t calls[FN_COUNT];
 static uint64_t lat_ns[FN_COUNT];
@@ -77,10 +79,26 @@ int fc_parse_size(const char *s, size_t *out)
 	if (errno || end == s)
 		return -1;
 	switch (*end) {
-	case 'T': case 't': shift = 40; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'K': case 'k': shift = 10; end++; break;
+	case 'T':
+	case 't':
+		shift = 40;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		end++;
+		break;
+	case 'K':
+	case 'k':
+		shift = 10;
+		end++;
+		break;
 	}
 	if (*end || (shift && v > (~0ull >> shift)))
 		return -1;
@@ -96,8 +114,8 @@ static void delay_ns(uint64_t ns)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (ns > 100000) {
-		struct timespec d = { .tv_sec = (ns - 60000) / 1000000000ull,
-				      .tv_nsec = (ns - 60000) % 1000000000ull };
+		struct timespec d = {.tv_sec = (ns - 60000) / 1000000000ull,
+				     .tv_nsec = (ns - 60000) % 1000000000ull};
 
 		nanosleep(&d, NULL);
 	}
@@ -157,7 +175,7 @@ static int add_rule(int fn, uint64_t call, cudrv_result code)
 
 	pthread_mutex_lock(&fc.lock);
 	if (nrules < MAX_RULES) {
-		rules[nrules] = (struct rule){ fn, call, code };
+		rules[nrules] = (struct rule){fn, call, code};
 		__atomic_store_n(&nrules, nrules + 1, __ATOMIC_RELEASE);
 		ret = 0;
 	}
@@ -191,10 +209,10 @@ static void parse_list(const char *env, bool latency)
 			lat_ns[fn] = (uint64_t)(strtod(a, NULL) * 1000.0);
 		else
 			add_rule(fn, strtoull(a, NULL, 0),
-				 b ? (cudrv_result)strtoul(b, NULL, 0) :
-				     CUDRV_ERROR_UNKNOWN);
+				 b ? (cudrv_result)strtoul(b, NULL, 0)
+				   : CUDRV_ERROR_UNKNOWN);
 		continue;
-bad:
+	bad:
 		fprintf(stderr, "fakecuda: %s: cannot parse \"%s\"\n", env,
 			item);
 	}
@@ -281,23 +299,23 @@ static const struct {
 	const char *name;
 	const char *text;
 } errs[] = {
-	{ 0, "CUDA_SUCCESS", "no error" },
-	{ 1, "CUDA_ERROR_INVALID_VALUE", "invalid argument" },
-	{ 2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory" },
-	{ 3, "CUDA_ERROR_NOT_INITIALIZED", "initialization error" },
-	{ 100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected" },
-	{ 101, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal" },
-	{ 201, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context" },
-	{ 400, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle" },
-	{ 500, "CUDA_ERROR_NOT_FOUND", "named symbol not found" },
-	{ 700, "CUDA_ERROR_ILLEGAL_ADDRESS",
-	  "an illegal memory access was encountered" },
-	{ 712, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
-	  "part or all of the requested memory range is already mapped" },
-	{ 713, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
-	  "pointer does not correspond to a registered memory region" },
-	{ 801, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported" },
-	{ 999, "CUDA_ERROR_UNKNOWN", "unknown error" },
+	{0, "CUDA_SUCCESS", "no error"},
+	{1, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
+	{2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
+	{3, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
+	{100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
+	{101, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+	{201, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
+	{400, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+	{500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
+	{700, "CUDA_ERROR_ILLEGAL_ADDRESS",
+	 "an illegal memory access was encountered"},
+	{712, "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
+	 "part or all of the requested memory range is already mapped"},
+	{713, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
+	 "pointer does not correspond to a registered memory region"},
+	{801, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+	{999, "CUDA_ERROR_UNKNOWN", "unknown error"},
 };
 
 static cudrv_result err_lookup(enum fc_fn fn, cudrv_result e, const char **s,
@@ -336,7 +354,10 @@ static const struct {
 	void *fn;
 	int since;
 } procs[] = {
-#define P(name, fn, since) { name, (void *)fn, since }
+#define P(name, fn, since)                                                     \
+	{                                                                      \
+		name, (void *)fn, since                                        \
+	}
 	P("cuInit", cuInit, 2000),
 	P("cuDriverGetVersion", cuDriverGetVersion, 2020),
 	P("cuGetErrorName", cuGetErrorName, 6000),
@@ -399,7 +420,7 @@ FC_EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
 		if (cuda_version < procs[i].since) {
 			if (status)
 				*status =
-				CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT;
+					CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT;
 			return fc_bad(CUDRV_ERROR_NOT_FOUND);
 		}
 		*pfn = procs[i].fn;
@@ -648,8 +669,8 @@ FC_EXPORT cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 	r = need_ctx(&c);
 	if (!r) {
 		*total = fc.mem;
-		*free_bytes = fc.mem > fc.used[c->dev] ?
-				      fc.mem - fc.used[c->dev] : 0;
+		*free_bytes =
+			fc.mem > fc.used[c->dev] ? fc.mem - fc.used[c->dev] : 0;
 	}
 	pthread_mutex_unlock(&fc.lock);
 	return r;
@@ -856,7 +877,8 @@ FC_EXPORT cudrv_result cuMemHostRegister_v2(void *p, size_t size,
 		/* Pinning faults every page in, under the range's NUMA policy. */
 		uintptr_t pg = a & ~(uintptr_t)4095;
 
-		madvise((void *)pg, a + size - pg, 23 /* MADV_POPULATE_WRITE */);
+		madvise((void *)pg, a + size - pg,
+			23 /* MADV_POPULATE_WRITE */);
 		h->p = a;
 		h->size = size;
 		h->next = fc.hostregs;

@@ -34,21 +34,23 @@
 #include "cuda_drv.h"
 
 struct fakecuda_stats {
-	uint64_t mem_used;          /* device bytes held by live allocations */
-	uint64_t allocs;            /* cuMemCreate handles not yet freed */
-	uint64_t allocs_released;   /* of which released, freed at last unmap */
+	uint64_t mem_used; /* device bytes held by live allocations */
+	uint64_t allocs; /* cuMemCreate handles not yet freed */
+	uint64_t allocs_released; /* of which released, freed at last unmap */
 	uint64_t reservations;
 	uint64_t mappings;
 	uint64_t mapped_bytes;
-	uint64_t accessible_bytes;  /* mapped with access granted */
-	uint64_t host_registered;   /* cuMemHostRegister regions */
+	uint64_t accessible_bytes; /* mapped with access granted */
+	uint64_t host_registered; /* cuMemHostRegister regions */
 	uint64_t streams;
 	uint64_t events;
-	uint64_t ctx_refs;          /* primary context references, all devices */
-	uint64_t touched_before_access; /* bytes copied to/from no-access maps */
-	uint64_t pageable_async;    /* async copies from unregistered host memory */
-	uint64_t invalid_calls;     /* calls refused with an error (not injected) */
-	uint64_t injected;          /* calls failed by injection */
+	uint64_t ctx_refs; /* primary context references, all devices */
+	uint64_t
+		touched_before_access; /* bytes copied to/from no-access maps */
+	uint64_t
+		pageable_async; /* async copies from unregistered host memory */
+	uint64_t invalid_calls; /* calls refused with an error (not injected) */
+	uint64_t injected; /* calls failed by injection */
 };
 
 /* Fail the @nth call of @fn from now on (1 = the next) with @code. */
@@ -94,9 +96,10 @@ cudrv_result cuCtxSetCurrent(cudrv_context ctx);
 cudrv_result cuCtxPushCurrent_v2(cudrv_context ctx);
 cudrv_result cuCtxPopCurrent_v2(cudrv_context *ctx);
 cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total);
-cudrv_result cuMemGetAllocationGranularity(
-	size_t *granularity, const struct cudrv_mem_alloc_prop *prop,
-	unsigned int option);
+cudrv_result
+cuMemGetAllocationGranularity(size_t *granularity,
+			      const struct cudrv_mem_alloc_prop *prop,
+			      unsigned int option);
 cudrv_result cuMemAddressReserve(cudrv_deviceptr *ptr, size_t size,
 				 size_t alignment, cudrv_deviceptr addr,
 				 unsigned long long flags);

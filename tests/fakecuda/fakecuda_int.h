@@ -16,6 +16,7 @@
 #define FC_MAXDEV 16
 
 /* Every entry point, for call counters, injection and latency. */
+/* clang-format off */
 #define FC_FUNCS(X)                                                          \
 	X(cuInit) X(cuDriverGetVersion) X(cuGetErrorName) X(cuGetErrorString) \
 	X(cuGetProcAddress) X(cuDeviceGetCount) X(cuDeviceGet)                \
@@ -36,11 +37,12 @@ enum fc_fn {
 #undef FC_ENUM
 	FN_COUNT
 };
+/* clang-format on */
 
 struct fc_ctx {
 	int dev;
-	int refs;        /* primary context retains; 0 = inactive */
-	bool sticky;     /* an illegal address was hit: the context is dead */
+	int refs; /* primary context retains; 0 = inactive */
+	bool sticky; /* an illegal address was hit: the context is dead */
 };
 
 struct fc_stream {
@@ -65,7 +67,7 @@ struct fc_state {
 	bool inited;
 	int ndev;
 	size_t gran;
-	size_t mem;              /* per device */
+	size_t mem; /* per device */
 	size_t used[FC_MAXDEV];
 	int vmm;
 	int proc_address;

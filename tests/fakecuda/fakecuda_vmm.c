@@ -25,7 +25,7 @@
 
 struct alloc {
 	int dev;
-	size_t off;  /* in the memfd */
+	size_t off; /* in the memfd */
 	size_t size;
 	int nmaps;
 	bool released;
@@ -50,13 +50,13 @@ struct mapping {
 
 static int memfd = -1;
 static size_t file_end;
-static struct extent *holes;  /* freed slices of the memfd, for reuse */
+static struct extent *holes; /* freed slices of the memfd, for reuse */
 static size_t nholes, holes_cap;
 static struct alloc **allocs; /* indexed by handle - HANDLE_BASE */
 static size_t nallocs, allocs_cap;
 static struct resv *resvs;
 static size_t nresvs, resvs_cap;
-static struct mapping *maps;  /* sorted by va, never overlapping */
+static struct mapping *maps; /* sorted by va, never overlapping */
 static size_t nmaps, maps_cap;
 
 void fc_vmm_init(void)
@@ -112,10 +112,10 @@ static int slice_get(size_t size, size_t *off)
 /* Give the pages back to the host; the slice's contents become zero. */
 static void slice_put(size_t off, size_t size)
 {
-	fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)off, (off_t)size);
+	fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		  (off_t)size);
 	if (grow((void **)&holes, &holes_cap, nholes + 1, sizeof(*holes)))
-		holes[nholes++] = (struct extent){ off, size };
+		holes[nholes++] = (struct extent){off, size};
 }
 
 static struct alloc *alloc_of(uint64_t h)
@@ -188,8 +188,7 @@ static bool whole_run(uintptr_t va, size_t size, size_t *first, size_t *end)
 }
 
 /* [va, va+size) is covered by mappings, parts of them allowed: copies. */
-static bool covered(uintptr_t va, size_t size, unsigned int need,
-		    bool *denied)
+static bool covered(uintptr_t va, size_t size, unsigned int need, bool *denied)
 {
 	size_t i = map_find(va);
 	uintptr_t at = va;
@@ -263,7 +262,7 @@ FC_EXPORT cudrv_result cuMemAddressReserve(cudrv_deviceptr *ptr, size_t size,
 		munmap((void *)va, size);
 		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
 	}
-	resvs[nresvs++] = (struct resv){ va, size };
+	resvs[nresvs++] = (struct resv){va, size};
 	fc.st.reservations++;
 	pthread_mutex_unlock(&fc.lock);
 	*ptr = va;
@@ -323,8 +322,9 @@ FC_EXPORT cudrv_result cuMemCreate(cudrv_mem_handle *handle, size_t size,
 		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
 	}
 	a = calloc(1, sizeof(*a));
-	if (!a || !grow((void **)&allocs, &allocs_cap, nallocs + 1,
-			sizeof(*allocs)) ||
+	if (!a ||
+	    !grow((void **)&allocs, &allocs_cap, nallocs + 1,
+		  sizeof(*allocs)) ||
 	    slice_get(size, &a->off)) {
 		pthread_mutex_unlock(&fc.lock);
 		free(a);
@@ -366,8 +366,8 @@ FC_EXPORT cudrv_result cuMemRelease(cudrv_mem_handle handle)
 	return CUDRV_SUCCESS;
 }
 
-FC_EXPORT cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size,
-				size_t offset, cudrv_mem_handle handle,
+FC_EXPORT cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size, size_t offset,
+				cudrv_mem_handle handle,
 				unsigned long long flags)
 {
 	cudrv_result r = fc_enter_init(FN_cuMemMap);
@@ -389,15 +389,15 @@ FC_EXPORT cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size,
 		pthread_mutex_unlock(&fc.lock);
 		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	}
-	p = mmap((void *)(uintptr_t)ptr, size, PROT_NONE, MAP_SHARED | MAP_FIXED,
-		 memfd, (off_t)a->off);
+	p = mmap((void *)(uintptr_t)ptr, size, PROT_NONE,
+		 MAP_SHARED | MAP_FIXED, memfd, (off_t)a->off);
 	if (p == MAP_FAILED) {
 		pthread_mutex_unlock(&fc.lock);
 		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
 	}
 	memmove(&maps[i + 1], &maps[i], (nmaps - i) * sizeof(*maps));
-	maps[i] = (struct mapping){ ptr, size, a, handle,
-				    CUDRV_MEM_ACCESS_FLAGS_PROT_NONE };
+	maps[i] = (struct mapping){ptr, size, a, handle,
+				   CUDRV_MEM_ACCESS_FLAGS_PROT_NONE};
 	nmaps++;
 	a->nmaps++;
 	fc.st.mappings++;
@@ -410,8 +410,8 @@ static int host_prot(unsigned int flags)
 {
 	if (flags == CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE)
 		return PROT_READ | PROT_WRITE;
-	return flags == CUDRV_MEM_ACCESS_FLAGS_PROT_READ ? PROT_READ :
-							    PROT_NONE;
+	return flags == CUDRV_MEM_ACCESS_FLAGS_PROT_READ ? PROT_READ
+							 : PROT_NONE;
 }
 
 /*
@@ -479,7 +479,8 @@ FC_EXPORT cudrv_result cuMemUnmap(cudrv_deviceptr ptr, size_t size)
 	}
 	/* Back to reserved address space; munmap would give the range away. */
 	p = mmap((void *)(uintptr_t)ptr, size, PROT_NONE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+		 0);
 	if (p == MAP_FAILED) {
 		pthread_mutex_unlock(&fc.lock);
 		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
@@ -505,9 +506,8 @@ FC_EXPORT cudrv_result cuMemUnmap(cudrv_deviceptr ptr, size_t size)
  * pointer; memory mapped without the access the copy needs is an illegal
  * address, which on a GPU is fatal to the context: later calls fail too.
  */
-static cudrv_result copy(enum fc_fn fn, void *dst, const void *src,
-			 size_t size, uintptr_t dev, bool to_dev,
-			 cudrv_stream stream)
+static cudrv_result copy(enum fc_fn fn, void *dst, const void *src, size_t size,
+			 uintptr_t dev, bool to_dev, cudrv_stream stream)
 {
 	cudrv_result r = fc_enter_init(fn);
 	struct fc_ctx *c;
@@ -528,8 +528,8 @@ static cudrv_result copy(enum fc_fn fn, void *dst, const void *src,
 	else if (!fc_stream_valid(stream))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
 	else if (!covered(dev, size,
-			  to_dev ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE :
-				   CUDRV_MEM_ACCESS_FLAGS_PROT_READ,
+			  to_dev ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE
+				 : CUDRV_MEM_ACCESS_FLAGS_PROT_READ,
 			  &denied))
 		r = fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	if (!r && denied) {
@@ -570,8 +570,7 @@ FC_EXPORT void fakecuda_get_stats(struct fakecuda_stats *st)
 	pthread_mutex_unlock(&fc.lock);
 }
 
-FC_EXPORT int fakecuda_query(uintptr_t va, unsigned int *prot,
-			     uint64_t *handle)
+FC_EXPORT int fakecuda_query(uintptr_t va, unsigned int *prot, uint64_t *handle)
 {
 	size_t i;
 	int ret = -1;
