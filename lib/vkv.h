@@ -258,9 +258,12 @@ int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
 
 /*
  * vkv_step - reserve for a whole batch: for each i < @n, back tokens
- * [0, @lens[i]) of @slots[i]. All or nothing: on -ENOMEM no sequence of the
- * batch has changed. A step in which no sequence crosses a page boundary does
- * no per-page work. Fails with -EBUSY while an async step is running.
+ * [0, @lens[i]) of @slots[i] and set its length to @lens[i]. All or
+ * nothing: on any error no sequence has changed. Entries are checked in
+ * order; the first bad one gives -EINVAL (slot out of range, or given twice),
+ * -EBADF (not open) or -E2BIG (beyond max_tokens); then -ENOMEM if the batch
+ * does not fit. A step in which no sequence crosses a page boundary does no
+ * per-page work. -EBUSY while an async step's result is uncollected.
  */
 int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
 	     uint32_t n);

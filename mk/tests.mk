@@ -1,0 +1,50 @@
+# Check suites of the core library. Each runs once per backend: on the host
+# backend always, and on the cuda backend over tests/fakecuda when a fragment
+# defines FAKECUDA_DIR (the fake libcuda.so.1) and FAKECUDA_LIB (its path).
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+CORE_TESTS := api integrity model concurrency
+CORE_TEST_BINS := $(patsubst %,$(B)/tests/test_%,$(CORE_TESTS))
+ALL_TARGETS += $(CORE_TEST_BINS)
+
+$(B)/tests/%.o: tests/%.c tests/harness.h lib/vkv.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests -c $< -o $@
+
+$(B)/tests/test_%: $(B)/tests/test_%.o $(LIB_A)
+	$(CC) -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIB_LIBS) -lm
+
+# README's example, compiled and run as it stands in README.md.
+$(B)/tests/readme_example.c: README.md tests/extract-example.sh
+	@mkdir -p $(@D)
+	sh tests/extract-example.sh README.md > $@
+
+$(B)/tests/readme_example: $(B)/tests/readme_example.c $(LIB_A)
+	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS)
+
+ALL_TARGETS += $(B)/tests/readme_example
+
+.PHONY: check-core check-core-host check-core-cuda
+CHECK_TARGETS += check-core
+
+check-core-host: $(CORE_TEST_BINS) $(B)/tests/readme_example
+	@set -e; for t in $(CORE_TEST_BINS); do \
+		echo "== $$t (host backend)"; \
+		CK_DEFAULT_TIMEOUT=600 VKV_BACKEND=host $$t; \
+	done; \
+	echo "== README example (host backend)"; \
+	VKV_BACKEND=host $(B)/tests/readme_example
+
+check-core-cuda: $(CORE_TEST_BINS) $(FAKECUDA_LIB)
+	@set -e; if [ -z "$(FAKECUDA_DIR)" ]; then \
+		echo "== cuda backend: tests/fakecuda not built here, skipped"; \
+		exit 0; fi; \
+	for t in $(CORE_TEST_BINS); do \
+		echo "== $$t (cuda backend over fakecuda)"; \
+		CK_DEFAULT_TIMEOUT=600 VKV_BACKEND=cuda \
+		LD_LIBRARY_PATH=$(FAKECUDA_DIR) $$t; \
+	done
+
+check-core: check-core-host check-core-cuda
