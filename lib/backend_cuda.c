@@ -145,6 +145,11 @@ struct cuda_backend {
 	bool staging_pinned; /* registered with the driver */
 	int numa_node; /* where staging lives, -1 = unknown */
 	char bus_id[32];
+	/* While opening (one thread): the failure to report, if any. */
+	bool opened;
+	bool said;
+	const char *open_what;
+	cudrv_result open_r;
 };
 
 static inline struct cuda_backend *to_cuda(struct vkv_backend *be)
@@ -216,9 +221,12 @@ static const char *cu_name(const struct cuda_fns *f, cudrv_result r)
 }
 
 /* A failed driver call: log it for debugging, return the errno. */
-static int cu_fail(const struct cuda_backend *cb, const char *what,
-		   cudrv_result r)
+static int cu_fail(struct cuda_backend *cb, const char *what, cudrv_result r)
 {
+	if (!cb->opened && !cb->open_what) {
+		cb->open_what = what;
+		cb->open_r = r;
+	}
 	vkv_log(cb->be.cfg, VKV_LOG_DEBUG, "vkv: cuda: %s failed: %s (%u)",
 		what, cu_name(&cb->f, r), r);
 	return cu_errno(r);
@@ -587,9 +595,12 @@ static int unusable_level(const struct vkv_config *cfg)
 	return VKV_LOG_DEBUG;
 }
 
-#define unusable(cfg, fmt, ...)                                                \
-	vkv_log((cfg), unusable_level(cfg),                                    \
-		"vkv: cuda backend unavailable: " fmt, __VA_ARGS__)
+#define unusable(cb, fmt, ...)                                                 \
+	do {                                                                   \
+		(cb)->said = true;                                             \
+		vkv_log((cb)->be.cfg, unusable_level((cb)->be.cfg),            \
+			"vkv: cuda backend unavailable: " fmt, __VA_ARGS__);   \
+	} while (0)
 
 static int resolve(struct cuda_backend *cb, void *lib)
 {
@@ -610,8 +621,7 @@ static int resolve(struct cuda_backend *cb, void *lib)
 		if (!p)
 			p = dlsym(lib, s->export);
 		if (!p) {
-			unusable(cb->be.cfg,
-				 "libcuda.so.1 lacks %s (driver too old?)",
+			unusable(cb, "libcuda.so.1 lacks %s (driver too old?)",
 				 s->export);
 			return -ENODEV;
 		}
@@ -632,15 +642,14 @@ static int open_device(struct cuda_backend *cb)
 
 	r = f->init(0);
 	if (r) {
-		unusable(cfg, "cuInit: %s", cu_name(f, r));
+		unusable(cb, "cuInit: %s", cu_name(f, r));
 		return -ENODEV;
 	}
 	r = f->deviceGetCount(&n);
 	if (r)
 		return cu_fail(cb, "cuDeviceGetCount", r);
 	if (cfg->device < 0 || cfg->device >= n) {
-		unusable(cfg, "device %d asked for, %d present", cfg->device,
-			 n);
+		unusable(cb, "device %d asked for, %d present", cfg->device, n);
 		return -ENODEV;
 	}
 	r = f->deviceGet(&cb->dev, cfg->device);
@@ -653,7 +662,7 @@ static int open_device(struct cuda_backend *cb)
 	if (r)
 		return cu_fail(cb, "cuDeviceGetAttribute", r);
 	if (!vmm) {
-		unusable(cfg, "device %d has no virtual memory management",
+		unusable(cb, "device %d has no virtual memory management",
 			 cfg->device);
 		return -ENODEV;
 	}
@@ -668,7 +677,7 @@ static int open_device(struct cuda_backend *cb)
 	if (r)
 		return cu_fail(cb, "cuMemGetAllocationGranularity", r);
 	if (!gran || (gran & (gran - 1))) {
-		unusable(cfg, "granularity %zu is not a power of two", gran);
+		unusable(cb, "granularity %zu is not a power of two", gran);
 		return -ENODEV;
 	}
 	cb->be.granularity = gran;
@@ -743,7 +752,10 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	*out = NULL;
 	lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
 	if (!lib) {
-		unusable(cfg, "cannot load libcuda.so.1: %s", dlerror());
+		vkv_log(cfg, unusable_level(cfg),
+			"vkv: cuda backend unavailable: cannot load "
+			"libcuda.so.1: %s",
+			dlerror());
 		return -ENODEV;
 	}
 	cb = calloc(1, sizeof(*cb));
@@ -779,9 +791,19 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 		"staging on NUMA node %d",
 		cfg->device, cb->bus_id, cb->be.granularity >> 10,
 		cb->be.mem_total >> 20, cb->numa_node);
+	cb->opened = true;
 	*out = &cb->be;
 	return 0;
 fail:
+	/* Exactly one line, whatever failed. */
+	if (!cb->said && cb->open_what)
+		vkv_log(cfg,
+			ret == -ENODEV ? unusable_level(cfg) : VKV_LOG_ERROR,
+			"vkv: cuda backend unavailable: %s: %s", cb->open_what,
+			cu_name(&cb->f, cb->open_r));
+	else if (!cb->said)
+		vkv_log(cfg, VKV_LOG_ERROR, "vkv: cuda backend unavailable: %s",
+			vkv_strerror(ret));
 	cuda_teardown(cb);
 	return ret;
 }
