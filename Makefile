@@ -63,7 +63,8 @@ check: setup
 	@$(MAKE) --no-print-directory -k $(CHECK_TARGETS) && \
 		echo "make check: all suites passed"
 
-install: $(LIB_SO) $(LIB_A) $(B)/vkv.pc
+# vkv.pc is written here, not taken from the build: PREFIX may differ.
+install: $(LIB_SO) $(LIB_A)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 lib/vkv.h $(DESTDIR)$(INCLUDEDIR)/vkv.h
@@ -71,7 +72,9 @@ install: $(LIB_SO) $(LIB_A) $(B)/vkv.pc
 	ln -sf $(LIB_SONAME_FULL) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libvkv.so
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/libvkv.a
-	install -m 644 $(B)/vkv.pc $(DESTDIR)$(LIBDIR)/pkgconfig/vkv.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	    lib/vkv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vkv.pc
 	$(INSTALL_EXTRA)
 
 uninstall:

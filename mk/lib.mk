@@ -9,7 +9,7 @@ LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_OBJS := $(patsubst lib/%.c,$(B)/lib/%.o,$(LIB_SRCS))
 LIB_LIBS := -ldl -lnuma -luring -pthread
 
-ALL_TARGETS += $(LIB_SO) $(LIB_A) $(B)/libvkv.so $(B)/vkv.pc
+ALL_TARGETS += $(LIB_SO) $(LIB_A) $(B)/libvkv.so
 
 $(B)/lib/%.o: lib/%.c $(wildcard lib/*.h kmod/uapi/vkv.h)
 	@mkdir -p $(@D)
@@ -26,8 +26,3 @@ $(B)/libvkv.so: $(LIB_SO)
 $(LIB_A): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
-
-$(B)/vkv.pc: lib/vkv.pc.in Makefile
-	@mkdir -p $(@D)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@

@@ -43,8 +43,34 @@ check-core-cuda: $(CORE_TEST_BINS) $(FAKECUDA_LIB)
 		exit 0; fi; \
 	for t in $(CORE_TEST_BINS); do \
 		echo "== $$t (cuda backend over fakecuda)"; \
-		CK_DEFAULT_TIMEOUT=600 VKV_BACKEND=cuda \
+		CK_DEFAULT_TIMEOUT=600 VKV_BACKEND=cuda FAKECUDA_LATENCY=0 \
 		LD_LIBRARY_PATH=$(FAKECUDA_DIR) $$t; \
 	done
 
 check-core: check-core-host check-core-cuda
+
+# make install into a scratch root, then build README's example the way a
+# user would: pkg-config, the installed header, the shared library.
+.PHONY: check-install
+CHECK_TARGETS += check-install
+INSTALL_ROOT := $(B)/install-root
+
+check-install: $(B)/tests/readme_example.c
+	@rm -rf $(INSTALL_ROOT)
+	@$(MAKE) --no-print-directory install DESTDIR=$(abspath $(INSTALL_ROOT)) \
+		PREFIX=/usr/local >/dev/null
+	@echo "== installed: $$(cd $(INSTALL_ROOT) && find . -type f -o -type l | sort | tr '\n' ' ')"
+	@PKG_CONFIG_SYSROOT_DIR=$(abspath $(INSTALL_ROOT)) \
+	 PKG_CONFIG_LIBDIR=$(abspath $(INSTALL_ROOT))/usr/local/lib/pkgconfig \
+	 $(CC) -std=c11 -Wall -Wextra -Werror -o $(B)/tests/installed_example \
+		$(B)/tests/readme_example.c \
+		$$(PKG_CONFIG_SYSROOT_DIR=$(abspath $(INSTALL_ROOT)) \
+		   PKG_CONFIG_LIBDIR=$(abspath $(INSTALL_ROOT))/usr/local/lib/pkgconfig \
+		   pkg-config --cflags --libs vkv) $(LDFLAGS_SAN)
+	@LD_LIBRARY_PATH=$(abspath $(INSTALL_ROOT))/usr/local/lib VKV_BACKEND=host \
+		$(B)/tests/installed_example
+	@readelf -d $(INSTALL_ROOT)/usr/local/lib/libvkv.so.$(VERSION) | grep -q 'SONAME.*libvkv.so.$(VERSION_MAJOR)'
+	@test -z "$$(nm -D --defined-only $(INSTALL_ROOT)/usr/local/lib/libvkv.so.$(VERSION) | \
+		awk '$$2 ~ /[TDB]/ && $$3 !~ /^vkv_/ && $$3 !~ /^VKV_/ {print $$3}')" || \
+		{ echo "check-install: libvkv exports symbols outside vkv_*"; exit 1; }
+	@echo "check-install: passed"
