@@ -128,7 +128,7 @@ static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
  * Gather @n pages into c->scratch. Reclaimed pages may exceed the request by
  * less than one slot's segment count; the surplus goes back to the pool.
  */
-static int acquire(struct vkv_cache *c, size_t n, bool reclaim)
+static int acquire(struct vkv_cache *c, size_t n)
 {
 	size_t got = 0;
 	long r;
@@ -143,12 +143,22 @@ static int acquire(struct vkv_cache *c, size_t n, bool reclaim)
 		c->scratch_cap = cap;
 	}
 	r = vkv_pool_take(&c->pool, c->scratch, n, true);
-	if (r < 0 && !reclaim)
-		return (int)r;
 	if (r > 0)
 		got = (size_t)r;
+	/*
+	 * The look-ahead may hold pages it took unlocked and has yet to map:
+	 * stop it, let it give them back, and take from the pool again.
+	 */
+	if (got < n && c->phase == JOB_LOOKAHEAD) {
+		c->interrupt = true;
+		while (c->phase == JOB_LOOKAHEAD)
+			pthread_cond_wait(&c->job_cond, &c->lock);
+		r = vkv_pool_take(&c->pool, c->scratch + got, n - got, true);
+		if (r > 0)
+			got += (size_t)r;
+	}
 	/* Coldest closed slots first, whole or in part. */
-	while (reclaim && got < n && c->lru_head != NO_SLOT) {
+	while (got < n && c->lru_head != NO_SLOT) {
 		r = reclaim_slot(c, (uint32_t)c->lru_head, 0, n - got,
 				 c->scratch + got);
 		if (r < 0)
@@ -156,7 +166,7 @@ static int acquire(struct vkv_cache *c, size_t n, bool reclaim)
 		got += (size_t)r;
 	}
 	/* Then what open slots hold beyond their length (look-ahead). */
-	for (uint32_t i = 0; reclaim && got < n && i < c->geom.max_seqs; i++) {
+	for (uint32_t i = 0; got < n && i < c->geom.max_seqs; i++) {
 		struct vkv_slot *s = &c->slots[i];
 
 		if (s->state != SLOT_OPEN || s->mark == c->mark)
@@ -178,32 +188,19 @@ fail:
 	return (int)r;
 }
 
-int backing_grow(struct vkv_cache *c, const uint32_t *slots,
-		 const uint32_t *tokens, uint32_t n, bool reclaim)
+/*
+ * Map @pages (exactly what the request needs, in request order) under the
+ * slots. All or nothing: on failure nothing stays mapped and the pages go
+ * back to the pool.
+ */
+int backing_map(struct vkv_cache *c, const uint32_t *slots,
+		const uint32_t *tokens, uint32_t n, const vkv_handle_t *pages,
+		size_t npages)
 {
-	size_t need = 0, used = 0;
+	size_t used = 0;
 	uint32_t i, seg = 0;
-	int ret;
+	int ret = 0;
 
-	/* Mark the request's slots: reclaim must not take from them. */
-	if (++c->mark == 0)
-		c->mark = 1;
-	for (i = 0; i < n; i++) {
-		struct vkv_slot *s = &c->slots[slots[i]];
-		uint32_t want = pages_for(c, tokens[i]);
-
-		s->mark = c->mark;
-		if (want > s->npages)
-			need += (size_t)(want - s->npages) * c->ntensors;
-	}
-	if (!need)
-		return 0;
-	ret = acquire(c, need, reclaim);
-	if (ret) {
-		if (ret == -ENOMEM)
-			vkv_add(&c->cnt.enomem, 1);
-		return ret;
-	}
 	for (i = 0; i < n; i++) {
 		struct vkv_slot *s = &c->slots[slots[i]];
 		uint32_t want = pages_for(c, tokens[i]);
@@ -212,7 +209,7 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 			continue;
 		for (seg = 0; seg < c->ntensors; seg++) {
 			ret = map_run(c, slots[i], seg, s->npages, want,
-				      c->scratch + used);
+				      pages + used);
 			if (ret)
 				goto unwind;
 			used += want - s->npages;
@@ -230,7 +227,7 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 			vkv_handle_t *h = seg_handles(c, slots[i], seg);
 
 			for (uint32_t p = s->npages; p < want; p++)
-				h[p] = c->scratch[used++];
+				h[p] = pages[used++];
 		}
 		vkv_add(&c->cnt.pages_open,
 			(uint64_t)(want - s->npages) * c->ntensors);
@@ -253,8 +250,39 @@ unwind:
 			break;
 		seg = c->ntensors;
 	}
-	vkv_pool_put(&c->pool, c->scratch, need);
+	vkv_pool_put(&c->pool, pages, npages);
 	return ret;
+}
+
+size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens)
+{
+	uint32_t want = pages_for(c, tokens), have = c->slots[slot].npages;
+
+	return want > have ? (size_t)(want - have) * c->ntensors : 0;
+}
+
+int backing_grow(struct vkv_cache *c, const uint32_t *slots,
+		 const uint32_t *tokens, uint32_t n)
+{
+	size_t need = 0;
+	int ret;
+
+	/* Mark the request's slots: reclaim must not take from them. */
+	if (++c->mark == 0)
+		c->mark = 1;
+	for (uint32_t i = 0; i < n; i++) {
+		c->slots[slots[i]].mark = c->mark;
+		need += backing_need(c, slots[i], tokens[i]);
+	}
+	if (!need)
+		return 0;
+	ret = acquire(c, need);
+	if (ret) {
+		if (ret == -ENOMEM)
+			vkv_add(&c->cnt.enomem, 1);
+		return ret;
+	}
+	return backing_map(c, slots, tokens, n, c->scratch, need);
 }
 
 int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)

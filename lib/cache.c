@@ -118,6 +118,7 @@ static void cache_free(struct vkv_cache *c)
 	free(c->scratch);
 	free(c->job_slots);
 	free(c->job_lens);
+	free(c->la_pages);
 	pthread_cond_destroy(&c->job_cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

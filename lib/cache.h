@@ -100,6 +100,7 @@ struct vkv_cache {
 	int job_result;
 	uint32_t job_n;
 	uint32_t *job_slots, *job_lens;
+	vkv_handle_t *la_pages; /* the look-ahead's pages, taken unlocked */
 
 	struct cache_counters cnt;
 };
@@ -144,13 +145,23 @@ void empty_push(struct vkv_cache *c, int32_t slot);
 
 /*
  * backing.c: back the slots in @slots[0..n) up to @tokens[i] tokens each.
- * All or nothing. With @reclaim, pages come from closed slots (coldest
- * first) and then from the unused tail of open slots not in the request
- * when the pool and the budget run dry; without it (look-ahead) only the
- * pool is used.
+ * All or nothing. Pages come from the pool, new ones within the budget,
+ * then closed slots (coldest first), then the unused tail of open slots
+ * not in the request.
  */
 int backing_grow(struct vkv_cache *c, const uint32_t *slots,
-		 const uint32_t *tokens, uint32_t n, bool reclaim);
+		 const uint32_t *tokens, uint32_t n);
+
+/* Pages @slot needs, over all its segments, to hold @tokens. */
+size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens);
+
+/*
+ * Map @npages pages the caller took from the pool (exactly what the
+ * request needs) under the slots; on failure they go back to the pool.
+ */
+int backing_map(struct vkv_cache *c, const uint32_t *slots,
+		const uint32_t *tokens, uint32_t n, const vkv_handle_t *pages,
+		size_t npages);
 
 /* Unmap @slot's pages beyond @keep per segment and return them to the pool. */
 int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);

@@ -146,7 +146,7 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 	}
 	s = &c->slots[slot];
 	if (ntokens > s->cap) {
-		ret = backing_grow(c, &slot, &ntokens, 1, true);
+		ret = backing_grow(c, &slot, &ntokens, 1);
 		if (ret)
 			goto out;
 	}

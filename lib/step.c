@@ -73,7 +73,7 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	if (ret)
 		return ret;
 	if (grow) {
-		ret = backing_grow(c, slots, lens, n, true);
+		ret = backing_grow(c, slots, lens, n);
 		if (ret)
 			return ret;
 	}
@@ -118,29 +118,42 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 }
 
 /*
- * Back up to lookahead_tokens beyond each sequence's length, one sequence
- * per lock hold, from the pool only: speculation must not evict closed
- * slots. Stops when interrupted or when the pool runs dry.
+ * Back up to lookahead_tokens beyond each sequence's length. Speculation
+ * must not slow the scheduler down or evict anything: pages come from the
+ * pool (created if need be) with the cache unlocked, so the scheduler can
+ * call in meanwhile; then, if it did not and the slot is as it was, they
+ * are mapped under the lock. Closed slots are never reclaimed for this.
  */
 static void lookahead(struct vkv_cache *c)
 {
 	uint32_t ahead = (uint32_t)c->cfg.lookahead_tokens;
 
 	for (uint32_t i = 0; i < c->job_n && !c->interrupt; i++) {
-		struct vkv_slot *s = &c->slots[c->job_slots[i]];
+		uint32_t slot = c->job_slots[i];
+		struct vkv_slot *s = &c->slots[slot];
 		uint64_t want = (uint64_t)s->len + ahead;
-		uint32_t target;
+		uint32_t target, npages;
+		size_t need;
+		long got;
 
 		if (want > c->geom.max_tokens)
 			want = c->geom.max_tokens;
 		target = (uint32_t)want;
 		if (s->state != SLOT_OPEN || target <= s->cap)
 			continue;
-		if (backing_grow(c, &c->job_slots[i], &target, 1, false))
-			break;
-		/* Let a waiting scheduler call in between sequences. */
+		need = backing_need(c, slot, target);
+		npages = s->npages;
 		pthread_mutex_unlock(&c->lock);
+		got = vkv_pool_take(&c->pool, c->la_pages, need, true);
 		pthread_mutex_lock(&c->lock);
+		if (got < (long)need || c->interrupt ||
+		    s->state != SLOT_OPEN || s->npages != npages) {
+			if (got > 0)
+				vkv_pool_put(&c->pool, c->la_pages, (size_t)got);
+			break;
+		}
+		if (backing_map(c, &slot, &target, 1, c->la_pages, need))
+			break;
 	}
 }
 
@@ -194,10 +207,14 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
 	if (!c->job_slots) {
 		c->job_slots = malloc(c->geom.max_seqs * sizeof(uint32_t));
 		c->job_lens = malloc(c->geom.max_seqs * sizeof(uint32_t));
-		if (!c->job_slots || !c->job_lens) {
+		c->la_pages = malloc((size_t)c->seg_pages * c->ntensors *
+				     sizeof(vkv_handle_t));
+		if (!c->job_slots || !c->job_lens || !c->la_pages) {
 			free(c->job_slots);
 			free(c->job_lens);
+			free(c->la_pages);
 			c->job_slots = c->job_lens = NULL;
+			c->la_pages = NULL;
 			ret = -ENOMEM;
 			goto out;
 		}
