@@ -22,11 +22,11 @@ BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
 
 CC ?= cc
+comma := ,
 B := build
 ifneq ($(SANITIZE),)
 B := build/san-$(subst $(comma),-,$(SANITIZE))
 endif
-comma := ,
 
 OPT ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
