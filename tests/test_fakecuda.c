@@ -572,6 +572,26 @@ START_TEST(test_latency_injection)
 }
 END_TEST
 
+static cudrv_deviceptr lat_va;
+static cudrv_mem_handle lat_h;
+
+static cudrv_result map_two(void)
+{
+	return cuMemMap(lat_va, 2 * G, 0, lat_h, 0);
+}
+
+/* The published figures are per 2 MiB page: a call over two costs two. */
+START_TEST(test_latency_per_size)
+{
+	init();
+	lat_va = reserve(2 * G);
+	lat_h = create(2 * G);
+	ck_assert_int_eq(fakecuda_set_latency_ns("cuMemMap", 2000000), 0);
+	fakecuda_latency_enable(1);
+	ck_assert_double_ge(ms_of(map_two), 4.0);
+}
+END_TEST
+
 /* Many threads, each on its own range: the counters must balance. */
 static void *worker(void *arg)
 {
@@ -654,6 +674,18 @@ static int env_case(const char *name)
 			return 5;
 		return 0;
 	}
+	if (!strcmp(name, "latency")) {
+		struct timespec a, b;
+		double ms;
+		int n;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		cuDeviceGetCount(&n);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		ms = (b.tv_sec - a.tv_sec) * 1e3 +
+		     (b.tv_nsec - a.tv_nsec) / 1e6;
+		return ms >= 2.5 ? 0 : 7;
+	}
 	if (!strcmp(name, "procaddr")) {
 		void *p = (void *)1;
 		unsigned int st;
@@ -703,11 +735,15 @@ START_TEST(test_env)
 				     NULL};
 	const char *const fail[] = {"FAKECUDA_FAIL", "cuMemMap:2:2", NULL};
 	const char *const procaddr[] = {"FAKECUDA_PROC_ADDRESS", "0", NULL};
+	const char *const latency[] = {
+		"FAKECUDA_LATENCY", "1", "FAKECUDA_LATENCY_US",
+		"cuMemMap:1.5,cuDeviceGetCount:2500", NULL};
 
 	ck_assert_int_eq(run_env("nodev", nodev), 0);
 	ck_assert_int_eq(run_env("knobs", knobs), 0);
 	ck_assert_int_eq(run_env("fail", fail), 0);
 	ck_assert_int_eq(run_env("procaddr", procaddr), 0);
+	ck_assert_int_eq(run_env("latency", latency), 0);
 }
 END_TEST
 
@@ -738,6 +774,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_proc_address);
 	tcase_add_test(tc, test_fail_injection);
 	tcase_add_test(tc, test_latency_injection);
+	tcase_add_test(tc, test_latency_per_size);
 	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_env);
 	suite_add_tcase(s, tc);

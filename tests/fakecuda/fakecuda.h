@@ -24,6 +24,8 @@
  *   FAKECUDA_LATENCY_US=fn:us[,...]  per-function latency; defaults are A100
  *                              figures: cuMemCreate 190, cuMemMap 1.5,
  *                              cuMemSetAccess 36, cuMemUnmap 26
+ *   FAKECUDA_LATENCY_SCALE=size|call  size (default): those four cost their
+ *                              latency per 2 MiB of the call's size
  */
 #ifndef FAKECUDA_H
 #define FAKECUDA_H

@@ -87,8 +87,11 @@ extern struct fc_state fc;
  * the error to return. Takes no lock on the latency path.
  */
 cudrv_result fc_enter(enum fc_fn fn);
+/* The same for a call over @bytes, whose latency may scale with them. */
+cudrv_result fc_enter_sized(enum fc_fn fn, size_t bytes);
 /* fc_enter plus "cuInit must have succeeded". */
-cudrv_result fc_enter_init(enum fc_fn fn);
+cudrv_result fc_enter_init_sized(enum fc_fn fn, size_t bytes);
+#define fc_enter_init(fn) fc_enter_init_sized((fn), 0)
 /* Record a refusal (not injected) and return it. */
 cudrv_result fc_bad(cudrv_result r);
 /* The calling thread's current context, or NULL. */

@@ -301,7 +301,7 @@ FC_EXPORT cudrv_result cuMemCreate(cudrv_mem_handle *handle, size_t size,
 				   const struct cudrv_mem_alloc_prop *prop,
 				   unsigned long long flags)
 {
-	cudrv_result r = fc_enter_init(FN_cuMemCreate);
+	cudrv_result r = fc_enter_init_sized(FN_cuMemCreate, size);
 	struct alloc *a;
 	int dev;
 
@@ -370,7 +370,7 @@ FC_EXPORT cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size, size_t offset,
 				cudrv_mem_handle handle,
 				unsigned long long flags)
 {
-	cudrv_result r = fc_enter_init(FN_cuMemMap);
+	cudrv_result r = fc_enter_init_sized(FN_cuMemMap, size);
 	struct alloc *a;
 	size_t i;
 	void *p;
@@ -422,7 +422,7 @@ FC_EXPORT cudrv_result cuMemSetAccess(cudrv_deviceptr ptr, size_t size,
 				      const struct cudrv_mem_access_desc *desc,
 				      size_t count)
 {
-	cudrv_result r = fc_enter_init(FN_cuMemSetAccess);
+	cudrv_result r = fc_enter_init_sized(FN_cuMemSetAccess, size);
 	size_t i, first, end;
 	unsigned int flags;
 
@@ -464,7 +464,7 @@ FC_EXPORT cudrv_result cuMemSetAccess(cudrv_deviceptr ptr, size_t size,
 /* Whole mappings only: "cuMemUnmap cannot unmap a sub-range". */
 FC_EXPORT cudrv_result cuMemUnmap(cudrv_deviceptr ptr, size_t size)
 {
-	cudrv_result r = fc_enter_init(FN_cuMemUnmap);
+	cudrv_result r = fc_enter_init_sized(FN_cuMemUnmap, size);
 	size_t i, first, end;
 	void *p;
 
