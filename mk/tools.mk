@@ -32,7 +32,8 @@ bench-core: $(VKVBENCH)
 	$(VKVBENCH) micro --update docs/bench-core.md
 
 # Small budgets force reclamation and preemption, so their paths are checked
-# too; bad input must give exit status 2 with the line named.
+# too; a row damaged on purpose must be caught (exit 1); bad input must give
+# exit status 2 with the line named.
 VKVBENCH_SMOKE := --requests 30 --budget 512M --step-ms 100
 check-tools: $(VKVBENCH)
 	@echo "check-tools: smoke replay"
@@ -47,6 +48,10 @@ check-tools: $(VKVBENCH)
 		rc=$$?; if [ $$rc -ne 2 ] || ! grep -q 'bad.csv:3:' $(B)/tools/vkvbench/bad.err; then \
 		echo "check-tools: bad row: exit $$rc, want 2 and line 3 named"; \
 		cat $(B)/tools/vkvbench/bad.err; exit 1; fi
+	@$(VKVBENCH) replay --requests 10 --budget 512M --layout token-major --inject-fault 5 \
+		> /dev/null 2> $(B)/tools/vkvbench/fault.err; rc=$$?; \
+		if [ $$rc -ne 1 ] || ! grep -q 'STAMP MISMATCH' $(B)/tools/vkvbench/fault.err; then \
+		echo "check-tools: injected fault: exit $$rc, want 1 and a stamp mismatch"; exit 1; fi
 	@$(VKVBENCH) replay --budget banana >/dev/null 2>&1; rc=$$?; \
 		if [ $$rc -ne 2 ]; then echo "check-tools: bad option: exit $$rc, want 2"; exit 1; fi
 	@$(VKVBENCH) frobnicate >/dev/null 2>&1; rc=$$?; \

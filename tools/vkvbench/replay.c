@@ -66,7 +66,10 @@ static void replay_usage(FILE *f)
 		"output:\n"
 		"  --format F        text (default), markdown, csv or json\n"
 		"  --csv, --json     short for --format csv / json\n"
-		"  -v, --verbose     progress on stderr\n",
+		"  -v, --verbose     progress on stderr\n"
+		"testing:\n"
+		"  --inject-fault N  corrupt one row at step N: the run must "
+		"fail with exit 1\n",
 		DEFAULT_REQUESTS);
 }
 
@@ -142,6 +145,7 @@ enum {
 	OPT_FORMAT,
 	OPT_CSV,
 	OPT_JSON,
+	OPT_INJECT,
 };
 
 static const struct option replay_opts[] = {
@@ -163,6 +167,7 @@ static const struct option replay_opts[] = {
 	{ "format", required_argument, NULL, OPT_FORMAT },
 	{ "csv", no_argument, NULL, OPT_CSV },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "inject-fault", required_argument, NULL, OPT_INJECT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -298,6 +303,12 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 			break;
 		case OPT_JSON:
 			a->fmt = OUT_JSON;
+			break;
+		case OPT_INJECT:
+			if (parse_u64(arg, UINT64_MAX, &o->inject_step) ||
+			    !o->inject_step)
+				return bad_usage("--inject-fault", arg,
+						 "want a step number >= 1");
 			break;
 		case 'v':
 			o->verbose = 1;

@@ -126,6 +126,8 @@ static int seq_retire(struct sim *s, const struct running *r)
 	}
 	if (stamp_check(&s->st, r->slot, r->req, 0, r->len, &e)) {
 		stamp_err_print(&e, layout_name(s->layout));
+		fprintf(stderr, "  request %u is line %u of the trace\n", r->req,
+			req_of(s, r->req)->line);
 		return 1;
 	}
 	s->res->rows_checked += (uint64_t)r->len * s->st.layers * 2;
@@ -259,6 +261,15 @@ static int decode_step(struct sim *s, uint64_t *done)
 
 		stamp_write(&s->st, r->slot, r->req, r->len, r->len + 1);
 		r->len++;
+	}
+	if (s->o->inject_step && s->res->steps + 1 == s->o->inject_step) {
+		/* Self-test of the checker: damage one row behind its back. */
+		const struct running *r = &s->run[s->nrun - 1];
+		const struct vkv_tensor *t = &s->st.t[2 * s->st.layers - 1];
+
+		memset((char *)t->base + (size_t)r->slot * t->slot_stride +
+			       (size_t)(r->len / 2) * t->token_stride,
+		       0x5a, 4);
 	}
 	s->res->decoded_tokens += s->nrun;
 	s->batch_sum += s->nrun;

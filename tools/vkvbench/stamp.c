@@ -162,9 +162,17 @@ void stamp_err_print(const struct stamp_err *e, const char *what)
 		e->tail ? "last 16 bytes" : "first 16 bytes", e->addr,
 		e->want[0], e->want[1], e->want[2], e->want[3], e->got[0],
 		e->got[1], e->got[2], e->got[3]);
-	if ((e->got[2] & STAMP_TAG_MASK) == STAMP_TAG)
+	if ((e->got[2] & STAMP_TAG_MASK) == STAMP_TAG) {
+		uint32_t w[4];
+
+		/* A whole stamp of another row: say whose, it names the bug. */
+		stamp_make(e->got[0], e->got[1], (e->got[2] & 0xffff) >> 1,
+			   (int)(e->got[2] & 1), e->tail, w);
+		if (memcmp(w, e->got, sizeof(w)))
+			return;
 		fprintf(stderr,
 			"  (the row holds request %u token %u layer %u %c)\n",
 			e->got[0], e->got[1], (e->got[2] & 0xffff) >> 1,
 			(e->got[2] & 1) ? 'V' : 'K');
+	}
 }
