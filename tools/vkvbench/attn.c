@@ -22,8 +22,8 @@ static inline const float *row(const struct vkv_tensor *t, uint32_t slot,
 static void attend_head(const struct attn_batch *b, uint32_t s, uint32_t l,
 			uint32_t h, float *o)
 {
-	const float *q = b->q + (((size_t)s * b->layers + l) * b->heads + h) *
-					b->dim;
+	const float *q =
+		b->q + (((size_t)s * b->layers + l) * b->heads + h) * b->dim;
 	const struct vkv_tensor *kt = &b->k[l], *vt = &b->v[l];
 	uint32_t slot = b->slots[s], len = b->lens[s], t, d;
 	float scale = 1.0f / sqrtf((float)b->dim), mx = -INFINITY, sum = 0;
@@ -63,8 +63,8 @@ double attn_pass(const struct attn_batch *b)
 		for (l = 0; l < b->layers; l++) {
 			for (h = 0; h < b->heads; h++) {
 				float *o = b->out + (((size_t)s * b->layers +
-						      l) * b->heads + h) *
-							    b->dim;
+						      l) * b->heads +
+						     h) * b->dim;
 
 				attend_head(b, s, l, h, o);
 				check += o[0];

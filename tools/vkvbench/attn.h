@@ -11,14 +11,14 @@
 #include "vkv.h"
 
 struct attn_batch {
-	uint32_t n;             /* sequences */
+	uint32_t n; /* sequences */
 	const uint32_t *slots;
 	const uint32_t *lens;
 	uint32_t layers, heads, dim; /* float32 elements */
 	const struct vkv_tensor *k, *v; /* [layer] */
-	const float *q;         /* [seq][layer][head][dim] */
-	float *out;             /* [seq][layer][head][dim] */
-	float *scores;          /* scratch: max len floats */
+	const float *q; /* [seq][layer][head][dim] */
+	float *out; /* [seq][layer][head][dim] */
+	float *scores; /* scratch: max len floats */
 };
 
 /*

@@ -10,16 +10,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: vkvbench <command> [options]\n"
-		"\n"
-		"commands:\n"
-		"  replay [options] [trace.csv]  serve a trace through the cache, "
-		"every layout\n"
-		"  micro [options]               page-backing and step-cost "
-		"ratios\n"
-		"\n"
-		"`vkvbench <command> --help` lists a command's options.\n");
+	fprintf(f, "usage: vkvbench <command> [options]\n"
+		   "\n"
+		   "commands:\n"
+		   "  replay [options] [trace.csv]  serve a trace through the "
+		   "cache, "
+		   "every layout\n"
+		   "  micro [options]               page-backing and step-cost "
+		   "ratios\n"
+		   "\n"
+		   "`vkvbench <command> --help` lists a command's options.\n");
 }
 
 int main(int argc, char **argv)

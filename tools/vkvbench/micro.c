@@ -46,12 +46,12 @@ struct page_lib {
 
 static int page_lib_open(struct page_lib *pl, const struct micro_opts *mo)
 {
-	struct vkv_geometry g = { .layers = 32,
-				  .kv_heads = 8,
-				  .head_dim = 128,
-				  .elem_size = 2,
-				  .max_seqs = 1,
-				  .layout = VKV_LAYOUT_TOKEN_MAJOR_KV };
+	struct vkv_geometry g = {.layers = 32,
+				 .kv_heads = 8,
+				 .head_dim = 128,
+				 .elem_size = 2,
+				 .max_seqs = 1,
+				 .layout = VKV_LAYOUT_TOKEN_MAJOR_KV};
 	struct vkv_config cfg;
 	uint64_t tok = 2ull * g.layers * g.kv_heads * g.head_dim * g.elem_size;
 	int ret;
@@ -227,8 +227,8 @@ fail:
 int micro_page(const struct micro_opts *mo, struct page_result *r)
 {
 	struct page_lib pl;
-	struct page_raw pr = { .fd = -1 };
-	struct samples lib = { 0 }, raw = { 0 };
+	struct page_raw pr = {.fd = -1};
+	struct samples lib = {0}, raw = {0};
 	struct vkv_stats s0, s1;
 	uint32_t i;
 	int rc;

@@ -10,15 +10,15 @@
 
 #include "vkv.h"
 
-#define PAGE_TARGET 2.0   /* pool-backed page vs raw mmap, at most */
-#define STEP_TARGET 0.01  /* no-crossing step vs attention pass, under */
+#define PAGE_TARGET 2.0 /* pool-backed page vs raw mmap, at most */
+#define STEP_TARGET 0.01 /* no-crossing step vs attention pass, under */
 
 struct micro_opts {
-	uint32_t pages;   /* (a): pages per round */
-	uint32_t rounds;  /* (a): timed rounds */
-	uint32_t batch;   /* (b): sequences per step */
-	uint32_t steps;   /* (b): timed steps */
-	uint32_t passes;  /* (b): timed attention passes */
+	uint32_t pages; /* (a): pages per round */
+	uint32_t rounds; /* (a): timed rounds */
+	uint32_t batch; /* (b): sequences per step */
+	uint32_t steps; /* (b): timed steps */
+	uint32_t passes; /* (b): timed attention passes */
 	size_t page_size; /* 0: the library's default */
 	enum vkv_layout layout; /* (b) */
 };
@@ -26,21 +26,21 @@ struct micro_opts {
 struct page_result {
 	size_t page_size;
 	uint64_t samples;
-	double lib_ns, raw_ns;         /* medians */
+	double lib_ns, raw_ns; /* medians */
 	double lib_p99_ns, raw_p99_ns;
 	double ratio;
-	uint64_t create_sync;          /* creations on the timed path */
-	uint64_t map_lat_p50;          /* the library's own histogram */
+	uint64_t create_sync; /* creations on the timed path */
+	uint64_t map_lat_p50; /* the library's own histogram */
 };
 
 struct step_result {
 	uint32_t batch, layers, heads, dim;
-	uint32_t len_lo, len_hi;       /* lengths during the timed steps */
-	uint32_t attn_len;             /* length during the attention passes */
-	uint64_t kv_bytes;             /* K/V the attention pass reads */
-	uint64_t steps, map_calls;     /* map_calls during the timed steps */
-	int one_page;                  /* no step could cross a page */
-	double step_ns, attn_ns;       /* medians */
+	uint32_t len_lo, len_hi; /* lengths during the timed steps */
+	uint32_t attn_len; /* length during the attention passes */
+	uint64_t kv_bytes; /* K/V the attention pass reads */
+	uint64_t steps, map_calls; /* map_calls during the timed steps */
+	int one_page; /* no step could cross a page */
+	double step_ns, attn_ns; /* medians */
 	double step_p99_ns;
 	double ratio;
 };

@@ -104,7 +104,8 @@ static void print_text(FILE *f, const struct page_result *pa,
 			"(b) vkv_step at batch %u, lengths %u..%u, no page "
 			"crossed%s: median %s (p99 %s) over %llu steps, "
 			"%llu pages mapped\n"
-			"    decode attention, %u layers x %u KV heads x dim %u "
+			"    decode attention, %u layers x %u KV heads x dim "
+			"%u "
 			"float32, %u tokens each (%.0f MiB of K/V): median %s\n"
 			"    ratio %.4f%% (target < %.0f%%): %s\n",
 			st->batch, st->len_lo, st->len_hi,
@@ -131,10 +132,11 @@ static void print_markdown(FILE *f, const struct micro_opts *mo,
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
 	if (uname(&u))
 		snprintf(u.release, sizeof(u.release), "?");
-	fprintf(f, "Recorded %s by `make bench-core` on %s, %ld CPUs, Linux "
-		   "%s; one run, medians.\n\n",
-		when, cpu_model(cpu, sizeof(cpu)), sysconf(_SC_NPROCESSORS_ONLN),
-		u.release);
+	fprintf(f,
+		"Recorded %s by `make bench-core` on %s, %ld CPUs, Linux "
+		"%s; one run, medians.\n\n",
+		when, cpu_model(cpu, sizeof(cpu)),
+		sysconf(_SC_NPROCESSORS_ONLN), u.release);
 	fprintf(f, "| target | library | baseline | ratio | target | status |\n"
 		   "|---|--:|--:|--:|--:|---|\n");
 	if (pa)
@@ -149,7 +151,8 @@ static void print_markdown(FILE *f, const struct micro_opts *mo,
 	if (st)
 		fprintf(f,
 			"| (b) `vkv_step` at batch %u, no page crossed (%s, "
-			"%llu steps, %llu pages mapped) vs one decode-attention "
+			"%llu steps, %llu pages mapped) vs one "
+			"decode-attention "
 			"pass (%u layers, %u KV heads, dim %u, float32, %u "
 			"tokens) | %s | %s | %.4f%% | < %.0f%% | %s |\n",
 			st->batch, layout_name(mo->layout),
@@ -215,7 +218,8 @@ static int u32_arg(const char *opt, const char *arg, uint32_t *out)
 
 	if (parse_u64(arg, UINT32_MAX, &v) || !v) {
 		fprintf(stderr,
-			"vkvbench micro: bad value '%s' for %s: want a positive "
+			"vkvbench micro: bad value '%s' for %s: want a "
+			"positive "
 			"integer\n",
 			arg, opt);
 		return EXIT_USAGE;
@@ -227,26 +231,26 @@ static int u32_arg(const char *opt, const char *arg, uint32_t *out)
 int cmd_micro(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "only", required_argument, NULL, 'o' },
-		{ "quick", no_argument, NULL, 'q' },
-		{ "pages", required_argument, NULL, 'P' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "steps", required_argument, NULL, 's' },
-		{ "passes", required_argument, NULL, 'p' },
-		{ "layout", required_argument, NULL, 'l' },
-		{ "page-size", required_argument, NULL, 'S' },
-		{ "markdown", no_argument, NULL, 'm' },
-		{ "update", required_argument, NULL, 'u' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"only", required_argument, NULL, 'o'},
+		{"quick", no_argument, NULL, 'q'},
+		{"pages", required_argument, NULL, 'P'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"batch", required_argument, NULL, 'b'},
+		{"steps", required_argument, NULL, 's'},
+		{"passes", required_argument, NULL, 'p'},
+		{"layout", required_argument, NULL, 'l'},
+		{"page-size", required_argument, NULL, 'S'},
+		{"markdown", no_argument, NULL, 'm'},
+		{"update", required_argument, NULL, 'u'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	struct micro_opts mo = { .pages = 64,
-				 .rounds = 50,
-				 .batch = 256,
-				 .steps = 4000,
-				 .passes = 5,
-				 .layout = VKV_LAYOUT_TOKEN_MAJOR_KV };
+	struct micro_opts mo = {.pages = 64,
+				.rounds = 50,
+				.batch = 256,
+				.steps = 4000,
+				.passes = 5,
+				.layout = VKV_LAYOUT_TOKEN_MAJOR_KV};
 	struct page_result pa;
 	struct step_result st;
 	const char *update = NULL;
@@ -260,8 +264,9 @@ int cmd_micro(int argc, char **argv)
 			run_a = !strcmp(optarg, "a");
 			run_b = !strcmp(optarg, "b");
 			if (!run_a && !run_b) {
-				fprintf(stderr, "vkvbench micro: bad value "
-						"'%s' for --only: want a or b\n",
+				fprintf(stderr,
+					"vkvbench micro: bad value "
+					"'%s' for --only: want a or b\n",
 					optarg);
 				return EXIT_USAGE;
 			}

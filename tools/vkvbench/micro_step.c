@@ -26,7 +26,7 @@ struct step_bench {
 	struct vkv_tensor k[STEP_LAYERS], v[STEP_LAYERS];
 	uint32_t *slots, *lens;
 	uint32_t n, lo, hi; /* step lengths run over (lo, hi] */
-	size_t row_floats;  /* heads * dim: one (token, layer, K|V) row */
+	size_t row_floats; /* heads * dim: one (token, layer, K|V) row */
 	float *q, *out, *scores, *rowbuf;
 };
 
@@ -95,7 +95,8 @@ static int verify(struct step_bench *b, uint32_t upto)
 						continue;
 					fprintf(stderr,
 						"vkvbench: STAMP MISMATCH "
-						"(micro step): slot %u token %u "
+						"(micro step): slot %u token "
+						"%u "
 						"layer %u %c changed\n",
 						s, t, l, kv ? 'V' : 'K');
 					return EXIT_FAIL;
@@ -119,13 +120,13 @@ static int set_lens(struct step_bench *b, uint32_t len)
 
 static int bench_open(struct step_bench *b, const struct micro_opts *mo)
 {
-	struct vkv_geometry g = { .layers = STEP_LAYERS,
-				  .kv_heads = STEP_HEADS,
-				  .head_dim = STEP_DIM,
-				  .elem_size = sizeof(float),
-				  .max_seqs = mo->batch,
-				  .max_tokens = STEP_MAX_TOKENS,
-				  .layout = mo->layout };
+	struct vkv_geometry g = {.layers = STEP_LAYERS,
+				 .kv_heads = STEP_HEADS,
+				 .head_dim = STEP_DIM,
+				 .elem_size = sizeof(float),
+				 .max_seqs = mo->batch,
+				 .max_tokens = STEP_MAX_TOKENS,
+				 .layout = mo->layout};
 	struct vkv_config cfg;
 	size_t page, i;
 	uint32_t l;
@@ -197,7 +198,8 @@ static int window_in_one_page(const struct step_bench *b)
 		for (l = 0; l < 2 * STEP_LAYERS; l++) {
 			const struct vkv_tensor *t =
 				l & 1 ? &b->v[l / 2] : &b->k[l / 2];
-			uintptr_t a = (uintptr_t)row_ptr(t, b->slots[s], WIN_LO);
+			uintptr_t a =
+				(uintptr_t)row_ptr(t, b->slots[s], WIN_LO);
 			uintptr_t z = (uintptr_t)row_ptr(t, b->slots[s],
 							 WIN_LO + 63) +
 				      b->row_floats * sizeof(float) - 1;
@@ -251,7 +253,7 @@ int micro_step(const struct micro_opts *mo, struct step_result *r)
 {
 	struct step_bench b;
 	struct attn_batch ab;
-	struct samples lat = { 0 };
+	struct samples lat = {0};
 	struct vkv_stats s0, s1;
 	double *attn = NULL, check = 0;
 	uint32_t i;
@@ -277,17 +279,17 @@ int micro_step(const struct micro_opts *mo, struct step_result *r)
 	rc = set_lens(&b, b.lo);
 	if (rc)
 		goto out;
-	ab = (struct attn_batch){ .n = b.n,
-				  .slots = b.slots,
-				  .lens = b.lens,
-				  .layers = STEP_LAYERS,
-				  .heads = STEP_HEADS,
-				  .dim = STEP_DIM,
-				  .k = b.k,
-				  .v = b.v,
-				  .q = b.q,
-				  .out = b.out,
-				  .scores = b.scores };
+	ab = (struct attn_batch){.n = b.n,
+				 .slots = b.slots,
+				 .lens = b.lens,
+				 .layers = STEP_LAYERS,
+				 .heads = STEP_HEADS,
+				 .dim = STEP_DIM,
+				 .k = b.k,
+				 .v = b.v,
+				 .q = b.q,
+				 .out = b.out,
+				 .scores = b.scores};
 	attn = calloc(mo->passes, sizeof(*attn));
 	if (!attn) {
 		rc = fail("allocating", -ENOMEM);
@@ -313,8 +315,8 @@ int micro_step(const struct micro_opts *mo, struct step_result *r)
 	r->len_lo = b.lo + 1;
 	r->len_hi = b.hi;
 	r->attn_len = b.lo;
-	r->kv_bytes = 2ull * b.n * b.lo * STEP_LAYERS * b.row_floats *
-		      sizeof(float);
+	r->kv_bytes =
+		2ull * b.n * b.lo * STEP_LAYERS * b.row_floats * sizeof(float);
 	r->steps = lat.n;
 	r->map_calls = s1.map_calls - s0.map_calls;
 	r->step_p99_ns = (double)percentile_u64(lat.v, lat.n, 99);

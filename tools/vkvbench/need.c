@@ -10,8 +10,8 @@
 
 #include "need.h"
 
-int need_init(struct need_model *m, const struct vkv_tensor *t,
-	      uint32_t layers, size_t row_bytes, size_t page)
+int need_init(struct need_model *m, const struct vkv_tensor *t, uint32_t layers,
+	      size_t row_bytes, size_t page)
 {
 	m->n = 2 * layers;
 	m->page = page;
@@ -43,7 +43,8 @@ uint64_t need_pages(const struct need_model *m, uint32_t slot, uint32_t len)
 		return 0;
 	for (i = 0; i < m->n; i++) {
 		const struct vkv_tensor *t = &m->t[i];
-		uintptr_t a = (uintptr_t)t->base + (uintptr_t)slot * t->slot_stride;
+		uintptr_t a =
+			(uintptr_t)t->base + (uintptr_t)slot * t->slot_stride;
 		uintptr_t z = a + (uintptr_t)(len - 1) * t->token_stride +
 			      m->row_bytes - 1;
 

@@ -14,16 +14,16 @@
 #include "vkv.h"
 
 struct need_model {
-	uint32_t n;           /* tensors: 2 * layers */
+	uint32_t n; /* tensors: 2 * layers */
 	uintptr_t page;
 	size_t row_bytes;
 	const struct vkv_tensor *t;
-	uint64_t (*iv)[2];    /* scratch: one page interval per tensor */
+	uint64_t (*iv)[2]; /* scratch: one page interval per tensor */
 };
 
 /* @t: 2 * layers tensors, [layer][kv]; kept by reference. 0 or -ENOMEM. */
-int need_init(struct need_model *m, const struct vkv_tensor *t,
-	      uint32_t layers, size_t row_bytes, size_t page);
+int need_init(struct need_model *m, const struct vkv_tensor *t, uint32_t layers,
+	      size_t row_bytes, size_t page);
 void need_free(struct need_model *m);
 
 /* Distinct pages holding the rows of tokens [0, @len) of @slot. */

@@ -32,7 +32,8 @@ static void replay_usage(FILE *f)
 	fprintf(f,
 		"usage: vkvbench replay [options] [trace.csv]\n"
 		"\n"
-		"Serve a trace (TIMESTAMP,ContextTokens,GeneratedTokens) through "
+		"Serve a trace (TIMESTAMP,ContextTokens,GeneratedTokens) "
+		"through "
 		"libvkv with\n"
 		"continuous batching, stamping and verifying every K/V row, "
 		"once per layout.\n"
@@ -61,7 +62,8 @@ static void replay_usage(FILE *f)
 		"scheduler:\n"
 		"  --step-ms MS      simulated time per decode step (default "
 		"30)\n"
-		"  --watermark PCT   free share of the budget kept on admission "
+		"  --watermark PCT   free share of the budget kept on "
+		"admission "
 		"(default 1)\n"
 		"output:\n"
 		"  --format F        text (default), markdown, csv or json\n"
@@ -83,7 +85,7 @@ static int bad_usage(const char *opt, const char *arg, const char *want)
 /* The shipped trace from the cwd, else relative to the executable. */
 static int default_trace(char *buf, size_t len)
 {
-	static const char *const up[] = { "/..", "/../..", "/../share/vkv" };
+	static const char *const up[] = {"/..", "/../..", "/../share/vkv"};
 	char exe[PATH_MAX];
 	ssize_t n;
 	size_t i;
@@ -149,28 +151,28 @@ enum {
 };
 
 static const struct option replay_opts[] = {
-	{ "requests", required_argument, NULL, OPT_REQUESTS },
-	{ "first", required_argument, NULL, OPT_FIRST },
-	{ "window", required_argument, NULL, OPT_WINDOW },
-	{ "all", no_argument, NULL, OPT_ALL },
-	{ "layout", required_argument, NULL, OPT_LAYOUT },
-	{ "budget", required_argument, NULL, OPT_BUDGET },
-	{ "page-size", required_argument, NULL, OPT_PAGE_SIZE },
-	{ "max-tokens", required_argument, NULL, OPT_MAX_TOKENS },
-	{ "max-seqs", required_argument, NULL, OPT_MAX_SEQS },
-	{ "layers", required_argument, NULL, OPT_LAYERS },
-	{ "kv-heads", required_argument, NULL, OPT_KV_HEADS },
-	{ "head-dim", required_argument, NULL, OPT_HEAD_DIM },
-	{ "elem-size", required_argument, NULL, OPT_ELEM_SIZE },
-	{ "step-ms", required_argument, NULL, OPT_STEP_MS },
-	{ "watermark", required_argument, NULL, OPT_WATERMARK },
-	{ "format", required_argument, NULL, OPT_FORMAT },
-	{ "csv", no_argument, NULL, OPT_CSV },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "inject-fault", required_argument, NULL, OPT_INJECT },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+	{"requests", required_argument, NULL, OPT_REQUESTS},
+	{"first", required_argument, NULL, OPT_FIRST},
+	{"window", required_argument, NULL, OPT_WINDOW},
+	{"all", no_argument, NULL, OPT_ALL},
+	{"layout", required_argument, NULL, OPT_LAYOUT},
+	{"budget", required_argument, NULL, OPT_BUDGET},
+	{"page-size", required_argument, NULL, OPT_PAGE_SIZE},
+	{"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+	{"max-seqs", required_argument, NULL, OPT_MAX_SEQS},
+	{"layers", required_argument, NULL, OPT_LAYERS},
+	{"kv-heads", required_argument, NULL, OPT_KV_HEADS},
+	{"head-dim", required_argument, NULL, OPT_HEAD_DIM},
+	{"elem-size", required_argument, NULL, OPT_ELEM_SIZE},
+	{"step-ms", required_argument, NULL, OPT_STEP_MS},
+	{"watermark", required_argument, NULL, OPT_WATERMARK},
+	{"format", required_argument, NULL, OPT_FORMAT},
+	{"csv", no_argument, NULL, OPT_CSV},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"inject-fault", required_argument, NULL, OPT_INJECT},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 struct replay_args {
@@ -280,8 +282,9 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 			if (!strcmp(arg, "0"))
 				d = 0;
 			else if (parse_double(arg, &d) || d >= 100)
-				return bad_usage("--watermark", arg,
-						 "want a percentage in [0, 100)");
+				return bad_usage(
+					"--watermark", arg,
+					"want a percentage in [0, 100)");
 			o->watermark = d / 100;
 			break;
 		case OPT_FORMAT:
@@ -322,8 +325,9 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 		}
 	}
 	if (argc - optind > 1) {
-		fprintf(stderr, "vkvbench replay: one trace at most, got '%s' "
-				"and '%s'\n",
+		fprintf(stderr,
+			"vkvbench replay: one trace at most, got '%s' "
+			"and '%s'\n",
 			argv[optind], argv[optind + 1]);
 		return EXIT_USAGE;
 	}
@@ -376,7 +380,7 @@ static int pick_window(const struct trace *t, const struct replay_args *a,
 
 int cmd_replay(int argc, char **argv)
 {
-	struct replay_args a = { .layouts = 7, .fmt = OUT_TEXT };
+	struct replay_args a = {.layouts = 7, .fmt = OUT_TEXT};
 	struct sim_opts o;
 	struct sim_result res[3];
 	struct replay_info ri;
@@ -392,11 +396,11 @@ int cmd_replay(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	o.cfg.budget = DEFAULT_BUDGET;
-	o.geom = (struct vkv_geometry){ .layers = 32,
-					.kv_heads = 8,
-					.head_dim = 128,
-					.elem_size = 2,
-					.max_seqs = 256 };
+	o.geom = (struct vkv_geometry){.layers = 32,
+				       .kv_heads = 8,
+				       .head_dim = 128,
+				       .elem_size = 2,
+				       .max_seqs = 256};
 	o.step_s = DEFAULT_STEP_MS / 1e3;
 	o.watermark = DEFAULT_WATERMARK_PCT / 100;
 

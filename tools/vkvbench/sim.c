@@ -22,7 +22,7 @@
 struct running {
 	uint32_t req;
 	uint32_t slot;
-	uint32_t len;    /* tokens backed and stamped */
+	uint32_t len; /* tokens backed and stamped */
 	uint32_t target; /* prompt + generated: done when len reaches it */
 };
 
@@ -121,13 +121,14 @@ static int seq_retire(struct sim *s, const struct running *r)
 		fprintf(stderr,
 			"vkvbench: %s: vkv_seq_len(slot %u) = %lld, expected "
 			"%u\n",
-			layout_name(s->layout), r->slot, (long long)len, r->len);
+			layout_name(s->layout), r->slot, (long long)len,
+			r->len);
 		return 1;
 	}
 	if (stamp_check(&s->st, r->slot, r->req, 0, r->len, &e)) {
 		stamp_err_print(&e, layout_name(s->layout));
-		fprintf(stderr, "  request %u is line %u of the trace\n", r->req,
-			req_of(s, r->req)->line);
+		fprintf(stderr, "  request %u is line %u of the trace\n",
+			r->req, req_of(s, r->req)->line);
 		return 1;
 	}
 	s->res->rows_checked += (uint64_t)r->len * s->st.layers * 2;
@@ -177,7 +178,8 @@ static int admit(struct sim *s, uint64_t *done)
 			 * would: the library's open pages also hold what
 			 * reused slots inherited, which it reclaims on demand.
 			 */
-			uint64_t used = need_pages(&s->nm, (uint32_t)slot, need);
+			uint64_t used =
+				need_pages(&s->nm, (uint32_t)slot, need);
 			uint32_t i;
 
 			for (i = 0; i < s->nrun; i++)
@@ -383,7 +385,8 @@ static int sim_loop(struct sim *s)
 			return 1;
 		if (o->verbose && s->res->steps % 5000 == 0)
 			fprintf(stderr,
-				"  %s: step %llu, t=%.0fs, batch %u, queue %zu, "
+				"  %s: step %llu, t=%.0fs, batch %u, queue "
+				"%zu, "
 				"served %llu/%zu\n",
 				layout_name(s->layout),
 				(unsigned long long)s->res->steps, clock,
@@ -415,9 +418,10 @@ int sim_run(const struct sim_opts *o, enum vkv_layout layout,
 	if (ret) {
 		const char *why = vkv_config_error();
 
-		fprintf(stderr, "vkvbench: %s: vkv_cache_create failed: %s%s%s\n",
-			layout_name(layout), vkv_strerror(ret), *why ? ": " : "",
-			why);
+		fprintf(stderr,
+			"vkvbench: %s: vkv_cache_create failed: %s%s%s\n",
+			layout_name(layout), vkv_strerror(ret),
+			*why ? ": " : "", why);
 		return 1;
 	}
 	res->backend = vkv_cache_backend(s.c);
@@ -454,12 +458,15 @@ int sim_run(const struct sim_opts *o, enum vkv_layout layout,
 		goto out;
 	}
 	if (s.lat.oom) {
-		fprintf(stderr, "vkvbench: out of memory for latency samples\n");
+		fprintf(stderr,
+			"vkvbench: out of memory for latency samples\n");
 		goto out;
 	}
 	res->waste_avg = s.sum_mapped > 0 ? 1.0 - s.sum_live / s.sum_mapped : 0;
-	res->waste_open_avg = s.sum_open > 0 ? 1.0 - s.sum_live / s.sum_open : 0;
-	res->waste_need_avg = s.sum_need > 0 ? 1.0 - s.sum_live / s.sum_need : 0;
+	res->waste_open_avg =
+		s.sum_open > 0 ? 1.0 - s.sum_live / s.sum_open : 0;
+	res->waste_need_avg =
+		s.sum_need > 0 ? 1.0 - s.sum_live / s.sum_need : 0;
 	res->mean_batch =
 		res->steps ? (double)s.batch_sum / (double)res->steps : 0;
 	res->step_p99 = percentile_u64(s.lat.v, s.lat.n, 99);

@@ -13,13 +13,13 @@
 
 struct sim_opts {
 	const struct trace *tr;
-	size_t first, count;        /* the window of the trace to replay */
-	struct vkv_geometry geom;   /* layout is set per run */
+	size_t first, count; /* the window of the trace to replay */
+	struct vkv_geometry geom; /* layout is set per run */
 	struct vkv_config cfg;
-	double step_s;              /* simulated seconds per decode step */
-	double watermark;           /* free fraction of the budget to keep on
+	double step_s; /* simulated seconds per decode step */
+	double watermark; /* free fraction of the budget to keep on
 				     * admission (vLLM's watermark) */
-	uint64_t inject_step;       /* test: corrupt a row at this step */
+	uint64_t inject_step; /* test: corrupt a row at this step */
 	int verbose;
 };
 
@@ -30,15 +30,15 @@ struct sim_result {
 	uint64_t decoded_tokens, enomem_retries;
 	uint32_t peak_batch;
 	uint64_t peak_live, peak_mapped, peak_open, peak_need;
-	double waste_avg;      /* 1 - sum(live) / sum(mapped), over steps */
+	double waste_avg; /* 1 - sum(live) / sum(mapped), over steps */
 	double waste_open_avg; /* the same against pages under open slots */
 	double waste_need_avg; /* against the pages the layout needs (need.h) */
-	double waste_at_peak;  /* at the step of peak live bytes */
+	double waste_at_peak; /* at the step of peak live bytes */
 	double mean_batch;
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
 	double sim_s, wall_s;
 	uint64_t rows_checked;
-	struct vkv_stats st;   /* the cache's counters at the end */
+	struct vkv_stats st; /* the cache's counters at the end */
 };
 
 const char *layout_name(enum vkv_layout l);

@@ -9,7 +9,8 @@
 
 #include "stamp.h"
 
-#define STAMP_TAG 0x564b0000u /* "VK" in the high half: tells stamps from junk */
+#define STAMP_TAG                                                              \
+	0x564b0000u /* "VK" in the high half: tells stamps from junk */
 #define STAMP_TAG_MASK 0xffff0000u
 
 static void stamp_make(uint32_t req, uint32_t token, uint32_t layer, int kv,
@@ -78,7 +79,8 @@ void stamp_write(const struct stamper *st, uint32_t slot, uint32_t req,
 	for (tok = from; tok < to; tok++) {
 		for (l = 0; l < st->layers; l++) {
 			for (kv = 0; kv < 2; kv++) {
-				char *p = row_addr(&st->t[2 * l + kv], slot, tok);
+				char *p =
+					row_addr(&st->t[2 * l + kv], slot, tok);
 
 				stamp_make(req, tok, l, kv, 0, w);
 				memcpy(p, w, sizeof(w));
@@ -99,11 +101,12 @@ int stamp_check(const struct stamper *st, uint32_t slot, uint32_t req,
 	for (tok = from; tok < to; tok++) {
 		for (l = 0; l < st->layers; l++) {
 			for (kv = 0; kv < 2; kv++) {
-				char *p = row_addr(&st->t[2 * l + kv], slot, tok);
+				char *p =
+					row_addr(&st->t[2 * l + kv], slot, tok);
 
 				for (tail = 0; tail < 2; tail++) {
 					char *q = tail ? p + st->row_bytes -
-								 sizeof(w)
+								  sizeof(w)
 						       : p;
 
 					stamp_make(req, tok, l, kv, tail, w);

@@ -17,8 +17,8 @@
 
 struct stamper {
 	uint32_t layers;
-	size_t row_bytes;      /* kv_heads * head_dim * elem_size */
-	struct vkv_tensor *t;  /* [layer][kv] */
+	size_t row_bytes; /* kv_heads * head_dim * elem_size */
+	struct vkv_tensor *t; /* [layer][kv] */
 };
 
 /* What a failed check found, for the report. */

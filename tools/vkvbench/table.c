@@ -42,8 +42,8 @@ static void print_header(FILE *f, const struct replay_info *ri,
 	const struct vkv_geometry *g = &o->geom;
 	const struct trace_req *a = &o->tr->req[o->first];
 	const struct trace_req *b = &o->tr->req[o->first + o->count - 1];
-	uint64_t tok = 2ull * g->layers * g->kv_heads * g->head_dim *
-		       g->elem_size;
+	uint64_t tok =
+		2ull * g->layers * g->kv_heads * g->head_dim * g->elem_size;
 	char bb[32], pb[32];
 
 	fprintf(f,
@@ -80,7 +80,8 @@ static void print_text(FILE *f, const struct replay_info *ri,
 			   "peak live KV | peak mapped | waste avg | "
 			   "waste at peak | layout waste avg | "
 			   "step p50 | step p99 | library step p50 / p99 |\n");
-		fprintf(f, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+		fprintf(f,
+			"|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
 	} else {
 		fprintf(f,
 			"%-14s %7s %5s %8s %11s %11s %7s %7s %7s %9s %9s  %s\n",
@@ -106,8 +107,8 @@ static void print_text(FILE *f, const struct replay_info *ri,
 				"%s | < %s / < %s |\n",
 				layout_name(x->layout), x->served, x->rejected,
 				x->preempted, b1, b2, x->waste_avg * 100,
-				x->waste_at_peak * 100,
-				x->waste_need_avg * 100, b3, b4, b5, b6);
+				x->waste_at_peak * 100, x->waste_need_avg * 100,
+				b3, b4, b5, b6);
 		else
 			fprintf(f,
 				"%-14s %7" PRIu64 " %5" PRIu64 " %8" PRIu64
@@ -115,8 +116,8 @@ static void print_text(FILE *f, const struct replay_info *ri,
 				"<%s/<%s\n",
 				layout_name(x->layout), x->served, x->rejected,
 				x->preempted, b1, b2, x->waste_avg * 100,
-				x->waste_at_peak * 100,
-				x->waste_need_avg * 100, b3, b4, b5, b6);
+				x->waste_at_peak * 100, x->waste_need_avg * 100,
+				b3, b4, b5, b6);
 	}
 	fputc('\n', f);
 	for (i = 0; i < n; i++) {
@@ -136,8 +137,9 @@ static void print_text(FILE *f, const struct replay_info *ri,
 			x->st.create_sync, x->st.reclaimed_pages);
 	}
 	for (i = 0; i < n && !md; i++) {
-		fprintf(f, "\n%s: library step_lat histogram (%" PRIu64
-			   " steps, max %" PRIu64 " ns):\n",
+		fprintf(f,
+			"\n%s: library step_lat histogram (%" PRIu64
+			" steps, max %" PRIu64 " ns):\n",
 			layout_name(r[i].layout), r[i].st.step_lat.count,
 			r[i].st.step_lat.max_ns);
 		hist_print(f, "  ", &r[i].st.step_lat);
@@ -151,7 +153,8 @@ static void print_csv(FILE *f, const struct sim_result *r, size_t n)
 	fprintf(f, "layout,admitted,served,rejected,preempted,steps,"
 		   "decoded_tokens,peak_batch,mean_batch,peak_live_bytes,"
 		   "peak_mapped_bytes,peak_open_bytes,waste_avg,waste_at_peak,"
-		   "waste_open_avg,waste_need_avg,peak_need_bytes,step_p50_ns,step_p99_ns,step_max_ns,"
+		   "waste_open_avg,waste_need_avg,peak_need_bytes,step_p50_ns,"
+		   "step_p99_ns,step_max_ns,"
 		   "lib_step_p50_ns,lib_step_p99_ns,map_calls,unmap_calls,"
 		   "create_calls,create_sync,reclaimed_pages,sim_s,wall_s\n");
 	for (i = 0; i < n; i++) {
@@ -161,9 +164,9 @@ static void print_csv(FILE *f, const struct sim_result *r, size_t n)
 			"%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 			",%" PRIu64 ",%" PRIu64 ",%u,%.3f,%" PRIu64 ",%" PRIu64
 			",%" PRIu64 ",%.6f,%.6f,%.6f,%.6f,%" PRIu64 ",%" PRIu64
-			",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 			",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-			",%.3f,%.3f\n",
+			",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+			",%" PRIu64 ",%.3f,%.3f\n",
 			layout_name(x->layout), x->admitted, x->served,
 			x->rejected, x->preempted, x->steps, x->decoded_tokens,
 			x->peak_batch, x->mean_batch, x->peak_live,
@@ -185,8 +188,9 @@ static void print_json(FILE *f, const struct replay_info *ri,
 	size_t i;
 	int b;
 
-	fprintf(f, "{\n  \"first\": %zu, \"count\": %zu, \"budget\": %zu, "
-		   "\"step_s\": %.6f, \"watermark\": %.4f,\n  \"results\": [\n",
+	fprintf(f,
+		"{\n  \"first\": %zu, \"count\": %zu, \"budget\": %zu, "
+		"\"step_s\": %.6f, \"watermark\": %.4f,\n  \"results\": [\n",
 		o->first, o->count, o->cfg.budget, o->step_s, o->watermark);
 	for (i = 0; i < n; i++) {
 		const struct sim_result *x = &r[i];

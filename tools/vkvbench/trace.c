@@ -67,8 +67,8 @@ static int parse_time(const char *s, double *out)
 	}
 	if (*s)
 		return -1;
-	*out = (double)(days_from_civil(y, mo, d) * 86400 + h * 3600 +
-			mi * 60 + sec) +
+	*out = (double)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+			sec) +
 	       frac;
 	return 0;
 }
@@ -95,8 +95,8 @@ static char *trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	n = strlen(s);
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
-		     s[n - 1] == '\r' || s[n - 1] == '\n'))
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' ||
+		     s[n - 1] == '\n'))
 		s[--n] = '\0';
 	return s;
 }
@@ -174,10 +174,11 @@ int trace_load(const char *path, struct trace *t, char *err, size_t errlen)
 			t0 = r.arrival;
 		r.arrival -= t0;
 		if (r.arrival < last) {
-			snprintf(err, errlen,
-				 "%s:%u: TIMESTAMP goes back in time (rows must "
-				 "be in arrival order)",
-				 path, lineno);
+			snprintf(
+				err, errlen,
+				"%s:%u: TIMESTAMP goes back in time (rows must "
+				"be in arrival order)",
+				path, lineno);
 			ret = -EINVAL;
 			break;
 		}
@@ -189,7 +190,8 @@ int trace_load(const char *path, struct trace *t, char *err, size_t errlen)
 				realloc(t->req, na * sizeof(*nr));
 
 			if (!nr) {
-				snprintf(err, errlen, "%s: out of memory", path);
+				snprintf(err, errlen, "%s: out of memory",
+					 path);
 				ret = -ENOMEM;
 				break;
 			}

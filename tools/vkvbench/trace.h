@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 struct trace_req {
-	double arrival;    /* seconds after the trace's first request */
-	uint32_t prompt;   /* ContextTokens */
+	double arrival; /* seconds after the trace's first request */
+	uint32_t prompt; /* ContextTokens */
 	uint32_t generate; /* GeneratedTokens */
-	uint32_t line;     /* line in the file, for messages */
+	uint32_t line; /* line in the file, for messages */
 };
 
 struct trace {

@@ -10,7 +10,7 @@
 
 /* Exit codes: the contract scripts and make targets rely on. */
 #define EXIT_OK 0
-#define EXIT_FAIL 1  /* stamp mismatch or library error */
+#define EXIT_FAIL 1 /* stamp mismatch or library error */
 #define EXIT_USAGE 2 /* bad command line or unreadable input */
 
 uint64_t now_ns(void);
