@@ -39,6 +39,7 @@ check-tools: $(VKVBENCH)
 	@echo "check-tools: smoke replay"
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE)
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE) --first 5000 --layout token-major-kv --csv
+	$(VKVBENCH) replay --requests 10 --budget 512M --async --csv
 	@echo "check-tools: micro run"
 	$(VKVBENCH) micro --quick
 	@echo "check-tools: bad input"

@@ -60,6 +60,10 @@ static void replay_usage(FILE *f)
 		"                    geometry (default Llama-3-8B: 32, 8, 128, "
 		"2)\n"
 		"scheduler:\n"
+		"  --async           step with vkv_step_async() + "
+		"vkv_step_wait(), so the worker\n"
+		"                    maps lookahead_tokens (VKV_LOOKAHEAD) "
+		"ahead\n"
 		"  --step-ms MS      simulated time per decode step (default "
 		"30)\n"
 		"  --watermark PCT   free share of the budget kept on "
@@ -148,6 +152,7 @@ enum {
 	OPT_CSV,
 	OPT_JSON,
 	OPT_INJECT,
+	OPT_ASYNC,
 };
 
 static const struct option replay_opts[] = {
@@ -170,6 +175,7 @@ static const struct option replay_opts[] = {
 	{"csv", no_argument, NULL, OPT_CSV},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"inject-fault", required_argument, NULL, OPT_INJECT},
+	{"async", no_argument, NULL, OPT_ASYNC},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -312,6 +318,9 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 			    !o->inject_step)
 				return bad_usage("--inject-fault", arg,
 						 "want a step number >= 1");
+			break;
+		case OPT_ASYNC:
+			o->async = 1;
 			break;
 		case 'v':
 			o->verbose = 1;

@@ -218,6 +218,24 @@ static int admit(struct sim *s, uint64_t *done)
 }
 
 /*
+ * With --async, the step runs on the library's worker and the caller waits
+ * for it at once, since the forward pass writes the new token's rows; what
+ * the worker maps ahead afterwards overlaps the caller's stamping, so later
+ * steps find their pages already there.
+ */
+static int step_once(struct sim *s)
+{
+	int ret;
+
+	if (!s->o->async)
+		return vkv_step(s->c, s->slots, s->lens, s->nrun);
+	ret = vkv_step_async(s->c, s->slots, s->lens, s->nrun);
+	if (ret)
+		return ret;
+	return vkv_step_wait(s->c);
+}
+
+/*
  * One decode step: every running sequence grows by a token in one
  * vkv_step(). On -ENOMEM the newest sequence is preempted (vLLM's recompute
  * policy) and the step retried. Returns 0 or 1.
@@ -236,12 +254,15 @@ static int decode_step(struct sim *s, uint64_t *done)
 			s->lens[i] = s->run[i].len + 1;
 		}
 		t0 = now_ns();
-		ret = vkv_step(s->c, s->slots, s->lens, s->nrun);
+		ret = step_once(s);
 		t1 = now_ns();
 		if (!ret)
 			break;
 		if (ret != -ENOMEM)
-			return lib_err(s, "vkv_step", ret);
+			return lib_err(s,
+				       s->o->async ? "vkv_step_async/wait"
+						   : "vkv_step",
+				       ret);
 		s->res->enomem_retries++;
 		victim = &s->run[s->nrun - 1];
 		if (seq_retire(s, victim))

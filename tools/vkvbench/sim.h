@@ -19,6 +19,7 @@ struct sim_opts {
 	double step_s; /* simulated seconds per decode step */
 	double watermark; /* free fraction of the budget to keep on
 				     * admission (vLLM's watermark) */
+	int async; /* vkv_step_async() + vkv_step_wait() */
 	uint64_t inject_step; /* test: corrupt a row at this step */
 	int verbose;
 };

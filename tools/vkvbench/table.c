@@ -44,8 +44,14 @@ static void print_header(FILE *f, const struct replay_info *ri,
 	const struct trace_req *b = &o->tr->req[o->first + o->count - 1];
 	uint64_t tok =
 		2ull * g->layers * g->kv_heads * g->head_dim * g->elem_size;
-	char bb[32], pb[32];
+	char bb[32], pb[32], steps[64];
 
+	if (o->async)
+		snprintf(steps, sizeof(steps),
+			 "vkv_step_async, look-ahead %zu tokens",
+			 o->cfg.lookahead_tokens);
+	else
+		snprintf(steps, sizeof(steps), "vkv_step");
 	fprintf(f,
 		"%strace %s: requests %zu..%zu (%zu of %zu), arrivals "
 		"%.1f..%.1f s\n",
@@ -59,12 +65,12 @@ static void print_header(FILE *f, const struct replay_info *ri,
 		tok >> 10, g->max_seqs, g->max_tokens);
 	fprintf(f,
 		"%sbudget %s, page %s, step %.0f ms, watermark %.1f%%, "
-		"backend %s\n",
+		"backend %s, %s\n",
 		pfx, fmt_bytes(bb, sizeof(bb), o->cfg.budget),
 		fmt_bytes(pb, sizeof(pb),
 			  r->st.page_size ? r->st.page_size : o->cfg.page_size),
 		o->step_s * 1e3, o->watermark * 100,
-		r->backend ? r->backend : "?");
+		r->backend ? r->backend : "?", steps);
 }
 
 static void print_text(FILE *f, const struct replay_info *ri,
@@ -190,8 +196,10 @@ static void print_json(FILE *f, const struct replay_info *ri,
 
 	fprintf(f,
 		"{\n  \"first\": %zu, \"count\": %zu, \"budget\": %zu, "
-		"\"step_s\": %.6f, \"watermark\": %.4f,\n  \"results\": [\n",
-		o->first, o->count, o->cfg.budget, o->step_s, o->watermark);
+		"\"step_s\": %.6f, \"watermark\": %.4f, \"async\": %s,\n"
+		"  \"results\": [\n",
+		o->first, o->count, o->cfg.budget, o->step_s, o->watermark,
+		o->async ? "true" : "false");
 	for (i = 0; i < n; i++) {
 		const struct sim_result *x = &r[i];
 
