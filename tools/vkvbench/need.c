@@ -17,6 +17,16 @@ int need_init(struct need_model *m, const struct vkv_tensor *t, uint32_t layers,
 	m->page = page;
 	m->row_bytes = row_bytes;
 	m->t = t;
+	/*
+	 * Pages are laid from the start of the reservation, which is only
+	 * aligned to the backend's granularity: count from the lowest tensor
+	 * base, not from address 0, or pages larger than the granularity
+	 * would be cut at the wrong places.
+	 */
+	m->origin = (uintptr_t)t[0].base;
+	for (uint32_t i = 1; i < m->n; i++)
+		if ((uintptr_t)t[i].base < m->origin)
+			m->origin = (uintptr_t)t[i].base;
 	m->iv = calloc(m->n, sizeof(*m->iv));
 	return m->iv ? 0 : -ENOMEM;
 }

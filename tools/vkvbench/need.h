@@ -16,6 +16,7 @@
 struct need_model {
 	uint32_t n; /* tensors: 2 * layers */
 	uintptr_t page;
+	uintptr_t origin; /* the lowest tensor base: page 0 starts there */
 	size_t row_bytes;
 	const struct vkv_tensor *t;
 	uint64_t (*iv)[2]; /* scratch: one page interval per tensor */

@@ -442,10 +442,9 @@ int cmd_replay(int argc, char **argv)
 		if (o.verbose)
 			fprintf(stderr, "vkvbench replay: %s, %zu requests\n",
 				layout_name((enum vkv_layout)l), o.count);
-		if (sim_run(&o, (enum vkv_layout)l, &res[n])) {
-			rc = EXIT_FAIL;
+		rc = sim_run(&o, (enum vkv_layout)l, &res[n]);
+		if (rc)
 			break;
-		}
 		n++;
 	}
 	ri.trace_path = path;

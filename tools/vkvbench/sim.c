@@ -443,7 +443,8 @@ int sim_run(const struct sim_opts *o, enum vkv_layout layout,
 			"vkvbench: %s: vkv_cache_create failed: %s%s%s\n",
 			layout_name(layout), vkv_strerror(ret),
 			*why ? ": " : "", why);
-		return 1;
+		/* The geometry and config come from the command line. */
+		return ret == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
 	}
 	res->backend = vkv_cache_backend(s.c);
 	ret = stamper_init(&s.st, s.c);

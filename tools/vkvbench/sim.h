@@ -46,7 +46,9 @@ const char *layout_name(enum vkv_layout l);
 
 /*
  * sim_run - replay the window through a fresh cache of @layout. Returns 0,
- * or 1 after printing what went wrong (stamp mismatch, library error).
+ * or an exit code after printing what went wrong: EXIT_USAGE if the library
+ * refused the geometry or config, else EXIT_FAIL (stamp mismatch, library
+ * error).
  */
 int sim_run(const struct sim_opts *o, enum vkv_layout layout,
 	    struct sim_result *res);
