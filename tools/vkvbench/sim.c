@@ -146,6 +146,7 @@ static int seq_retire(struct sim *s, const struct running *r)
 static int admit(struct sim *s, uint64_t *done)
 {
 	const struct sim_opts *o = s->o;
+	char msg[256];
 
 	while (s->qlen && s->nrun < o->geom.max_seqs && !s->blocked) {
 		uint32_t r = s->q[s->qhead];
@@ -206,6 +207,13 @@ static int admit(struct sim *s, uint64_t *done)
 			continue;
 		}
 		q_pop_front(s);
+		/* The convenience accessor must agree with the descriptors. */
+		if (stamp_check_ptrs(&s->st, s->c, (uint32_t)slot, need - 1,
+				     msg, sizeof(msg))) {
+			fprintf(stderr, "vkvbench: %s: %s\n",
+				layout_name(s->layout), msg);
+			return 1;
+		}
 		stamp_write(&s->st, (uint32_t)slot, r, 0, need);
 		rn = &s->run[s->nrun++];
 		rn->req = r;
