@@ -41,10 +41,12 @@ $(CUDA_TEST_DIR)/test_fakecuda: tests/test_fakecuda.c $(FAKECUDA_LIB) $(FAKECUDA
 
 # Not linked against it: the backend must dlopen whatever libcuda.so.1 the
 # loader finds, or none; the test reaches the fake's controls with dlsym.
-$(CUDA_TEST_DIR)/test_backend_cuda: tests/test_backend_cuda.c $(LIB_A) $(FAKECUDA_HDRS)
+BACKEND_CUDA_TEST_SRCS := tests/test_backend_cuda.c tests/test_backend_cuda_faults.c
+$(CUDA_TEST_DIR)/test_backend_cuda: $(BACKEND_CUDA_TEST_SRCS) tests/test_backend_cuda.h \
+		$(LIB_A) $(FAKECUDA_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
-		$(LIB_A) $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS) $(LIB_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Ilib -Itests -Itests/fakecuda -o $@ \
+		$(BACKEND_CUDA_TEST_SRCS) $(LIB_A) $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS) $(LIB_LIBS)
 
 $(CUDA_TEST_DIR)/test_cuda_abi: tests/test_cuda_abi.c lib/cuda_drv.h $(CUDA_H)
 	@mkdir -p $(@D)

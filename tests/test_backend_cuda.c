@@ -6,11 +6,7 @@
  * controls are reached with dlsym. Cases that need a different environment
  * (no device, no libcuda) re-run this program with it.
  *
- * Fault injection: for every operation, the driver calls it makes are found
- * by diffing the fake's call counters around a successful run; then each
- * call in turn is made to fail, and the operation must return the error with
- * the driver's state (allocations, reservations, mappings, access) and the
- * data exactly as before.
+ * Fault injection is in test_backend_cuda_faults.c.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -23,28 +19,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "fakecuda.h"
+#include "test_backend_cuda.h"
 
-#define MIB (1024ull * 1024ull)
-#define G (2 * MIB)
+struct fake_api fk;
 
-static struct {
-	void *lib;
-	int (*inject)(const char *, unsigned long, unsigned int);
-	void (*fail_clear)(void);
-	uint64_t (*calls)(const char *);
-	void (*get_stats)(struct fakecuda_stats *);
-	int (*query)(uintptr_t, unsigned int *, uint64_t *);
-	void (*set_mem)(size_t);
-	const char *const *(*functions)(void);
-	cudrv_result (*ctx_get)(cudrv_context *);
-	cudrv_result (*ctx_set)(cudrv_context);
-	cudrv_result (*retain)(cudrv_context *, cudrv_device);
-} fk;
-
-static int nlogs;
-static char last_log[512];
+int nlogs;
+char last_log[512];
 
 static void log_fn(void *arg, int level, const char *msg)
 {
@@ -55,14 +35,17 @@ static void log_fn(void *arg, int level, const char *msg)
 }
 
 /* No ck_assert here: it also runs outside a test, in re-executed cases. */
-static bool load_fake(void)
+bool load_fake(void)
 {
 	fk.lib = dlopen("libcuda.so.1", RTLD_NOW);
 	if (!fk.lib)
 		return false;
 #define LOAD(f, name)                                                          \
-	if (!(*(void **)&fk.f = dlsym(fk.lib, name)))                          \
-	return false
+	do {                                                                   \
+		*(void **)&fk.f = dlsym(fk.lib, name);                         \
+		if (!fk.f)                                                     \
+			return false;                                          \
+	} while (0)
 	LOAD(inject, "fakecuda_fail");
 	LOAD(fail_clear, "fakecuda_fail_clear");
 	LOAD(calls, "fakecuda_calls");
@@ -77,9 +60,9 @@ static bool load_fake(void)
 	return true;
 }
 
-static struct vkv_config cfg;
+struct vkv_config cfg;
 
-static void setup(void)
+void setup(void)
 {
 	ck_assert_int_eq(vkv_config_init(&cfg), 0);
 	cfg.backend = VKV_BACKEND_CUDA;
@@ -90,7 +73,7 @@ static void setup(void)
 		      "no fake libcuda.so.1: run with LD_LIBRARY_PATH at it");
 }
 
-static struct vkv_backend *open_be(void)
+struct vkv_backend *open_be(void)
 {
 	struct vkv_backend *be = NULL;
 
@@ -99,7 +82,7 @@ static struct vkv_backend *open_be(void)
 	return be;
 }
 
-static struct fakecuda_stats stats(void)
+struct fakecuda_stats stats(void)
 {
 	struct fakecuda_stats st;
 
@@ -108,8 +91,8 @@ static struct fakecuda_stats stats(void)
 }
 
 /* The driver state an operation may change, without the event counters. */
-static void same_state(const struct fakecuda_stats *a,
-		       const struct fakecuda_stats *b, const char *what)
+void same_state(const struct fakecuda_stats *a, const struct fakecuda_stats *b,
+		const char *what)
 {
 #define EQ(f)                                                                  \
 	ck_assert_msg(a->f == b->f, "%s: " #f " %llu -> %llu", what,           \
@@ -128,7 +111,7 @@ static void same_state(const struct fakecuda_stats *a,
 #undef EQ
 }
 
-static unsigned int prot_at(uintptr_t va)
+unsigned int prot_at(uintptr_t va)
 {
 	unsigned int prot = 99;
 
@@ -324,277 +307,6 @@ START_TEST(test_map_path_touches_nothing_early)
 	ck_assert_int_eq(page[0], 9);
 	ck_assert_int_eq(page[G - 1], 9);
 	vkv_backend_destroy(be);
-}
-END_TEST
-
-/* Fixture for one operation under fault injection. */
-struct fx {
-	struct vkv_backend *be;
-	uintptr_t va, va2;
-	vkv_handle_t h[4];
-	uintptr_t made_va; /* what a successful reserve made */
-	vkv_handle_t made_h; /* what a successful create made */
-	unsigned char *buf;
-	unsigned char *dev_before;
-};
-
-#define FX_BYTES (2 * G)
-
-static void fx_setup(struct fx *f)
-{
-	struct vkv_backend *be = f->be = open_be();
-	size_t i;
-
-	f->buf = malloc(FX_BYTES);
-	f->dev_before = malloc(FX_BYTES);
-	ck_assert_int_eq(be->ops->reserve(be, 8 * G, &f->va), 0);
-	ck_assert_int_eq(be->ops->reserve(be, 2 * G, &f->va2), 0);
-	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(be->ops->create(be, G, &f->h[i]), 0);
-	/* h0, h1: mapped with access and data; h2 mapped without; h3 free. */
-	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(be->ops->map(be, f->va + i * G, G, f->h[i]),
-				 0);
-	ck_assert_int_eq(be->ops->set_access(be, f->va, 2 * G), 0);
-	for (i = 0; i < FX_BYTES; i++)
-		f->dev_before[i] = (unsigned char)(i * 13 + 1);
-	ck_assert_int_eq(be->ops->copy(be, (void *)f->va, f->dev_before,
-				       FX_BYTES, VKV_COPY_FROM_HOST),
-			 0);
-	for (i = 0; i < FX_BYTES; i++)
-		f->buf[i] = (unsigned char)(i * 7 + 3);
-}
-
-/* Tear everything down, checking on the way that the data survived. */
-static void fx_teardown(struct fx *f, bool check_data)
-{
-	struct vkv_backend *be = f->be;
-	unsigned char *back = malloc(FX_BYTES);
-	unsigned int prot;
-	uint64_t hh;
-	uintptr_t a;
-	int i;
-
-	if (check_data) {
-		ck_assert_int_eq(be->ops->copy(be, back, (void *)f->va,
-					       FX_BYTES, VKV_COPY_TO_HOST),
-				 0);
-		ck_assert_mem_eq(back, f->dev_before, FX_BYTES);
-	}
-	free(back);
-	for (a = f->va; a < f->va + 8 * G; a += G)
-		if (fk.query(a, &prot, &hh) == 0)
-			ck_assert_int_eq(be->ops->unmap(be, a, G), 0);
-	for (i = 0; i < 4; i++)
-		be->ops->release(be,
-				 f->h[i]); /* some were released by the op */
-	be->ops->unreserve(be, f->va, 8 * G);
-	be->ops->unreserve(be, f->va2, 2 * G);
-	vkv_backend_destroy(be);
-	free(f->buf);
-	free(f->dev_before);
-	ck_assert_uint_eq(
-		stats().mem_used + stats().reservations + stats().mappings, 0);
-}
-
-enum op {
-	OP_RESERVE,
-	OP_UNRESERVE,
-	OP_CREATE,
-	OP_RELEASE,
-	OP_MAP,
-	OP_SET_ACCESS,
-	OP_UNMAP,
-	OP_COPY_TO_HOST,
-	OP_COPY_FROM_HOST,
-	OP_COUNT
-};
-
-static const char *const op_names[] = {
-	"reserve",    "unreserve", "create",	   "release",	     "map",
-	"set_access", "unmap",	   "copy to host", "copy from host",
-};
-
-/* Run @op on the fixture. */
-static int fx_op(struct fx *f, enum op op)
-{
-	struct vkv_backend *be = f->be;
-	int ret = -1;
-
-	switch (op) {
-	case OP_RESERVE:
-		ret = be->ops->reserve(be, 4 * G, &f->made_va);
-		break;
-	case OP_UNRESERVE:
-		ret = be->ops->unreserve(be, f->va2, 2 * G);
-		break;
-	case OP_CREATE:
-		ret = be->ops->create(be, G, &f->made_h);
-		break;
-	case OP_RELEASE:
-		ret = be->ops->release(be, f->h[3]);
-		break;
-	case OP_MAP:
-		ret = be->ops->map(be, f->va + 3 * G, G, f->h[3]);
-		break;
-	case OP_SET_ACCESS:
-		ret = be->ops->set_access(be, f->va + 2 * G, G);
-		break;
-	case OP_UNMAP:
-		ret = be->ops->unmap(be, f->va + 2 * G, G);
-		break;
-	case OP_COPY_TO_HOST:
-		ret = be->ops->copy(be, f->buf, (void *)f->va, FX_BYTES,
-				    VKV_COPY_TO_HOST);
-		break;
-	case OP_COPY_FROM_HOST:
-		ret = be->ops->copy(be, (void *)f->va, f->buf, FX_BYTES,
-				    VKV_COPY_FROM_HOST);
-		break;
-	default:
-		break;
-	}
-	return ret;
-}
-
-/* After a successful @op, put back what teardown expects. */
-static void fx_undo(struct fx *f, enum op op)
-{
-	struct vkv_backend *be = f->be;
-
-	if (op == OP_RESERVE)
-		ck_assert_int_eq(be->ops->unreserve(be, f->made_va, 4 * G), 0);
-	if (op == OP_UNRESERVE)
-		ck_assert_int_eq(be->ops->reserve(be, 2 * G, &f->va2), 0);
-	if (op == OP_CREATE)
-		ck_assert_int_eq(be->ops->release(be, f->made_h), 0);
-	if (op == OP_RELEASE)
-		ck_assert_int_eq(be->ops->create(be, G, &f->h[3]), 0);
-	if (op == OP_COPY_FROM_HOST)
-		memcpy(f->dev_before, f->buf, FX_BYTES);
-}
-
-/* How many times each driver function is called by one run of @op. */
-static void op_calls(enum op op, uint64_t *delta, size_t nfn)
-{
-	const char *const *fns = fk.functions();
-	struct fx f;
-	size_t i;
-
-	fx_setup(&f);
-	for (i = 0; i < nfn; i++)
-		delta[i] = fk.calls(fns[i]);
-	ck_assert_int_eq(fx_op(&f, op), 0);
-	for (i = 0; i < nfn; i++)
-		delta[i] = fk.calls(fns[i]) - delta[i];
-	fx_undo(&f, op);
-	fx_teardown(&f, true);
-}
-
-START_TEST(test_fault_injection_ops)
-{
-	const char *const *fns = fk.functions();
-	enum op op = (enum op)_i;
-	uint64_t delta[64];
-	size_t nfn = 0, i;
-	unsigned long k;
-	int injected = 0;
-
-	while (fns[nfn])
-		nfn++;
-	ck_assert_uint_le(nfn, 64);
-	op_calls(op, delta, nfn);
-	for (i = 0; i < nfn; i++) {
-		for (k = 1; k <= delta[i]; k++) {
-			struct fakecuda_stats before, after;
-			struct fx f;
-			char what[128];
-			int ret;
-
-			snprintf(what, sizeof(what), "%s: call %lu of %s fails",
-				 op_names[op], k, fns[i]);
-			fx_setup(&f);
-			before = stats();
-			ck_assert_int_eq(
-				fk.inject(fns[i], k, CUDRV_ERROR_OUT_OF_MEMORY),
-				0);
-			ret = fx_op(&f, op);
-			fk.fail_clear();
-			after = stats();
-			ck_assert_msg(after.injected == before.injected + 1,
-				      "%s: not reached", what);
-			ck_assert_msg(ret == -ENOMEM, "%s: returned %d", what,
-				      ret);
-			same_state(&before, &after, what);
-			/* Device data is kept, except where the op was
-			 * overwriting it. */
-			fx_teardown(&f, op != OP_COPY_FROM_HOST);
-			injected++;
-		}
-	}
-	ck_assert_int_gt(injected, 0);
-}
-END_TEST
-
-/*
- * Every driver call open makes, failed in turn: open fails and leaves
- * nothing behind, or (for calls with a fallback) succeeds.
- */
-START_TEST(test_fault_injection_open)
-{
-	const char *const *fns = fk.functions();
-	uint64_t delta[64];
-	struct vkv_backend *be;
-	size_t nfn = 0, i;
-	unsigned long k;
-
-	while (fns[nfn])
-		nfn++;
-	/* Each open from a thread with no current context, as the first. */
-	fk.ctx_set(NULL); /* NOT_INITIALIZED before the first open: fine */
-	for (i = 0; i < nfn; i++)
-		delta[i] = fk.calls(fns[i]);
-	be = open_be();
-	for (i = 0; i < nfn; i++)
-		delta[i] = fk.calls(fns[i]) - delta[i];
-	vkv_backend_destroy(be);
-
-	for (i = 0; i < nfn; i++) {
-		bool tolerant = !strcmp(fns[i], "cuGetProcAddress") ||
-				!strcmp(fns[i], "cuMemGetInfo");
-
-		for (k = 1; k <= delta[i]; k++) {
-			int ret;
-
-			be = NULL;
-			ck_assert_uint_eq(fk.ctx_set(NULL), 0);
-			ck_assert_int_eq(
-				fk.inject(fns[i], k, CUDRV_ERROR_OUT_OF_MEMORY),
-				0);
-			nlogs = 0;
-			ret = vkv_backend_cuda_open(&cfg, &be);
-			fk.fail_clear();
-			/* Failed or not, one line says what happened. */
-			ck_assert_msg(nlogs == 1, "open, %s #%lu: %d lines",
-				      fns[i], k, nlogs);
-			if (tolerant) {
-				ck_assert_msg(ret == 0, "open, %s #%lu: %d",
-					      fns[i], k, ret);
-				ck_assert_uint_eq(be->granularity, G);
-				ck_assert_uint_eq(be->mem_total, 16ull << 30);
-				vkv_backend_destroy(be);
-			} else {
-				ck_assert_msg(ret < 0, "open, %s #%lu: %d",
-					      fns[i], k, ret);
-				ck_assert_ptr_null(be);
-			}
-			ck_assert_msg(stats().streams + stats().events +
-						      stats().host_registered +
-						      stats().ctx_refs ==
-					      0,
-				      "open, %s #%lu leaked", fns[i], k);
-		}
-	}
 }
 END_TEST
 
@@ -843,8 +555,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_argument_checks);
 	tcase_add_test(tc, test_no_touch_before_access);
 	tcase_add_test(tc, test_map_path_touches_nothing_early);
-	tcase_add_loop_test(tc, test_fault_injection_ops, 0, OP_COUNT);
-	tcase_add_test(tc, test_fault_injection_open);
+	add_fault_tests(tc);
 	tcase_add_test(tc, test_threads);
 	tcase_add_loop_test(tc, test_cache_touches_nothing_early, 0, 3);
 	tcase_add_test(tc, test_env_cases);
