@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vkv.ko: /dev/vkv, its per-open contexts, mmap and the ioctl dispatcher.
+ * See vkv_internal.h for the object lifetimes and the lock order.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/compat.h>
+#include <linux/fs.h>
+#include <linux/init.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+
+#include "vkv_internal.h"
+
+#define VKV_FS_MAGIC 0x766b7666	/* "vkvf" */
+
+/* vkv_ctxs_lock guards vkv_ctxs, the list of open contexts (for the shrinker). */
+DEFINE_MUTEX(vkv_ctxs_lock);
+LIST_HEAD(vkv_ctxs);
+
+static unsigned short dev_mode = 0600;
+module_param(dev_mode, ushort, 0444);
+MODULE_PARM_DESC(dev_mode,
+		 "Mode of /dev/vkv at load time (default 0600; 0660 with a udev GROUP rule)");
+
+/*
+ * A private pseudo filesystem gives each context its own inode and so its own
+ * address_space: unmap_mapping_range() on one context then never touches the
+ * mappings of another (all opens of /dev/vkv share the device inode).
+ */
+static struct vfsmount *vkv_mnt;
+static int vkv_mnt_count;
+
+static int vkv_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, VKV_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type vkv_fs_type = {
+	.name = "vkv",
+	.owner = THIS_MODULE,
+	.init_fs_context = vkv_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static int vkv_open(struct inode *inode, struct file *filp)
+{
+	struct vkv_ctx *ctx;
+	int ret;
+
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
+		return -ENOMEM;
+	mutex_init(&ctx->lock);
+	INIT_LIST_HEAD(&ctx->lru);
+	xa_init_flags(&ctx->pins, XA_FLAGS_ALLOC1);
+	atomic64_set(&ctx->pinned_bytes, 0);
+
+	ret = simple_pin_fs(&vkv_fs_type, &vkv_mnt, &vkv_mnt_count);
+	if (ret)
+		goto err_free;
+	ctx->inode = alloc_anon_inode(vkv_mnt->mnt_sb);
+	if (IS_ERR(ctx->inode)) {
+		ret = PTR_ERR(ctx->inode);
+		goto err_fs;
+	}
+	/* Before any mmap: vmas link into this mapping's i_mmap tree. */
+	filp->f_mapping = ctx->inode->i_mapping;
+	filp->private_data = ctx;
+
+	mutex_lock(&vkv_ctxs_lock);
+	list_add_tail(&ctx->node, &vkv_ctxs);
+	mutex_unlock(&vkv_ctxs_lock);
+	atomic64_inc(&vkv_stats.contexts);
+	return 0;
+
+err_fs:
+	simple_release_fs(&vkv_mnt, &vkv_mnt_count);
+err_free:
+	kfree(ctx);
+	return ret;
+}
+
+/* Last reference to the file: no fd and no vma is left. */
+static int vkv_release(struct inode *inode, struct file *filp)
+{
+	struct vkv_ctx *ctx = filp->private_data;
+
+	/* Waits for a shrinker pass that may be working on this context. */
+	mutex_lock(&vkv_ctxs_lock);
+	list_del(&ctx->node);
+	mutex_unlock(&vkv_ctxs_lock);
+
+	/* Pins first: a pinned pool page must not be freed under a pin. */
+	vkv_unpin_all(ctx);
+	mutex_lock(&ctx->lock);
+	vkv_pool_destroy(ctx);
+	vkv_drop_backing(ctx);
+	mutex_unlock(&ctx->lock);
+	xa_destroy(&ctx->pins);
+
+	iput(ctx->inode);
+	simple_release_fs(&vkv_mnt, &vkv_mnt_count);
+	mutex_destroy(&ctx->lock);
+	kfree(ctx);
+	atomic64_dec(&vkv_stats.contexts);
+	return 0;
+}
+
+static int vkv_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct vkv_ctx *ctx = filp->private_data;
+	unsigned long len = vma->vm_end - vma->vm_start;
+	u64 off, end;
+	int ret = 0;
+
+	/* vm_insert_page() bypasses copy-on-write: shared mappings only. */
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT))
+		return -EINVAL;
+	off = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	if (check_add_overflow(off, (u64)len, &end))
+		return -EINVAL;
+
+	mutex_lock(&ctx->lock);
+	if (!ctx->pool)
+		ret = -ENXIO;
+	else if (end > ctx->pool->size)
+		ret = -EINVAL;
+	mutex_unlock(&ctx->lock);
+	if (ret)
+		return ret;
+
+	/* VM_MIXEDMAP must be set before the first fault (vm_insert_page). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
+#else
+	vma->vm_flags |= VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;
+#endif
+	vma->vm_ops = &vkv_vm_ops;
+	return 0;
+}
+
+static long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	struct vkv_ctx *ctx = filp->private_data;
+	void __user *uarg = (void __user *)arg;
+	long ret;
+
+	switch (cmd) {
+	case VKV_IOC_GET_VERSION: {
+		struct vkv_version v;
+
+		memset(&v, 0, sizeof(v));
+		v.major = VKV_ABI_MAJOR;
+		v.minor = VKV_ABI_MINOR;
+		return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+	}
+	case VKV_IOC_POOL_CREATE: {
+		struct vkv_pool_create pc;
+
+		if (copy_from_user(&pc, uarg, sizeof(pc)))
+			return -EFAULT;
+		if (pc.flags || pc.pad || pc.nr_chunks || pc.fallback_chunks)
+			return -EINVAL;
+		ret = vkv_pool_create(ctx, &pc);
+		if (ret)
+			return ret;
+		/* The pool exists now; the caller sees the geometry via INFO too. */
+		return copy_to_user(uarg, &pc, sizeof(pc)) ? -EFAULT : 0;
+	}
+	case VKV_IOC_POOL_INFO: {
+		struct vkv_pool_info pi;
+
+		memset(&pi, 0, sizeof(pi));
+		vkv_pool_info(ctx, &pi);
+		return copy_to_user(uarg, &pi, sizeof(pi)) ? -EFAULT : 0;
+	}
+	case VKV_IOC_SET_BACKING: {
+		struct vkv_backing b;
+
+		if (copy_from_user(&b, uarg, sizeof(b)))
+			return -EFAULT;
+		return vkv_set_backing(ctx, &b);
+	}
+	case VKV_IOC_SWAP_OUT:
+	case VKV_IOC_PREFETCH:
+	case VKV_IOC_DISCARD: {
+		struct vkv_range r;
+
+		if (copy_from_user(&r, uarg, sizeof(r)))
+			return -EFAULT;
+		if (r.flags || r.pad || r.done)
+			return -EINVAL;
+		ret = vkv_range_op(ctx, cmd, &r);
+		if (ret == -EINVAL)
+			return ret;	/* nothing done; nothing to report */
+		if (put_user(r.done, &((struct vkv_range __user *)uarg)->done))
+			return -EFAULT;
+		return ret;
+	}
+	case VKV_IOC_PIN: {
+		struct vkv_pin p;
+
+		if (copy_from_user(&p, uarg, sizeof(p)))
+			return -EFAULT;
+		if (p.pad || p.handle || p.npages || (p.flags & ~VKV_PIN_WRITE))
+			return -EINVAL;
+		ret = vkv_pin(ctx, &p);
+		if (ret)
+			return ret;
+		if (copy_to_user(uarg, &p, sizeof(p))) {
+			/* The caller cannot learn the handle: undo. */
+			vkv_unpin(ctx, p.handle);
+			return -EFAULT;
+		}
+		return 0;
+	}
+	case VKV_IOC_UNPIN: {
+		struct vkv_unpin u;
+
+		if (copy_from_user(&u, uarg, sizeof(u)))
+			return -EFAULT;
+		return vkv_unpin(ctx, u.handle);
+	}
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations vkv_fops = {
+	.owner = THIS_MODULE,
+	.open = vkv_open,
+	.release = vkv_release,
+	.mmap = vkv_mmap,
+	.unlocked_ioctl = vkv_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice vkv_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "vkv",
+	.fops = &vkv_fops,
+};
+
+static int __init vkv_init(void)
+{
+	int ret;
+
+	BUILD_BUG_ON(sizeof(struct vkv_version) != 16);
+	BUILD_BUG_ON(sizeof(struct vkv_pool_create) != 40);
+	BUILD_BUG_ON(sizeof(struct vkv_pool_info) != 88);
+	BUILD_BUG_ON(sizeof(struct vkv_backing) != 16);
+	BUILD_BUG_ON(sizeof(struct vkv_range) != 32);
+	BUILD_BUG_ON(sizeof(struct vkv_pin) != 40);
+	BUILD_BUG_ON(sizeof(struct vkv_unpin) != 8);
+
+	if (dev_mode & ~0666) {
+		pr_err("dev_mode %#o: only read/write bits are allowed\n", dev_mode);
+		return -EINVAL;
+	}
+	vkv_params_init();
+	vkv_misc.mode = dev_mode;
+
+	ret = vkv_sysfs_init();
+	if (ret)
+		return ret;
+	ret = vkv_shrinker_init();
+	if (ret)
+		goto err_sysfs;
+	ret = misc_register(&vkv_misc);
+	if (ret)
+		goto err_shrinker;
+	pr_info("loaded, ABI %u.%u\n", VKV_ABI_MAJOR, VKV_ABI_MINOR);
+	return 0;
+
+err_shrinker:
+	vkv_shrinker_exit();
+err_sysfs:
+	vkv_sysfs_exit();
+	return ret;
+}
+
+static void __exit vkv_exit(void)
+{
+	misc_deregister(&vkv_misc);
+	vkv_shrinker_exit();
+	vkv_sysfs_exit();
+}
+
+module_init(vkv_init);
+module_exit(vkv_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("vkv: pinned NUMA-local KV-cache host pool with swap");
+MODULE_VERSION("1.0");

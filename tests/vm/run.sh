@@ -1,0 +1,122 @@
+#!/bin/sh
+# Boot one Debian kernel in qemu with a busybox initramfs holding vkv.ko and
+# the statically linked test programs, run the suites, and judge the log.
+#
+#   tests/vm/run.sh RELEASE MODULE BINDIR OUTDIR SUITE[:params] ...
+#
+# RELEASE  kernel release; boots /boot/vmlinuz-RELEASE and takes the virtio,
+#          ext4 and crc32c modules from /lib/modules/RELEASE
+# MODULE   vkv.ko built for that release
+# BINDIR   holds the statically linked suites: every SUITE is a program
+#          there (insmod parameters after ':', comma separated)
+# OUTDIR   where the initramfs, the disk image and console.log go
+#
+# Environment: VKV_VM_KVM=1 uses KVM (default: TCG emulation),
+# VKV_VM_TIMEOUT (seconds, default 900), VKV_VM_MEM (MiB, default 512).
+# Exit status 0 only if every suite passed and the guest log shows no BUG:,
+# WARNING:, Oops, KASAN, kmemleak or list_del corruption.
+set -eu
+
+rel=$1 ko=$2 bin=$3 out=$4
+shift 4
+here=$(cd "$(dirname "$0")" && pwd)
+timeout_s=${VKV_VM_TIMEOUT:-900}
+mem=${VKV_VM_MEM:-512}
+
+kernel=/boot/vmlinuz-$rel
+[ -r "$kernel" ] || { echo "vm: $kernel missing or unreadable" >&2; exit 1; }
+command -v qemu-system-x86_64 >/dev/null || { echo "vm: qemu-system-x86_64 missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] || { echo "vm: busybox missing" >&2; exit 1; }
+
+mkdir -p "$out"
+root=$out/root
+rm -rf "$root"
+mkdir -p "$root/bin" "$root/tests" "$root/modules" "$root/proc" "$root/sys" \
+	"$root/dev" "$root/tmp" "$root/mnt"
+cp "$busybox" "$root/bin/busybox"
+cp "$here/init.sh" "$root/init"
+chmod 755 "$root/init"
+cp "$ko" "$root/vkv.ko"
+
+# The guest needs virtio block, ext4 and crc32c (for vkv's crc32c()); take
+# them with their dependencies, in load order, uncompressed.
+: > "$root/modules/order"
+for m in virtio_pci virtio_blk crc32c_generic ext4 libcrc32c; do
+	modprobe -S "$rel" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r path; do
+	name=$(basename "$path")
+	case "$name" in
+	*.ko.xz) xz -dc "$path" > "$root/modules/${name%.xz}"; name=${name%.xz} ;;
+	*.ko.zst) zstd -qdc "$path" > "$root/modules/${name%.zst}"; name=${name%.zst} ;;
+	*.ko.gz) gzip -dc "$path" > "$root/modules/${name%.gz}"; name=${name%.gz} ;;
+	*) cp "$path" "$root/modules/$name" ;;
+	esac
+	echo "$name" >> "$root/modules/order"
+done
+
+: > "$root/tests/list"
+for s in "$@"; do
+	name=${s%%:*}
+	params=
+	case "$s" in *:*) params=$(echo "${s#*:}" | tr ',' ' ') ;; esac
+	cp "$bin/$name" "$root/tests/$name"
+	echo "$name $params" >> "$root/tests/list"
+done
+
+(cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$out/initramfs.gz"
+
+disk=$out/disk.img
+rm -f "$disk"
+truncate -s 1G "$disk"
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$disk"
+
+accel="-accel tcg -cpu max"
+if [ "${VKV_VM_KVM:-0}" = 1 ]; then
+	accel="-accel kvm -cpu host"
+fi
+
+log=$out/console.log
+echo "vm: booting $rel ($([ "${VKV_VM_KVM:-0}" = 1 ] && echo KVM || echo TCG), ${mem} MiB, timeout ${timeout_s}s); log in $log"
+set +e
+# shellcheck disable=SC2086
+timeout "$timeout_s" qemu-system-x86_64 $accel -m "$mem" \
+	-smp 2,sockets=2,cores=1,threads=1 \
+	-numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1 \
+	-object memory-backend-ram,id=m0,size=$((mem / 2))M \
+	-object memory-backend-ram,id=m1,size=$((mem - mem / 2))M \
+	-kernel "$kernel" -initrd "$out/initramfs.gz" \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=5 slub_debug=FZPU page_poison=1" \
+	-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
+	-nographic -no-reboot -monitor none -serial stdio < /dev/null > "$log" 2>&1
+qrc=$?
+set -e
+tr -d '\r' < "$log" > "$log.txt"
+mv "$log.txt" "$log"
+
+fail=0
+if [ $qrc = 124 ]; then
+	echo "vm: $rel: timed out after ${timeout_s}s"
+	fail=1
+fi
+grep -E "^(VKV-RESULT|VKV-ERROR|VKV-BENCH)" "$log" || true
+for s in "$@"; do
+	name=${s%%:*}
+	if ! grep -q "^VKV-RESULT $name PASS" "$log"; then
+		echo "vm: $rel: suite $name did not pass"
+		fail=1
+	fi
+done
+grep -q "^VKV-DONE" "$log" || { echo "vm: $rel: guest did not finish"; fail=1; }
+if grep -nE "BUG:|WARNING:|Oops|KASAN|kmemleak|list_del corruption|general protection|Kernel panic|RIP: 0010:" "$log"; then
+	echo "vm: $rel: kernel problems in the guest log"
+	fail=1
+fi
+grep -E "^VKV-BENCH" "$log" > "$out/bench.txt" || true
+if [ $fail = 0 ]; then
+	echo "vm: $rel: all suites passed"
+else
+	echo "vm: $rel: FAILED (console log: $log)"
+	grep -E "^[0-9]+%: Checks|:[A-Z][a-z]+:|VKV-" "$log" | tail -40
+fi
+exit $fail
