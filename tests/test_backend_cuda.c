@@ -186,10 +186,18 @@ START_TEST(test_ops_and_copy)
 	ck_assert_int_eq(be->ops->copy(be, (void *)(va + off), src, n,
 				       VKV_COPY_FROM_HOST),
 			 0);
+	/*
+	 * Each direction checked on its own against the fake's memory, which
+	 * the host can read: a round trip could hide two mistakes that cancel
+	 * (a staging buffer reused before its DMA has run, both ways).
+	 */
+	ck_assert_mem_eq((void *)(va + off), src, n);
+	for (i = 0; i < n; i++)
+		((unsigned char *)va)[off + i] = (unsigned char)(i * 17 + 5);
 	ck_assert_int_eq(
 		be->ops->copy(be, dst, (void *)(va + off), n, VKV_COPY_TO_HOST),
 		0);
-	ck_assert_mem_eq(dst, src, n);
+	ck_assert_mem_eq(dst, (void *)(va + off), n);
 	ck_assert_int_eq(be->ops->copy(be, dst, src, 0, VKV_COPY_TO_HOST), 0);
 	/* Through the pinned staging only, never pageable memory. */
 	ck_assert_uint_eq(stats().pageable_async, 0);

@@ -468,24 +468,46 @@ START_TEST(test_copies)
 			  CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuMemHostRegister_v2(buf, 16, 0),
 			  CUDRV_ERROR_HOST_MEMORY_ALREADY_REGISTERED);
+	memset(back, 0, sizeof(back));
 	ck_assert_uint_eq(cuMemcpyHtoDAsync_v2(va + 100, buf, sizeof(buf), s),
 			  CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuMemcpyDtoHAsync_v2(back, va + 100, sizeof(back), s),
 			  CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuEventRecord(e, s), CUDRV_SUCCESS);
+	/* Queued, not done: the host buffers are the DMA's until a wait. */
+	ck_assert_int_eq(back[0], 0);
+	ck_assert_int_eq(*(char *)(uintptr_t)(va + 100), 0);
 	ck_assert_uint_eq(cuEventSynchronize(e), CUDRV_SUCCESS);
 	ck_assert_mem_eq(back, buf, sizeof(buf));
-	ck_assert_uint_eq(stats().pageable_async, 1); /* back[] */
+	/* A source changed before the wait is what the copy reads. */
+	ck_assert_uint_eq(cuMemcpyHtoDAsync_v2(va, buf, 1, s), CUDRV_SUCCESS);
+	ck_assert_uint_eq(cuEventRecord(e, s), CUDRV_SUCCESS);
+	buf[0] = 0x11;
+	ck_assert_uint_eq(cuMemcpyDtoHAsync_v2(back, va, 1, s), CUDRV_SUCCESS);
+	ck_assert_uint_eq(cuEventSynchronize(e), CUDRV_SUCCESS);
+	ck_assert_int_eq(*(char *)(uintptr_t)va, 0x11);
+	ck_assert_int_eq(back[0], 0x5a); /* after the event: not run yet */
+	ck_assert_uint_eq(cuStreamSynchronize(s), CUDRV_SUCCESS);
+	ck_assert_int_eq(back[0], 0x11);
+	buf[0] = 0x5a;
+	ck_assert_uint_eq(stats().pageable_async, 2); /* back[] */
 	ck_assert_uint_eq(cuMemHostUnregister(back),
 			  CUDRV_ERROR_HOST_MEMORY_NOT_REGISTERED);
 	ck_assert_uint_eq(cuMemHostUnregister(buf), CUDRV_SUCCESS);
 	ck_assert_uint_eq(stats().host_registered, 0);
-	/* Mapped without access: an illegal address, and the context dies. */
+	/*
+	 * Mapped without access: an illegal address when the copy runs,
+	 * reported by the wait, and the context dies.
+	 */
 	ck_assert_uint_eq(cuMemUnmap(va, G), CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuMemMap(va, G, 0, h, 0), CUDRV_SUCCESS);
 	ck_assert_uint_eq(cuMemcpyHtoDAsync_v2(va, buf, sizeof(buf), s),
-			  CUDRV_ERROR_ILLEGAL_ADDRESS);
+			  CUDRV_SUCCESS);
+	ck_assert_uint_eq(stats().touched_before_access, 0);
+	ck_assert_uint_eq(cuStreamSynchronize(s), CUDRV_ERROR_ILLEGAL_ADDRESS);
 	ck_assert_uint_eq(stats().touched_before_access, sizeof(buf));
+	ck_assert_uint_eq(cuMemcpyHtoDAsync_v2(va, buf, sizeof(buf), s),
+			  CUDRV_ERROR_ILLEGAL_ADDRESS);
 	ck_assert_uint_eq(cuMemGetInfo_v2(&fr, &total),
 			  CUDRV_ERROR_ILLEGAL_ADDRESS);
 	ck_assert_uint_eq(cuStreamDestroy_v2(s), CUDRV_SUCCESS);

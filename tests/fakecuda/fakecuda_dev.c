@@ -241,6 +241,11 @@ static cudrv_result need_ctx(struct fc_ctx **out)
 	return CUDRV_SUCCESS;
 }
 
+cudrv_result fc_need_ctx(void)
+{
+	return need_ctx(NULL);
+}
+
 FC_EXPORT cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 {
 	cudrv_result r = fc_enter_init(FN_cuMemGetInfo);
@@ -261,18 +266,90 @@ FC_EXPORT cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 	return r;
 }
 
-/* Streams and events: work runs at enqueue, so waiting is immediate. */
+/* Streams and events. */
 
-bool fc_stream_valid(cudrv_stream s)
+static struct fc_stream *stream_of(cudrv_stream s)
 {
 	struct fc_stream *p;
 
-	if (!s) /* the legacy default stream */
-		return true;
 	for (p = fc.streams; p; p = p->next)
 		if ((cudrv_stream)p == s)
-			return true;
-	return false;
+			return p;
+	return NULL;
+}
+
+bool fc_stream_valid(cudrv_stream s)
+{
+	return !s /* the legacy default stream */ || stream_of(s);
+}
+
+/*
+ * Run @s's queue up to and including the record of @upto (NULL: all). After
+ * an illegal address the context is dead: what remains is dropped, and its
+ * events never complete, as on a GPU.
+ */
+static cudrv_result stream_run(struct fc_stream *s, struct fc_event *upto)
+{
+	cudrv_result r = CUDRV_SUCCESS;
+	size_t i;
+
+	for (i = 0; i < s->nq; i++) {
+		struct fc_op *op = &s->q[i];
+
+		if (op->is_record) {
+			if (op->ev)
+				op->ev->pending = NULL;
+			if (op->ev && op->ev == upto) {
+				i++;
+				break;
+			}
+			continue;
+		}
+		r = s->ctx->sticky ? CUDRV_ERROR_ILLEGAL_ADDRESS
+				   : fc_copy_exec(s->ctx, op);
+		if (r) {
+			i = s->nq;
+			break;
+		}
+	}
+	memmove(s->q, s->q + i, (s->nq - i) * sizeof(*s->q));
+	s->nq -= i;
+	return r;
+}
+
+/* Forget @e's pending record: re-recorded elsewhere, or destroyed. */
+static void event_orphan(struct fc_event *e)
+{
+	size_t i;
+
+	if (!e->pending)
+		return;
+	for (i = 0; i < e->pending->nq; i++)
+		if (e->pending->q[i].ev == e)
+			e->pending->q[i].ev = NULL;
+	e->pending = NULL;
+}
+
+cudrv_result fc_stream_push(cudrv_stream stream, const struct fc_op *op)
+{
+	struct fc_stream *s = stream_of(stream);
+
+	if (!stream) {
+		struct fc_ctx *c = fc_current();
+
+		return op->is_record ? CUDRV_SUCCESS : fc_copy_exec(c, op);
+	}
+	if (s->nq == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		struct fc_op *q = realloc(s->q, cap * sizeof(*q));
+
+		if (!q)
+			return CUDRV_ERROR_OUT_OF_MEMORY;
+		s->q = q;
+		s->cap = cap;
+	}
+	s->q[s->nq++] = *op;
+	return CUDRV_SUCCESS;
 }
 
 FC_EXPORT cudrv_result cuStreamCreate(cudrv_stream *stream, unsigned int flags)
@@ -300,6 +377,7 @@ FC_EXPORT cudrv_result cuStreamCreate(cudrv_stream *stream, unsigned int flags)
 	return r;
 }
 
+/* "The resources are released once the device has completed all work." */
 FC_EXPORT cudrv_result cuStreamDestroy_v2(cudrv_stream stream)
 {
 	cudrv_result r = fc_enter_init(FN_cuStreamDestroy);
@@ -313,8 +391,14 @@ FC_EXPORT cudrv_result cuStreamDestroy_v2(cudrv_stream stream)
 		if ((cudrv_stream)*pp != stream)
 			continue;
 		struct fc_stream *s = *pp;
+		struct fc_event *e;
 
+		stream_run(s, NULL);
+		for (e = fc.events; e; e = e->next)
+			if (e->pending == s)
+				e->pending = NULL;
 		*pp = s->next;
+		free(s->q);
 		free(s);
 		fc.st.streams--;
 		r = CUDRV_SUCCESS;
@@ -327,13 +411,16 @@ FC_EXPORT cudrv_result cuStreamDestroy_v2(cudrv_stream stream)
 FC_EXPORT cudrv_result cuStreamSynchronize(cudrv_stream stream)
 {
 	cudrv_result r = fc_enter_init(FN_cuStreamSynchronize);
+	struct fc_stream *s = NULL;
 
 	if (r)
 		return r;
 	pthread_mutex_lock(&fc.lock);
 	r = need_ctx(NULL);
-	if (!r && !fc_stream_valid(stream))
+	if (!r && stream && !(s = stream_of(stream)))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
+	if (!r && s)
+		r = stream_run(s, NULL);
 	pthread_mutex_unlock(&fc.lock);
 	return r;
 }
@@ -385,6 +472,7 @@ FC_EXPORT cudrv_result cuEventDestroy_v2(cudrv_event event)
 			continue;
 		struct fc_event *e = *pp;
 
+		event_orphan(e);
 		*pp = e->next;
 		free(e);
 		fc.st.events--;
@@ -395,9 +483,11 @@ FC_EXPORT cudrv_result cuEventDestroy_v2(cudrv_event event)
 	return r ? fc_bad(r) : r;
 }
 
+/* A second record of a pending event moves it: it then waits for more. */
 FC_EXPORT cudrv_result cuEventRecord(cudrv_event event, cudrv_stream stream)
 {
 	cudrv_result r = fc_enter_init(FN_cuEventRecord);
+	struct fc_op op = {.is_record = true};
 	struct fc_event *e;
 
 	if (r)
@@ -406,8 +496,13 @@ FC_EXPORT cudrv_result cuEventRecord(cudrv_event event, cudrv_stream stream)
 	r = need_ctx(NULL);
 	if (!r && (!(e = event_of(event)) || !fc_stream_valid(stream)))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
-	if (!r)
-		e->recorded = true;
+	if (!r) {
+		event_orphan(e);
+		op.ev = e;
+		r = fc_stream_push(stream, &op);
+		if (!r && stream)
+			e->pending = (struct fc_stream *)stream;
+	}
 	pthread_mutex_unlock(&fc.lock);
 	return r;
 }
@@ -416,13 +511,16 @@ FC_EXPORT cudrv_result cuEventRecord(cudrv_event event, cudrv_stream stream)
 FC_EXPORT cudrv_result cuEventSynchronize(cudrv_event event)
 {
 	cudrv_result r = fc_enter_init(FN_cuEventSynchronize);
+	struct fc_event *e;
 
 	if (r)
 		return r;
 	pthread_mutex_lock(&fc.lock);
 	r = need_ctx(NULL);
-	if (!r && !event_of(event))
+	if (!r && !(e = event_of(event)))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
+	if (!r && e->pending)
+		r = stream_run(e->pending, e);
 	pthread_mutex_unlock(&fc.lock);
 	return r;
 }

@@ -45,14 +45,32 @@ struct fc_ctx {
 	bool sticky; /* an illegal address was hit: the context is dead */
 };
 
+/* Work queued on a stream: a copy, or an event's record. */
+struct fc_op {
+	struct fc_event *ev; /* a record (NULL once re-recorded or destroyed) */
+	bool is_record;
+	bool to_dev;
+	void *dst;
+	const void *src;
+	size_t size;
+	uintptr_t dev; /* the device side of a copy */
+};
+
+/*
+ * Work on a stream runs when something waits for it (an event or the stream
+ * synchronised, the stream destroyed), not at enqueue: as on a GPU, a host
+ * buffer read or written by a queued copy is not done with until then.
+ */
 struct fc_stream {
 	struct fc_stream *next;
 	struct fc_ctx *ctx;
+	struct fc_op *q;
+	size_t nq, cap;
 };
 
 struct fc_event {
 	struct fc_event *next;
-	bool recorded;
+	struct fc_stream *pending; /* recorded there, not reached yet */
 };
 
 struct fc_hostreg {
@@ -96,7 +114,13 @@ cudrv_result fc_enter_init_sized(enum fc_fn fn, size_t bytes);
 cudrv_result fc_bad(cudrv_result r);
 /* The calling thread's current context, or NULL. */
 struct fc_ctx *fc_current(void);
+/* The current context is usable (under fc.lock): 0, or the error. */
+cudrv_result fc_need_ctx(void);
 bool fc_stream_valid(cudrv_stream s);
+/* Queue @op on @s (NULL: the legacy stream, which runs it now). */
+cudrv_result fc_stream_push(cudrv_stream s, const struct fc_op *op);
+/* Run a queued copy; an illegal address kills the context. */
+cudrv_result fc_copy_exec(struct fc_ctx *c, const struct fc_op *op);
 /* A copy was made with the host side outside any registered range. */
 bool fc_host_registered(const void *p, size_t size);
 /* Parse "2M"-style sizes; 0 on success. */

@@ -502,16 +502,41 @@ FC_EXPORT cudrv_result cuMemUnmap(cudrv_deviceptr ptr, size_t size)
 }
 
 /*
- * The copy runs at enqueue. Device memory that is not mapped is an invalid
- * pointer; memory mapped without the access the copy needs is an illegal
- * address, which on a GPU is fatal to the context: later calls fail too.
+ * A copy is checked at enqueue (device memory that is not mapped at all is
+ * an invalid pointer, as the driver's pointer lookup finds) and runs when
+ * its stream is waited for (fakecuda_dev.c). Memory mapped without the
+ * access the copy needs, or unmapped since, is then an illegal address,
+ * which on a GPU is fatal to the context: later calls fail too.
  */
+cudrv_result fc_copy_exec(struct fc_ctx *c, const struct fc_op *op)
+{
+	bool denied = false;
+
+	if (!covered(op->dev, op->size,
+		     op->to_dev ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE
+				: CUDRV_MEM_ACCESS_FLAGS_PROT_READ,
+		     &denied) ||
+	    denied) {
+		if (denied)
+			fc.st.touched_before_access += op->size;
+		if (c)
+			c->sticky = true;
+		return fc_bad(CUDRV_ERROR_ILLEGAL_ADDRESS);
+	}
+	memcpy(op->dst, op->src, op->size);
+	return CUDRV_SUCCESS;
+}
+
 static cudrv_result copy(enum fc_fn fn, void *dst, const void *src, size_t size,
 			 uintptr_t dev, bool to_dev, cudrv_stream stream)
 {
 	cudrv_result r = fc_enter_init(fn);
-	struct fc_ctx *c;
-	bool denied = false;
+	struct fc_op op = {.dst = dst,
+			   .src = src,
+			   .size = size,
+			   .dev = dev,
+			   .to_dev = to_dev};
+	bool denied;
 
 	if (r)
 		return r;
@@ -520,27 +545,15 @@ static cudrv_result copy(enum fc_fn fn, void *dst, const void *src, size_t size,
 	if (!size)
 		return CUDRV_SUCCESS;
 	pthread_mutex_lock(&fc.lock);
-	c = fc_current();
-	if (!c || !c->refs)
-		r = fc_bad(CUDRV_ERROR_INVALID_CONTEXT);
-	else if (c->sticky)
-		r = fc_bad(CUDRV_ERROR_ILLEGAL_ADDRESS);
-	else if (!fc_stream_valid(stream))
+	r = fc_need_ctx();
+	if (!r && !fc_stream_valid(stream))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
-	else if (!covered(dev, size,
-			  to_dev ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE
-				 : CUDRV_MEM_ACCESS_FLAGS_PROT_READ,
-			  &denied))
+	else if (!r && !covered(dev, size, 0, &denied))
 		r = fc_bad(CUDRV_ERROR_INVALID_VALUE);
-	if (!r && denied) {
-		fc.st.touched_before_access += size;
-		c->sticky = true;
-		r = fc_bad(CUDRV_ERROR_ILLEGAL_ADDRESS);
-	}
 	if (!r) {
 		if (!fc_host_registered(to_dev ? src : dst, size))
 			fc.st.pageable_async++;
-		memcpy(dst, src, size);
+		r = fc_stream_push(stream, &op);
 	}
 	pthread_mutex_unlock(&fc.lock);
 	return r;
