@@ -213,10 +213,13 @@ static int host_create(struct vkv_backend *be, size_t size, vkv_handle_t *h)
 static int host_release(struct vkv_backend *be, vkv_handle_t h)
 {
 	struct host_backend *hb = to_host(be);
-	uint64_t off, size;
+	uint64_t off, size, end;
 
 	handle_unpack(be, h, &off, &size);
-	if (!size || off + size > hb->next_off)
+	pthread_mutex_lock(&hb->lock);
+	end = hb->next_off;
+	pthread_mutex_unlock(&hb->lock);
+	if (!size || off + size > end)
 		return -EINVAL;
 	if (fallocate(hb->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)off, (off_t)size))

@@ -16,7 +16,7 @@ struct shared {
 	struct vkv_cache *c;
 	atomic_int stop;
 	uint64_t budget_pages;
-	long reads;
+	atomic_long reads;
 };
 
 static void *reader(void *arg)
@@ -41,7 +41,7 @@ static void *reader(void *arg)
 		(void)vkv_hist_percentile(&st.step_lat, 99);
 		n++;
 	}
-	sh->reads = n;
+	atomic_fetch_add(&sh->reads, n);
 	return NULL;
 }
 
