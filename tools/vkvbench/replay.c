@@ -64,6 +64,9 @@ static void replay_usage(FILE *f)
 		"vkv_step_wait(), so the worker\n"
 		"                    maps lookahead_tokens (VKV_LOOKAHEAD) "
 		"ahead\n"
+		"  --forward-us US   sleep US after each step, as a forward "
+		"pass would take\n"
+		"                    (wall time; default 0)\n"
 		"  --step-ms MS      simulated time per decode step (default "
 		"30)\n"
 		"  --watermark PCT   free share of the budget kept on "
@@ -153,6 +156,7 @@ enum {
 	OPT_JSON,
 	OPT_INJECT,
 	OPT_ASYNC,
+	OPT_FORWARD,
 };
 
 static const struct option replay_opts[] = {
@@ -176,6 +180,7 @@ static const struct option replay_opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"inject-fault", required_argument, NULL, OPT_INJECT},
 	{"async", no_argument, NULL, OPT_ASYNC},
+	{"forward-us", required_argument, NULL, OPT_FORWARD},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -321,6 +326,12 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 			break;
 		case OPT_ASYNC:
 			o->async = 1;
+			break;
+		case OPT_FORWARD:
+			if (parse_u64(arg, 10000000, &o->forward_us))
+				return bad_usage("--forward-us", arg,
+						 "want microseconds, at most "
+						 "10000000");
 			break;
 		case 'v':
 			o->verbose = 1;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "need.h"
 #include "sim.h"
@@ -287,6 +288,18 @@ static int decode_step(struct sim *s, uint64_t *done)
 		s->res->preempted++;
 	}
 	samples_push(&s->lat, t1 - t0);
+	if (s->o->forward_us) {
+		/*
+		 * Stand-in for the forward pass, off the CPU so that the
+		 * library's worker can use it: the time --async look-ahead
+		 * has to work in.
+		 */
+		struct timespec ts = {
+			.tv_sec = s->o->forward_us / 1000000,
+			.tv_nsec = (long)(s->o->forward_us % 1000000) * 1000};
+
+		nanosleep(&ts, NULL);
+	}
 	for (i = 0; i < s->nrun; i++) {
 		struct running *r = &s->run[i];
 

@@ -20,6 +20,7 @@ struct sim_opts {
 	double watermark; /* free fraction of the budget to keep on
 				     * admission (vLLM's watermark) */
 	int async; /* vkv_step_async() + vkv_step_wait() */
+	uint64_t forward_us; /* sleep after each step: a forward pass */
 	uint64_t inject_step; /* test: corrupt a row at this step */
 	int verbose;
 };
