@@ -312,8 +312,10 @@ static cudrv_result stream_run(struct fc_stream *s, struct fc_event *upto)
 			break;
 		}
 	}
-	memmove(s->q, s->q + i, (s->nq - i) * sizeof(*s->q));
-	s->nq -= i;
+	if (i) {
+		memmove(s->q, s->q + i, (s->nq - i) * sizeof(*s->q));
+		s->nq -= i;
+	}
 	return r;
 }
 
