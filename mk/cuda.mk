@@ -58,7 +58,7 @@ CHECK_TARGETS += check-cuda
 # Latency injection off: these are unit tests, not benchmarks.
 check-cuda: $(CUDA_TESTS) $(FAKECUDA_LIB)
 	@set -e; \
-	if [ -x $(CUDA_TEST_DIR)/test_cuda_abi ]; then \
+	if [ -n "$(CUDA_H)" ]; then \
 		echo "== test_cuda_abi (against $(CUDA_H))"; \
 		$(CUDA_TEST_DIR)/test_cuda_abi; \
 	else \
