@@ -11,6 +11,7 @@
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <numa.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -141,6 +142,27 @@ START_TEST(test_open)
 				  stats().host_registered + stats().ctx_refs,
 			  0);
 	ck_assert_uint_eq(stats().invalid_calls, 0);
+}
+END_TEST
+
+/*
+ * Staging placement: the configured node wins; else the GPU's from sysfs,
+ * which the fake's bus id does not have, so the opening thread's node.
+ */
+START_TEST(test_numa_node)
+{
+	struct vkv_backend *be;
+
+	cfg.numa_node = 0;
+	be = open_be();
+	ck_assert_ptr_nonnull(strstr(last_log, "staging on NUMA node 0"));
+	vkv_backend_destroy(be);
+	cfg.numa_node = -1;
+	be = open_be();
+	ck_assert_ptr_nonnull(strstr(last_log, "staging on NUMA node "));
+	if (numa_available() >= 0) /* else placement is off: -1 */
+		ck_assert_ptr_null(strstr(last_log, "node -1"));
+	vkv_backend_destroy(be);
 }
 END_TEST
 
@@ -559,6 +581,7 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_open);
 	tcase_add_test(tc, test_bad_device);
+	tcase_add_test(tc, test_numa_node);
 	tcase_add_test(tc, test_ops_and_copy);
 	tcase_add_test(tc, test_argument_checks);
 	tcase_add_test(tc, test_no_touch_before_access);
