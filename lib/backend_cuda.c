@@ -89,49 +89,48 @@ static const struct cuda_sym {
 	const char *export;
 	size_t off;
 } cuda_syms[] = {
-#define SYM(field, name, export)                                               \
-	{                                                                      \
-		name, export, offsetof(struct cuda_fns, field)                 \
-	}
-	SYM(init, "cuInit", "cuInit"),
-	SYM(driverGetVersion, "cuDriverGetVersion", "cuDriverGetVersion"),
-	SYM(getErrorName, "cuGetErrorName", "cuGetErrorName"),
-	SYM(deviceGetCount, "cuDeviceGetCount", "cuDeviceGetCount"),
-	SYM(deviceGet, "cuDeviceGet", "cuDeviceGet"),
-	SYM(deviceGetAttribute, "cuDeviceGetAttribute", "cuDeviceGetAttribute"),
-	SYM(deviceGetPCIBusId, "cuDeviceGetPCIBusId", "cuDeviceGetPCIBusId"),
-	SYM(deviceTotalMem, "cuDeviceTotalMem", "cuDeviceTotalMem_v2"),
-	SYM(primaryCtxRetain, "cuDevicePrimaryCtxRetain",
-	    "cuDevicePrimaryCtxRetain"),
-	SYM(primaryCtxRelease, "cuDevicePrimaryCtxRelease",
-	    "cuDevicePrimaryCtxRelease_v2"),
-	SYM(ctxGetCurrent, "cuCtxGetCurrent", "cuCtxGetCurrent"),
-	SYM(ctxSetCurrent, "cuCtxSetCurrent", "cuCtxSetCurrent"),
-	SYM(ctxPushCurrent, "cuCtxPushCurrent", "cuCtxPushCurrent_v2"),
-	SYM(ctxPopCurrent, "cuCtxPopCurrent", "cuCtxPopCurrent_v2"),
-	SYM(memGetInfo, "cuMemGetInfo", "cuMemGetInfo_v2"),
-	SYM(memGetAllocationGranularity, "cuMemGetAllocationGranularity",
-	    "cuMemGetAllocationGranularity"),
-	SYM(memAddressReserve, "cuMemAddressReserve", "cuMemAddressReserve"),
-	SYM(memAddressFree, "cuMemAddressFree", "cuMemAddressFree"),
-	SYM(memCreate, "cuMemCreate", "cuMemCreate"),
-	SYM(memRelease, "cuMemRelease", "cuMemRelease"),
-	SYM(memMap, "cuMemMap", "cuMemMap"),
-	SYM(memSetAccess, "cuMemSetAccess", "cuMemSetAccess"),
-	SYM(memUnmap, "cuMemUnmap", "cuMemUnmap"),
-	SYM(memHostRegister, "cuMemHostRegister", "cuMemHostRegister_v2"),
-	SYM(memHostUnregister, "cuMemHostUnregister", "cuMemHostUnregister"),
-	SYM(streamCreate, "cuStreamCreate", "cuStreamCreate"),
-	SYM(streamDestroy, "cuStreamDestroy", "cuStreamDestroy_v2"),
-	SYM(streamSynchronize, "cuStreamSynchronize", "cuStreamSynchronize"),
-	SYM(eventCreate, "cuEventCreate", "cuEventCreate"),
-	SYM(eventDestroy, "cuEventDestroy", "cuEventDestroy_v2"),
-	SYM(eventRecord, "cuEventRecord", "cuEventRecord"),
-	SYM(eventSynchronize, "cuEventSynchronize", "cuEventSynchronize"),
-	SYM(memcpyHtoDAsync, "cuMemcpyHtoDAsync", "cuMemcpyHtoDAsync_v2"),
-	SYM(memcpyDtoHAsync, "cuMemcpyDtoHAsync", "cuMemcpyDtoHAsync_v2"),
+/* clang-format off */
+#define SYM(field, name) { #name, #name, offsetof(struct cuda_fns, field) }
+#define SYM_V2(field, name) \
+	{ #name, #name "_v2", offsetof(struct cuda_fns, field) }
+	SYM(init, cuInit),
+	SYM(driverGetVersion, cuDriverGetVersion),
+	SYM(getErrorName, cuGetErrorName),
+	SYM(deviceGetCount, cuDeviceGetCount),
+	SYM(deviceGet, cuDeviceGet),
+	SYM(deviceGetAttribute, cuDeviceGetAttribute),
+	SYM(deviceGetPCIBusId, cuDeviceGetPCIBusId),
+	SYM_V2(deviceTotalMem, cuDeviceTotalMem),
+	SYM(primaryCtxRetain, cuDevicePrimaryCtxRetain),
+	SYM_V2(primaryCtxRelease, cuDevicePrimaryCtxRelease),
+	SYM(ctxGetCurrent, cuCtxGetCurrent),
+	SYM(ctxSetCurrent, cuCtxSetCurrent),
+	SYM_V2(ctxPushCurrent, cuCtxPushCurrent),
+	SYM_V2(ctxPopCurrent, cuCtxPopCurrent),
+	SYM_V2(memGetInfo, cuMemGetInfo),
+	SYM(memGetAllocationGranularity, cuMemGetAllocationGranularity),
+	SYM(memAddressReserve, cuMemAddressReserve),
+	SYM(memAddressFree, cuMemAddressFree),
+	SYM(memCreate, cuMemCreate),
+	SYM(memRelease, cuMemRelease),
+	SYM(memMap, cuMemMap),
+	SYM(memSetAccess, cuMemSetAccess),
+	SYM(memUnmap, cuMemUnmap),
+	SYM_V2(memHostRegister, cuMemHostRegister),
+	SYM(memHostUnregister, cuMemHostUnregister),
+	SYM(streamCreate, cuStreamCreate),
+	SYM_V2(streamDestroy, cuStreamDestroy),
+	SYM(streamSynchronize, cuStreamSynchronize),
+	SYM(eventCreate, cuEventCreate),
+	SYM_V2(eventDestroy, cuEventDestroy),
+	SYM(eventRecord, cuEventRecord),
+	SYM(eventSynchronize, cuEventSynchronize),
+	SYM_V2(memcpyHtoDAsync, cuMemcpyHtoDAsync),
+	SYM_V2(memcpyDtoHAsync, cuMemcpyDtoHAsync),
+#undef SYM_V2
 #undef SYM
 };
+/* clang-format on */
 
 struct cuda_backend {
 	struct vkv_backend be;
