@@ -72,6 +72,11 @@ static void replay_usage(FILE *f)
 		"  --watermark PCT   free share of the budget kept on "
 		"admission "
 		"(default 1)\n"
+		"baselines, modelled on the same batches:\n"
+		"  --static-tokens N static reservation per sequence (default "
+		"8192)\n"
+		"  --block-tokens N  paged allocator's block (default 16, "
+		"vLLM's)\n"
 		"output:\n"
 		"  --format F        text (default), markdown, csv or json\n"
 		"  --csv, --json     short for --format csv / json\n"
@@ -157,6 +162,8 @@ enum {
 	OPT_INJECT,
 	OPT_ASYNC,
 	OPT_FORWARD,
+	OPT_STATIC,
+	OPT_BLOCK,
 };
 
 static const struct option replay_opts[] = {
@@ -181,6 +188,8 @@ static const struct option replay_opts[] = {
 	{"inject-fault", required_argument, NULL, OPT_INJECT},
 	{"async", no_argument, NULL, OPT_ASYNC},
 	{"forward-us", required_argument, NULL, OPT_FORWARD},
+	{"static-tokens", required_argument, NULL, OPT_STATIC},
+	{"block-tokens", required_argument, NULL, OPT_BLOCK},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -327,6 +336,14 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 		case OPT_ASYNC:
 			o->async = 1;
 			break;
+		case OPT_STATIC:
+			if (u32_opt("--static-tokens", arg, &o->static_tokens))
+				return EXIT_USAGE;
+			break;
+		case OPT_BLOCK:
+			if (u32_opt("--block-tokens", arg, &o->block_tokens))
+				return EXIT_USAGE;
+			break;
 		case OPT_FORWARD:
 			if (parse_u64(arg, 10000000, &o->forward_us))
 				return bad_usage("--forward-us", arg,
@@ -422,6 +439,8 @@ int cmd_replay(int argc, char **argv)
 				       .elem_size = 2,
 				       .max_seqs = 256};
 	o.step_s = DEFAULT_STEP_MS / 1e3;
+	o.static_tokens = 8192;
+	o.block_tokens = 16;
 	o.watermark = DEFAULT_WATERMARK_PCT / 100;
 
 	ret = parse_args(argc, argv, &a, &o);

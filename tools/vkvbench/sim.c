@@ -56,6 +56,7 @@ struct sim {
 
 	struct samples lat;
 	double sum_live, sum_mapped, sum_open, sum_need;
+	double sum_static, sum_blocks; /* the modelled baselines */
 	uint64_t batch_sum;
 	int warned_live, warned_need;
 	struct sim_result *res;
@@ -362,6 +363,21 @@ static int sample_memory(struct sim *s)
 	s->sum_mapped += (double)vs.mapped_bytes;
 	s->sum_open += (double)open;
 	s->sum_need += (double)need;
+	/*
+	 * Baselines on the very same batches, modelled rather than run: a
+	 * static reservation of static_tokens per sequence, and a paged
+	 * allocator of block_tokens-token blocks (vLLM's block table).
+	 */
+	for (i = 0; i < s->nrun; i++) {
+		uint64_t bt = s->o->block_tokens;
+		uint64_t st = s->o->static_tokens;
+		uint64_t len = s->run[i].len;
+
+		s->sum_blocks += (double)((len + bt - 1) / bt * bt) *
+				 (double)s->token_bytes;
+		s->sum_static +=
+			(double)(len > st ? len : st) * (double)s->token_bytes;
+	}
 	if (need > s->res->peak_need)
 		s->res->peak_need = need;
 	if (vs.live_bytes > s->res->peak_live) {
@@ -510,6 +526,10 @@ int sim_run(const struct sim_opts *o, enum vkv_layout layout,
 		s.sum_open > 0 ? 1.0 - s.sum_live / s.sum_open : 0;
 	res->waste_need_avg =
 		s.sum_need > 0 ? 1.0 - s.sum_live / s.sum_need : 0;
+	res->waste_static_avg =
+		s.sum_static > 0 ? 1.0 - s.sum_live / s.sum_static : 0;
+	res->waste_blocks_avg =
+		s.sum_blocks > 0 ? 1.0 - s.sum_live / s.sum_blocks : 0;
 	res->mean_batch =
 		res->steps ? (double)s.batch_sum / (double)res->steps : 0;
 	res->step_p99 = percentile_u64(s.lat.v, s.lat.n, 99);

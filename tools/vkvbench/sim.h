@@ -21,6 +21,8 @@ struct sim_opts {
 				     * admission (vLLM's watermark) */
 	int async; /* vkv_step_async() + vkv_step_wait() */
 	uint64_t forward_us; /* sleep after each step: a forward pass */
+	uint32_t static_tokens; /* baseline: static reservation per sequence */
+	uint32_t block_tokens; /* baseline: paged allocator's block */
 	uint64_t inject_step; /* test: corrupt a row at this step */
 	int verbose;
 };
@@ -35,6 +37,8 @@ struct sim_result {
 	double waste_avg; /* 1 - sum(live) / sum(mapped), over steps */
 	double waste_open_avg; /* the same against pages under open slots */
 	double waste_need_avg; /* against the pages the layout needs (need.h) */
+	double waste_static_avg; /* modelled: static_tokens per sequence */
+	double waste_blocks_avg; /* modelled: block_tokens-token blocks */
 	double waste_at_peak; /* at the step of peak live bytes */
 	double mean_batch;
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */

@@ -126,6 +126,15 @@ static void print_text(FILE *f, const struct replay_info *ri,
 				b3, b4, b5, b6);
 	}
 	fputc('\n', f);
+	for (i = 0; i < n; i++)
+		fprintf(f,
+			"%s%s: modelled on the same batches: static "
+			"%u-token reservation wastes %.2f%%, %u-token "
+			"blocks waste %.2f%%\n",
+			md ? "- " : "", layout_name(r[i].layout),
+			ri->o->static_tokens, r[i].waste_static_avg * 100,
+			ri->o->block_tokens, r[i].waste_blocks_avg * 100);
+	fputc('\n', f);
 	for (i = 0; i < n; i++) {
 		const struct sim_result *x = &r[i];
 
@@ -159,7 +168,8 @@ static void print_csv(FILE *f, const struct sim_result *r, size_t n)
 	fprintf(f, "layout,admitted,served,rejected,preempted,steps,"
 		   "decoded_tokens,peak_batch,mean_batch,peak_live_bytes,"
 		   "peak_mapped_bytes,peak_open_bytes,waste_avg,waste_at_peak,"
-		   "waste_open_avg,waste_need_avg,peak_need_bytes,step_p50_ns,"
+		   "waste_open_avg,waste_need_avg,waste_static_avg,"
+		   "waste_blocks_avg,peak_need_bytes,step_p50_ns,"
 		   "step_p99_ns,step_max_ns,"
 		   "lib_step_p50_ns,lib_step_p99_ns,map_calls,unmap_calls,"
 		   "create_calls,create_sync,reclaimed_pages,sim_s,wall_s\n");
@@ -169,16 +179,17 @@ static void print_csv(FILE *f, const struct sim_result *r, size_t n)
 		fprintf(f,
 			"%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 			",%" PRIu64 ",%" PRIu64 ",%u,%.3f,%" PRIu64 ",%" PRIu64
-			",%" PRIu64 ",%.6f,%.6f,%.6f,%.6f,%" PRIu64 ",%" PRIu64
+			",%" PRIu64 ",%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%" PRIu64
 			",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 			",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-			",%" PRIu64 ",%.3f,%.3f\n",
+			",%" PRIu64 ",%" PRIu64 ",%.3f,%.3f\n",
 			layout_name(x->layout), x->admitted, x->served,
 			x->rejected, x->preempted, x->steps, x->decoded_tokens,
 			x->peak_batch, x->mean_batch, x->peak_live,
 			x->peak_mapped, x->peak_open, x->waste_avg,
 			x->waste_at_peak, x->waste_open_avg, x->waste_need_avg,
-			x->peak_need, x->step_p50, x->step_p99, x->step_max,
+			x->waste_static_avg, x->waste_blocks_avg, x->peak_need,
+			x->step_p50, x->step_p99, x->step_max,
 			vkv_hist_percentile(&x->st.step_lat, 50),
 			vkv_hist_percentile(&x->st.step_lat, 99),
 			x->st.map_calls, x->st.unmap_calls, x->st.create_calls,
@@ -211,6 +222,8 @@ static void print_json(FILE *f, const struct replay_info *ri,
 			", \"peak_mapped_bytes\": %" PRIu64
 			", \"waste_avg\": %.6f, \"waste_at_peak\": %.6f"
 			", \"waste_open_avg\": %.6f, \"waste_need_avg\": %.6f"
+			", \"waste_static_avg\": %.6f, \"waste_blocks_avg\": "
+			"%.6f"
 			", \"step_p50_ns\": %" PRIu64
 			", \"step_p99_ns\": %" PRIu64
 			", \"page_size\": %" PRIu64 ", \"step_lat_hist\": [",
@@ -218,7 +231,8 @@ static void print_json(FILE *f, const struct replay_info *ri,
 			x->rejected, x->preempted, x->steps, x->peak_batch,
 			x->peak_live, x->peak_mapped, x->waste_avg,
 			x->waste_at_peak, x->waste_open_avg, x->waste_need_avg,
-			x->step_p50, x->step_p99, x->st.page_size);
+			x->waste_static_avg, x->waste_blocks_avg, x->step_p50,
+			x->step_p99, x->st.page_size);
 		for (b = 0; b < VKV_HIST_BUCKETS; b++)
 			fprintf(f, "%s%" PRIu64, b ? ", " : "",
 				x->st.step_lat.bucket[b]);
