@@ -35,6 +35,10 @@ CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
 ifneq ($(SANITIZE),)
 CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 LDFLAGS_SAN := -fsanitize=$(SANITIZE)
+# A UBSan report must fail the test that caused it, not scroll by.
+ifneq ($(findstring undefined,$(SANITIZE)),)
+CFLAGS_BASE += -fno-sanitize-recover=undefined
+endif
 endif
 CFLAGS ?=
 LDFLAGS ?=
