@@ -40,6 +40,7 @@ check-tools: $(VKVBENCH)
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE)
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE) --first 5000 --layout token-major-kv --csv
 	$(VKVBENCH) replay --requests 10 --budget 512M --async --csv
+	$(VKVBENCH) replay --requests 10 --budget 512M --page-size 4M --csv
 	@echo "check-tools: micro run"
 	$(VKVBENCH) micro --quick
 	@echo "check-tools: bad input"

@@ -115,6 +115,7 @@ static const struct trace_req *req_of(const struct sim *s, uint32_t r)
  */
 static int seq_retire(struct sim *s, const struct running *r)
 {
+	struct vkv_seq_info info;
 	struct stamp_err e;
 	int64_t len = vkv_seq_len(s->c, r->slot);
 	int ret;
@@ -125,6 +126,22 @@ static int seq_retire(struct sim *s, const struct running *r)
 			"%u\n",
 			layout_name(s->layout), r->slot, (long long)len,
 			r->len);
+		return 1;
+	}
+	ret = vkv_seq_info(s->c, r->slot, &info);
+	if (ret)
+		return lib_err(s, "vkv_seq_info", ret);
+	if (!info.open || info.len != r->len || info.backed < r->len ||
+	    (uint64_t)info.pages * info.segments <
+		    need_pages(&s->nm, r->slot, r->len)) {
+		fprintf(stderr,
+			"vkvbench: %s: vkv_seq_info(slot %u): open %u, len %u, "
+			"backed %u, %u pages x %u segments; expected an open "
+			"sequence of %u tokens on at least %llu pages\n",
+			layout_name(s->layout), r->slot, info.open, info.len,
+			info.backed, info.pages, info.segments, r->len,
+			(unsigned long long)need_pages(&s->nm, r->slot,
+						       r->len));
 		return 1;
 	}
 	if (stamp_check(&s->st, r->slot, r->req, 0, r->len, &e)) {
