@@ -53,8 +53,8 @@ uint64_t need_pages(const struct need_model *m, uint32_t slot, uint32_t len)
 		return 0;
 	for (i = 0; i < m->n; i++) {
 		const struct vkv_tensor *t = &m->t[i];
-		uintptr_t a =
-			(uintptr_t)t->base + (uintptr_t)slot * t->slot_stride;
+		uintptr_t a = (uintptr_t)t->base - m->origin +
+			      (uintptr_t)slot * t->slot_stride;
 		uintptr_t z = a + (uintptr_t)(len - 1) * t->token_stride +
 			      m->row_bytes - 1;
 
