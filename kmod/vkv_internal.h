@@ -20,21 +20,25 @@
  * Locks and their order (outer first)
  * -----------------------------------
  *   mmap_lock (or the per-VMA lock) of the faulting mm
- *     -> vkv_ctxs_lock   global mutex: the list of contexts (shrinker walk)
+ *     -> vkv_ctxs_lock   global mutex: the list of contexts (shrink worker)
  *       -> ctx->lock     per-context mutex: pool geometry, chunk states and
  *                        pages, the LRU, the backing file
  *         -> i_mmap_rwsem of the context's mapping (unmap_mapping_range)
  *         -> locks of the backing file's filesystem (vfs_iter_read/write)
  *
  * The fault handler is entered with mmap_lock held and takes ctx->lock; it
- * holds it across "check state, read the chunk back, insert the PTEs".
+ * holds it across "check state, read the chunk back, insert the PTEs" (or,
+ * when the fault may be retried, drops both locks, reads the chunk back
+ * under ctx->lock alone and returns VM_FAULT_RETRY).
  * Swap-out and discard hold ctx->lock across "check pins, zap every PTE,
  * check pins and references again, write, free". So a fault either sees the
  * chunk resident and maps it before the zap, or waits and reads it back.
  * Nothing that holds ctx->lock takes mmap_lock: VKV_IOC_PIN calls
  * pin_user_pages_fast() (which may fault on this very pool) without
- * ctx->lock. The shrinker takes vkv_ctxs_lock and ctx->lock with trylock
- * only, because allocations made under them can recurse into reclaim.
+ * ctx->lock. The shrinker's scan callback takes no lock and does no I/O
+ * (allocations made under our locks, or under the backing filesystem's
+ * locks, recurse into reclaim); it queues the shrink worker, which takes
+ * vkv_ctxs_lock then each ctx->lock in plain process context.
  * Counters are atomics and need no lock.
  */
 #ifndef VKV_INTERNAL_H

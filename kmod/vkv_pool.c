@@ -20,6 +20,7 @@
 #include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
 
 #include "vkv_internal.h"
 
@@ -335,6 +336,21 @@ static void vkv_map_around(struct vm_area_struct *vma, struct vkv_pool *pool,
 	}
 }
 
+/* Drop the lock the fault came in with, before returning VM_FAULT_RETRY. */
+static void vkv_release_fault_lock(struct vm_fault *vmf)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+	release_fault_lock(vmf);
+#else
+	/* Before 6.7, faults on file mappings never run under the VMA lock. */
+	mmap_read_unlock(vmf->vma->vm_mm);
+#endif
+}
+
+/*
+ * Page fault on a pool mapping: make the chunk resident (reading a swapped
+ * chunk back and checking its CRC32C; SIGBUS if that fails) and map it.
+ */
 static vm_fault_t vkv_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -345,11 +361,6 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 	vm_fault_t ret;
 	int err;
 
-	/*
-	 * The swap-in I/O below runs under mmap_lock (read). Dropping it and
-	 * returning VM_FAULT_RETRY would be kinder to mmap writers; see
-	 * docs/kmod.md.
-	 */
 	mutex_lock(&ctx->lock);
 	pool = ctx->pool;
 	if (!pool || vmf->pgoff >= (pool->size >> PAGE_SHIFT)) {
@@ -358,6 +369,27 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 	}
 	idx = vmf->pgoff >> pool->chunk_order;
 	c = &pool->chunks[idx];
+	if (c->state == VKV_CHUNK_SWAPPED &&
+	    fault_flag_allow_retry_first(vmf->flags) &&
+	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
+		/*
+		 * Read the chunk back without holding mmap_lock (other threads
+		 * may mmap/munmap meanwhile), then have the fault retried: it
+		 * finds the chunk resident. Only once per fault (TRIED), so a
+		 * chunk swapped out again at once cannot starve the access.
+		 */
+		struct file *file = get_file(vma->vm_file);
+
+		mutex_unlock(&ctx->lock);
+		vkv_release_fault_lock(vmf);
+		mutex_lock(&ctx->lock);
+		if (c->state == VKV_CHUNK_SWAPPED &&
+		    !vkv_chunk_swap_in(ctx, idx, c))
+			atomic64_inc(&vkv_stats.fault_in_total);
+		mutex_unlock(&ctx->lock);
+		fput(file);
+		return VM_FAULT_RETRY;
+	}
 	if (c->state != VKV_CHUNK_RESIDENT) {
 		bool was_swapped = c->state == VKV_CHUNK_SWAPPED;
 
@@ -675,7 +707,19 @@ int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
  * Shrinker: under memory pressure, swap out the coldest chunks (least
  * recently faulted in, prefetched or created) of contexts that have a
  * backing file, never taking resident pool memory below min_resident_mb.
+ *
+ * The scan callback does no I/O and takes no lock: it adds the request to
+ * vkv_shrink_goal and queues vkv_shrink_work on a WQ_MEM_RECLAIM workqueue,
+ * whose worker swaps chunks out in plain process context. Writing to a
+ * filesystem from inside reclaim is not safe even with __GFP_FS: the task in
+ * reclaim (or one that kswapd waits for) may hold the backing file's inode
+ * lock, e.g. in the middle of our own swap-in. The worker holds no such lock
+ * of its own while it waits for them.
  */
+static struct workqueue_struct *vkv_wq;
+static struct work_struct vkv_shrink_work;
+static atomic_long_t vkv_shrink_goal;	/* pages asked for, not yet freed */
+
 static unsigned long vkv_shrink_count(struct shrinker *s,
 				      struct shrink_control *sc)
 {
@@ -688,6 +732,7 @@ static unsigned long vkv_shrink_count(struct shrinker *s,
 	return min(backed, resident - floor) >> PAGE_SHIFT;
 }
 
+/* Under ctx->lock. Swaps out up to @goal pages' worth of chunks. */
 static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
 {
 	struct vkv_pool *pool = ctx->pool;
@@ -702,7 +747,7 @@ static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
 		struct vkv_chunk *c;
 		int err;
 
-		if (list_empty(&ctx->lru) ||
+		if (!READ_ONCE(vkv_shrinker_enabled) || list_empty(&ctx->lru) ||
 		    atomic64_read(&vkv_stats.pool_bytes) - (s64)bytes < floor)
 			break;
 		c = list_first_entry(&ctx->lru, struct vkv_chunk, lru);
@@ -719,37 +764,75 @@ static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
 	return freed;
 }
 
+static void vkv_shrink_worker(struct work_struct *work)
+{
+	long goal;
+
+	while ((goal = atomic_long_xchg(&vkv_shrink_goal, 0)) > 0) {
+		unsigned long freed = 0;
+		struct vkv_ctx *ctx;
+
+		mutex_lock(&vkv_ctxs_lock);
+		list_for_each_entry(ctx, &vkv_ctxs, node) {
+			if (freed >= goal)
+				break;
+			mutex_lock(&ctx->lock);
+			freed += vkv_shrink_ctx(ctx, goal - freed);
+			mutex_unlock(&ctx->lock);
+		}
+		/* Start with the next context next time. */
+		if (!list_empty(&vkv_ctxs))
+			list_rotate_left(&vkv_ctxs);
+		mutex_unlock(&vkv_ctxs_lock);
+		if (!freed)
+			break;	/* floor reached, or everything pinned */
+		cond_resched();
+	}
+}
+
 static unsigned long vkv_shrink_scan(struct shrinker *s,
 				     struct shrink_control *sc)
 {
-	unsigned long freed = 0;
-	struct vkv_ctx *ctx;
+	unsigned long avail = vkv_shrink_count(s, sc);
 
-	if (!READ_ONCE(vkv_shrinker_enabled) || !(sc->gfp_mask & __GFP_FS))
+	if (!avail)
 		return SHRINK_STOP;
 	atomic64_inc(&vkv_stats.shrinker_scans);
-	if (!mutex_trylock(&vkv_ctxs_lock))
-		return SHRINK_STOP;
-	list_for_each_entry(ctx, &vkv_ctxs, node) {
-		if (freed >= sc->nr_to_scan)
-			break;
-		if (!mutex_trylock(&ctx->lock))
-			continue;
-		freed += vkv_shrink_ctx(ctx, sc->nr_to_scan - freed);
-		mutex_unlock(&ctx->lock);
-	}
-	/* Start with the next context next time. */
-	if (!list_empty(&vkv_ctxs))
-		list_rotate_left(&vkv_ctxs);
-	mutex_unlock(&vkv_ctxs_lock);
-	sc->nr_scanned = freed;
-	return freed ? freed : SHRINK_STOP;
+	if (atomic_long_read(&vkv_shrink_goal) < (long)avail)
+		atomic_long_add(min(sc->nr_to_scan, avail), &vkv_shrink_goal);
+	queue_work(vkv_wq, &vkv_shrink_work);
+	/* Memory comes back asynchronously; nothing was freed here. */
+	return SHRINK_STOP;
+}
+
+static int vkv_shrinker_register(void);
+static void vkv_shrinker_unregister(void);
+
+int vkv_shrinker_init(void)
+{
+	int err;
+
+	INIT_WORK(&vkv_shrink_work, vkv_shrink_worker);
+	vkv_wq = alloc_workqueue("vkv_reclaim", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
+	if (!vkv_wq)
+		return -ENOMEM;
+	err = vkv_shrinker_register();
+	if (err)
+		destroy_workqueue(vkv_wq);
+	return err;
+}
+
+void vkv_shrinker_exit(void)
+{
+	vkv_shrinker_unregister();
+	cancel_work_sync(&vkv_shrink_work);
+	destroy_workqueue(vkv_wq);
 }
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
 static struct shrinker *vkv_shrinker;
 
-int vkv_shrinker_init(void)
+static int vkv_shrinker_register(void)
 {
 	vkv_shrinker = shrinker_alloc(0, "vkv");
 	if (!vkv_shrinker)
@@ -761,7 +844,7 @@ int vkv_shrinker_init(void)
 	return 0;
 }
 
-void vkv_shrinker_exit(void)
+static void vkv_shrinker_unregister(void)
 {
 	shrinker_free(vkv_shrinker);
 }
@@ -772,12 +855,12 @@ static struct shrinker vkv_shrinker = {
 	.seeks = DEFAULT_SEEKS,
 };
 
-int vkv_shrinker_init(void)
+static int vkv_shrinker_register(void)
 {
 	return register_shrinker(&vkv_shrinker, "vkv");
 }
 
-void vkv_shrinker_exit(void)
+static void vkv_shrinker_unregister(void)
 {
 	unregister_shrinker(&vkv_shrinker);
 }

@@ -16,7 +16,8 @@ KMOD_SRCS := Kbuild $(wildcard kmod/*.c kmod/*.h kmod/uapi/*.h)
 KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
-VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client bench_kmod
+VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl \
+	bench_kmod vkvctl
 VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
 VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
@@ -24,7 +25,9 @@ VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
 	-Ikmod/uapi -Ilib -Itests/vm
 VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm) -pthread
 # Suites in the order the guest runs them; ':' adds insmod parameters.
-VM_SUITES ?= test_ioctl test_swap test_limits test_client test_shrinker bench_kmod
+# The benchmark runs in a second boot without the debug options.
+VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_shrinker
+VM_BENCH ?= bench_kmod
 
 .PHONY: kmod kmod-tests check-kmod
 
@@ -61,6 +64,19 @@ $(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h kmod/uapi/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
+# vkvctl: admin tool (tools/vkvctl); built with the rest, and statically for
+# the guest, where test_vkvctl drives it.
+VKVCTL := $(B)/vkvctl
+ALL_TARGETS += $(VKVCTL)
+
+$(VKVCTL): tools/vkvctl/vkvctl.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
+$(VM_BIN)/vkvctl: tools/vkvctl/vkvctl.c
+	@mkdir -p $(@D)
+	$(CC) $(VM_CFLAGS) -static -o $@ $<
+
 kmod-tests: $(VM_BINS)
 
 # Every kernel with both headers and an image is booted; fails if none is.
@@ -73,6 +89,8 @@ check-kmod:
 		[ -f $$d/vkv.ko ] && [ -r /boot/vmlinuz-$$rel ] || continue; \
 		n=$$((n + 1)); \
 		sh tests/vm/run.sh $$rel $$d/vkv.ko $(VM_BIN) $(KMOD_OUT)/vm/$$rel $(VM_SUITES) || fail=1; \
+		if [ -n "$(VM_BENCH)" ]; then VKV_VM_DEBUG=0 sh tests/vm/run.sh $$rel $$d/vkv.ko \
+			$(VM_BIN) $(KMOD_OUT)/vm/$$rel-bench $(VM_BENCH) || fail=1; fi; \
 	done; \
 	if [ $$n = 0 ]; then echo "check-kmod: no kernel to boot" >&2; exit 1; fi; \
 	if [ $$fail = 1 ]; then echo "check-kmod: FAILED" >&2; exit 1; fi; \

@@ -12,7 +12,8 @@
 # OUTDIR   where the initramfs, the disk image and console.log go
 #
 # Environment: VKV_VM_KVM=1 uses KVM (default: TCG emulation),
-# VKV_VM_TIMEOUT (seconds, default 900), VKV_VM_MEM (MiB, default 512).
+# VKV_VM_TIMEOUT (seconds, default 900), VKV_VM_MEM (MiB, default 512),
+# VKV_VM_DEBUG=0 boots without slub_debug and page poisoning (benchmarks).
 # Exit status 0 only if every suite passed and the guest log shows no BUG:,
 # WARNING:, Oops, KASAN, kmemleak or list_del corruption.
 set -eu
@@ -38,6 +39,7 @@ cp "$busybox" "$root/bin/busybox"
 cp "$here/init.sh" "$root/init"
 chmod 755 "$root/init"
 cp "$ko" "$root/vkv.ko"
+[ ! -x "$bin/vkvctl" ] || cp "$bin/vkvctl" "$root/bin/vkvctl"
 
 # The guest needs virtio block, ext4 and crc32c (for vkv's crc32c()); take
 # them with their dependencies, in load order, uncompressed.
@@ -71,6 +73,9 @@ rm -f "$disk"
 truncate -s 1G "$disk"
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$disk"
 
+debug="slub_debug=FZPU page_poison=1"
+[ "${VKV_VM_DEBUG:-1}" = 1 ] || debug=
+
 accel="-accel tcg -cpu max"
 if [ "${VKV_VM_KVM:-0}" = 1 ]; then
 	accel="-accel kvm -cpu host"
@@ -86,7 +91,7 @@ timeout "$timeout_s" qemu-system-x86_64 $accel -m "$mem" \
 	-object memory-backend-ram,id=m0,size=$((mem / 2))M \
 	-object memory-backend-ram,id=m1,size=$((mem - mem / 2))M \
 	-kernel "$kernel" -initrd "$out/initramfs.gz" \
-	-append "console=ttyS0 panic=-1 oops=panic loglevel=5 slub_debug=FZPU page_poison=1" \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=5 $debug" \
 	-drive "file=$disk,if=virtio,format=raw,cache=unsafe" \
 	-nographic -no-reboot -monitor none -serial stdio < /dev/null > "$log" 2>&1
 qrc=$?

@@ -471,14 +471,18 @@ static void fuzz(uint64_t seed, long calls)
 	};
 	int fd = vkv_open_dev();
 	int bf = backing_file("fuzz", 0);
-	void *anon = mmap(NULL, 16 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *anon = mmap(NULL, 16 * MIB + 4096, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *guard = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *pool = NULL;
 	uint64_t pool_size = 0;
 	uint64_t buf[16];
 	long i, ok = 0;
 	time_t t0 = time(NULL);
 
-	req(anon != MAP_FAILED);
+	req(anon != MAP_FAILED && guard != MAP_FAILED);
+	/* anon's 16 MiB are followed by an inaccessible page. */
+	req(mprotect((char *)anon + 16 * MIB, 4096, PROT_NONE) == 0);
 	rng_state = seed ? seed : 1;
 	for (i = 0; i < calls; i++) {
 		unsigned long cmd;
@@ -514,8 +518,21 @@ static void fuzz(uint64_t seed, long calls)
 			pc->chunk_size = rnd() % 2 ? 0 : (uint32_t)(4096u << (rnd() % 10));
 			pc->node = (int)(rnd() % 4) - 1;
 		}
-		if (rnd() % 100 == 0)
-			arg = (void *)(uintptr_t)fuzz_value(anon, chunk);
+		/*
+		 * Bad argument pointers, never into our own image: the kernel
+		 * would write replies there (a random low address can be the
+		 * static binary's .data).
+		 */
+		if (rnd() % 100 == 0) {
+			switch (rnd() % 6) {
+			case 0: arg = NULL; break;
+			case 1: arg = (void *)(uintptr_t)(rnd() % 4096); break;
+			case 2: arg = (void *)(uintptr_t)0xffff888000000000ull; break;
+			case 3: arg = (char *)guard + rnd() % 4096; break;
+			case 4: arg = (char *)anon + 16 * MIB - 8; break;	/* straddles the end */
+			default: arg = (char *)anon + rnd() % (16 * MIB - 128); break;
+			}
+		}
 		if (ioctl(fd, cmd, arg) == 0)
 			ok++;
 		if (i % 20000 == 0) {
@@ -545,7 +562,8 @@ static void fuzz(uint64_t seed, long calls)
 	close(fd);
 	if (pool)
 		munmap(pool, pool_size);
-	munmap(anon, 16 * MIB);
+	munmap(anon, 16 * MIB + 4096);
+	munmap(guard, 4096);
 	close(bf);
 }
 

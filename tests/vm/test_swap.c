@@ -273,13 +273,19 @@ static void corrupt(uint32_t bflags)
 	junk[3] ^= 0xff;
 	req(pwrite(bf, junk, sizeof(junk), CHUNK + 4000) == sizeof(junk));
 	fsync(bf);
-	/* The access gets SIGBUS, never the wrong data; so does every retry. */
+	/*
+	 * The access gets SIGBUS, never the wrong data; so does every retry.
+	 * Every failed read back counts (a fault may read twice: once without
+	 * mmap_lock, once more when retried).
+	 */
 	ck_assert_int_eq(touch_gets_sigbus(p + CHUNK + 64), 1);
-	ck_assert_int_eq(counter("checksum_errors"), errs + 1);
+	ck_assert_int_gt(counter("checksum_errors"), errs);
+	errs = counter("checksum_errors");
 	ck_assert_int_eq(touch_gets_sigbus(p + 2 * CHUNK - 8), 1);
-	ck_assert_int_eq(counter("checksum_errors"), errs + 2);
+	ck_assert_int_gt(counter("checksum_errors"), errs);
+	errs = counter("checksum_errors");
 	req_fail(range_op(fd, VKV_IOC_PREFETCH, CHUNK, CHUNK, NULL), EBADMSG);
-	ck_assert_int_eq(counter("checksum_errors"), errs + 3);
+	ck_assert_int_eq(counter("checksum_errors"), errs + 1);
 	/* Other chunks are fine. */
 	req(verify(p, 0, CHUNK, 5) == UINT64_MAX);
 	req(verify(p, 2 * CHUNK, size - 2 * CHUNK, 5) == UINT64_MAX);
