@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * quant.h - 8-bit quantization of KV rows for the quantized tiers.
+ * Internal to the library.
+ *
+ * A row is one token: @heads heads of @head_dim elements, rows contiguous
+ * ([nrows][heads][head_dim], the layout of one layer's K or V for one
+ * sequence; a token-major cache passes layers * kv_heads as @heads). Each
+ * (row, head) gets its own symmetric scale, absmax / 127, and each element
+ * q = round(x / scale) in [-127, 127]; dequantization gives q * scale, so
+ * |x - x'| <= scale / 2 before the conversion back to the element type
+ * (which adds at most half a unit in its last place). When absmax is so
+ * small (below ~1.5e-36, fp32 and bf16 only) that the scale is a subnormal
+ * float, the scale's own rounding adds up to 127 * 2^-150.
+ *
+ * Element codes (@elem): VKV_QUANT_F16 (2, IEEE binary16), VKV_QUANT_F32
+ * (4), VKV_QUANT_BF16 (bfloat16; not 2, since 2 means fp16). Conversions
+ * are exact for every representable value and round to nearest even.
+ *
+ * Special values, without undefined behaviour:
+ *   - zeros: a head of zeros gets scale 0 and restores to +0 (-0 becomes +0);
+ *   - the scale is taken over the finite elements only;
+ *   - +inf and -inf quantize to +127 and -127, i.e. they restore to +-absmax
+ *     of the finite elements of that head (0 if there are none);
+ *   - NaN quantizes to -128 (a code no finite value uses) and restores to a
+ *     quiet NaN.
+ *
+ * Footprint: head_dim + 4 bytes per (row, head) instead of head_dim *
+ * element size; see vkv_quant_bytes().
+ */
+#ifndef VKV_QUANT_H
+#define VKV_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VKV_QUANT_F16  2u
+#define VKV_QUANT_F32  4u
+#define VKV_QUANT_BF16 0x102u
+
+/*
+ * vkv_quant_rows - quantize @nrows rows at @src into @dst (nrows * heads *
+ * head_dim int8) and @scales (nrows * heads floats, row-major).
+ * Returns 0, or -EINVAL for NULL pointers, zero sizes, an unknown element
+ * code or sizes that overflow.
+ */
+int vkv_quant_rows(const void *src, size_t nrows, size_t heads,
+		   size_t head_dim, unsigned elem, int8_t *dst, float *scales);
+
+/* vkv_dequant_rows - the inverse, into @dst of element type @elem. */
+int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
+		     size_t heads, size_t head_dim, unsigned elem, void *dst);
+
+/* Bytes vkv_quant_rows() produces (values plus scales); 0 on overflow. */
+size_t vkv_quant_bytes(size_t nrows, size_t heads, size_t head_dim);
+
+/* Scalar conversions, exposed for tests; round to nearest even. */
+float vkv_f16_to_f32(uint16_t h);
+uint16_t vkv_f32_to_f16(float f);
+float vkv_bf16_to_f32(uint16_t h);
+uint16_t vkv_f32_to_bf16(float f);
+
+#endif /* VKV_QUANT_H */

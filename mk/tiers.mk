@@ -1,0 +1,37 @@
+# Tier building blocks (lib/crc32c.c, lib/tier_host.c, lib/tier_disk.c,
+# lib/quant.c): their Check suite and their benchmark.
+#
+#   make check-tiers   tests/test_tiers.c; swap files go to a directory in the
+#                      build tree and to /dev/shm (tmpfs) when it exists
+#   make bench-tiers   host<->disk throughput against fio on the same file,
+#                      block size and queue depth, and quantized swap; see
+#                      docs/tiers.md. Needs fio. BENCH_TIERS_ARGS passes
+#                      options (e.g. --dir /mnt/nvme --size 4G --qd 32).
+
+# The quantizer's loops vectorise only at -O3, and only when FP operations
+# may be speculated (we never read the FP exception flags).
+$(B)/lib/quant.o: ALL_CFLAGS += -O3 -fno-trapping-math
+
+TIERS_HDRS := lib/crc32c.h lib/tier_host.h lib/tier_disk.h lib/quant.h
+TIERS_TMP := $(B)/tiers-tmp
+
+ALL_TARGETS += $(B)/tests/test_tiers $(B)/bench_tiers
+CHECK_TARGETS += check-tiers
+
+$(B)/tests/test_tiers.o: $(TIERS_HDRS)
+
+$(B)/bench_tiers: tests/bench_tiers.c $(TIERS_HDRS) $(LIB_A)
+	$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
+		$(ALL_LDFLAGS) $(LIB_LIBS) -lm
+
+.PHONY: check-tiers bench-tiers
+check-tiers: $(B)/tests/test_tiers
+	@mkdir -p $(TIERS_TMP)
+	@echo "== $(B)/tests/test_tiers"
+	@CK_DEFAULT_TIMEOUT=600 \
+	 VKV_TEST_SWAPDIRS="$(abspath $(TIERS_TMP))$$(test -d /dev/shm && echo :/dev/shm)" \
+	 $(B)/tests/test_tiers
+
+bench-tiers: $(B)/bench_tiers
+	@mkdir -p $(TIERS_TMP)
+	$(B)/bench_tiers --dir $(abspath $(TIERS_TMP)) $(BENCH_TIERS_ARGS)

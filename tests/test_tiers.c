@@ -1,0 +1,1347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_tiers.c - the tier building blocks: CRC-32C, the host tier's chunk
+ * allocator, the disk tier's swap file (io_uring and pread/pwrite, direct
+ * and buffered), and int8 KV quantization.
+ *
+ * Swap files go to every directory in VKV_TEST_SWAPDIRS (colon separated;
+ * default $TMPDIR or /tmp), so that both O_DIRECT filesystems and tmpfs are
+ * covered when make passes both.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#include "crc32c.h"
+#include "quant.h"
+#include "tier_disk.h"
+#include "tier_host.h"
+
+#define KIB 1024ul
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64* */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static void fill(void *p, size_t len, uint64_t seed)
+{
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1, *q = p;
+
+	for (size_t i = 0; i < len / 8; i++) {
+		s ^= s >> 12;
+		s ^= s << 25;
+		s ^= s >> 27;
+		q[i] = s * 0x2545f4914f6cdd1dull;
+	}
+}
+
+static bool check_fill(const void *p, size_t len, uint64_t seed)
+{
+	static _Thread_local char *ref;
+	static _Thread_local size_t ref_len;
+
+	if (ref_len < len) {
+		free(ref);
+		ref = malloc(len);
+		ref_len = len;
+	}
+	fill(ref, len, seed);
+	return memcmp(ref, p, len) == 0;
+}
+
+/* Log lines captured from the library. */
+static char log_buf[8192];
+static size_t log_len;
+
+static void log_capture(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	size_t n = strlen(msg);
+
+	if (log_len + n + 2 < sizeof(log_buf)) {
+		memcpy(log_buf + log_len, msg, n);
+		log_len += n;
+		log_buf[log_len++] = '\n';
+		log_buf[log_len] = 0;
+	}
+}
+
+static unsigned log_count(const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = log_buf; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static struct vkv_config log_cfg(void)
+{
+	struct vkv_config cfg;
+
+	vkv_config_init(&cfg);
+	cfg.log_fn = log_capture;
+	cfg.log_level = VKV_LOG_DEBUG;
+	log_len = 0;
+	log_buf[0] = 0;
+	return cfg;
+}
+
+/* Directories for swap files. */
+static char swapdirs[8][512];
+static unsigned nswapdirs;
+
+static void swapdirs_init(void)
+{
+	const char *env = getenv("VKV_TEST_SWAPDIRS");
+	const char *tmp = getenv("TMPDIR");
+	char buf[4096];
+
+	if (!env || !*env)
+		env = tmp && *tmp ? tmp : "/tmp";
+	snprintf(buf, sizeof(buf), "%s", env);
+	for (char *save, *tok = strtok_r(buf, ":", &save); tok && nswapdirs < 8;
+	     tok = strtok_r(NULL, ":", &save))
+		snprintf(swapdirs[nswapdirs++], sizeof(swapdirs[0]), "%s", tok);
+}
+
+static void swap_path(char *out, size_t len, unsigned dir, const char *tag)
+{
+	snprintf(out, len, "%s/vkv-test-%d-%s.swap", swapdirs[dir], (int)getpid(),
+		 tag);
+	unlink(out);
+}
+
+static void *xalign(size_t len)
+{
+	void *p = NULL;
+
+	ck_assert_int_eq(posix_memalign(&p, 4096, len), 0);
+	return p;
+}
+
+/* -------------------------------------------------------------------- crc */
+
+START_TEST(test_crc_vectors)
+{
+	unsigned char buf[32];
+
+	for (int mode = 0; mode < 2; mode++) {
+		vkv_crc32c_force_table(mode == 1);
+		ck_assert_uint_eq(vkv_crc32c(0, "123456789", 9), 0xE3069283u);
+		ck_assert_uint_eq(vkv_crc32c(0, "", 0), 0);
+		ck_assert_uint_eq(vkv_crc32c(0x1234, NULL, 0), 0x1234);
+		/* RFC 3720 (iSCSI) B.4 */
+		memset(buf, 0, sizeof(buf));
+		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x8A9136AAu);
+		memset(buf, 0xff, sizeof(buf));
+		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x62A8AB43u);
+		for (int i = 0; i < 32; i++)
+			buf[i] = (unsigned char)i;
+		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x46DD794Eu);
+		for (int i = 0; i < 32; i++)
+			buf[i] = (unsigned char)(31 - i);
+		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x113FDB5Cu);
+		/* Chaining equals one pass. */
+		ck_assert_uint_eq(vkv_crc32c(vkv_crc32c(0, "1234", 4), "56789", 5),
+				  0xE3069283u);
+	}
+	ck_assert(!vkv_crc32c_hw());
+	vkv_crc32c_force_table(false);
+	ck_assert_uint_eq(vkv_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	ck_assert_int_eq(vkv_crc32c_hw(), !!__builtin_cpu_supports("sse4.2"));
+#endif
+}
+END_TEST
+
+START_TEST(test_crc_hw_vs_table)
+{
+	size_t max = 256 * KIB;
+	unsigned char *buf = malloc(max + 64);
+
+	ck_assert_ptr_nonnull(buf);
+	fill(buf, max + 64, 7);
+	if (!vkv_crc32c_hw())
+		fprintf(stderr, "test_crc_hw_vs_table: no SSE4.2 here, table only\n");
+	for (int i = 0; i < 3000; i++) {
+		size_t off = rnd() % 64;
+		size_t len = i < 200 ? (size_t)i : rnd() % (i % 10 ? 20000 : max);
+		uint32_t seed = (uint32_t)rnd();
+		uint32_t a = vkv_crc32c(seed, buf + off, len);
+		uint32_t b = vkv_crc32c_sw(seed, buf + off, len);
+
+		req_cmp(a, ==, b);
+		/* Any split point gives the same chain. */
+		if (len) {
+			size_t cut = rnd() % len;
+
+			req_cmp(vkv_crc32c(vkv_crc32c(seed, buf + off, cut),
+					   buf + off + cut, len - cut), ==, a);
+		}
+	}
+	free(buf);
+}
+END_TEST
+
+/* -------------------------------------------------------------- host tier */
+
+START_TEST(test_host_bad_input)
+{
+	struct vkv_host_tier *t;
+	void *c, *c2;
+	int x;
+
+	ck_err(vkv_host_tier_open(NULL, 4096, 0, -1, NULL), -EINVAL);
+	ck_err(vkv_host_tier_open(NULL, 0, 0, -1, &t), -EINVAL);
+	ck_assert_ptr_null(t);
+	ck_err(vkv_host_tier_open(NULL, 1000, 0, -1, &t), -EINVAL);
+	ck_err(vkv_host_tier_open(NULL, 8192, 4096, -1, &t), -EINVAL);
+	ck_err(vkv_host_tier_open(NULL, 4096, 0, -2, &t), -EINVAL);
+	ck_err(vkv_host_tier_open(NULL, 4096, 0, 100000, &t), -EINVAL);
+	ck_ok(vkv_host_tier_open(NULL, 64 * KIB, 0, -1, &t));
+	ck_err(vkv_host_tier_alloc(NULL, &c), -EINVAL);
+	ck_err(vkv_host_tier_alloc(t, NULL), -EINVAL);
+	ck_err(vkv_host_tier_free(t, NULL), -EINVAL);
+	ck_err(vkv_host_tier_free(NULL, &x), -EINVAL);
+	ck_err(vkv_host_tier_free(t, &x), -EINVAL);
+	ck_ok(vkv_host_tier_alloc(t, &c));
+	ck_ok(vkv_host_tier_alloc(t, &c2));
+	ck_err(vkv_host_tier_free(t, (char *)c + 4096), -EINVAL);
+	ck_ok(vkv_host_tier_free(t, c));
+	ck_err(vkv_host_tier_free(t, c), -EINVAL); /* twice */
+	ck_ok(vkv_host_tier_free(t, c2));
+	ck_err(vkv_host_tier_set_ops(t, NULL), -EINVAL);
+	vkv_host_tier_close(t);
+	vkv_host_tier_close(NULL);
+}
+END_TEST
+
+START_TEST(test_host_budget)
+{
+	const size_t chunk = 2 * MIB;
+	struct vkv_host_tier_counters c;
+	struct vkv_host_tier *t;
+	void *p[6], *extra;
+
+	/* A budget that is not a multiple of the chunk rounds down. */
+	ck_ok(vkv_host_tier_open(NULL, chunk, 5 * chunk + 12345, -1, &t));
+	for (int i = 0; i < 5; i++) {
+		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		ck_assert_uint_eq((uintptr_t)p[i] % chunk, 0); /* 2 MiB aligned */
+		fill(p[i], chunk, (uint64_t)i + 1);
+	}
+	ck_err(vkv_host_tier_alloc(t, &p[5]), -ENOMEM);
+	ck_err(vkv_host_tier_alloc(t, &p[5]), -ENOMEM);
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.used_chunks, 5);
+	ck_assert_uint_eq(c.used_bytes, 5 * chunk);
+	ck_assert_uint_eq(c.budget, 5 * chunk);
+	ck_assert_uint_le(c.slab_bytes, 5 * chunk);
+	ck_assert_uint_eq(c.enomem, 2);
+	/* Nothing lost. */
+	for (int i = 0; i < 5; i++)
+		ck_assert(check_fill(p[i], chunk, (uint64_t)i + 1));
+	ck_ok(vkv_host_tier_free(t, p[2]));
+	ck_ok(vkv_host_tier_alloc(t, &extra));
+	ck_assert_ptr_eq(extra, p[2]); /* reused */
+	for (int i = 0; i < 5; i++)
+		ck_ok(vkv_host_tier_free(t, p[i]));
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.used_chunks, 0);
+	ck_assert_uint_eq(c.used_bytes, 0);
+	ck_assert_uint_eq(vkv_host_tier_trim(t), 5 * chunk);
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.slab_bytes, 0);
+	ck_assert_uint_eq(c.slabs, 0);
+	/* And again after a trim. */
+	ck_ok(vkv_host_tier_alloc(t, &p[0]));
+	vkv_host_tier_close(t);
+}
+END_TEST
+
+START_TEST(test_host_slabs)
+{
+	const size_t chunk = 64 * KIB;
+	struct vkv_host_tier_counters c;
+	struct vkv_host_tier *t;
+	size_t slab, n;
+	void **p;
+
+	ck_ok(vkv_host_tier_open(NULL, chunk, 0, -1, &t));
+	slab = vkv_host_tier_slab_size(t);
+	ck_assert_uint_ge(slab, 16 * MIB); /* large slabs */
+	ck_assert_uint_eq(slab % chunk, 0);
+	n = slab / chunk + slab / chunk / 2;
+	p = calloc(n, sizeof(*p));
+	for (size_t i = 0; i < n; i++) {
+		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		req_cmp((uintptr_t)p[i] % chunk, ==, 0);
+		*(uint64_t *)p[i] = i;
+	}
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.slabs, 2);
+	ck_assert_uint_eq(c.slab_bytes, 2 * slab);
+	ck_assert_uint_eq(c.used_chunks, n);
+	/* Root here: CAP_IPC_LOCK, so locked; without it, maybe not. */
+	ck_assert_uint_le(c.locked_bytes, c.slab_bytes);
+	/* All distinct, none overlapping. */
+	for (size_t i = 0; i < n; i++)
+		req_cmp(*(uint64_t *)p[i], ==, i);
+	/* Free every other chunk; a trim gives nothing back (no slab empty). */
+	for (size_t i = 0; i < n; i += 2)
+		ck_ok(vkv_host_tier_free(t, p[i]));
+	ck_assert_uint_eq(vkv_host_tier_trim(t), 0);
+	for (size_t i = 1; i < n; i += 2)
+		ck_ok(vkv_host_tier_free(t, p[i]));
+	ck_assert_uint_eq(vkv_host_tier_trim(t), 2 * slab);
+	free(p);
+	vkv_host_tier_close(t);
+}
+END_TEST
+
+/* Hooks: a slab source over posix_memalign and a counting registrar. */
+struct hook_state {
+	int allocs, frees, regs, unregs;
+	size_t reg_bytes;
+	int fail_reg;
+};
+
+static int hk_alloc(void *arg, size_t len, int node, void **base)
+{
+	struct hook_state *h = arg;
+
+	(void)node;
+	if (posix_memalign(base, 4096, len))
+		return -ENOMEM;
+	h->allocs++;
+	return 0;
+}
+
+static void hk_free(void *arg, void *base, size_t len)
+{
+	struct hook_state *h = arg;
+
+	(void)len;
+	free(base);
+	h->frees++;
+}
+
+static int hk_reg(void *arg, void *base, size_t len)
+{
+	struct hook_state *h = arg;
+
+	(void)base;
+	if (h->fail_reg)
+		return -EPERM;
+	h->regs++;
+	h->reg_bytes += len;
+	return 0;
+}
+
+static void hk_unreg(void *arg, void *base, size_t len)
+{
+	struct hook_state *h = arg;
+
+	(void)base;
+	h->unregs++;
+	h->reg_bytes -= len;
+}
+
+START_TEST(test_host_hooks)
+{
+	struct hook_state h = { 0 };
+	struct vkv_host_tier_ops ops = {
+		.slab_alloc = hk_alloc, .slab_free = hk_free,
+		.slab_register = hk_reg, .slab_unregister = hk_unreg, .arg = &h,
+	};
+	struct vkv_host_tier_ops half = { .slab_alloc = hk_alloc, .arg = &h };
+	struct vkv_host_tier_counters c;
+	struct vkv_host_tier *t;
+	void *p, *q;
+
+	ck_ok(vkv_host_tier_open(NULL, 2 * MIB, 8 * MIB, 0, &t));
+	ck_err(vkv_host_tier_set_ops(t, &half), -EINVAL);
+	h.fail_reg = 1;
+	ck_ok(vkv_host_tier_set_ops(t, &ops));
+	ck_err(vkv_host_tier_alloc(t, &p), -EPERM);
+	ck_assert_int_eq(h.allocs, 1);
+	ck_assert_int_eq(h.frees, 1); /* given back */
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.slabs, 0);
+	h.fail_reg = 0;
+	ck_ok(vkv_host_tier_alloc(t, &p));
+	ck_ok(vkv_host_tier_alloc(t, &q));
+	ck_assert_int_eq(h.regs, 1);
+	ck_assert_uint_eq(h.reg_bytes, 8 * MIB);
+	ck_err(vkv_host_tier_set_ops(t, &ops), -EBUSY);
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.locked_bytes, 0); /* the hook's memory */
+	vkv_host_tier_close(t);
+	ck_assert_int_eq(h.unregs, 1);
+	ck_assert_int_eq(h.frees, 2);
+	ck_assert_uint_eq(h.reg_bytes, 0);
+}
+END_TEST
+
+/* Without CAP_IPC_LOCK and with a tiny RLIMIT_MEMLOCK, mlock fails: the tier
+ * still works, unlocked, and says so once. Runs in Check's forked child. */
+static bool drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	struct rlimit rl = { 64 * KIB, 64 * KIB };
+
+	if (syscall(SYS_capget, &hdr, data))
+		return false;
+	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	data[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+	if (syscall(SYS_capset, &hdr, data))
+		return false;
+	return setrlimit(RLIMIT_MEMLOCK, &rl) == 0;
+}
+
+START_TEST(test_host_mlock_fallback)
+{
+	struct vkv_config cfg = log_cfg();
+	struct vkv_host_tier_counters c;
+	struct vkv_host_tier *t;
+	void *p[40];
+
+	if (!drop_ipc_lock()) {
+		fprintf(stderr, "test_host_mlock_fallback: cannot drop "
+				"CAP_IPC_LOCK here, skipped\n");
+		return;
+	}
+	/* 1 MiB chunks; enough of them for a second slab. */
+	ck_ok(vkv_host_tier_open(&cfg, 1 * MIB, 0, -1, &t));
+	for (int i = 0; i < 40; i++) {
+		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		fill(p[i], MIB, (uint64_t)i);
+	}
+	/* Also grow a second slab. */
+	for (size_t i = 40; i < vkv_host_tier_slab_size(t) / MIB + 1; i++) {
+		void *x;
+
+		ck_ok(vkv_host_tier_alloc(t, &x));
+	}
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_ge(c.slabs, 2);
+	ck_assert_uint_eq(c.locked_bytes, 0);
+	ck_assert_uint_eq(log_count("mlock refused"), 1);
+	for (int i = 0; i < 40; i++)
+		ck_assert(check_fill(p[i], MIB, (uint64_t)i));
+	vkv_host_tier_close(t);
+}
+END_TEST
+
+struct host_thr {
+	struct vkv_host_tier *t;
+	int id;
+	int enomem;
+};
+
+static void *host_worker(void *arg)
+{
+	struct host_thr *w = arg;
+	void *mine[16];
+	unsigned n = 0;
+
+	for (int it = 0; it < 3000; it++) {
+		if (n < 16 && (n == 0 || (it * 7 + w->id) % 3)) {
+			int r = vkv_host_tier_alloc(w->t, &mine[n]);
+
+			if (r == -ENOMEM) {
+				w->enomem++;
+			} else if (r == 0) {
+				memset(mine[n], w->id, 4096);
+				n++;
+			} else {
+				return (void *)1;
+			}
+		} else {
+			n--;
+			for (int k = 0; k < 4096; k++)
+				if (((unsigned char *)mine[n])[k] != w->id)
+					return (void *)2;
+			if (vkv_host_tier_free(w->t, mine[n]))
+				return (void *)3;
+		}
+	}
+	while (n--)
+		if (vkv_host_tier_free(w->t, mine[n]))
+			return (void *)3;
+	return NULL;
+}
+
+START_TEST(test_host_threads)
+{
+	struct vkv_host_tier_counters c;
+	struct vkv_host_tier *t;
+	struct host_thr w[4];
+	pthread_t th[4];
+
+	/* 40 chunks for up to 64 wanted: some -ENOMEM, no corruption. */
+	ck_ok(vkv_host_tier_open(NULL, 64 * KIB, 40 * 64 * KIB, -1, &t));
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct host_thr){ .t = t, .id = i + 1 };
+		pthread_create(&th[i], NULL, host_worker, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		ck_assert_ptr_null(r);
+	}
+	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(c.used_chunks, 0);
+	ck_assert_uint_eq(c.allocs, c.frees + c.enomem);
+	vkv_host_tier_close(t);
+}
+END_TEST
+
+/* -------------------------------------------------------------- disk tier */
+
+START_TEST(test_disk_bad_input)
+{
+	char path[600];
+	struct vkv_disk_tier *d;
+	struct vkv_disk_counters c;
+	void *b = xalign(64 * KIB), *bufs[2];
+	uint64_t slots[2], bad = 12345;
+	struct stat st;
+
+	swap_path(path, sizeof(path), 0, "bad");
+	ck_err(vkv_disk_tier_open(NULL, NULL, 64 * KIB, 4, 0, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, "", 64 * KIB, 4, 0, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, path, 0, 4, 0, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, path, 1000, 4, 0, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 0, 0, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 100000, 0, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0x80, &d), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0, NULL), -EINVAL);
+	ck_err(vkv_disk_tier_open(NULL, "/nonexistent-dir/x", 64 * KIB, 4, 0, &d),
+	       -ENOENT);
+	ck_err(vkv_disk_tier_open(NULL, swapdirs[0], 64 * KIB, 4, 0, &d),
+	       -EISDIR);
+	ck_assert_int_eq(access(path, F_OK), -1); /* nothing created */
+
+	ck_ok(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0, &d));
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	bufs[0] = b;
+	bufs[1] = NULL;
+	ck_err(vkv_disk_write(NULL, (const void *const *)bufs, 1, slots), -EINVAL);
+	ck_err(vkv_disk_write(d, NULL, 1, slots), -EINVAL);
+	ck_err(vkv_disk_write(d, (const void *const *)bufs, 1, NULL), -EINVAL);
+	ck_err(vkv_disk_write(d, (const void *const *)bufs, 2, slots), -EINVAL);
+	bufs[1] = (char *)b + 512; /* unaligned */
+	ck_err(vkv_disk_write(d, (const void *const *)bufs, 2, slots), -EINVAL);
+	ck_ok(vkv_disk_write(d, (const void *const *)bufs, 0, slots));
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_eq(c.slots_used, 0);
+	ck_ok(vkv_disk_write(d, (const void *const *)bufs, 1, slots));
+	ck_err(vkv_disk_read(d, &bufs[1], slots, 1), -EINVAL);
+	ck_err(vkv_disk_read(d, bufs, &bad, 1), -EINVAL);
+	ck_err(vkv_disk_read(d, bufs, NULL, 1), -EINVAL);
+	slots[1] = slots[0] + 1; /* in the file, never written */
+	ck_err(vkv_disk_read(d, bufs, &slots[1], 1), -EINVAL);
+	ck_err(vkv_disk_free(d, &bad, 1), -EINVAL);
+	ck_err(vkv_disk_free(d, slots, 2), -EINVAL); /* slots[1] not in use */
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_eq(c.slots_used, 1); /* nothing freed */
+	ck_err(vkv_disk_free(d, NULL, 1), -EINVAL);
+	ck_ok(vkv_disk_free(d, slots, 1));
+	ck_err(vkv_disk_free(d, slots, 1), -EINVAL);
+	ck_err(vkv_disk_read(d, bufs, slots, 1), -EINVAL); /* freed */
+	{
+		struct iovec iov = { (char *)b + 1, 4096 };
+
+		ck_err(vkv_disk_register_buffers(d, &iov, 1), -EINVAL);
+		ck_err(vkv_disk_register_buffers(d, NULL, 1), -EINVAL);
+		ck_ok(vkv_disk_register_buffers(d, NULL, 0));
+	}
+	vkv_disk_tier_close(d);
+	vkv_disk_tier_close(NULL);
+	unlink(path);
+	free(b);
+}
+END_TEST
+
+/*
+ * Random writes, reads, frees and reuse against a model; returns a digest of
+ * every slot number handed out, so that runs in different modes can be
+ * compared for identical behaviour.
+ */
+#define RT_CHUNK (64 * KIB)
+#define RT_LIVE 96
+
+static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
+			    bool registered, uint64_t seed,
+			    struct vkv_disk_counters *out)
+{
+	struct vkv_config cfg = log_cfg();
+	struct vkv_host_tier *ht;
+	struct vkv_disk_tier *d;
+	uint64_t slot[RT_LIVE], stamp[RT_LIVE], digest = 1469598103934665603ull;
+	bool live[RT_LIVE] = { false };
+	void *buf[RT_LIVE];
+	unsigned nlive = 0;
+
+	rng_state = seed;
+	/* Buffers from the host tier, as in the library. */
+	ck_ok(vkv_host_tier_open(NULL, RT_CHUNK, 0, -1, &ht));
+	for (int i = 0; i < RT_LIVE; i++)
+		ck_ok(vkv_host_tier_alloc(ht, &buf[i]));
+	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, qdepth, flags, &d));
+	if (registered) {
+		/* One slab holds them all: register it. */
+		char *lo = buf[0], *hi = buf[0];
+		struct iovec iov;
+
+		for (int i = 1; i < RT_LIVE; i++) {
+			lo = (char *)buf[i] < lo ? buf[i] : lo;
+			hi = (char *)buf[i] > hi ? buf[i] : hi;
+		}
+		iov.iov_base = lo;
+		iov.iov_len = (size_t)(hi - lo) + RT_CHUNK;
+		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
+	}
+	for (int round = 0; round < 300; round++) {
+		unsigned op = rnd() % 3, n = 1 + rnd() % 16, k = 0;
+		unsigned idx[16];
+		const void *wb[16];
+		void *rb[16];
+		uint64_t sl[16];
+
+		if (op == 0) { /* write n chunks that are not live */
+			for (unsigned i = 0; i < RT_LIVE && k < n; i++) {
+				unsigned j = (unsigned)((i + round * 13) % RT_LIVE);
+
+				if (!live[j]) {
+					idx[k] = j;
+					stamp[j] = rnd();
+					fill(buf[j], RT_CHUNK, stamp[j]);
+					wb[k++] = buf[j];
+				}
+			}
+			ck_ok(vkv_disk_write(d, wb, k, sl));
+			for (unsigned i = 0; i < k; i++) {
+				live[idx[i]] = true;
+				slot[idx[i]] = sl[i];
+				digest = (digest ^ sl[i]) * 1099511628211ull;
+			}
+			nlive += k;
+		} else if (op == 1 && nlive) { /* read back a random subset */
+			for (unsigned i = 0; i < RT_LIVE && k < n; i++) {
+				unsigned j = (unsigned)((rnd() % RT_LIVE));
+
+				if (live[j]) {
+					bool dup = false;
+
+					for (unsigned m = 0; m < k; m++)
+						dup |= idx[m] == j;
+					if (dup)
+						continue;
+					idx[k] = j;
+					memset(buf[j], 0xa5, RT_CHUNK);
+					rb[k] = buf[j];
+					sl[k++] = slot[j];
+				}
+			}
+			ck_ok(vkv_disk_read(d, rb, sl, k));
+			for (unsigned i = 0; i < k; i++)
+				req(check_fill(buf[idx[i]], RT_CHUNK,
+					       stamp[idx[i]]));
+		} else if (nlive) { /* free some */
+			for (unsigned i = 0; i < RT_LIVE && k < n / 2 + 1; i++) {
+				unsigned j = (unsigned)((rnd() % RT_LIVE));
+
+				if (live[j]) {
+					live[j] = false;
+					sl[k++] = slot[j];
+				}
+			}
+			ck_ok(vkv_disk_free(d, sl, k));
+			nlive -= k;
+		}
+	}
+	/* Everything still live reads back. */
+	for (unsigned j = 0; j < RT_LIVE; j++)
+		if (live[j]) {
+			memset(buf[j], 0, RT_CHUNK);
+			ck_ok(vkv_disk_read(d, &buf[j], &slot[j], 1));
+			ck_assert(check_fill(buf[j], RT_CHUNK, stamp[j]));
+		}
+	vkv_disk_counters(d, out);
+	ck_assert_uint_eq(out->slots_used, nlive);
+	ck_assert_uint_eq(out->crc_errors, 0);
+	ck_assert_uint_eq(out->io_errors, 0);
+	ck_assert_uint_eq(log_count("disk tier: "), 1); /* the open line */
+	vkv_disk_tier_close(d);
+	vkv_host_tier_close(ht);
+	return digest;
+}
+
+START_TEST(test_disk_random_modes)
+{
+	static const struct {
+		unsigned flags;
+		unsigned qd;
+		bool reg;
+		const char *name;
+	} modes[] = {
+		{ 0, 8, false, "uring" },
+		{ 0, 8, true, "uring-fixed" },
+		{ 0, 1, true, "uring-qd1" },
+		{ VKV_DISK_NO_URING, 8, false, "sync" },
+		{ VKV_DISK_NO_DIRECT, 8, true, "uring-buffered" },
+		{ VKV_DISK_NO_URING | VKV_DISK_NO_DIRECT, 8, false, "sync-buffered" },
+	};
+	uint64_t digest0 = 0;
+
+	for (unsigned dir = 0; dir < nswapdirs; dir++) {
+		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+			struct vkv_disk_counters c;
+			char path[600];
+			uint64_t dg;
+
+			swap_path(path, sizeof(path), dir, modes[m].name);
+			dg = disk_random(path, modes[m].flags, modes[m].qd,
+					 modes[m].reg, 42, &c);
+			if (!digest0)
+				digest0 = dg;
+			ck_assert_msg(dg == digest0, "%s in %s: different slots",
+				      modes[m].name, swapdirs[dir]);
+			ck_assert_uint_eq(c.uring,
+					  !(modes[m].flags & VKV_DISK_NO_URING));
+			if (modes[m].flags & VKV_DISK_NO_DIRECT)
+				ck_assert_uint_eq(c.direct, 0);
+			if (c.uring && modes[m].reg)
+				ck_assert_uint_gt(c.fixed_ios, 0);
+			else
+				ck_assert_uint_eq(c.fixed_ios, 0);
+			/* Slots are reused: the file stays small. */
+			ck_assert_uint_le(c.slots_total * RT_CHUNK, 1024 * MIB);
+			fprintf(stderr, "disk %-15s %s: direct %d, %llu chunks "
+					"written, %llu read, %llu resubmits\n",
+				modes[m].name, swapdirs[dir], (int)c.direct,
+				(unsigned long long)c.chunks_written,
+				(unsigned long long)c.chunks_read,
+				(unsigned long long)c.resubmits);
+			unlink(path);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_disk_reuse)
+{
+	struct vkv_disk_counters c;
+	struct vkv_disk_tier *d;
+	char path[600];
+	void *b = xalign(RT_CHUNK);
+	const void *bufs[8] = { b, b, b, b, b, b, b, b };
+	uint64_t s[8], s2[8], fr[2];
+
+	swap_path(path, sizeof(path), 0, "reuse");
+	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
+	fill(b, RT_CHUNK, 1);
+	ck_ok(vkv_disk_write(d, bufs, 8, s));
+	for (int i = 0; i < 8; i++)
+		ck_assert_uint_eq(s[i], (uint64_t)i); /* lowest first */
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_ge(c.slots_total, 16); /* grown in a big step */
+	fr[0] = s[2];
+	fr[1] = s[5];
+	ck_ok(vkv_disk_free(d, fr, 2));
+	ck_ok(vkv_disk_write(d, bufs, 3, s2));
+	ck_assert_uint_eq(s2[0], 2);
+	ck_assert_uint_eq(s2[1], 5);
+	ck_assert_uint_eq(s2[2], 8);
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_eq(c.slots_used, 9);
+	vkv_disk_tier_close(d);
+
+	/* Reopening an existing file keeps its size as capacity. */
+	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_ge(c.slots_total, 16);
+	ck_assert_uint_eq(c.slots_used, 0);
+	vkv_disk_tier_close(d);
+	unlink(path);
+	free(b);
+}
+END_TEST
+
+/* Bytes changed in the file under a chunk: -EIO for that chunk only. */
+START_TEST(test_disk_corruption)
+{
+	for (unsigned dir = 0; dir < nswapdirs; dir++) {
+		for (unsigned mode = 0; mode < 2; mode++) {
+			struct vkv_config cfg = log_cfg();
+			struct vkv_disk_counters c;
+			struct vkv_disk_tier *d;
+			char path[600], want[64];
+			void *b[8];
+			uint64_t s[8];
+			int fd;
+
+			swap_path(path, sizeof(path), dir, "corrupt");
+			ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4,
+						 mode ? VKV_DISK_NO_URING : 0, &d));
+			for (int i = 0; i < 8; i++) {
+				b[i] = xalign(RT_CHUNK);
+				fill(b[i], RT_CHUNK, 100 + (uint64_t)i);
+			}
+			ck_ok(vkv_disk_write(d, (const void *const *)b, 8, s));
+			fd = open(path, O_RDWR);
+			ck_assert_int_ge(fd, 0);
+			ck_assert_int_eq(pwrite(fd, "oops", 4,
+						(off_t)(s[3] * RT_CHUNK + 1000)), 4);
+			ck_assert_int_eq(fsync(fd), 0);
+			close(fd);
+			for (int i = 0; i < 8; i++)
+				memset(b[i], 0, RT_CHUNK);
+			ck_err(vkv_disk_read(d, b, s, 8), -EIO);
+			for (int i = 0; i < 8; i++)
+				if (i != 3)
+					ck_assert(check_fill(b[i], RT_CHUNK,
+							     100 + (uint64_t)i));
+			vkv_disk_counters(d, &c);
+			ck_assert_uint_eq(c.crc_errors, 1);
+			ck_assert_uint_eq(c.last_bad_slot, s[3]);
+			snprintf(want, sizeof(want), "slot %llu ",
+				 (unsigned long long)s[3]);
+			ck_assert_msg(log_count(want) == 1, "log: %s", log_buf);
+			/* The others alone read fine; the bad one stays bad. */
+			ck_ok(vkv_disk_read(d, b, s, 3));
+			ck_ok(vkv_disk_read(d, &b[4], &s[4], 4));
+			ck_err(vkv_disk_read(d, &b[3], &s[3], 1), -EIO);
+			/* Rewritten, it is good again. */
+			ck_ok(vkv_disk_free(d, &s[3], 1));
+			fill(b[3], RT_CHUNK, 103);
+			ck_ok(vkv_disk_write(d, (const void *const *)&b[3], 1, &s[3]));
+			memset(b[3], 0, RT_CHUNK);
+			ck_ok(vkv_disk_read(d, &b[3], &s[3], 1));
+			ck_assert(check_fill(b[3], RT_CHUNK, 103));
+			vkv_disk_tier_close(d);
+			for (int i = 0; i < 8; i++)
+				free(b[i]);
+			unlink(path);
+		}
+	}
+}
+END_TEST
+
+/* The file cannot grow (RLIMIT_FSIZE): the write fails, no slot is kept,
+ * what was written before still reads. Runs in Check's forked child. */
+START_TEST(test_disk_full)
+{
+	for (unsigned mode = 0; mode < 2; mode++) {
+		struct rlimit rl = { 4 * MIB, 4 * MIB };
+		struct vkv_disk_counters c;
+		struct vkv_disk_tier *d;
+		char path[600];
+		void *b = xalign(MIB);
+		const void *bufs[8] = { b, b, b, b, b, b, b, b };
+		uint64_t s[8], t[8];
+		int r;
+
+		signal(SIGXFSZ, SIG_IGN);
+		swap_path(path, sizeof(path), 0, "full");
+		ck_ok(vkv_disk_tier_open(NULL, path, MIB, 4,
+					 mode ? VKV_DISK_NO_URING : 0, &d));
+		fill(b, MIB, 5);
+		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+		/* The first step (16 slots) does not fit; just what is needed
+		 * does. */
+		r = vkv_disk_write(d, bufs, 3, s);
+		ck_ok(r);
+		vkv_disk_counters(d, &c);
+		ck_assert_uint_eq(c.slots_total, 3);
+		r = vkv_disk_write(d, bufs, 2, t);
+		ck_assert_msg(r == -EFBIG || r == -ENOSPC, "r = %d", r);
+		vkv_disk_counters(d, &c);
+		ck_assert_uint_eq(c.slots_used, 3);
+		memset(b, 0, MIB);
+		ck_ok(vkv_disk_read(d, (void *const *)&b, &s[1], 1));
+		ck_assert(check_fill(b, MIB, 5));
+		vkv_disk_tier_close(d);
+		unlink(path);
+		free(b);
+		/* Back up: possible as root; otherwise the next round fails
+		 * to open with the same limit, which is fine too. */
+		rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			break;
+	}
+}
+END_TEST
+
+/*
+ * io_uring_setup refused (as in some containers) and O_DIRECT refused with
+ * EINVAL (as on filesystems without it): both detected at open, each said
+ * in the log, pread/pwrite and buffered I/O used. A seccomp filter stands in
+ * for the container and the filesystem. Runs in Check's forked child.
+ */
+static bool block_uring_and_direct(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & 0xffff)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 0, 3),
+		/* low word of the flags argument (little endian) */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, O_DIRECT, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EINVAL & 0xffff)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return false;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+START_TEST(test_disk_fallbacks)
+{
+	struct vkv_config cfg = log_cfg();
+	struct vkv_disk_counters c;
+	struct vkv_disk_tier *d;
+	char path[600];
+	void *b = xalign(RT_CHUNK);
+	uint64_t s;
+
+#if !defined(__x86_64__)
+	fprintf(stderr, "test_disk_fallbacks: x86-64 only, skipped\n");
+	return;
+#endif
+	if (!block_uring_and_direct()) {
+		fprintf(stderr, "test_disk_fallbacks: no seccomp here, skipped\n");
+		return;
+	}
+	swap_path(path, sizeof(path), 0, "fallbacks");
+	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_eq(c.uring, 0);
+	ck_assert_uint_eq(c.direct, 0);
+	ck_assert_msg(log_count("io_uring unavailable") == 1, "%s", log_buf);
+	ck_assert_msg(log_count("buffered") == 1, "%s", log_buf);
+	fill(b, RT_CHUNK, 9);
+	ck_ok(vkv_disk_write(d, (const void *const *)&b, 1, &s));
+	memset(b, 0, RT_CHUNK);
+	ck_ok(vkv_disk_read(d, &b, &s, 1));
+	ck_assert(check_fill(b, RT_CHUNK, 9));
+	/* Buffers stay registrable (a no-op) so callers need not care. */
+	{
+		struct iovec iov = { b, RT_CHUNK };
+
+		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
+	}
+	vkv_disk_tier_close(d);
+	unlink(path);
+	free(b);
+}
+END_TEST
+
+struct disk_thr {
+	struct vkv_disk_tier *d;
+	int id;
+};
+
+static void *disk_worker(void *arg)
+{
+	struct disk_thr *w = arg;
+	void *b[4];
+	uint64_t s[4];
+	void *ret = NULL;
+
+	for (int i = 0; i < 4; i++)
+		if (posix_memalign(&b[i], 4096, RT_CHUNK))
+			return (void *)1;
+	for (int it = 0; it < 40 && !ret; it++) {
+		for (int i = 0; i < 4; i++)
+			fill(b[i], RT_CHUNK, (uint64_t)(w->id * 1000 + it * 4 + i));
+		if (vkv_disk_write(w->d, (const void *const *)b, 4, s))
+			ret = (void *)2;
+		for (int i = 0; i < 4 && !ret; i++)
+			memset(b[i], 0, RT_CHUNK);
+		if (!ret && vkv_disk_read(w->d, b, s, 4))
+			ret = (void *)3;
+		for (int i = 0; i < 4 && !ret; i++)
+			if (!check_fill(b[i], RT_CHUNK,
+					(uint64_t)(w->id * 1000 + it * 4 + i)))
+				ret = (void *)4;
+		if (!ret && vkv_disk_free(w->d, s, 4))
+			ret = (void *)5;
+	}
+	for (int i = 0; i < 4; i++)
+		free(b[i]);
+	return ret;
+}
+
+START_TEST(test_disk_threads)
+{
+	struct vkv_disk_counters c;
+	struct vkv_disk_tier *d;
+	struct disk_thr w[3];
+	pthread_t th[3];
+	char path[600];
+
+	swap_path(path, sizeof(path), 0, "threads");
+	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 8, 0, &d));
+	for (int i = 0; i < 3; i++) {
+		w[i] = (struct disk_thr){ d, i + 1 };
+		pthread_create(&th[i], NULL, disk_worker, &w[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		void *r;
+
+		pthread_join(th[i], &r);
+		ck_assert_ptr_null(r);
+	}
+	vkv_disk_counters(d, &c);
+	ck_assert_uint_eq(c.slots_used, 0);
+	ck_assert_uint_eq(c.chunks_written, 3 * 40 * 4);
+	vkv_disk_tier_close(d);
+	unlink(path);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ quant */
+
+static uint32_t f_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+START_TEST(test_quant_f16_conversions)
+{
+	/* Every half: to float and back is the identity (NaN stays NaN). */
+	for (uint32_t h = 0; h < 65536; h++) {
+		float f = vkv_f16_to_f32((uint16_t)h);
+		bool nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+
+		if (nan) {
+			req(isnan(f));
+			req(isnan(vkv_f16_to_f32(vkv_f32_to_f16(f))));
+		} else {
+			req_cmp(vkv_f32_to_f16(f), ==, h);
+		}
+#ifdef __FLT16_MAX__
+		{
+			_Float16 ref;
+			uint16_t hh = (uint16_t)h;
+
+			memcpy(&ref, &hh, 2);
+			if (!nan)
+				req_cmp(f_bits(f), ==, f_bits((float)ref));
+		}
+#endif
+	}
+	/* Rounding: edges and random floats against the compiler's. */
+	ck_assert_uint_eq(vkv_f32_to_f16(65504.0f), 0x7bff);
+	ck_assert_uint_eq(vkv_f32_to_f16(65519.99f), 0x7bff);
+	ck_assert_uint_eq(vkv_f32_to_f16(65520.0f), 0x7c00);
+	ck_assert_uint_eq(vkv_f32_to_f16(-INFINITY), 0xfc00);
+	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -24)), 0x0001);
+	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -25)), 0x0000); /* tie: even */
+	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(3, -25)), 0x0002); /* tie: even */
+	ck_assert_uint_eq(vkv_f32_to_f16(-0.0f), 0x8000);
+	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00); /* tie */
+	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), 0x3c02);
+	ck_assert(isnan(vkv_f16_to_f32(vkv_f32_to_f16(NAN))));
+#ifdef __FLT16_MAX__
+	for (int i = 0; i < 2000000; i++) {
+		uint32_t u = (uint32_t)rnd();
+		float f;
+		_Float16 ref;
+		uint16_t rb;
+
+		if (i % 2)  /* concentrate on the half range */
+			u = (u & 0x80ffffffu) | ((uint32_t)(96 + rnd() % 48) << 23);
+		memcpy(&f, &u, 4);
+		if (isnan(f))
+			continue;
+		ref = (_Float16)f;
+		memcpy(&rb, &ref, 2);
+		req_cmp(vkv_f32_to_f16(f), ==, rb);
+	}
+#endif
+	/* bf16: exact both ways on representable values, nearest-even. */
+	for (uint32_t h = 0; h < 65536; h++) {
+		float f = vkv_bf16_to_f32((uint16_t)h);
+
+		req_cmp(f_bits(f), ==, h << 16);
+		if (!isnan(f))
+			req_cmp(vkv_f32_to_bf16(f), ==, h);
+		else
+			req(isnan(vkv_bf16_to_f32(vkv_f32_to_bf16(f))));
+	}
+	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + ldexpf(1, -8)), 0x3f80); /* tie */
+	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + 3 * ldexpf(1, -8)), 0x3f82);
+	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)),
+			  0x3f81);
+}
+END_TEST
+
+static float rand_normal(void)
+{
+	double u1 = ((double)(rnd() >> 11) + 1) / 9007199254740993.0;
+	double u2 = (double)(rnd() >> 11) / 9007199254740992.0;
+
+	return (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+START_TEST(test_quant_roundtrip)
+{
+	static const unsigned elems[] = { VKV_QUANT_F32, VKV_QUANT_F16,
+					  VKV_QUANT_BF16 };
+	const size_t rows = 37, heads = 5, hd = 128, n = rows * heads * hd;
+	float *x = malloc(n * 4), *scales = malloc(rows * heads * 4);
+	void *src = malloc(n * 4), *back = malloc(n * 4);
+	int8_t *q = malloc(n);
+
+	for (unsigned e = 0; e < 3; e++) {
+		unsigned elem = elems[e];
+
+		for (size_t i = 0; i < n; i++) {
+			/* Per-head magnitudes from 1e-3 to 1e3, some outliers. */
+			float mag = powf(10.0f, (float)((i / hd) % 7) - 3.0f);
+			float v = rand_normal() * mag * (i % 97 == 0 ? 20 : 1);
+
+			if (elem == VKV_QUANT_F32) {
+				((float *)src)[i] = v;
+			} else if (elem == VKV_QUANT_F16) {
+				((uint16_t *)src)[i] = vkv_f32_to_f16(v);
+				v = vkv_f16_to_f32(((uint16_t *)src)[i]);
+			} else {
+				((uint16_t *)src)[i] = vkv_f32_to_bf16(v);
+				v = vkv_bf16_to_f32(((uint16_t *)src)[i]);
+			}
+			x[i] = v;
+		}
+		ck_ok(vkv_quant_rows(src, rows, heads, hd, elem, q, scales));
+		ck_ok(vkv_dequant_rows(q, scales, rows, heads, hd, elem, back));
+		for (size_t i = 0; i < n; i++) {
+			float s = scales[i / hd], y, bound;
+
+			if (elem == VKV_QUANT_F32) {
+				y = ((float *)back)[i];
+				bound = s / 2 * (1 + 1e-5f) + 1e-30f;
+			} else if (elem == VKV_QUANT_F16) {
+				y = vkv_f16_to_f32(((uint16_t *)back)[i]);
+				/* plus half an fp16 ulp of the result */
+				bound = s / 2 * (1 + 1e-5f) + fabsf(y) * 0x1p-11f +
+					0x1p-25f;
+			} else {
+				y = vkv_bf16_to_f32(((uint16_t *)back)[i]);
+				bound = s / 2 * (1 + 1e-5f) + fabsf(y) * 0x1p-8f;
+			}
+			if (!(fabsf(x[i] - y) <= bound))
+				ck_abort_msg("elem %u, i %zu: %g -> %g (scale %g)",
+					     elem, i, (double)x[i], (double)y,
+					     (double)s);
+			req(q[i] >= -127);
+		}
+		/* The scale is absmax / 127, and absmax reaches +-127. */
+		for (size_t v = 0; v < rows * heads; v++) {
+			float m = 0;
+			int qm = 0;
+
+			for (size_t d = 0; d < hd; d++) {
+				m = fmaxf(m, fabsf(x[v * hd + d]));
+				qm = abs(q[v * hd + d]) > qm ? abs(q[v * hd + d]) : qm;
+			}
+			req(fabsf(scales[v] - m / 127) <= m * 1e-6f);
+			req_cmp(qm, ==, 127);
+		}
+	}
+	free(x);
+	free(scales);
+	free(src);
+	free(back);
+	free(q);
+}
+END_TEST
+
+START_TEST(test_quant_special)
+{
+	float src[2][8] = {
+		{ 0, -0.0f, 0, 0, 0, 0, 0, 0 },
+		{ 1, -2, INFINITY, -INFINITY, NAN, 0.5f, 4, -4 },
+	};
+	float back[2][8], scales[2];
+	int8_t q[16];
+	uint16_t h[16], hb[16];
+
+	ck_ok(vkv_quant_rows(src, 2, 1, 8, VKV_QUANT_F32, q, scales));
+	ck_assert(scales[0] == 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_eq(q[i], 0);
+	ck_assert(scales[1] == 4.0f / 127);
+	ck_assert_int_eq(q[8 + 2], 127);
+	ck_assert_int_eq(q[8 + 3], -127);
+	ck_assert_int_eq(q[8 + 4], -128);
+	ck_ok(vkv_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F32, back));
+	for (int i = 0; i < 8; i++)
+		ck_assert_uint_eq(f_bits(back[0][i]), 0); /* +0 */
+	ck_assert(fabsf(back[1][2] - 4.0f) < 1e-6f);
+	ck_assert(fabsf(back[1][3] + 4.0f) < 1e-6f);
+	ck_assert(isnan(back[1][4]));
+	ck_assert(fabsf(back[1][6] - 4.0f) < 1e-6f);
+	/* Only non-finite: scale 0, restored as 0 (NaN as NaN). */
+	{
+		float s2[4] = { INFINITY, -INFINITY, NAN, INFINITY }, b2[4], sc;
+		int8_t q2[4];
+
+		ck_ok(vkv_quant_rows(s2, 1, 1, 4, VKV_QUANT_F32, q2, &sc));
+		ck_assert(sc == 0);
+		ck_ok(vkv_dequant_rows(q2, &sc, 1, 1, 4, VKV_QUANT_F32, b2));
+		ck_assert(b2[0] == 0 && b2[1] == 0 && isnan(b2[2]) && b2[3] == 0);
+	}
+	/* The same through fp16. */
+	for (int i = 0; i < 16; i++)
+		h[i] = vkv_f32_to_f16(src[i / 8][i % 8]);
+	ck_ok(vkv_quant_rows(h, 2, 1, 8, VKV_QUANT_F16, q, scales));
+	ck_ok(vkv_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F16, hb));
+	ck_assert_uint_eq(hb[0], 0);
+	ck_assert(vkv_f16_to_f32(hb[8 + 2]) == 4.0f);
+	ck_assert(isnan(vkv_f16_to_f32(hb[8 + 4])));
+	/* -2 is -63.5 steps: -64 (even), within half a step. */
+	ck_assert(fabsf(vkv_f16_to_f32(hb[8 + 1]) + 2.0f) <= scales[1] / 2 + 1e-3f);
+	/* Huge fp32 values near FLT_MAX: no overflow to inf in the scale. */
+	{
+		float big[3] = { 3.0e38f, -3.4e38f, 1e38f }, bb[3], sc;
+		int8_t q3[3];
+
+		ck_ok(vkv_quant_rows(big, 1, 1, 3, VKV_QUANT_F32, q3, &sc));
+		ck_assert(isfinite(sc));
+		ck_ok(vkv_dequant_rows(q3, &sc, 1, 1, 3, VKV_QUANT_F32, bb));
+		ck_assert(fabsf(bb[1] + 3.4e38f) <= sc);
+	}
+	/* Tiny (subnormal) fp32 values keep their resolution. */
+	{
+		float tiny[4] = { 1e-40f, -0.5e-40f, 0.25e-40f, 0 }, tb[4], sc;
+		int8_t q4[4];
+
+		ck_ok(vkv_quant_rows(tiny, 1, 1, 4, VKV_QUANT_F32, q4, &sc));
+		ck_assert_int_eq(q4[0], 127);
+		ck_assert_int_eq(q4[1], -64); /* -63.5 to even */
+		ck_assert_int_eq(q4[2], 32);  /* 31.75 */
+		ck_ok(vkv_dequant_rows(q4, &sc, 1, 1, 4, VKV_QUANT_F32, tb));
+		for (int i = 0; i < 4; i++)
+			/* the subnormal scale itself is off by up to 2^-150 (< 2^-149) */
+			ck_assert(fabsf(tb[i] - tiny[i]) <= sc / 2 + 127 * 0x1p-149f);
+	}
+}
+END_TEST
+
+START_TEST(test_quant_bad_input)
+{
+	float src[4] = { 1, 2, 3, 4 }, sc[1];
+	int8_t q[4];
+
+	ck_err(vkv_quant_rows(NULL, 1, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, 1, 1, 4, VKV_QUANT_F32, NULL, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, 1, 1, 4, VKV_QUANT_F32, q, NULL), -EINVAL);
+	ck_err(vkv_quant_rows(src, 0, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, 1, 0, 4, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, 1, 1, 0, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, 1, 1, 4, 3, q, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, 1, 1, 4, 8, q, sc), -EINVAL);
+	ck_err(vkv_quant_rows(src, SIZE_MAX / 2, 4, 4, VKV_QUANT_F32, q, sc),
+	       -EINVAL);
+	ck_err(vkv_dequant_rows(NULL, sc, 1, 1, 4, VKV_QUANT_F32, src), -EINVAL);
+	ck_err(vkv_dequant_rows(q, NULL, 1, 1, 4, VKV_QUANT_F32, src), -EINVAL);
+	ck_err(vkv_dequant_rows(q, sc, 1, 1, 4, VKV_QUANT_F32, NULL), -EINVAL);
+	ck_err(vkv_dequant_rows(q, sc, 1, 1, 4, 1, src), -EINVAL);
+	ck_err(vkv_dequant_rows(q, sc, SIZE_MAX, SIZE_MAX, 4, VKV_QUANT_F16, src),
+	       -EINVAL);
+	ck_assert_uint_eq(vkv_quant_bytes(2, 8, 128), 2 * 8 * (128 + 4));
+	ck_assert_uint_eq(vkv_quant_bytes(SIZE_MAX, 2, 2), 0);
+}
+END_TEST
+
+static Suite *tiers_suite(void)
+{
+	Suite *s = suite_create("tiers");
+	TCase *tc;
+
+	tc = tcase_create("crc32c");
+	tcase_add_test(tc, test_crc_vectors);
+	tcase_add_test(tc, test_crc_hw_vs_table);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("host");
+	tcase_add_test(tc, test_host_bad_input);
+	tcase_add_test(tc, test_host_budget);
+	tcase_add_test(tc, test_host_slabs);
+	tcase_add_test(tc, test_host_hooks);
+	tcase_add_test(tc, test_host_mlock_fallback);
+	tcase_add_test(tc, test_host_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("disk");
+	tcase_add_test(tc, test_disk_bad_input);
+	tcase_add_test(tc, test_disk_random_modes);
+	tcase_add_test(tc, test_disk_reuse);
+	tcase_add_test(tc, test_disk_corruption);
+	tcase_add_test(tc, test_disk_full);
+	tcase_add_test(tc, test_disk_fallbacks);
+	tcase_add_test(tc, test_disk_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("quant");
+	tcase_add_test(tc, test_quant_f16_conversions);
+	tcase_add_test(tc, test_quant_roundtrip);
+	tcase_add_test(tc, test_quant_special);
+	tcase_add_test(tc, test_quant_bad_input);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	swapdirs_init();
+	sr = srunner_create(tiers_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
