@@ -16,6 +16,18 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/*
+ * On x86-64 the two entry points are also compiled for AVX2 (twice the
+ * lanes, and the unsigned/32-bit min/max SSE2 lacks); the loader picks the
+ * clone for the CPU (ifunc). No intrinsics, no -mavx2 for the build.
+ */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+	!defined(__SANITIZE_THREAD__)
+#define QUANT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QUANT_CLONES
+#endif
+
 ALWAYS_INLINE float as_f(uint32_t u)
 {
 	float f;
@@ -199,6 +211,7 @@ size_t vkv_quant_bytes(size_t nrows, size_t heads, size_t head_dim)
 	return n;
 }
 
+QUANT_CLONES
 int vkv_quant_rows(const void *src, size_t nrows, size_t heads,
 		   size_t head_dim, unsigned elem, int8_t *dst, float *scales)
 {
@@ -230,6 +243,7 @@ int vkv_quant_rows(const void *src, size_t nrows, size_t heads,
 	return 0;
 }
 
+QUANT_CLONES
 int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
 		     size_t heads, size_t head_dim, unsigned elem, void *dst)
 {

@@ -43,6 +43,7 @@ struct vkv_disk_tier {
 	struct io_uring ring;
 	struct disk_op *ops;     /* qdepth */
 	unsigned *op_free;       /* stack of free op indices */
+	unsigned *pend;          /* chunks awaiting their checksum, 2 * qdepth */
 	struct reg_buf *regs;    /* sorted by base */
 	unsigned nregs;
 
@@ -128,7 +129,8 @@ int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
 
 	d->ops = calloc(qdepth, sizeof(*d->ops));
 	d->op_free = calloc(qdepth, sizeof(*d->op_free));
-	if (!d->ops || !d->op_free) {
+	d->pend = calloc(2 * (size_t)qdepth, sizeof(*d->pend));
+	if (!d->ops || !d->op_free || !d->pend) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -156,6 +158,7 @@ fail:
 	free(d->crc);
 	free(d->ops);
 	free(d->op_free);
+	free(d->pend);
 	pthread_mutex_destroy(&d->io_lock);
 	pthread_mutex_destroy(&d->slot_lock);
 	free(d);
@@ -378,11 +381,22 @@ static void chunk_done(struct vkv_disk_tier *d, struct xfer *x, unsigned i)
 	if (x->write) {
 		vkv_add(&d->cnt.chunks_written, 1);
 		vkv_add(&d->cnt.bytes_written, d->chunk);
+	} else {
+		vkv_add(&d->cnt.chunks_read, 1);
+		vkv_add(&d->cnt.bytes_read, d->chunk);
+	}
+}
+
+/* Checksum work for chunk @i: record it (write) or check it (read). */
+static void chunk_crc(struct vkv_disk_tier *d, struct xfer *x, unsigned i)
+{
+	uint32_t c = vkv_crc32c(0, x->bufs[i], d->chunk);
+
+	if (x->write) {
+		x->crcs[i] = c;
 		return;
 	}
-	vkv_add(&d->cnt.chunks_read, 1);
-	vkv_add(&d->cnt.bytes_read, d->chunk);
-	if (vkv_crc32c(0, x->bufs[i], d->chunk) != x->crcs[i]) {
+	if (c != x->crcs[i]) {
 		x->crc_err = -EIO;
 		vkv_add(&d->cnt.crc_errors, 1);
 		vkv_store(&d->cnt.last_bad_slot, x->slots[i]);
@@ -408,7 +422,7 @@ static void xfer_sync(struct vkv_disk_tier *d, struct xfer *x)
 		size_t done = 0;
 
 		if (x->write)
-			x->crcs[i] = vkv_crc32c(0, p, d->chunk);
+			chunk_crc(d, x, i);
 		while (done < d->chunk) {
 			ssize_t r = x->write ?
 				pwrite(d->fd, p + done, d->chunk - done, off + (off_t)done) :
@@ -426,8 +440,11 @@ static void xfer_sync(struct vkv_disk_tier *d, struct xfer *x)
 			if (done < d->chunk)
 				vkv_add(&d->cnt.resubmits, 1);
 		}
-		if (done == d->chunk)
+		if (done == d->chunk) {
 			chunk_done(d, x, i);
+			if (!x->write)
+				chunk_crc(d, x, i);
+		}
 	}
 }
 
@@ -460,18 +477,23 @@ static void op_prep(struct vkv_disk_tier *d, struct xfer *x, unsigned o)
 	io_uring_sqe_set_data64(sqe, o);
 }
 
+/*
+ * Keep the queue full and do the checksums while the device works: new
+ * requests are submitted first, then the CRCs of the chunks just submitted
+ * (writes: the buffer is only read by the device) or just completed (reads)
+ * are computed, then the loop waits for the next completion.
+ */
 static void xfer_uring(struct vkv_disk_tier *d, struct xfer *x)
 {
-	unsigned next = 0, inflight = 0, nfree = d->qdepth;
-	unsigned limit = d->qdepth;
+	unsigned next = 0, inflight = 0, nfree = d->qdepth, npend = 0;
+	unsigned *pend = d->pend;
+	struct io_uring_cqe *cqe;
+	int r;
 
 	for (unsigned o = 0; o < d->qdepth; o++)
 		d->op_free[o] = d->qdepth - 1 - o;
-	while (next < x->n || inflight) {
-		struct io_uring_cqe *cqe;
-		int r;
-
-		while (!x->err && next < x->n && inflight < limit) {
+	for (;;) {
+		while (!x->err && next < x->n && inflight < d->qdepth) {
 			unsigned o = d->op_free[--nfree];
 			struct disk_op *op = &d->ops[o];
 
@@ -479,18 +501,22 @@ static void xfer_uring(struct vkv_disk_tier *d, struct xfer *x)
 			op->done = 0;
 			op->fixed = d->nregs ? reg_find(d, x->bufs[op->idx],
 							d->chunk) : -1;
-			if (x->write)
-				x->crcs[op->idx] = vkv_crc32c(0, x->bufs[op->idx],
-							      d->chunk);
 			op_prep(d, x, o);
 			inflight++;
+			if (x->write)
+				pend[npend++] = op->idx;
 		}
+		if (inflight)
+			io_uring_submit(&d->ring); /* errors: retried below */
+		for (unsigned k = 0; k < npend; k++)
+			chunk_crc(d, x, pend[k]);
+		npend = 0;
 		if (!inflight)
 			break;
 		r = io_uring_submit_and_wait(&d->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-			/* The ring itself failed: nothing more can be trusted
-			 * to complete. Wait for what the kernel took. */
+			/* The ring itself failed: wait for what the kernel
+			 * took, submit nothing more. */
 			xfer_fail(d, x, r);
 			if (io_uring_wait_cqe(&d->ring, &cqe))
 				break;
@@ -513,10 +539,13 @@ static void xfer_uring(struct vkv_disk_tier *d, struct xfer *x)
 				op_prep(d, x, o);
 				continue;
 			}
-			if (res > 0 && op->done + (size_t)res == d->chunk)
+			if (res > 0 && op->done + (size_t)res == d->chunk) {
 				chunk_done(d, x, op->idx);
-			else if (res <= 0)
+				if (!x->write)
+					pend[npend++] = op->idx;
+			} else if (res <= 0) {
 				xfer_fail(d, x, res < 0 ? res : -EIO);
+			}
 			inflight--;
 			d->op_free[nfree++] = o;
 		}
@@ -637,6 +666,7 @@ void vkv_disk_tier_close(struct vkv_disk_tier *d)
 	free(d->regs);
 	free(d->ops);
 	free(d->op_free);
+	free(d->pend);
 	free(d->used);
 	free(d->crc);
 	pthread_mutex_destroy(&d->io_lock);

@@ -15,7 +15,7 @@ $(B)/lib/quant.o: ALL_CFLAGS += -O3 -fno-trapping-math
 TIERS_HDRS := lib/crc32c.h lib/tier_host.h lib/tier_disk.h lib/quant.h
 TIERS_TMP := $(B)/tiers-tmp
 
-ALL_TARGETS += $(B)/tests/test_tiers
+ALL_TARGETS += $(B)/tests/test_tiers $(B)/bench_tiers
 CHECK_TARGETS += check-tiers
 
 $(B)/tests/test_tiers.o: $(TIERS_HDRS)

@@ -60,16 +60,18 @@ static void fill(void *p, size_t len, uint64_t seed)
 
 static bool check_fill(const void *p, size_t len, uint64_t seed)
 {
-	static _Thread_local char *ref;
-	static _Thread_local size_t ref_len;
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1, v;
+	const char *c = p;
 
-	if (ref_len < len) {
-		free(ref);
-		ref = malloc(len);
-		ref_len = len;
+	for (size_t i = 0; i < len / 8; i++) {
+		s ^= s >> 12;
+		s ^= s << 25;
+		s ^= s >> 27;
+		memcpy(&v, c + 8 * i, 8);
+		if (v != s * 0x2545f4914f6cdd1dull)
+			return false;
 	}
-	fill(ref, len, seed);
-	return memcmp(ref, p, len) == 0;
+	return true;
 }
 
 /* Log lines captured from the library. */
@@ -433,6 +435,11 @@ START_TEST(test_host_mlock_fallback)
 	struct vkv_host_tier *t;
 	void *p[40];
 
+#if defined(__SANITIZE_ADDRESS__)
+	/* AddressSanitizer turns mlock into a no-op that succeeds. */
+	fprintf(stderr, "test_host_mlock_fallback: not under ASan, skipped\n");
+	return;
+#endif
 	if (!drop_ipc_lock()) {
 		fprintf(stderr, "test_host_mlock_fallback: cannot drop "
 				"CAP_IPC_LOCK here, skipped\n");
