@@ -14,6 +14,8 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <math.h>
+#include <numa.h>
+#include <numaif.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -324,6 +326,39 @@ START_TEST(test_host_slabs)
 	ck_assert_uint_eq(vkv_host_tier_trim(t), 2 * slab);
 	free(p);
 	vkv_host_tier_close(t);
+}
+END_TEST
+
+/* Slabs are placed on the tier's node: policy MPOL_PREFERRED, pages there. */
+START_TEST(test_host_numa)
+{
+	struct vkv_host_tier *t;
+	unsigned long mask[16] = { 0 };
+	int node, mode;
+	void *p;
+
+	if (numa_available() < 0) {
+		fprintf(stderr, "test_host_numa: no NUMA support here, skipped\n");
+		return;
+	}
+	for (int want = -1; want <= numa_max_node(); want++) {
+		ck_ok(vkv_host_tier_open(NULL, 2 * MIB, 0, want, &t));
+		node = vkv_host_tier_node(t);
+		ck_assert_int_ge(node, 0);
+		if (want >= 0)
+			ck_assert_int_eq(node, want);
+		ck_ok(vkv_host_tier_alloc(t, &p));
+		memset(p, 1, 2 * MIB);
+		ck_assert_int_eq(get_mempolicy(&mode, mask, sizeof(mask) * 8, p,
+					       MPOL_F_ADDR), 0);
+		ck_assert_int_eq(mode, MPOL_PREFERRED);
+		ck_assert(mask[node / 64] & (1ul << (node % 64)));
+		ck_assert_int_eq(get_mempolicy(&mode, NULL, 0, p,
+					       MPOL_F_NODE | MPOL_F_ADDR), 0);
+		if (numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
+			ck_assert_int_eq(mode, node);
+		vkv_host_tier_close(t);
+	}
 }
 END_TEST
 
@@ -1316,6 +1351,7 @@ static Suite *tiers_suite(void)
 	tcase_add_test(tc, test_host_bad_input);
 	tcase_add_test(tc, test_host_budget);
 	tcase_add_test(tc, test_host_slabs);
+	tcase_add_test(tc, test_host_numa);
 	tcase_add_test(tc, test_host_hooks);
 	tcase_add_test(tc, test_host_mlock_fallback);
 	tcase_add_test(tc, test_host_threads);
