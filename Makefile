@@ -49,7 +49,7 @@ SETUP := scripts/setup.sh
 CHECK_TARGETS :=
 ALL_TARGETS :=
 
-.PHONY: all check install uninstall clean setup format replay bench
+.PHONY: all check install uninstall clean setup format
 all: build-all
 
 setup:

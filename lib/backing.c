@@ -261,6 +261,30 @@ size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens)
 	return want > have ? (size_t)(want - have) * c->ntensors : 0;
 }
 
+/*
+ * Could @need pages be had without failing half way? Everything but what
+ * open slots need for their lengths (and the request's own pages) can be
+ * freed, created or reclaimed. Checked before touching anything, so that a
+ * request bound to fail creates, reclaims and releases nothing.
+ */
+static bool feasible(struct vkv_cache *c, size_t need)
+{
+	uint64_t open = vkv_load(&c->cnt.pages_open), avail;
+
+	if (c->pool.budget >= SIZE_MAX / 2)
+		return true; /* no cap known: only the backend can say no */
+	avail = c->pool.budget > open ? c->pool.budget - open : 0;
+	for (uint32_t i = 0; i < c->geom.max_seqs && avail < need; i++) {
+		const struct vkv_slot *s = &c->slots[i];
+		uint32_t keep = pages_for(c, s->len);
+
+		if (s->state == SLOT_OPEN && s->mark != c->mark &&
+		    s->npages > keep)
+			avail += (uint64_t)(s->npages - keep) * c->ntensors;
+	}
+	return need <= avail;
+}
+
 int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 		 const uint32_t *tokens, uint32_t n)
 {
@@ -276,6 +300,10 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 	}
 	if (!need)
 		return 0;
+	if (need > vkv_pool_free(&c->pool) && !feasible(c, need)) {
+		vkv_add(&c->cnt.enomem, 1);
+		return -ENOMEM;
+	}
 	ret = acquire(c, need);
 	if (ret) {
 		if (ret == -ENOMEM)

@@ -284,6 +284,7 @@ VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
 	s->page_size = c->page_size;
 	s->pages_open = vkv_load(&k->pages_open);
 	s->pages_cached = vkv_load(&k->pages_cached);
+	s->pages_needed = vkv_load(&k->pages_needed);
 	s->mapped_bytes = (s->pages_open + s->pages_cached) * c->page_size;
 	s->live_bytes = vkv_load(&k->live_tokens) * c->token_stride *
 			c->ntensors;

@@ -47,6 +47,7 @@ struct cache_counters {
 	uint64_t pages_cached;
 	uint64_t seqs_open;
 	uint64_t live_tokens;
+	uint64_t pages_needed; /* pages_for(len) of open slots, all segments */
 	uint64_t map_calls;
 	uint64_t unmap_calls;
 	uint64_t reclaimed;
@@ -132,6 +133,23 @@ static inline uint32_t tokens_in(const struct vkv_cache *c, uint32_t npages)
 	uint64_t t = (uint64_t)npages * c->page_size / c->token_stride;
 
 	return t > c->geom.max_tokens ? c->geom.max_tokens : (uint32_t)t;
+}
+
+/* Set an open slot's length, keeping the live and needed counters. */
+static inline void slot_set_len(struct vkv_cache *c, struct vkv_slot *s,
+				uint32_t len)
+{
+	uint64_t was = pages_for(c, s->len), now = pages_for(c, len);
+
+	if (len >= s->len)
+		vkv_add(&c->cnt.live_tokens, len - s->len);
+	else
+		vkv_sub(&c->cnt.live_tokens, s->len - len);
+	if (now >= was)
+		vkv_add(&c->cnt.pages_needed, (now - was) * c->ntensors);
+	else
+		vkv_sub(&c->cnt.pages_needed, (was - now) * c->ntensors);
+	s->len = len;
 }
 
 /* Wait for a queued step, cut the look-ahead short; returns with lock held. */

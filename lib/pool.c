@@ -13,10 +13,33 @@
 #include "internal.h"
 #include "pool.h"
 
-static void push_free(struct vkv_pool *p, vkv_handle_t h)
+/* Lock held. The list grows past high when pages come back in bulk. */
+static int push_free(struct vkv_pool *p, vkv_handle_t h)
 {
+	if (p->nfree == p->free_cap) {
+		size_t cap = p->free_cap * 2;
+		vkv_handle_t *n = realloc(p->free_list, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		p->free_list = n;
+		p->free_cap = cap;
+	}
 	p->free_list[p->nfree++] = h;
 	vkv_store(&p->cnt.free, p->nfree);
+	return 0;
+}
+
+/* The free level the worker fills to: high, or more while someone waits. */
+static size_t fill_target(const struct vkv_pool *p)
+{
+	return p->want > p->high ? p->want : p->high;
+}
+
+static bool worker_should_run(const struct vkv_pool *p)
+{
+	return !p->dry && p->created < p->budget &&
+	       (p->nfree < p->low || p->nfree < p->want);
 }
 
 /*
@@ -53,21 +76,31 @@ static void *pool_worker(void *arg)
 		vkv_handle_t h;
 		int ret;
 
-		if (p->dry || p->nfree >= p->low || p->created >= p->budget) {
+		if (!worker_should_run(p)) {
 			pthread_cond_wait(&p->wake, &p->lock);
 			continue;
 		}
-		/* Below low: fill up to high, one page per lock hold. */
-		while (!p->stop && p->nfree < p->high &&
+		/* Fill up to the target, one page per lock hold. */
+		while (!p->stop && p->nfree < fill_target(p) &&
 		       p->created < p->budget) {
 			ret = create_one(p, &h);
+			if (!ret && push_free(p, h)) {
+				/* No room to keep it: give it back. */
+				p->created--;
+				vkv_store(&p->cnt.created, p->created);
+				pthread_mutex_unlock(&p->lock);
+				p->be->ops->release(p->be, h);
+				pthread_mutex_lock(&p->lock);
+				ret = -ENOMEM;
+			}
 			if (ret) {
-				/* Out of device memory: retry after a release. */
+				/* Out of memory: retry after a release. */
 				p->dry = true;
 				break;
 			}
-			push_free(p, h);
 		}
+		if (p->nfree >= p->want)
+			p->want = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -89,6 +122,7 @@ int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
 	p->created = 0;
 	p->stop = false;
 	p->dry = false;
+	p->want = 0;
 	p->worker_started = false;
 	/* The free list can hold every page the budget allows, or grows. */
 	p->free_list = NULL;
@@ -175,7 +209,7 @@ long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
 			break;
 		}
 	}
-	if (p->worker_started && p->nfree < p->low && !p->dry)
+	if (p->worker_started && worker_should_run(p))
 		pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->lock);
 	if (!got && err)
@@ -186,18 +220,17 @@ long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
 void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n)
 {
 	size_t i = 0, nrel = 0;
-	vkv_handle_t *rel = NULL;
+	const vkv_handle_t *rel = NULL;
 
 	pthread_mutex_lock(&p->lock);
 	p->dry = false;
-	for (; i < n && p->nfree < p->high; i++) {
-		if (p->nfree == p->free_cap)
+	for (; i < n && p->nfree < fill_target(p); i++) {
+		if (push_free(p, h[i]))
 			break;
-		push_free(p, h[i]);
 	}
 	if (i < n) {
 		/* Surplus: released below, outside the lock. */
-		rel = (vkv_handle_t *)&h[i];
+		rel = &h[i];
 		nrel = n - i;
 		p->created -= nrel;
 		vkv_store(&p->cnt.created, p->created);
@@ -207,6 +240,23 @@ void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n)
 		if (!p->be->ops->release(p->be, rel[j]))
 			vkv_add(&p->cnt.release_calls, 1);
 	}
+}
+
+void vkv_pool_want(struct vkv_pool *p, size_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	if (n > p->budget)
+		n = p->budget;
+	if (p->nfree + n > p->want)
+		p->want = p->nfree + n;
+	if (p->worker_started && worker_should_run(p))
+		pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+}
+
+size_t vkv_pool_free(struct vkv_pool *p)
+{
+	return vkv_load(&p->cnt.free);
 }
 
 size_t vkv_pool_budget_left(struct vkv_pool *p)

@@ -37,6 +37,7 @@ struct vkv_pool {
 	size_t created;  /* includes creations in flight */
 	size_t inflight; /* creations running outside the lock */
 	bool stop;
+	size_t want;     /* free pages someone asked for ahead of need */
 	bool dry;        /* the backend refused to create: wait for a release */
 	bool worker_started;
 	pthread_t worker;
@@ -68,6 +69,16 @@ long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
  * is released to the backend.
  */
 void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n);
+
+/*
+ * vkv_pool_want - ask the worker to have @n more free pages ready than there
+ * are now (beyond the high watermark if need be), without waiting: the
+ * look-ahead's way to get pages created off the scheduler's path.
+ */
+void vkv_pool_want(struct vkv_pool *p, size_t n);
+
+/* vkv_pool_free - free pages now (a snapshot). */
+size_t vkv_pool_free(struct vkv_pool *p);
 
 /* vkv_pool_budget_left - pages that may still be created. */
 size_t vkv_pool_budget_left(struct vkv_pool *p);

@@ -53,15 +53,6 @@ static int check_open(const struct vkv_cache *c, uint32_t slot)
 	return 0;
 }
 
-static void set_len(struct vkv_cache *c, struct vkv_slot *s, uint32_t len)
-{
-	if (len >= s->len)
-		vkv_add(&c->cnt.live_tokens, len - s->len);
-	else
-		vkv_sub(&c->cnt.live_tokens, s->len - len);
-	s->len = len;
-}
-
 VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 {
 	int32_t slot;
@@ -109,7 +100,7 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 	if (ret)
 		goto out;
 	s = &c->slots[slot];
-	set_len(c, s, 0);
+	slot_set_len(c, s, 0);
 	s->state = SLOT_FREE;
 	vkv_sub(&c->cnt.seqs_open, 1);
 	if (s->npages) {
@@ -150,7 +141,7 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 		if (ret)
 			goto out;
 	}
-	set_len(c, s, ntokens);
+	slot_set_len(c, s, ntokens);
 out:
 	cache_leave(c);
 	return ret;

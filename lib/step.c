@@ -77,15 +77,8 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 		if (ret)
 			return ret;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		struct vkv_slot *s = &c->slots[slots[i]];
-
-		if (lens[i] >= s->len)
-			vkv_add(&c->cnt.live_tokens, lens[i] - s->len);
-		else
-			vkv_sub(&c->cnt.live_tokens, s->len - lens[i]);
-		s->len = lens[i];
-	}
+	for (uint32_t i = 0; i < n; i++)
+		slot_set_len(c, &c->slots[slots[i]], lens[i]);
 	vkv_add(&c->cnt.steps, 1);
 	vkv_hist_add(&c->cnt.step_lat, vkv_now_ns() - t0);
 	return 0;
@@ -120,9 +113,11 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 /*
  * Back up to lookahead_tokens beyond each sequence's length. Speculation
  * must not slow the scheduler down or evict anything: pages come from the
- * pool (created if need be) with the cache unlocked, so the scheduler can
+ * pool's free list only, taken with the cache unlocked, so the scheduler can
  * call in meanwhile; then, if it did not and the slot is as it was, they
- * are mapped under the lock. Closed slots are never reclaimed for this.
+ * are mapped under the lock. When the pool is short the pool worker is asked
+ * to create what was missing, off everyone's path. Closed slots are never
+ * reclaimed for this.
  */
 static void lookahead(struct vkv_cache *c)
 {
@@ -144,12 +139,15 @@ static void lookahead(struct vkv_cache *c)
 		need = backing_need(c, slot, target);
 		npages = s->npages;
 		pthread_mutex_unlock(&c->lock);
-		got = vkv_pool_take(&c->pool, c->la_pages, need, true);
+		got = vkv_pool_take(&c->pool, c->la_pages, need, false);
 		pthread_mutex_lock(&c->lock);
 		if (got < (long)need || c->interrupt ||
 		    s->state != SLOT_OPEN || s->npages != npages) {
 			if (got > 0)
 				vkv_pool_put(&c->pool, c->la_pages, (size_t)got);
+			/* Have the pool worker create them for next time. */
+			if (got < (long)need && !c->interrupt)
+				vkv_pool_want(&c->pool, need);
 			break;
 		}
 		if (backing_map(c, &slot, &target, 1, c->la_pages, need))

@@ -133,6 +133,9 @@ struct vkv_stats {
 	uint64_t live_bytes;        /* bytes of tokens held by open sequences */
 	uint64_t pages_free;        /* created, in the pool, unmapped */
 	uint64_t pages_open;        /* mapped under open sequences */
+	uint64_t pages_needed;      /* what open sequences need for their
+				     * lengths; the rest of pages_open
+				     * (look-ahead, inherited) is reclaimable */
 	uint64_t pages_cached;      /* mapped under closed slots (deferred reclaim) */
 	uint64_t pages_created;     /* currently created: free + open + cached */
 	uint64_t budget_pages;      /* cap on pages_created, 0 = none */

@@ -100,7 +100,7 @@ static void set_len(struct model *m, uint32_t slot, uint32_t len)
 
 static void check_invariants(struct model *m)
 {
-	uint64_t live = 0, open = 0, cached = 0, nopen = 0;
+	uint64_t live = 0, open = 0, cached = 0, nopen = 0, needed = 0;
 	struct vkv_stats st;
 
 	refresh(m);
@@ -114,6 +114,7 @@ static void check_invariants(struct model *m)
 			req_cmp(si->pages, >=, pf(m, si->len));
 			req_cmp(si->backed, >=, si->len);
 			live += m->s[i].len;
+			needed += pf(m, m->s[i].len);
 			open += si->pages;
 			nopen++;
 		} else {
@@ -124,6 +125,7 @@ static void check_invariants(struct model *m)
 	req_cmp(st.seqs_open, ==, nopen);
 	req_cmp(st.live_bytes, ==, live * m->token_stride * m->segs);
 	req_cmp(st.pages_open, ==, open * m->segs);
+	req_cmp(st.pages_needed, ==, needed * m->segs);
 	req_cmp(st.pages_cached, ==, cached * m->segs);
 	/* The refill worker may be creating one right now. */
 	req_cmp(st.pages_created, >=, st.pages_free + st.pages_open + st.pages_cached);
