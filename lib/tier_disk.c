@@ -17,6 +17,7 @@
 
 #define DISK_GROW_BYTES (1024 * VKV_MIB)
 #define DISK_GROW_MIN_SLOTS 16
+#define VKV_DISK_MAX_BUFS 1024 /* entries of the incremental table */
 
 struct reg_buf {
 	const char *base;
@@ -45,7 +46,11 @@ struct vkv_disk_tier {
 	unsigned *op_free;       /* stack of free op indices */
 	unsigned *pend;          /* chunks awaiting their checksum, 2 * qdepth */
 	struct reg_buf *regs;    /* sorted by base */
-	unsigned nregs;
+	unsigned nregs, regs_cap;
+	unsigned reg_table;      /* entries of the registered table, 0: none */
+	bool sparse;             /* the table was made for vkv_disk_buffer_add */
+	bool said_sparse;        /* logged why buffers stay unregistered */
+	uint64_t idx_used[VKV_DISK_MAX_BUFS / 64]; /* sparse table entries */
 
 	pthread_mutex_t slot_lock; /* everything below */
 	uint64_t nslots;
@@ -172,6 +177,18 @@ static int reg_cmp(const void *a, const void *b)
 	return x->base < y->base ? -1 : x->base > y->base;
 }
 
+/* Drop whatever buffer table is registered. io_lock held. */
+static void reg_clear(struct vkv_disk_tier *d)
+{
+	if (d->reg_table)
+		io_uring_unregister_buffers(&d->ring);
+	free(d->regs);
+	d->regs = NULL;
+	d->nregs = d->regs_cap = d->reg_table = 0;
+	d->sparse = false;
+	memset(d->idx_used, 0, sizeof(d->idx_used));
+}
+
 int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
 			      unsigned n)
 {
@@ -207,12 +224,7 @@ int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
 		pthread_mutex_unlock(&d->io_lock);
 		return 0;
 	}
-	if (d->nregs) {
-		io_uring_unregister_buffers(&d->ring);
-		free(d->regs);
-		d->regs = NULL;
-		d->nregs = 0;
-	}
+	reg_clear(d);
 	if (n) {
 		ret = io_uring_register_buffers(&d->ring, iov, n);
 		if (ret) {
@@ -223,11 +235,111 @@ int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
 			free(regs);
 		} else {
 			d->regs = regs;
-			d->nregs = n;
+			d->nregs = d->regs_cap = d->reg_table = n;
 		}
 	}
 	pthread_mutex_unlock(&d->io_lock);
 	return ret;
+}
+
+/* Say once why buffers stay unregistered. io_lock held. */
+static void sparse_warn(struct vkv_disk_tier *d, const char *what, int err)
+{
+	if (d->said_sparse)
+		return;
+	d->said_sparse = true;
+	vkv_log(dcfg(d), VKV_LOG_WARN,
+		"disk tier: %s: %s; those buffers use unregistered I/O", what,
+		strerror(-err));
+}
+
+int vkv_disk_buffer_add(void *arg, void *base, size_t len)
+{
+	struct vkv_disk_tier *d = arg;
+	struct iovec iov = { base, len };
+	unsigned idx = VKV_DISK_MAX_BUFS, pos;
+	const char *b = base;
+	int r, ret = 0;
+
+	if (!d || !base || !len || (uintptr_t)base % VKV_DISK_ALIGN ||
+	    len % VKV_DISK_ALIGN)
+		return -EINVAL;
+	pthread_mutex_lock(&d->io_lock);
+	if (!d->uring)
+		goto out;
+	if (d->reg_table && !d->sparse) {
+		ret = -EBUSY; /* a whole set from vkv_disk_register_buffers */
+		goto out;
+	}
+	for (pos = 0; pos < d->nregs && d->regs[pos].base < b; pos++)
+		;
+	if ((pos < d->nregs && b + len > d->regs[pos].base) ||
+	    (pos > 0 && d->regs[pos - 1].base + d->regs[pos - 1].len > b)) {
+		ret = -EINVAL; /* overlaps a registered range */
+		goto out;
+	}
+	if (!d->sparse) {
+		r = io_uring_register_buffers_sparse(&d->ring, VKV_DISK_MAX_BUFS);
+		if (r) {
+			sparse_warn(d, "io_uring_register_buffers_sparse", r);
+			goto out;
+		}
+		d->sparse = true;
+		d->reg_table = VKV_DISK_MAX_BUFS;
+	}
+	for (unsigned w = 0; w < VKV_DISK_MAX_BUFS / 64 && idx == VKV_DISK_MAX_BUFS;
+	     w++)
+		if (~d->idx_used[w])
+			idx = w * 64 + (unsigned)__builtin_ctzll(~d->idx_used[w]);
+	if (idx == VKV_DISK_MAX_BUFS) {
+		sparse_warn(d, "buffer table full", -ENOSPC);
+		goto out;
+	}
+	if (d->nregs == d->regs_cap) {
+		unsigned cap = d->regs_cap ? 2 * d->regs_cap : 16;
+		struct reg_buf *nr = realloc(d->regs, cap * sizeof(*nr));
+
+		if (!nr)
+			goto out;
+		d->regs = nr;
+		d->regs_cap = cap;
+	}
+	r = io_uring_register_buffers_update_tag(&d->ring, idx, &iov, NULL, 1);
+	if (r < 0) {
+		sparse_warn(d, "io_uring_register_buffers_update_tag", r);
+		goto out;
+	}
+	memmove(&d->regs[pos + 1], &d->regs[pos],
+		(d->nregs - pos) * sizeof(*d->regs));
+	d->regs[pos] = (struct reg_buf){ b, len, idx };
+	d->nregs++;
+	d->idx_used[idx / 64] |= 1ull << (idx % 64);
+out:
+	pthread_mutex_unlock(&d->io_lock);
+	return ret;
+}
+
+void vkv_disk_buffer_remove(void *arg, void *base, size_t len)
+{
+	struct vkv_disk_tier *d = arg;
+	struct iovec iov = { NULL, 0 };
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->io_lock);
+	for (unsigned i = 0; d->sparse && i < d->nregs; i++) {
+		struct reg_buf *rb = &d->regs[i];
+
+		if (rb->base != (const char *)base || rb->len != len)
+			continue;
+		io_uring_register_buffers_update_tag(&d->ring, rb->index, &iov,
+						     NULL, 1);
+		d->idx_used[rb->index / 64] &= ~(1ull << (rb->index % 64));
+		memmove(rb, rb + 1, (d->nregs - i - 1) * sizeof(*rb));
+		d->nregs--;
+		break;
+	}
+	pthread_mutex_unlock(&d->io_lock);
 }
 
 /* Registered table index holding [p, p+len), or -1. io_lock held. */

@@ -69,12 +69,34 @@ int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
 /*
  * vkv_disk_register_buffers - register @n memory ranges (each 4096-aligned,
  * a multiple of 4096 long, e.g. the host tier's slabs) for fixed-buffer I/O,
- * replacing any set registered before; @n == 0 unregisters. A no-op (0)
+ * replacing any set registered before, including ranges added with
+ * vkv_disk_buffer_add(); @n == 0 unregisters. A no-op (0)
  * without io_uring. Errors of io_uring_register_buffers (-ENOMEM when
  * RLIMIT_MEMLOCK is too low) leave no set registered; I/O still works.
  */
 int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
 			      unsigned n);
+
+/*
+ * vkv_disk_buffer_add / vkv_disk_buffer_remove - register one range (each
+ * 4096-aligned, a multiple of 4096 long) for fixed-buffer I/O, or drop it,
+ * leaving the others registered (a sparse table of 1024 entries, Linux
+ * 5.19+). Their signatures are those of the host tier's slab_register /
+ * slab_unregister hooks, with the disk tier as @arg, so that every host
+ * tier slab is registered as it appears:
+ *
+ *	ops.slab_register = vkv_disk_buffer_add;
+ *	ops.slab_unregister = vkv_disk_buffer_remove;
+ *	ops.arg = disk_tier;   (close the host tier first)
+ *
+ * Registration is an optimisation: when the kernel refuses it (old kernel,
+ * RLIMIT_MEMLOCK, table full) add returns 0, says why once in the log, and
+ * the range uses unregistered I/O. Errors: -EINVAL (bad range, or one that
+ * overlaps a registered range), -EBUSY while a set from
+ * vkv_disk_register_buffers() is registered. A no-op without io_uring.
+ */
+int vkv_disk_buffer_add(void *arg, void *base, size_t len);
+void vkv_disk_buffer_remove(void *arg, void *base, size_t len);
 
 /*
  * vkv_disk_write - write the @n chunks @bufs[0..n) into newly allocated

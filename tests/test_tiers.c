@@ -1016,6 +1016,88 @@ START_TEST(test_disk_fallbacks)
 }
 END_TEST
 
+/* The host tier registers each slab with the disk tier as it appears. */
+START_TEST(test_disk_slab_hooks)
+{
+	struct vkv_config cfg = log_cfg();
+	struct vkv_host_tier_ops ops = {
+		.slab_register = vkv_disk_buffer_add,
+		.slab_unregister = vkv_disk_buffer_remove,
+	};
+	struct vkv_disk_counters c;
+	struct vkv_host_tier *ht;
+	struct vkv_disk_tier *d;
+	char path[600];
+	size_t slab, per;
+	void *p[3];
+	uint64_t s[3];
+	struct iovec iov;
+
+	swap_path(path, sizeof(path), 0, "hooks");
+	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
+	ck_ok(vkv_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
+	ops.arg = d;
+	ck_ok(vkv_host_tier_set_ops(ht, &ops));
+	slab = vkv_host_tier_slab_size(ht);
+	per = slab / RT_CHUNK;
+	/* Chunks in three different slabs: the first, second and third. */
+	for (size_t i = 0; i < 2 * per + 1; i++) {
+		void *x;
+
+		ck_ok(vkv_host_tier_alloc(ht, &x));
+		if (i == 0 || i == per || i == 2 * per)
+			p[i / per] = x;
+	}
+	for (int i = 0; i < 3; i++)
+		fill(p[i], RT_CHUNK, 50 + (uint64_t)i);
+	ck_ok(vkv_disk_write(d, (const void *const *)p, 3, s));
+	for (int i = 0; i < 3; i++)
+		memset(p[i], 0, RT_CHUNK);
+	ck_ok(vkv_disk_read(d, p, s, 3));
+	for (int i = 0; i < 3; i++)
+		ck_assert(check_fill(p[i], RT_CHUNK, 50 + (uint64_t)i));
+	vkv_disk_counters(d, &c);
+	ck_assert_msg(c.fixed_ios == 6 || log_count("unregistered I/O") == 1,
+		      "fixed %llu, log %s", (unsigned long long)c.fixed_ios,
+		      log_buf);
+	/* Bad ranges and overlaps; a whole set cannot be mixed in. */
+	ck_err(vkv_disk_buffer_add(d, (char *)p[0] + 1, 4096), -EINVAL);
+	ck_err(vkv_disk_buffer_add(d, p[0], 100), -EINVAL);
+	ck_err(vkv_disk_buffer_add(NULL, p[0], 4096), -EINVAL);
+	if (c.fixed_ios)
+		ck_err(vkv_disk_buffer_add(d, p[0], 4096), -EINVAL);
+	vkv_disk_buffer_remove(d, p[0], 12345); /* not registered: ignored */
+	vkv_disk_buffer_remove(NULL, p[0], 4096);
+	fprintf(stderr, "disk slab hooks: %llu fixed-buffer requests\n",
+		(unsigned long long)c.fixed_ios);
+	/* Closing the host tier unregisters its slabs; a new one registers
+	 * its own (maybe at the same addresses) and fixed I/O goes on. */
+	ck_ok(vkv_disk_free(d, s, 3));
+	vkv_host_tier_close(ht); /* unregisters every slab */
+	ck_ok(vkv_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
+	ck_ok(vkv_host_tier_set_ops(ht, &ops));
+	ck_ok(vkv_host_tier_alloc(ht, &p[0]));
+	fill(p[0], RT_CHUNK, 7);
+	ck_ok(vkv_disk_write(d, (const void *const *)p, 1, s));
+	ck_ok(vkv_disk_read(d, p, s, 1));
+	ck_assert(check_fill(p[0], RT_CHUNK, 7));
+	vkv_disk_counters(d, &c);
+	if (c.fixed_ios) {
+		ck_assert_uint_eq(c.fixed_ios, 8);
+		iov.iov_base = p[0];
+		iov.iov_len = RT_CHUNK;
+		/* A whole set replaces the table; adding then is -EBUSY. */
+		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
+		ck_err(vkv_disk_buffer_add(d, (char *)p[0] + RT_CHUNK, RT_CHUNK),
+		       -EBUSY);
+		ck_ok(vkv_disk_register_buffers(d, NULL, 0));
+	}
+	vkv_host_tier_close(ht);
+	vkv_disk_tier_close(d);
+	unlink(path);
+}
+END_TEST
+
 struct disk_thr {
 	struct vkv_disk_tier *d;
 	int id;
@@ -1365,6 +1447,7 @@ static Suite *tiers_suite(void)
 	tcase_add_test(tc, test_disk_corruption);
 	tcase_add_test(tc, test_disk_full);
 	tcase_add_test(tc, test_disk_fallbacks);
+	tcase_add_test(tc, test_disk_slab_hooks);
 	tcase_add_test(tc, test_disk_threads);
 	suite_add_tcase(s, tc);
 
