@@ -8,6 +8,7 @@
 
 #include <linux/bvec.h>
 #include <linux/crc32c.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -266,7 +267,7 @@ static int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
 {
 	struct vkv_pool *pool = ctx->pool;
 	size_t bytes = vkv_chunk_bytes(pool);
-	int err;
+	int err, tries;
 
 	if (c->state == VKV_CHUNK_EMPTY)
 		return 0;
@@ -285,9 +286,16 @@ static int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
 	if (vkv_chunk_busy(pool, c, false))
 		goto busy;
 	unmap_mapping_range(ctx->inode->i_mapping, (loff_t)idx * bytes, bytes, 1);
-	/* GUP-fast does not take our lock: look again now the PTEs are gone. */
-	if (vkv_chunk_busy(pool, c, true))
-		goto busy;
+	/*
+	 * GUP-fast does not take our lock: look again now the PTEs are gone.
+	 * A concurrent munmap() holds its references until its TLB flush is
+	 * done (tlb_finish_mmu), so give transient references a moment.
+	 */
+	for (tries = 0; vkv_chunk_busy(pool, c, true); tries++) {
+		if (tries == 10 || vkv_chunk_busy(pool, c, false))
+			goto busy;
+		msleep(1);
+	}
 	if (!discard) {
 		u32 crc = vkv_chunk_crc(pool, c);
 

@@ -119,13 +119,42 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Maps, touches and unmaps a second view of the pool while chunks move. */
+static int race_fd;
+static void *mapper_main(void *arg)
+{
+	uint64_t n = 0, seed = 99;
+
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		uint64_t c, len;
+		volatile uint8_t *m;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		c = (seed >> 33) % (race_size / CHUNK);
+		len = CHUNK * (1 + (seed >> 40) % 2);
+		if (c * CHUNK + len > race_size)
+			len = CHUNK;
+		m = mmap(NULL, len, PROT_READ, MAP_SHARED, race_fd, c * CHUNK);
+		if (m == MAP_FAILED)
+			return (void *)1;
+		/* The pattern words (not counters) must read correctly. */
+		if (*(volatile uint64_t *)(m + 4096 - 8) != pattern(c * CHUNK + 4096 - 8, 9))
+			return (void *)2;
+		munmap((void *)m, len);
+		n++;
+	}
+	return (void *)(uintptr_t)0;
+}
+
 static void race(uint32_t bflags)
 {
 	const uint64_t size = 16 * MIB;
 	int fd = vkv_open_dev();
 	int bf = backing_file("race", 0);
 	struct worker w[NTHREADS];
-	uint64_t nchunks = size / CHUNK, ops = 0, seed = 12345;
+	pthread_t mapper;
+	uint64_t nchunks = size / CHUNK, ops = 0, busy = 0, seed = 12345;
 	struct timespec t0, t1;
 	int i;
 
@@ -144,6 +173,8 @@ static void race(uint32_t bflags)
 		w[i].rounds = 0;
 		req(pthread_create(&w[i].t, NULL, worker_main, &w[i]) == 0);
 	}
+	race_fd = fd;
+	req(pthread_create(&mapper, NULL, mapper_main, NULL) == 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
 		uint64_t c;
@@ -155,11 +186,25 @@ static void race(uint32_t bflags)
 			r = range_op(fd, VKV_IOC_PREFETCH, c * CHUNK, CHUNK, NULL);
 		else
 			r = range_op(fd, VKV_IOC_SWAP_OUT, c * CHUNK, CHUNK, NULL);
-		req(r == 0);
-		ops++;
+		/*
+		 * -EBUSY is a correct answer while the mapper's munmap still
+		 * holds references (before its TLB flush); anything else is not.
+		 */
+		if (r != 0) {
+			req(errno == EBUSY);
+			busy++;
+		} else {
+			ops++;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-	} while (t1.tv_sec - t0.tv_sec < 3);
+	} while (t1.tv_sec - t0.tv_sec < 4);
 	atomic_store(&race_stop, 1);
+	{
+		void *ret;
+
+		req(pthread_join(mapper, &ret) == 0);
+		ck_assert_msg(ret == NULL, "mapper thread failed: %p", ret);
+	}
 	for (i = 0; i < NTHREADS; i++) {
 		void *ret;
 
@@ -181,8 +226,9 @@ static void race(uint32_t bflags)
 		if (((uint64_t *)race_pool)[k] != pattern(k * 8, 9))
 			ck_abort_msg("pattern broken at %" PRIu64, k * 8);
 	}
-	printf("race: %" PRIu64 " swap/prefetch ops, rounds %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-	       ops, w[0].rounds, w[1].rounds, w[2].rounds, w[3].rounds);
+	ck_assert_uint_gt(ops, busy);
+	printf("race: %" PRIu64 " swap/prefetch ops (%" PRIu64 " busy), rounds %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+	       ops, busy, w[0].rounds, w[1].rounds, w[2].rounds, w[3].rounds);
 	munmap(race_pool, size);
 	close(fd);
 	close(bf);
