@@ -40,7 +40,8 @@ struct vkv_disk_tier {
 	unsigned qdepth;
 
 	pthread_mutex_t io_lock; /* the ring, the registered set, ops */
-	bool uring;
+	bool uring;              /* I/O goes through the ring */
+	bool ring_init;          /* the ring exists (to be torn down) */
 	struct io_uring ring;
 	struct disk_op *ops;     /* qdepth */
 	unsigned *op_free;       /* stack of free op indices */
@@ -143,6 +144,7 @@ int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
 		ret = io_uring_queue_init(qdepth, &d->ring, 0);
 		if (ret == 0) {
 			d->uring = true;
+			d->ring_init = true;
 		} else {
 			vkv_log(dcfg(d), VKV_LOG_WARN,
 				"disk tier: io_uring unavailable (%s); "
@@ -627,11 +629,20 @@ static void xfer_uring(struct vkv_disk_tier *d, struct xfer *x)
 			break;
 		r = io_uring_submit_and_wait(&d->ring, 1);
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
-			/* The ring itself failed: wait for what the kernel
-			 * took, submit nothing more. */
+			/* The ring itself failed. Wait for the requests the
+			 * kernel took (it may still use their buffers), never
+			 * submit the rest, and use pread/pwrite from now on. */
+			unsigned taken = inflight - io_uring_sq_ready(&d->ring);
+
 			xfer_fail(d, x, r);
-			if (io_uring_wait_cqe(&d->ring, &cqe))
-				break;
+			while (taken-- && !io_uring_wait_cqe(&d->ring, &cqe))
+				io_uring_cqe_seen(&d->ring, cqe);
+			d->uring = false;
+			vkv_store(&d->cnt.uring, 0);
+			vkv_log(dcfg(d), VKV_LOG_ERROR,
+				"disk tier: io_uring failed (%s); using "
+				"pread/pwrite from now on", strerror(-r));
+			return;
 		}
 		while (io_uring_peek_cqe(&d->ring, &cqe) == 0) {
 			unsigned o = (unsigned)io_uring_cqe_get_data64(cqe);
@@ -772,7 +783,7 @@ void vkv_disk_tier_close(struct vkv_disk_tier *d)
 {
 	if (!d)
 		return;
-	if (d->uring)
+	if (d->ring_init)
 		io_uring_queue_exit(&d->ring);
 	close(d->fd);
 	free(d->regs);
