@@ -3,6 +3,8 @@
 #
 #   make replay       the main job: every layout on the shipped trace window
 #   make bench-core   micro benchmarks; records the ratios in docs/bench-core.md
+#   make bench-async  issue 3: driver time vkv_step_async() hides, on the
+#                     cuda backend over fakecuda; docs/bench-async.md
 #   make check-tools  smoke replay + micro run; fails on any stamp mismatch
 
 VKVBENCH := $(B)/vkvbench
@@ -17,13 +19,14 @@ $(B)/tools/vkvbench/%.o: tools/vkvbench/%.c $(VKVBENCH_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ilib -c $< -o $@
 
-# The attention loop is the yardstick of `micro`: always -O2, whatever OPT.
-$(B)/tools/vkvbench/attn.o: ALL_CFLAGS += -O2
+# The attention loops are yardsticks (`micro`, `attn`): always -O2, whatever
+# OPT, and the same flags for both kernels of `attn` (they share attn_cmp.c).
+$(B)/tools/vkvbench/attn.o $(B)/tools/vkvbench/attn_cmp.o: ALL_CFLAGS += -O2
 
 $(VKVBENCH): $(VKVBENCH_OBJS) $(LIB_A)
 	$(CC) -o $@ $(VKVBENCH_OBJS) $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
-.PHONY: replay bench-core check-tools
+.PHONY: replay bench-core bench-async check-tools
 replay: setup
 	@$(MAKE) --no-print-directory $(VKVBENCH)
 	$(VKVBENCH) replay
@@ -31,11 +34,23 @@ replay: setup
 bench-core: $(VKVBENCH)
 	$(VKVBENCH) micro --update docs/bench-core.md
 
+# The cuda backend over the test double with its latency injection on, once
+# per latency scale: per 2 MiB (the fake's default, the honest one) and per
+# call (the optimistic bound). BENCH_ASYNC_OPTS widens or narrows the window.
+BENCH_ASYNC_ENV := VKV_BACKEND=cuda LD_LIBRARY_PATH=$(FAKECUDA_DIR) \
+	FAKECUDA_LATENCY=1
+BENCH_ASYNC_OPTS ?=
+bench-async: $(VKVBENCH) $(FAKECUDA_LIB)
+	$(BENCH_ASYNC_ENV) FAKECUDA_LATENCY_SCALE=size $(VKVBENCH) async \
+		$(BENCH_ASYNC_OPTS) --update docs/bench-async.md
+	$(BENCH_ASYNC_ENV) FAKECUDA_LATENCY_SCALE=call $(VKVBENCH) async \
+		$(BENCH_ASYNC_OPTS) --update docs/bench-async.md
+
 # Small budgets force reclamation and preemption, so their paths are checked
 # too; a row damaged on purpose must be caught (exit 1); bad input must give
 # exit status 2 with the line named.
 VKVBENCH_SMOKE := --requests 30 --budget 512M --step-ms 100
-check-tools: $(VKVBENCH)
+check-tools: $(VKVBENCH) $(FAKECUDA_LIB)
 	@echo "check-tools: smoke replay"
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE)
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE) --first 5000 --layout token-major-kv --csv
@@ -43,6 +58,10 @@ check-tools: $(VKVBENCH)
 	$(VKVBENCH) replay --requests 10 --budget 512M --page-size 4M --csv
 	@echo "check-tools: micro run"
 	$(VKVBENCH) micro --quick
+	$(VKVBENCH) attn --quick
+	@echo "check-tools: async over fakecuda"
+	$(BENCH_ASYNC_ENV) $(VKVBENCH) async --requests 5 --forward-us 1000 \
+		--budget 512M > /dev/null
 	@echo "check-tools: bad input"
 	@printf 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n2023-11-16 18:15:47.00,x,1\n' \
 		> $(B)/tools/vkvbench/bad.csv

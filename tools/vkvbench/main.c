@@ -18,6 +18,10 @@ static void usage(FILE *f)
 		   "every layout\n"
 		   "  micro [options]               page-backing and step-cost "
 		   "ratios\n"
+		   "  async [options] [trace.csv]   driver time hidden by "
+		   "vkv_step_async (cuda)\n"
+		   "  attn [options]                decode attention: contiguous "
+		   "vs block table\n"
 		   "\n"
 		   "`vkvbench <command> --help` lists a command's options.\n");
 }
@@ -32,6 +36,10 @@ int main(int argc, char **argv)
 		return cmd_replay(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "micro"))
 		return cmd_micro(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "async"))
+		return cmd_async(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "attn"))
+		return cmd_attn(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
 		usage(stdout);

@@ -16,7 +16,6 @@
 #include "trace.h"
 #include "util.h"
 
-#define DEFAULT_TRACE "bench/traces/azure-llm-2023-conv.csv"
 /*
  * About 20 s of CPU per layout on the 2-core reference machine, so that the
  * three layouts take about a minute: every token touches 64 rows, and every
@@ -92,37 +91,6 @@ static int bad_usage(const char *opt, const char *arg, const char *want)
 	fprintf(stderr, "vkvbench replay: bad value '%s' for %s: %s\n",
 		arg ? arg : "", opt, want);
 	return EXIT_USAGE;
-}
-
-/* The shipped trace from the cwd, else relative to the executable. */
-static int default_trace(char *buf, size_t len)
-{
-	static const char *const up[] = {"/..", "/../..", "/../share/vkv"};
-	char exe[PATH_MAX];
-	ssize_t n;
-	size_t i;
-	char *slash;
-
-	if (!access(DEFAULT_TRACE, R_OK)) {
-		snprintf(buf, len, "%s", DEFAULT_TRACE);
-		return 0;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return -1;
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
-	if (!slash)
-		return -1;
-	*slash = '\0';
-	for (i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
-		if (snprintf(buf, len, "%s%s/%s", exe, up[i], DEFAULT_TRACE) >=
-		    (int)len)
-			continue;
-		if (!access(buf, R_OK))
-			return 0;
-	}
-	return -1;
 }
 
 static int parse_layout(const char *s, int *mask)
@@ -448,7 +416,7 @@ int cmd_replay(int argc, char **argv)
 		return ret < 0 ? EXIT_OK : ret;
 	if (optind < argc) {
 		snprintf(path, sizeof(path), "%s", argv[optind]);
-	} else if (default_trace(path, sizeof(path))) {
+	} else if (trace_find(DEFAULT_TRACE, path, sizeof(path))) {
 		fprintf(stderr,
 			"vkvbench replay: cannot find " DEFAULT_TRACE
 			" in the current directory or beside the executable; "

@@ -173,6 +173,7 @@ static int admit(struct sim *s, uint64_t *done)
 		uint32_t need = s->resume[r] ? s->resume[r] : tr->prompt;
 		uint64_t total = (uint64_t)tr->prompt + tr->generate;
 		struct running *rn;
+		uint64_t t0;
 		int slot, ret;
 
 		if (total > o->geom.max_tokens) {
@@ -181,12 +182,14 @@ static int admit(struct sim *s, uint64_t *done)
 			(*done)++;
 			continue;
 		}
+		t0 = now_ns();
 		slot = vkv_seq_open(s->c);
 		if (slot == -ENOSPC && s->nrun)
 			break;
 		if (slot < 0)
 			return lib_err(s, "vkv_seq_open", slot);
 		ret = vkv_seq_reserve(s->c, (uint32_t)slot, need);
+		s->res->admit_ns += now_ns() - t0;
 		if (ret && ret != -ENOMEM)
 			return lib_err(s, "vkv_seq_reserve", ret);
 		if (!ret && s->nrun && o->watermark > 0 && s->budget_pages) {
@@ -244,34 +247,130 @@ static int admit(struct sim *s, uint64_t *done)
 	return 0;
 }
 
-/*
- * With --async, the step runs on the library's worker and the caller waits
- * for it at once, since the forward pass writes the new token's rows; what
- * the worker maps ahead afterwards overlaps the caller's stamping, so later
- * steps find their pages already there.
- */
-static int step_once(struct sim *s)
+/* Stand-in for the forward pass, off the CPU, so the library's workers can
+ * use it: the time --async has to hide the driver's work in. */
+static void forward_pass(const struct sim *s)
 {
+	struct timespec ts = {.tv_sec = s->o->forward_us / 1000000,
+			      .tv_nsec = (long)(s->o->forward_us % 1000000) *
+					 1000};
+
+	if (s->o->forward_us)
+		nanosleep(&ts, NULL);
+}
+
+static const char *const cp_fn[CP_NOPS] = {"cuMemCreate", "cuMemMap",
+					   "cuMemSetAccess", "cuMemUnmap"};
+
+/* The counters cp_account() takes differences of. */
+static void cp_snap(const struct sim *s, struct cp_account *a)
+{
+	struct vkv_stats vs;
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	if (vkv_cache_stats(s->c, &vs))
+		return;
+	/* The caller's creations only: the pool worker's are off the path. */
+	a->pages[CP_CREATE] = vs.create_sync;
+	a->pages[CP_MAP] = vs.map_calls;
+	a->pages[CP_ACCESS] = vs.map_calls; /* access is set on what is mapped */
+	a->pages[CP_UNMAP] = vs.unmap_calls;
+	if (s->o->drv_calls)
+		for (i = CP_MAP; i < CP_NOPS; i++)
+			a->calls[i] = s->o->drv_calls(cp_fn[i]);
+}
+
+static void cp_add1(struct cp_account *to, const struct cp_account *a0,
+		    const struct cp_account *a1)
+{
+	int i;
+
+	for (i = 0; i < CP_NOPS; i++) {
+		to->pages[i] += a1->pages[i] - a0->pages[i];
+		to->calls[i] += a1->calls[i] - a0->calls[i];
+	}
+	/* Creations are one call per page. */
+	to->calls[CP_CREATE] = to->pages[CP_CREATE];
+}
+
+static void cp_add(struct sim *s, const struct cp_account *a0, int retry,
+		   const char *what, uint64_t ns)
+{
+	struct cp_account a1;
+
+	cp_snap(s, &a1);
+	if (s->o->cp_log)
+		fprintf(s->o->cp_log, "%llu,%s,%d,%u,%llu,%llu,%llu,%llu\n",
+			(unsigned long long)s->res->steps, what, retry,
+			s->nrun, (unsigned long long)ns,
+			(unsigned long long)(a1.pages[CP_CREATE] -
+					     a0->pages[CP_CREATE]),
+			(unsigned long long)(a1.pages[CP_MAP] -
+					     a0->pages[CP_MAP]),
+			(unsigned long long)(a1.pages[CP_UNMAP] -
+					     a0->pages[CP_UNMAP]));
+	cp_add1(&s->res->cp, a0, &a1);
+	if (retry)
+		cp_add1(&s->res->cp_retry, a0, &a1);
+}
+
+/*
+ * One attempt at the batch's step; adds the time the scheduler spent in
+ * library calls to *@cp. With --async it is pipelined as an engine would:
+ * vkv_step_async() for the lengths the next forward pass writes, the
+ * forward pass (once per decode step, @forward), then vkv_step_wait()
+ * before the rows are written; what the worker does meanwhile, the step
+ * itself and the look-ahead, is off the critical path. Without --async the
+ * forward pass follows the step (decode_step()).
+ */
+static int step_once(struct sim *s, int forward, int retry, uint64_t *cp)
+{
+	struct cp_account a;
+	uint64_t t0, t1;
 	int ret;
 
-	if (!s->o->async)
-		return vkv_step(s->c, s->slots, s->lens, s->nrun);
+	cp_snap(s, &a);
+	t0 = now_ns();
+	if (!s->o->async) {
+		ret = vkv_step(s->c, s->slots, s->lens, s->nrun);
+		t1 = now_ns() - t0;
+		cp_add(s, &a, retry, "step", t1);
+		goto out;
+	}
 	ret = vkv_step_async(s->c, s->slots, s->lens, s->nrun);
+	t1 = now_ns() - t0;
+	cp_add(s, &a, retry, "async", t1);
 	if (ret)
-		return ret;
-	return vkv_step_wait(s->c);
+		goto out;
+	if (forward)
+		forward_pass(s);
+	cp_snap(s, &a);
+	t0 = now_ns();
+	ret = vkv_step_wait(s->c);
+	t0 = now_ns() - t0;
+	t1 += t0;
+	s->res->cp_wait_ns += t0;
+	cp_add(s, &a, retry, "wait", t0);
+out:
+	*cp += t1;
+	if (retry)
+		s->res->cp_retry_ns += t1;
+	return ret;
 }
 
 /*
  * One decode step: every running sequence grows by a token in one
  * vkv_step(). On -ENOMEM the newest sequence is preempted (vLLM's recompute
- * policy) and the step retried. Returns 0 or 1.
+ * policy) and the step retried, without a second forward pass. The latency
+ * sample is the scheduler's time in step calls, failed attempts included.
+ * Returns 0 or 1.
  */
 static int decode_step(struct sim *s, uint64_t *done)
 {
-	uint64_t t0, t1;
+	uint64_t cp = 0;
 	uint32_t i;
-	int ret;
+	int ret, forward = 1, retry = 0;
 
 	for (;;) {
 		struct running *victim;
@@ -280,11 +379,12 @@ static int decode_step(struct sim *s, uint64_t *done)
 			s->slots[i] = s->run[i].slot;
 			s->lens[i] = s->run[i].len + 1;
 		}
-		t0 = now_ns();
-		ret = step_once(s);
-		t1 = now_ns();
+		ret = step_once(s, forward, retry, &cp);
+		if (s->o->async)
+			forward = 0;
 		if (!ret)
 			break;
+		retry = 1;
 		if (ret != -ENOMEM)
 			return lib_err(s,
 				       s->o->async ? "vkv_step_async/wait"
@@ -305,19 +405,10 @@ static int decode_step(struct sim *s, uint64_t *done)
 		q_push_front(s, victim->req);
 		s->res->preempted++;
 	}
-	samples_push(&s->lat, t1 - t0);
-	if (s->o->forward_us) {
-		/*
-		 * Stand-in for the forward pass, off the CPU so that the
-		 * library's worker can use it: the time --async look-ahead
-		 * has to work in.
-		 */
-		struct timespec ts = {
-			.tv_sec = s->o->forward_us / 1000000,
-			.tv_nsec = (long)(s->o->forward_us % 1000000) * 1000};
-
-		nanosleep(&ts, NULL);
-	}
+	samples_push(&s->lat, cp);
+	s->res->cp_ns += cp;
+	if (!s->o->async)
+		forward_pass(s);
 	for (i = 0; i < s->nrun; i++) {
 		struct running *r = &s->run[i];
 

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "trace.h"
 #include "vkv.h"
@@ -25,6 +26,22 @@ struct sim_opts {
 	uint32_t block_tokens; /* baseline: paged allocator's block */
 	uint64_t inject_step; /* test: corrupt a row at this step */
 	int verbose;
+	/*
+	 * Optional: the driver's call counter (fakecuda_calls() when the
+	 * test double is loaded), so that the driver calls made while the
+	 * scheduler sits in the step can be attributed to the critical path.
+	 */
+	uint64_t (*drv_calls)(const char *fn);
+	/* Optional: one CSV line per step call (which call, ns, driver work). */
+	FILE *cp_log;
+};
+
+/* Driver work seen while the scheduler was inside a step call. */
+enum cp_op { CP_CREATE, CP_MAP, CP_ACCESS, CP_UNMAP, CP_NOPS };
+
+struct cp_account {
+	uint64_t pages[CP_NOPS]; /* from the cache's counters */
+	uint64_t calls[CP_NOPS]; /* from drv_calls(), if given */
 };
 
 struct sim_result {
@@ -42,6 +59,12 @@ struct sim_result {
 	double waste_at_peak; /* at the step of peak live bytes */
 	double mean_batch;
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
+	uint64_t cp_ns; /* sum over steps: the scheduler inside step calls */
+	uint64_t cp_wait_ns; /* of which in vkv_step_wait() */
+	uint64_t admit_ns; /* sum: the scheduler in vkv_seq_open/reserve */
+	struct cp_account cp; /* driver work during cp_ns */
+	uint64_t cp_retry_ns; /* of cp_ns: attempts after an -ENOMEM */
+	struct cp_account cp_retry; /* of cp: the same */
 	double sim_s, wall_s;
 	uint64_t rows_checked;
 	struct vkv_stats st; /* the cache's counters at the end */

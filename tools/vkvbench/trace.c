@@ -8,9 +8,11 @@
  * machine can change a replay.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trace.h"
 
@@ -221,4 +223,33 @@ void trace_free(struct trace *t)
 {
 	free(t->req);
 	memset(t, 0, sizeof(*t));
+}
+
+int trace_find(const char *rel, char *buf, size_t len)
+{
+	static const char *const up[] = {"/..", "/../..", "/../share/vkv"};
+	char exe[PATH_MAX];
+	ssize_t n;
+	size_t i;
+	char *slash;
+
+	if (!access(rel, R_OK)) {
+		snprintf(buf, len, "%s", rel);
+		return 0;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -1;
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	for (i = 0; i < sizeof(up) / sizeof(up[0]); i++) {
+		if (snprintf(buf, len, "%s%s/%s", exe, up[i], rel) >= (int)len)
+			continue;
+		if (!access(buf, R_OK))
+			return 0;
+	}
+	return -1;
 }
