@@ -154,7 +154,9 @@ int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
 	d->cnt.uring = d->uring;
 	vkv_log(dcfg(d), VKV_LOG_INFO,
 		"disk tier: %s, %s I/O, %s, chunk %zu, queue depth %u", path,
-		d->cnt.direct ? "direct" : "buffered (no O_DIRECT here)",
+		d->cnt.direct ? "direct" :
+		(flags & VKV_DISK_NO_DIRECT) ? "buffered" :
+		"buffered (the filesystem refused O_DIRECT)",
 		d->uring ? "io_uring" : "pread/pwrite", chunk, qdepth);
 	*out = d;
 	return 0;

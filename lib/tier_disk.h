@@ -19,7 +19,7 @@
  * fails with -EIO.
  *
  * Buffers must be 4096-byte aligned (the host tier's chunks are) and hold
- * one chunk each. All functions are thread-safe; I/O calls on one tier are
+ * one chunk each; one call must not name the same buffer twice. All functions are thread-safe; I/O calls on one tier are
  * serialised (one ring), slot bookkeeping has its own lock.
  */
 #ifndef VKV_TIER_DISK_H
