@@ -169,13 +169,20 @@ static int acquire(struct vkv_cache *c, size_t n)
 	for (uint32_t i = 0; got < n && i < c->geom.max_seqs; i++) {
 		struct vkv_slot *s = &c->slots[i];
 
-		if (s->state != SLOT_OPEN || s->mark == c->mark)
+		if (s->state != SLOT_OPEN || s->mark == c->mark ||
+		    slot_busy(c, i))
 			continue;
 		r = reclaim_slot(c, i, pages_for(c, s->len), n - got,
 				 c->scratch + got);
 		if (r < 0)
 			goto fail;
 		got += (size_t)r;
+	}
+	/* Then, if a policy is set, whole idle sequences to a lower tier. */
+	if (got < n && swap_can_evict(c) && swap_evict(c, n - got) > 0) {
+		r = vkv_pool_take(&c->pool, c->scratch + got, n - got, true);
+		if (r > 0)
+			got += (size_t)r;
 	}
 	if (got >= n) {
 		if (got > n)
@@ -271,15 +278,15 @@ static bool feasible(struct vkv_cache *c, size_t need)
 {
 	uint64_t open = vkv_load(&c->cnt.pages_open), avail;
 
-	if (c->pool.budget >= SIZE_MAX / 2)
-		return true; /* no cap known: only the backend can say no */
+	if (c->pool.budget >= SIZE_MAX / 2 || swap_can_evict(c))
+		return true; /* no cap known, or eviction will decide */
 	avail = c->pool.budget > open ? c->pool.budget - open : 0;
 	for (uint32_t i = 0; i < c->geom.max_seqs && avail < need; i++) {
 		const struct vkv_slot *s = &c->slots[i];
 		uint32_t keep = pages_for(c, s->len);
 
 		if (s->state == SLOT_OPEN && s->mark != c->mark &&
-		    s->npages > keep)
+		    !slot_busy(c, i) && s->npages > keep)
 			avail += (uint64_t)(s->npages - keep) * c->ntensors;
 	}
 	return need <= avail;
@@ -321,19 +328,12 @@ int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
 
 	if (s->npages <= keep)
 		return 0;
+	/* Not scratch: eviction shrinks while scratch holds gathered pages. */
 	n = (size_t)(s->npages - keep) * c->ntensors;
-	if (n > c->scratch_cap) {
-		vkv_handle_t *p = realloc(c->scratch, n * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		c->scratch = p;
-		c->scratch_cap = n;
-	}
-	ret = unmap_tail(c, slot, keep, c->scratch);
+	ret = unmap_tail(c, slot, keep, c->shrink_buf);
 	if (ret)
 		return ret;
-	vkv_pool_put(&c->pool, c->scratch, n);
+	vkv_pool_put(&c->pool, c->shrink_buf, n);
 	return (int)n;
 }
 

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 
 #include "cache.h"
+#include "tier_disk.h"
+#include "tier_host.h"
 
 /* Largest range a cache reserves: 64 TiB, well inside x86-64's and GPUs'. */
 #define VA_MAX (1ull << 46)
@@ -108,6 +110,7 @@ static int slots_init(struct vkv_cache *c)
 
 static void cache_free(struct vkv_cache *c)
 {
+	swap_fini(c);
 	if (c->base)
 		c->be->ops->unreserve(c->be, c->base, c->va_size);
 	vkv_backend_destroy(c->be);
@@ -116,10 +119,12 @@ static void cache_free(struct vkv_cache *c)
 	free(c->slots);
 	free(c->empty);
 	free(c->scratch);
+	free(c->shrink_buf);
 	free(c->job_slots);
 	free(c->job_lens);
 	free(c->la_pages);
 	pthread_cond_destroy(&c->job_cond);
+	pthread_cond_destroy(&c->swap_cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -141,6 +146,7 @@ VKV_EXPORT int vkv_cache_create(const struct vkv_geometry *geom,
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->job_cond, NULL);
+	pthread_cond_init(&c->swap_cond, NULL);
 	if (cfg) {
 		c->cfg = *cfg;
 	} else {
@@ -171,6 +177,15 @@ VKV_EXPORT int vkv_cache_create(const struct vkv_geometry *geom,
 		goto err;
 	}
 	ret = slots_init(c);
+	if (ret)
+		goto err;
+	c->shrink_buf = malloc((size_t)c->seg_pages * c->ntensors *
+			       sizeof(vkv_handle_t));
+	if (!c->shrink_buf) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	ret = swap_init(c);
 	if (ret)
 		goto err;
 	ret = c->be->ops->reserve(c->be, c->va_size, &c->base);
@@ -206,6 +221,7 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 	cache_enter(c);
 	cache_leave(c);
 	step_worker_stop(c);
+	swap_fini(c);
 	backing_drop_all(c);
 	vkv_pool_fini(&c->pool);
 	cache_free(c);
@@ -300,6 +316,26 @@ VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
 	s->reclaimed_pages = vkv_load(&k->reclaimed);
 	s->enomem = vkv_load(&k->enomem);
 	s->steps = vkv_load(&k->steps);
+	s->swap_outs = vkv_load(&k->swap_outs);
+	s->swap_ins = vkv_load(&k->swap_ins);
+	s->evictions = vkv_load(&k->evictions);
+	s->swap_errors = vkv_load(&k->swap_errors);
+	s->seqs_host = vkv_load(&k->seqs_host);
+	s->seqs_disk = vkv_load(&k->seqs_disk);
+	s->swap_out_bytes = vkv_load(&k->swap_out_bytes);
+	s->swap_in_bytes = vkv_load(&k->swap_in_bytes);
+	if (c->host) {
+		struct vkv_host_tier_counters hc;
+
+		vkv_host_tier_counters(c->host, &hc);
+		s->host_tier_bytes = hc.used_bytes;
+	}
+	if (c->disk) {
+		struct vkv_disk_counters dc;
+
+		vkv_disk_counters(c->disk, &dc);
+		s->disk_tier_bytes = dc.slots_used * dc.chunk;
+	}
 	vkv_hist_read(&k->map_lat, &s->map_lat);
 	vkv_hist_read(&k->step_lat, &s->step_lat);
 	return 0;

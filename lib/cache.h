@@ -36,6 +36,22 @@ struct vkv_slot {
 	int32_t prev, next; /* LRU of closed slots that still hold pages */
 };
 
+/* Swap state of a slot; see swap.c. */
+struct swap_slot {
+	uint8_t tier;      /* enum vkv_tier */
+	uint8_t busy;      /* queued or running on the swap worker */
+	uint8_t op;        /* SWAP_OP_OUT or SWAP_OP_IN, while busy */
+	uint8_t target;    /* tier of a queued swap-out */
+	int32_t err;       /* result of the last swap */
+	int32_t prio;
+	uint32_t pages;    /* pages per segment saved */
+	uint64_t last_use; /* cache->use_clock when last stepped */
+	void **chunks;     /* host tier: [segment * pages + page] */
+	uint64_t *dslots;  /* disk tier: same order */
+};
+
+enum { SWAP_OP_OUT = 1, SWAP_OP_IN = 2 };
+
 enum job_phase {
 	JOB_IDLE = 0,
 	JOB_QUEUED,    /* the worker has yet to finish the required part */
@@ -53,9 +69,15 @@ struct cache_counters {
 	uint64_t reclaimed;
 	uint64_t enomem;
 	uint64_t steps;
+	uint64_t swap_outs, swap_ins, evictions, swap_errors;
+	uint64_t seqs_host, seqs_disk;
+	uint64_t swap_out_bytes, swap_in_bytes;
 	struct vkv_hist map_lat;
 	struct vkv_hist step_lat;
 };
+
+struct vkv_host_tier;
+struct vkv_disk_tier;
 
 struct vkv_cache {
 	struct vkv_geometry geom;
@@ -84,6 +106,19 @@ struct vkv_cache {
 
 	vkv_handle_t *scratch; /* pages being acquired for one request */
 	size_t scratch_cap;
+	vkv_handle_t *shrink_buf; /* pages being unmapped by backing_shrink */
+
+	/* Tiers (swap.c); the swap worker and its queue are under lock. */
+	struct swap_slot *sw;
+	struct vkv_host_tier *host;
+	struct vkv_disk_tier *disk;
+	size_t chunk_bytes;  /* one page as stored in a tier */
+	uint64_t use_clock;
+	pthread_cond_t swap_cond; /* a swap finished, or one was queued */
+	pthread_t swap_worker;
+	bool swap_started, swap_stop;
+	uint32_t *swap_q;
+	uint32_t swap_qhead, swap_qlen;
 
 	/*
 	 * lock orders everything above: the scheduler's calls and the step
@@ -186,6 +221,27 @@ int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
 
 /* Release everything mapped, at destroy. */
 void backing_drop_all(struct vkv_cache *c);
+
+/* swap.c */
+int swap_init(struct vkv_cache *c);
+void swap_fini(struct vkv_cache *c);
+/* Wait while @slot is being swapped; lock held. */
+void swap_wait_idle(struct vkv_cache *c, uint32_t slot);
+/* Bring @slot back synchronously if it is swapped out; lock held. */
+int swap_in_now(struct vkv_cache *c, uint32_t slot);
+/* Give up what a closing slot holds in the tiers; lock held. */
+void swap_forget(struct vkv_cache *c, uint32_t slot);
+/* Evict idle sequences per the policy until about @want pages are free. */
+long swap_evict(struct vkv_cache *c, size_t want);
+/* Could eviction free pages at all? */
+static inline bool swap_can_evict(const struct vkv_cache *c)
+{
+	return c->cfg.evict != VKV_EVICT_NONE && (c->host || c->disk);
+}
+static inline bool slot_busy(const struct vkv_cache *c, uint32_t slot)
+{
+	return c->sw[slot].busy;
+}
 
 /* step.c: stop and join the step worker, at destroy. */
 void step_worker_stop(struct vkv_cache *c);

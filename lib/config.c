@@ -104,17 +104,24 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 	return 0;
 }
 
-static int parse_backend(const char *s, int *out)
+static int parse_name(const char *s, const char *const *names, int n,
+		      int *out)
 {
-	static const char *const names[] = { "auto", "host", "cuda" };
-
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < n; i++) {
 		if (!strcasecmp(s, names[i])) {
 			*out = i;
 			return 0;
 		}
 	}
 	return -EINVAL;
+}
+
+static const char *const backend_names[] = { "auto", "host", "cuda" };
+static const char *const evict_names[] = { "none", "lru", "priority" };
+
+static int parse_backend(const char *s, int *out)
+{
+	return parse_name(s, backend_names, 3, out);
 }
 
 static int parse_level(const char *s, int *out)
@@ -130,7 +137,7 @@ static int parse_level(const char *s, int *out)
 	return parse_int(s, VKV_LOG_ERROR, VKV_LOG_DEBUG, out);
 }
 
-enum env_kind { ENV_SIZE, ENV_INT, ENV_BACKEND, ENV_LEVEL };
+enum env_kind { ENV_SIZE, ENV_INT, ENV_BACKEND, ENV_LEVEL, ENV_STR, ENV_EVICT, ENV_BOOL };
 
 struct env_var {
 	const char *name;
@@ -155,6 +162,13 @@ static const struct env_var env_vars[] = {
 	  "a NUMA node >= 0, or -1" },
 	{ "VKV_LOG_LEVEL", ENV_LEVEL, CFG_OFF(log_level),
 	  "error, warn, info, debug or 0-3" },
+	{ "VKV_HOST_BUDGET", ENV_SIZE, CFG_OFF(host_budget),
+	  "a size such as 32G" },
+	{ "VKV_SWAP_PATH", ENV_STR, CFG_OFF(swap_path), "a file path" },
+	{ "VKV_SWAP_QDEPTH", ENV_INT, CFG_OFF(swap_qdepth), "1 to 4096" },
+	{ "VKV_EVICT", ENV_EVICT, CFG_OFF(evict), "none, lru or priority" },
+	{ "VKV_QUANTIZE", ENV_BOOL, CFG_OFF(quantize), "0 or 1" },
+	{ "VKV_IO_URING", ENV_BOOL, CFG_OFF(io_uring), "0 or 1" },
 };
 
 static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
@@ -176,6 +190,17 @@ static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
 		break;
 	case ENV_BACKEND:
 		err = parse_backend(val, &iv);
+		break;
+	case ENV_STR:
+		if (!*val)
+			return -EINVAL;
+		memcpy(field, &val, sizeof(val));
+		return 0;
+	case ENV_EVICT:
+		err = parse_name(val, evict_names, 3, &iv);
+		break;
+	case ENV_BOOL:
+		err = parse_int(val, 0, 1, &iv);
 		break;
 	case ENV_LEVEL:
 	default:
@@ -203,6 +228,8 @@ VKV_EXPORT int vkv_config_init(struct vkv_config *cfg)
 	cfg->device = 0;
 	cfg->numa_node = -1;
 	cfg->log_level = VKV_LOG_WARN;
+	cfg->swap_qdepth = 32;
+	cfg->io_uring = 1;
 	config_err[0] = '\0';
 
 	for (size_t i = 0; i < sizeof(env_vars) / sizeof(env_vars[0]); i++) {
@@ -256,6 +283,21 @@ int vkv_config_validate(const struct vkv_config *cfg)
 	if (cfg->numa_node < -1) {
 		vkv_config_seterr("numa_node %d: expected >= -1",
 				  cfg->numa_node);
+		return -EINVAL;
+	}
+	if (cfg->swap_qdepth < 1 || cfg->swap_qdepth > 4096) {
+		vkv_config_seterr("swap_qdepth %u: expected 1 to 4096",
+				  cfg->swap_qdepth);
+		return -EINVAL;
+	}
+	if (cfg->evict < VKV_EVICT_NONE || cfg->evict > VKV_EVICT_PRIORITY) {
+		vkv_config_seterr("evict %d: expected none, lru or priority",
+				  cfg->evict);
+		return -EINVAL;
+	}
+	if (cfg->quantize < 0 || cfg->quantize > 1 || cfg->io_uring < 0 ||
+	    cfg->io_uring > 1) {
+		vkv_config_seterr("quantize and io_uring are 0 or 1");
 		return -EINVAL;
 	}
 	if (cfg->log_level < VKV_LOG_ERROR || cfg->log_level > VKV_LOG_DEBUG) {

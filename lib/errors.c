@@ -32,6 +32,10 @@ VKV_EXPORT const char *vkv_strerror(int err)
 		return "I/O or integrity error";
 	case -EPROTO:
 		return "kernel module ABI version mismatch";
+	case -EALREADY:
+		return "sequence is already in that tier";
+	case -ECANCELED:
+		return "swap cancelled: the cache was destroyed";
 	default:
 		break;
 	}

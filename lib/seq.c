@@ -81,6 +81,7 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 	}
 	c->slots[slot].state = SLOT_OPEN;
 	c->slots[slot].len = 0;
+	c->sw[slot].last_use = ++c->use_clock;
 	vkv_add(&c->cnt.seqs_open, 1);
 	ret = slot;
 out:
@@ -100,6 +101,7 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 	if (ret)
 		goto out;
 	s = &c->slots[slot];
+	swap_forget(c, slot);
 	slot_set_len(c, s, 0);
 	s->state = SLOT_FREE;
 	vkv_sub(&c->cnt.seqs_open, 1);
@@ -136,6 +138,10 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 		goto out;
 	}
 	s = &c->slots[slot];
+	c->sw[slot].last_use = ++c->use_clock;
+	ret = swap_in_now(c, slot);
+	if (ret)
+		goto out;
 	if (ntokens > s->cap) {
 		ret = backing_grow(c, &slot, &ntokens, 1);
 		if (ret)
@@ -157,8 +163,14 @@ VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
 	ret = check_open(c, slot);
 	if (!ret && c->broken)
 		ret = -EIO;
-	if (!ret)
-		ret = backing_shrink(c, slot, pages_for(c, c->slots[slot].len));
+	if (!ret) {
+		swap_wait_idle(c, slot);
+		if (c->sw[slot].tier != VKV_TIER_DEVICE)
+			ret = 0; /* nothing mapped to trim */
+		else
+			ret = backing_shrink(c, slot,
+					     pages_for(c, c->slots[slot].len));
+	}
 	cache_leave(c);
 	return ret;
 }
@@ -194,6 +206,9 @@ VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
 	out->backed = s->cap;
 	out->pages = s->npages;
 	out->segments = c->ntensors;
+	out->tier = c->sw[slot].tier;
+	out->busy = c->sw[slot].busy;
+	out->priority = c->sw[slot].prio;
 	cache_leave(c);
 	return 0;
 }

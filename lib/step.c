@@ -72,6 +72,22 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	ret = step_check(c, slots, lens, n, &grow);
 	if (ret)
 		return ret;
+	/*
+	 * Stamp the batch with this step's clock (eviction spares it), then
+	 * bring back any of it that was swapped out, at its old addresses.
+	 */
+	c->use_clock++;
+	for (uint32_t i = 0; i < n; i++)
+		c->sw[slots[i]].last_use = c->use_clock;
+	for (uint32_t i = 0; i < n; i++) {
+		if (c->sw[slots[i]].busy ||
+		    c->sw[slots[i]].tier != VKV_TIER_DEVICE) {
+			ret = swap_in_now(c, slots[i]);
+			if (ret)
+				return ret;
+			grow = true;
+		}
+	}
 	if (grow) {
 		ret = backing_grow(c, slots, lens, n);
 		if (ret)
@@ -134,7 +150,8 @@ static void lookahead(struct vkv_cache *c)
 		if (want > c->geom.max_tokens)
 			want = c->geom.max_tokens;
 		target = (uint32_t)want;
-		if (s->state != SLOT_OPEN || target <= s->cap)
+		if (s->state != SLOT_OPEN || target <= s->cap ||
+		    slot_busy(c, slot) || c->sw[slot].tier != VKV_TIER_DEVICE)
 			continue;
 		need = backing_need(c, slot, target);
 		npages = s->npages;

@@ -87,6 +87,35 @@ struct vkv_config {
 				  * to log_fn */
 	vkv_log_fn log_fn;       /* NULL: the library prints nothing */
 	void *log_arg;
+
+	/* Tiers and swap (see vkv_seq_swap_out()). */
+	size_t host_budget;      /* VKV_HOST_BUDGET: bytes of the host tier;
+				  * 0 = no host tier */
+	const char *swap_path;   /* VKV_SWAP_PATH: the disk tier's file; NULL =
+				  * no disk tier. Not copied: keep it alive. */
+	uint32_t swap_qdepth;    /* VKV_SWAP_QDEPTH: disk requests in flight */
+	int evict;               /* VKV_EVICT: enum vkv_evict */
+	int quantize;            /* VKV_QUANTIZE: 1 = keep swapped KV as int8
+				  * with per-token, per-head scales (elements
+				  * must be fp16 or fp32) */
+	int io_uring;            /* VKV_IO_URING: 0 = pread/pwrite for the
+				  * disk tier even where io_uring works */
+};
+
+/* Where a sequence's KV lives. */
+enum vkv_tier {
+	VKV_TIER_DEVICE = 0, /* mapped in the cache: usable by kernels */
+	VKV_TIER_HOST = 1,   /* in the host tier (pinned host memory) */
+	VKV_TIER_DISK = 2,   /* in the disk tier's swap file */
+};
+
+/* What to do when a reserve or step finds no free or reclaimable page. */
+enum vkv_evict {
+	VKV_EVICT_NONE = 0,     /* fail with -ENOMEM */
+	VKV_EVICT_LRU = 1,      /* swap out the least recently stepped idle
+				 * sequence */
+	VKV_EVICT_PRIORITY = 2, /* the idle sequence of lowest priority
+				 * (vkv_seq_set_priority()), then LRU */
 };
 
 /*
@@ -148,6 +177,17 @@ struct vkv_stats {
 	uint64_t reclaimed_pages;   /* pages taken back from closed slots */
 	uint64_t enomem;            /* requests refused for lack of memory */
 	uint64_t steps;
+	uint64_t swap_outs;         /* sequences swapped out, by request or
+				     * eviction */
+	uint64_t swap_ins;
+	uint64_t evictions;         /* swap-outs the policy decided */
+	uint64_t swap_errors;       /* swaps that failed (-EIO, ...) */
+	uint64_t seqs_host;         /* sequences now in the host tier */
+	uint64_t seqs_disk;         /* ... in the disk tier */
+	uint64_t host_tier_bytes;   /* host tier memory in use */
+	uint64_t disk_tier_bytes;   /* swap file bytes in use */
+	uint64_t swap_out_bytes;    /* bytes of KV moved out, over the life */
+	uint64_t swap_in_bytes;
 	struct vkv_hist map_lat;    /* one page: take from pool + map + access */
 	struct vkv_hist step_lat;   /* vkv_step() or a step run by the worker */
 };
@@ -250,6 +290,9 @@ struct vkv_seq_info {
 	uint32_t backed;   /* tokens backed by the pages mapped now */
 	uint32_t pages;    /* pages mapped in each of the slot's segments */
 	uint32_t segments; /* segments per slot: 2 * layers, 2 or 1 by layout */
+	uint32_t tier;     /* enum vkv_tier: where its KV is */
+	uint32_t busy;     /* 1 while a swap of it is in progress */
+	int32_t priority;  /* see vkv_seq_set_priority() */
 };
 
 /*
@@ -258,6 +301,42 @@ struct vkv_seq_info {
  */
 int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
 		 struct vkv_seq_info *out);
+
+/*
+ * vkv_seq_swap_out - start moving the sequence in @slot to @tier
+ * (VKV_TIER_HOST or VKV_TIER_DISK) on the cache's swap worker: its data is
+ * copied out, then its pages go back to the pool. Its virtual addresses
+ * stay reserved for it: vkv_seq_swap_in() maps new pages at the same
+ * addresses, so pointers held by the engine stay valid. Until the swap
+ * completes the sequence must not be read or written. Returns 0 once
+ * queued; -EBADF (not open), -EALREADY (already swapped out), -EBUSY (a
+ * swap of it is in progress), -ENODEV (that tier is not configured),
+ * -EINVAL. The outcome comes from vkv_seq_swap_wait() or _poll().
+ */
+int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier);
+
+/*
+ * vkv_seq_swap_in - start bringing a swapped-out sequence back into the
+ * cache at its old addresses. -EALREADY if it is already there. A step that
+ * names a swapped-out sequence swaps it in first by itself.
+ */
+int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot);
+
+/*
+ * vkv_seq_swap_wait - wait until no swap of @slot is in progress; returns the
+ * last swap's result: 0, -ENOMEM (no room in the target), -EIO (the data
+ * came back corrupt: the sequence is lost and should be closed), ...
+ */
+int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot);
+
+/* vkv_seq_swap_poll - 1 while a swap of @slot runs, else as _wait(). */
+int vkv_seq_swap_poll(const struct vkv_cache *c, uint32_t slot);
+
+/*
+ * vkv_seq_set_priority - for VKV_EVICT_PRIORITY: lower priorities are
+ * evicted first. New sequences have priority 0.
+ */
+int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot, int32_t prio);
 
 /*
  * vkv_step - reserve for a whole batch: for each i < @n, back tokens

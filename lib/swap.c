@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swap.c - whole sequences between the cache and the host and disk tiers.
+ *
+ * A swapped-out sequence stays open and keeps its slot, so its virtual
+ * addresses stay reserved for it: swap-in maps new pages at the same
+ * addresses and copies the data back, and pointers the engine holds (or a
+ * CUDA graph captured over them) stay valid. Only pages [0, pages_for(len))
+ * of each segment are saved; the tail beyond the length holds nothing.
+ *
+ * Swaps asked for by the caller run on one swap worker, which copies with
+ * the cache unlocked: the scheduler keeps stepping other sequences. The
+ * slot is `busy` meanwhile, and everything that would touch it (steps,
+ * close, reclaim, eviction) waits for it or leaves it alone. Evictions
+ * decided by the policy run on the caller's thread with the lock held: the
+ * caller needs the pages before it can go on.
+ *
+ * Stored form: a page as it is, or (quantize) int8 values followed by one
+ * float scale per head vector (per token and head), rounded up to 4 KiB.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "quant.h"
+#include "tier_disk.h"
+#include "tier_host.h"
+
+/* Disk I/O is done in batches of this many pages through bounce buffers. */
+#define DISK_BATCH 16
+
+struct swap_io {
+	void *page;   /* a page-sized staging buffer (quantize) */
+	void **bounce; /* DISK_BATCH chunks for the disk tier */
+	void *mem;
+};
+
+static int io_init(struct vkv_cache *c, struct swap_io *io)
+{
+	size_t need = c->page_size + DISK_BATCH * c->chunk_bytes;
+
+	memset(io, 0, sizeof(*io));
+	if (posix_memalign(&io->mem, 4096, need))
+		return -ENOMEM;
+	io->bounce = malloc(DISK_BATCH * sizeof(void *));
+	if (!io->bounce) {
+		free(io->mem);
+		return -ENOMEM;
+	}
+	io->page = io->mem;
+	for (int i = 0; i < DISK_BATCH; i++)
+		io->bounce[i] = (char *)io->mem + c->page_size +
+				(size_t)i * c->chunk_bytes;
+	return 0;
+}
+
+static void io_fini(struct swap_io *io)
+{
+	free(io->bounce);
+	free(io->mem);
+}
+
+static size_t quant_heads(const struct vkv_cache *c)
+{
+	return c->page_size / ((size_t)c->geom.head_dim * c->geom.elem_size);
+}
+
+/* Copy the page at @va into @dst in its stored form. */
+static int save_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
+		     void *dst)
+{
+	const struct vkv_backend_ops *ops = c->be->ops;
+	size_t vals;
+	int ret;
+
+	if (!c->cfg.quantize)
+		return ops->copy(c->be, dst, (void *)va, c->page_size,
+				 VKV_COPY_TO_HOST);
+	ret = ops->copy(c->be, io->page, (void *)va, c->page_size,
+			VKV_COPY_TO_HOST);
+	if (ret)
+		return ret;
+	vals = c->page_size / c->geom.elem_size;
+	return vkv_quant_rows(io->page, 1, quant_heads(c), c->geom.head_dim,
+			      c->geom.elem_size, dst,
+			      (float *)((char *)dst + vals));
+}
+
+static int restore_page(struct vkv_cache *c, struct swap_io *io,
+			uintptr_t va, const void *src)
+{
+	const struct vkv_backend_ops *ops = c->be->ops;
+	size_t vals;
+	int ret;
+
+	if (!c->cfg.quantize)
+		return ops->copy(c->be, (void *)va, src, c->page_size,
+				 VKV_COPY_FROM_HOST);
+	vals = c->page_size / c->geom.elem_size;
+	ret = vkv_dequant_rows(src, (const float *)((const char *)src + vals),
+			       1, quant_heads(c), c->geom.head_dim,
+			       c->geom.elem_size, io->page);
+	if (ret)
+		return ret;
+	return ops->copy(c->be, (void *)va, io->page, c->page_size,
+			 VKV_COPY_FROM_HOST);
+}
+
+/* Page i of a saved sequence: segment i / pages, page i % pages. */
+static uintptr_t saved_va(const struct vkv_cache *c, uint32_t slot,
+			  uint32_t pages, size_t i)
+{
+	return seg_va(c, slot, (uint32_t)(i / pages), (uint32_t)(i % pages));
+}
+
+static void free_chunks(struct vkv_cache *c, void **chunks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (chunks[i])
+			vkv_host_tier_free(c->host, chunks[i]);
+}
+
+/*
+ * Move the host-tier copy of the coldest host-resident sequence other than
+ * @except to disk, to make room in the host tier. Lock held.
+ */
+static int demote_one(struct vkv_cache *c, uint32_t except)
+{
+	struct swap_slot *v = NULL;
+	uint32_t vs = 0;
+	size_t n;
+	uint64_t *ds;
+	int ret;
+
+	if (!c->disk)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+		struct swap_slot *w = &c->sw[i];
+
+		if (i == except || w->tier != VKV_TIER_HOST || w->busy)
+			continue;
+		if (!v || w->last_use < v->last_use) {
+			v = w;
+			vs = i;
+		}
+	}
+	if (!v)
+		return -ENOMEM;
+	n = (size_t)v->pages * c->ntensors;
+	ds = malloc(n * sizeof(*ds));
+	if (!ds)
+		return -ENOMEM;
+	ret = vkv_disk_write(c->disk, (const void *const *)v->chunks,
+			     (unsigned)n, ds);
+	if (ret) {
+		free(ds);
+		return ret;
+	}
+	free_chunks(c, v->chunks, n);
+	free(v->chunks);
+	v->chunks = NULL;
+	v->dslots = ds;
+	v->tier = VKV_TIER_DISK;
+	vkv_sub(&c->cnt.seqs_host, 1);
+	vkv_add(&c->cnt.seqs_disk, 1);
+	(void)vs;
+	return 0;
+}
+
+/* Host chunks for @n pages, making room by demotion if need be. */
+static int alloc_chunks(struct vkv_cache *c, uint32_t slot, void **chunks,
+			size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int ret = vkv_host_tier_alloc(c->host, &chunks[i]);
+
+		while (ret == -ENOMEM && !demote_one(c, slot))
+			ret = vkv_host_tier_alloc(c->host, &chunks[i]);
+		if (ret) {
+			free_chunks(c, chunks, i);
+			memset(chunks, 0, n * sizeof(*chunks));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Save pages to disk in batches through the bounce buffers. */
+static int save_to_disk(struct vkv_cache *c, struct swap_io *io,
+			uint32_t slot, uint32_t pages, uint64_t *ds, size_t n)
+{
+	for (size_t i = 0; i < n; i += DISK_BATCH) {
+		unsigned b = (unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
+		int ret = 0;
+
+		for (unsigned j = 0; j < b && !ret; j++)
+			ret = save_page(c, io, saved_va(c, slot, pages, i + j),
+					io->bounce[j]);
+		if (!ret)
+			ret = vkv_disk_write(c->disk,
+					     (const void *const *)io->bounce, b,
+					     ds + i);
+		if (ret) {
+			if (i)
+				vkv_disk_free(c->disk, ds, (unsigned)i);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int load_from_disk(struct vkv_cache *c, struct swap_io *io,
+			  uint32_t slot, uint32_t pages, const uint64_t *ds,
+			  size_t n)
+{
+	for (size_t i = 0; i < n; i += DISK_BATCH) {
+		unsigned b = (unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
+		int ret = vkv_disk_read(c->disk, io->bounce, ds + i, b);
+
+		for (unsigned j = 0; j < b && !ret; j++)
+			ret = restore_page(c, io, saved_va(c, slot, pages, i + j),
+					   io->bounce[j]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Counters of a sequence leaving (@sign < 0) or re-entering the cache. */
+static void account(struct vkv_cache *c, uint32_t slot, int sign)
+{
+	struct vkv_slot *s = &c->slots[slot];
+	uint64_t pages = (uint64_t)pages_for(c, s->len) * c->ntensors;
+
+	if (sign < 0) {
+		vkv_sub(&c->cnt.live_tokens, s->len);
+		vkv_sub(&c->cnt.pages_needed, pages);
+	} else {
+		vkv_add(&c->cnt.live_tokens, s->len);
+		vkv_add(&c->cnt.pages_needed, pages);
+	}
+}
+
+/*
+ * Swap @slot out to @tier. Lock held on entry and exit; with @unlocked the
+ * copy runs without it (the slot is busy meanwhile). On failure the
+ * sequence is still in the cache, untouched.
+ */
+static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
+		    bool unlocked)
+{
+	struct swap_slot *w = &c->sw[slot];
+	uint32_t pages = pages_for(c, c->slots[slot].len);
+	size_t n = (size_t)pages * c->ntensors;
+	void **chunks = NULL;
+	uint64_t *ds = NULL;
+	struct swap_io io;
+	int ret;
+
+	if (tier == VKV_TIER_HOST && !c->host)
+		tier = VKV_TIER_DISK;
+	if ((tier == VKV_TIER_DISK && !c->disk) || (!c->host && !c->disk))
+		return -ENODEV;
+	ret = io_init(c, &io);
+	if (ret)
+		return ret;
+	if (tier == VKV_TIER_HOST) {
+		chunks = calloc(n ? n : 1, sizeof(*chunks));
+		ret = chunks ? alloc_chunks(c, slot, chunks, n) : -ENOMEM;
+		if (ret == -ENOMEM && c->disk) {
+			/* The host tier is full of busy data: go to disk. */
+			free(chunks);
+			chunks = NULL;
+			tier = VKV_TIER_DISK;
+			ret = 0;
+		}
+	}
+	if (!ret && tier == VKV_TIER_DISK) {
+		ds = malloc((n ? n : 1) * sizeof(*ds));
+		if (!ds)
+			ret = -ENOMEM;
+	}
+	if (ret)
+		goto fail;
+
+	if (unlocked)
+		pthread_mutex_unlock(&c->lock);
+	if (tier == VKV_TIER_HOST) {
+		for (size_t i = 0; i < n && !ret; i++)
+			ret = save_page(c, &io, saved_va(c, slot, pages, i),
+					chunks[i]);
+	} else {
+		ret = save_to_disk(c, &io, slot, pages, ds, n);
+	}
+	if (unlocked)
+		pthread_mutex_lock(&c->lock);
+	if (ret)
+		goto fail;
+
+	/* Saved: now the pages can go, all of them. */
+	ret = backing_shrink(c, slot, 0);
+	if (ret < 0) {
+		if (ds)
+			vkv_disk_free(c->disk, ds, (unsigned)n);
+		goto fail;
+	}
+	account(c, slot, -1);
+	w->tier = (uint8_t)tier;
+	w->pages = pages;
+	w->chunks = chunks;
+	w->dslots = ds;
+	vkv_add(tier == VKV_TIER_HOST ? &c->cnt.seqs_host : &c->cnt.seqs_disk,
+		1);
+	vkv_add(&c->cnt.swap_outs, 1);
+	vkv_add(&c->cnt.swap_out_bytes, n * c->page_size);
+	io_fini(&io);
+	return 0;
+fail:
+	if (chunks) {
+		free_chunks(c, chunks, n);
+		free(chunks);
+	}
+	free(ds);
+	io_fini(&io);
+	vkv_add(&c->cnt.swap_errors, 1);
+	return ret;
+}
+
+/* Release what a swapped sequence holds in its tier; lock held. */
+static void drop_saved(struct vkv_cache *c, uint32_t slot)
+{
+	struct swap_slot *w = &c->sw[slot];
+	size_t n = (size_t)w->pages * c->ntensors;
+
+	if (w->tier == VKV_TIER_HOST) {
+		free_chunks(c, w->chunks, n);
+		vkv_sub(&c->cnt.seqs_host, 1);
+	} else if (w->tier == VKV_TIER_DISK) {
+		vkv_disk_free(c->disk, w->dslots, (unsigned)n);
+		vkv_sub(&c->cnt.seqs_disk, 1);
+	}
+	free(w->chunks);
+	free(w->dslots);
+	w->chunks = NULL;
+	w->dslots = NULL;
+	w->tier = VKV_TIER_DEVICE;
+	w->pages = 0;
+}
+
+/*
+ * Swap @slot back in: map its pages (which may evict others), then copy. On
+ * -EIO the data is lost: the pages are given back and the sequence stays
+ * swapped out, failing again until it is closed.
+ */
+static int swap_in(struct vkv_cache *c, uint32_t slot, bool unlocked)
+{
+	struct swap_slot *w = &c->sw[slot];
+	struct vkv_slot *s = &c->slots[slot];
+	size_t n = (size_t)w->pages * c->ntensors;
+	uint32_t len = s->len;
+	struct swap_io io;
+	int ret;
+
+	ret = io_init(c, &io);
+	if (ret)
+		return ret;
+	/* Pages for the saved length; the counters still say "swapped". */
+	ret = backing_grow(c, &slot, &len, 1);
+	if (ret)
+		goto out;
+	if (unlocked)
+		pthread_mutex_unlock(&c->lock);
+	if (w->tier == VKV_TIER_HOST) {
+		for (size_t i = 0; i < n && !ret; i++)
+			ret = restore_page(c, &io,
+					   saved_va(c, slot, w->pages, i),
+					   w->chunks[i]);
+	} else {
+		ret = load_from_disk(c, &io, slot, w->pages, w->dslots, n);
+	}
+	if (unlocked)
+		pthread_mutex_lock(&c->lock);
+	if (ret) {
+		backing_shrink(c, slot, 0);
+		goto out;
+	}
+	drop_saved(c, slot);
+	account(c, slot, +1);
+	vkv_add(&c->cnt.swap_ins, 1);
+	vkv_add(&c->cnt.swap_in_bytes, n * c->page_size);
+out:
+	if (ret)
+		vkv_add(&c->cnt.swap_errors, 1);
+	io_fini(&io);
+	return ret;
+}
+
+static void *swap_worker(void *arg)
+{
+	struct vkv_cache *c = arg;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		uint32_t slot;
+		struct swap_slot *w;
+
+		while (!c->swap_qlen && !c->swap_stop)
+			pthread_cond_wait(&c->swap_cond, &c->lock);
+		if (c->swap_stop)
+			break;
+		slot = c->swap_q[c->swap_qhead];
+		c->swap_qhead = (c->swap_qhead + 1) % c->geom.max_seqs;
+		c->swap_qlen--;
+		w = &c->sw[slot];
+		if (w->op == SWAP_OP_OUT)
+			w->err = swap_out(c, slot, w->target, true);
+		else
+			w->err = swap_in(c, slot, true);
+		w->busy = 0;
+		pthread_cond_broadcast(&c->swap_cond);
+	}
+	/* Whatever is still queued is cancelled. */
+	while (c->swap_qlen) {
+		c->sw[c->swap_q[c->swap_qhead]].busy = 0;
+		c->sw[c->swap_q[c->swap_qhead]].err = -ECANCELED;
+		c->swap_qhead = (c->swap_qhead + 1) % c->geom.max_seqs;
+		c->swap_qlen--;
+	}
+	pthread_cond_broadcast(&c->swap_cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int swap_init(struct vkv_cache *c)
+{
+	const struct vkv_config *cfg = &c->cfg;
+	unsigned flags = cfg->io_uring ? 0 : VKV_DISK_NO_URING;
+	int ret;
+
+	c->sw = calloc(c->geom.max_seqs, sizeof(*c->sw));
+	c->swap_q = malloc(c->geom.max_seqs * sizeof(*c->swap_q));
+	if (!c->sw || !c->swap_q)
+		return -ENOMEM;
+	if (cfg->quantize) {
+		if (c->geom.elem_size != 2 && c->geom.elem_size != 4) {
+			vkv_config_seterr("quantize needs fp16 or fp32 "
+					  "elements, not %u bytes",
+					  c->geom.elem_size);
+			return -EINVAL;
+		}
+		c->chunk_bytes = c->page_size / c->geom.elem_size +
+				 quant_heads(c) * sizeof(float);
+		c->chunk_bytes = (c->chunk_bytes + 4095) & ~(size_t)4095;
+	} else {
+		c->chunk_bytes = c->page_size;
+	}
+	if (cfg->host_budget) {
+		ret = vkv_host_tier_open(cfg, c->chunk_bytes, cfg->host_budget,
+					 cfg->numa_node, &c->host);
+		if (ret) {
+			vkv_config_seterr("host tier: %s", vkv_strerror(ret));
+			return ret;
+		}
+	}
+	if (cfg->swap_path) {
+		ret = vkv_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
+					 cfg->swap_qdepth, flags, &c->disk);
+		if (ret) {
+			vkv_config_seterr("disk tier %s: %s", cfg->swap_path,
+					  vkv_strerror(ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void swap_fini(struct vkv_cache *c)
+{
+	if (c->swap_started) {
+		pthread_mutex_lock(&c->lock);
+		c->swap_stop = true;
+		pthread_cond_broadcast(&c->swap_cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->swap_worker, NULL);
+		c->swap_started = false;
+	}
+	if (c->sw)
+		for (uint32_t i = 0; i < c->geom.max_seqs; i++)
+			drop_saved(c, i);
+	vkv_disk_tier_close(c->disk);
+	if (c->host)
+		vkv_host_tier_close(c->host);
+	free(c->sw);
+	free(c->swap_q);
+	c->sw = NULL;
+	c->swap_q = NULL;
+	c->disk = NULL;
+	c->host = NULL;
+}
+
+void swap_wait_idle(struct vkv_cache *c, uint32_t slot)
+{
+	while (c->sw[slot].busy)
+		pthread_cond_wait(&c->swap_cond, &c->lock);
+}
+
+int swap_in_now(struct vkv_cache *c, uint32_t slot)
+{
+	swap_wait_idle(c, slot);
+	if (c->sw[slot].tier == VKV_TIER_DEVICE)
+		return 0;
+	return swap_in(c, slot, false);
+}
+
+void swap_forget(struct vkv_cache *c, uint32_t slot)
+{
+	swap_wait_idle(c, slot);
+	if (c->sw[slot].tier != VKV_TIER_DEVICE) {
+		account(c, slot, +1);
+		drop_saved(c, slot);
+	}
+	c->sw[slot].prio = 0;
+	c->sw[slot].err = 0;
+}
+
+long swap_evict(struct vkv_cache *c, size_t want)
+{
+	long freed = 0;
+
+	while ((size_t)freed < want) {
+		uint32_t victim = UINT32_MAX;
+		uint64_t pages;
+
+		for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+			const struct vkv_slot *s = &c->slots[i];
+			const struct swap_slot *w = &c->sw[i], *v;
+
+			/* Never one of the current request (marked, or
+			 * stamped with this step's clock). */
+			if (s->state != SLOT_OPEN || w->busy || !s->npages ||
+			    s->mark == c->mark || w->last_use == c->use_clock ||
+			    w->tier != VKV_TIER_DEVICE)
+				continue;
+			if (victim == UINT32_MAX) {
+				victim = i;
+				continue;
+			}
+			v = &c->sw[victim];
+			if (c->cfg.evict == VKV_EVICT_PRIORITY &&
+			    w->prio != v->prio) {
+				if (w->prio < v->prio)
+					victim = i;
+			} else if (w->last_use < v->last_use) {
+				victim = i;
+			}
+		}
+		if (victim == UINT32_MAX)
+			break;
+		pages = (uint64_t)c->slots[victim].npages * c->ntensors;
+		if (swap_out(c, victim, VKV_TIER_HOST, false))
+			break;
+		vkv_add(&c->cnt.evictions, 1);
+		freed += (long)pages;
+	}
+	return freed;
+}
+
+/* Checks shared by the swap calls; lock held. */
+static int swap_check(struct vkv_cache *c, uint32_t slot)
+{
+	if (slot >= c->geom.max_seqs)
+		return -EINVAL;
+	if (c->slots[slot].state != SLOT_OPEN)
+		return -EBADF;
+	if (c->sw[slot].busy)
+		return -EBUSY;
+	if (c->broken)
+		return -EIO;
+	return 0;
+}
+
+static int queue(struct vkv_cache *c, uint32_t slot, int op,
+		 enum vkv_tier tier)
+{
+	struct swap_slot *w = &c->sw[slot];
+
+	if (!c->swap_started) {
+		int ret = -pthread_create(&c->swap_worker, NULL, swap_worker, c);
+
+		if (ret)
+			return ret;
+		c->swap_started = true;
+	}
+	w->busy = 1;
+	w->op = (uint8_t)op;
+	w->target = (uint8_t)tier;
+	w->err = 0;
+	c->swap_q[(c->swap_qhead + c->swap_qlen) % c->geom.max_seqs] = slot;
+	c->swap_qlen++;
+	pthread_cond_broadcast(&c->swap_cond);
+	return 0;
+}
+
+VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
+				enum vkv_tier tier)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = swap_check(c, slot);
+	if (!ret && tier != VKV_TIER_HOST && tier != VKV_TIER_DISK)
+		ret = -EINVAL;
+	if (!ret && c->sw[slot].tier != VKV_TIER_DEVICE)
+		ret = -EALREADY;
+	if (!ret && ((tier == VKV_TIER_HOST && !c->host) ||
+		     (tier == VKV_TIER_DISK && !c->disk)))
+		ret = -ENODEV;
+	if (!ret)
+		ret = queue(c, slot, SWAP_OP_OUT, tier);
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = swap_check(c, slot);
+	if (!ret && c->sw[slot].tier == VKV_TIER_DEVICE)
+		ret = -EALREADY;
+	if (!ret)
+		ret = queue(c, slot, SWAP_OP_IN, VKV_TIER_DEVICE);
+	cache_leave(c);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot)
+{
+	int ret;
+
+	if (!c || slot >= c->geom.max_seqs)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	swap_wait_idle(c, slot);
+	ret = c->sw[slot].err;
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_swap_poll(const struct vkv_cache *cc, uint32_t slot)
+{
+	struct vkv_cache *c = (struct vkv_cache *)cc;
+	int ret;
+
+	if (!c || slot >= c->geom.max_seqs)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	ret = c->sw[slot].busy ? 1 : c->sw[slot].err;
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+VKV_EXPORT int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot,
+				    int32_t prio)
+{
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	cache_enter(c);
+	ret = slot >= c->geom.max_seqs ? -EINVAL
+	      : c->slots[slot].state != SLOT_OPEN ? -EBADF : 0;
+	if (!ret)
+		c->sw[slot].prio = prio;
+	cache_leave(c);
+	return ret;
+}
