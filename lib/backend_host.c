@@ -17,6 +17,13 @@
  *
  * A handle packs the slice's offset and size in granules, so release needs
  * no lookup: low 40 bits offset (4 PiB of 4 KiB granules), high 24 size.
+ *
+ * With the kernel module loaded and a budget set, slices come from a
+ * /dev/vkv pool of exactly the budget instead: pinned, NUMA-local, never
+ * reclaimed by the kernel behind the cache's back, and mapped the same way
+ * (MAP_FIXED | MAP_SHARED of the device file at the slice's offset). Its
+ * memory exists from the start, so create and release only do bookkeeping.
+ * Without a budget the pool could not be sized, and memfd is used.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +36,7 @@
 
 #include "backend.h"
 #include "internal.h"
+#include "kmod_client.h"
 
 #define OFF_BITS 40
 #define SIZE_BITS 24
@@ -42,7 +50,10 @@ struct slice {
 
 struct host_backend {
 	struct vkv_backend be;
-	int memfd;
+	int memfd;      /* the memfd, or the /dev/vkv context's fd */
+	bool kmod;      /* slices are in a /dev/vkv pool of pool_size bytes */
+	uint64_t pool_size;
+	struct vkv_kmod km;
 	int node; /* preferred NUMA node for page allocation, -1 = local */
 	pthread_mutex_t lock; /* free slices and the file's extent */
 	struct slice *free;
@@ -119,7 +130,11 @@ static int take_slice(struct host_backend *hb, uint64_t size, uint64_t *off)
 			goto out;
 		}
 	}
-	if (hb->next_off + size > hb->file_size) {
+	if (hb->kmod && hb->next_off + size > hb->pool_size) {
+		ret = -ENOMEM; /* the pinned pool is the budget */
+		goto out;
+	}
+	if (!hb->kmod && hb->next_off + size > hb->file_size) {
 		uint64_t want = hb->next_off + size + FILE_GROW;
 
 		if (ftruncate(hb->memfd, (off_t)want)) {
@@ -198,6 +213,11 @@ static int host_create(struct vkv_backend *be, size_t size, vkv_handle_t *h)
 	ret = take_slice(hb, size, &off);
 	if (ret)
 		return ret;
+	if (hb->kmod) {
+		/* Pool memory is resident and pinned since the pool was made. */
+		*h = handle_pack(be, off, size);
+		return 0;
+	}
 	ret = alloc_pages_on_node(hb, off, size);
 	if (ret) {
 		/* Partly allocated pages must not linger in the slice. */
@@ -221,6 +241,8 @@ static int host_release(struct vkv_backend *be, vkv_handle_t h)
 	pthread_mutex_unlock(&hb->lock);
 	if (!size || off + size > end)
 		return -EINVAL;
+	if (hb->kmod)
+		return put_slice(hb, off, size);
 	if (fallocate(hb->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)off, (off_t)size))
 		return -errno;
@@ -275,7 +297,10 @@ static void host_destroy(struct vkv_backend *be)
 {
 	struct host_backend *hb = to_host(be);
 
-	close(hb->memfd);
+	if (hb->kmod)
+		vkv_kmod_close(&hb->km);
+	else
+		close(hb->memfd);
 	pthread_mutex_destroy(&hb->lock);
 	free(hb->free);
 	free(hb);
@@ -294,15 +319,58 @@ static const struct vkv_backend_ops host_ops = {
 	.copy = host_copy,
 };
 
+/*
+ * Take the cache's budget as a pinned /dev/vkv pool. Returns 0, or why not
+ * (the caller falls back to memfd and says so once).
+ */
+static int open_kmod_pool(struct host_backend *hb, const struct vkv_config *cfg)
+{
+	int ret;
+
+	if (!cfg->budget)
+		return -EINVAL;
+	ret = vkv_kmod_open(&hb->km, NULL);
+	if (ret)
+		return ret;
+	ret = vkv_kmod_pool_create(&hb->km, cfg->budget, 0, cfg->numa_node);
+	if (ret) {
+		vkv_kmod_close(&hb->km);
+		return ret;
+	}
+	hb->kmod = true;
+	hb->memfd = hb->km.fd;
+	hb->pool_size = hb->km.pool_size;
+	return 0;
+}
+
+static bool kmod_said;
+
 int vkv_backend_host_open(const struct vkv_config *cfg,
 			  struct vkv_backend **out)
 {
 	struct host_backend *hb = calloc(1, sizeof(*hb));
 	long pages = sysconf(_SC_PHYS_PAGES);
 	long psize = sysconf(_SC_PAGESIZE);
+	int kret;
 
 	if (!hb)
 		return -ENOMEM;
+	hb->km.fd = -1;
+	kret = open_kmod_pool(hb, cfg);
+	if (!kret) {
+		vkv_log(cfg, VKV_LOG_INFO,
+			"vkv: host memory from /dev/vkv: %llu bytes pinned "
+			"on node %d",
+			(unsigned long long)hb->pool_size, hb->km.node);
+		goto ready;
+	}
+	/* Once per process: why the module is not used. */
+	if (!__atomic_exchange_n(&kmod_said, true, __ATOMIC_RELAXED))
+		vkv_log(cfg, VKV_LOG_INFO,
+			"vkv: host memory from memfd (%s)",
+			kret == -EINVAL ? "no budget to size a /dev/vkv pool"
+			: kret == -ENOENT ? "vkv.ko not loaded"
+					  : vkv_strerror(kret));
 	hb->memfd = memfd_create("vkv-host", MFD_CLOEXEC);
 	if (hb->memfd < 0) {
 		int ret = -errno;
@@ -312,6 +380,7 @@ int vkv_backend_host_open(const struct vkv_config *cfg,
 			vkv_strerror(ret));
 		return ret;
 	}
+ready:
 	pthread_mutex_init(&hb->lock, NULL);
 	hb->node = cfg->numa_node;
 	hb->be.ops = &host_ops;
