@@ -91,7 +91,11 @@ int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
  *
  * Registration is an optimisation: when the kernel refuses it (old kernel,
  * RLIMIT_MEMLOCK, table full) add returns 0, says why once in the log, and
- * the range uses unregistered I/O. Errors: -EINVAL (bad range, or one that
+ * the range uses unregistered I/O. Both wait for I/O in progress on the
+ * tier (the table changes only while the ring is idle); as host tier hooks
+ * they run under the host tier's lock, which is the lock order (host tier,
+ * then disk tier; the disk tier never calls the host tier).
+ * Errors: -EINVAL (bad range, or one that
  * overlaps a registered range), -EBUSY while a set from
  * vkv_disk_register_buffers() is registered. A no-op without io_uring.
  */
