@@ -89,7 +89,7 @@ struct vkv_pool {
 };
 
 struct vkv_ctx {
-	struct mutex lock;
+	struct mutex lock;		/* chunk states and pages, lru, backing */
 	struct list_head node;		/* on vkv_ctxs, under vkv_ctxs_lock */
 	struct inode *inode;		/* private address space for mmap */
 	struct vkv_pool *pool;		/* NULL until POOL_CREATE */

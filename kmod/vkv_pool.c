@@ -294,7 +294,7 @@ static int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
 	for (tries = 0; vkv_chunk_busy(pool, c, true); tries++) {
 		if (tries == 10 || vkv_chunk_busy(pool, c, false))
 			goto busy;
-		msleep(1);
+		usleep_range(1000, 2000);
 	}
 	if (!discard) {
 		u32 crc = vkv_chunk_crc(pool, c);
