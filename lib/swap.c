@@ -472,6 +472,18 @@ int swap_init(struct vkv_cache *c)
 			return ret;
 		}
 	}
+	if (c->host && c->disk) {
+		/* Host-tier slabs become io_uring fixed buffers as they come. */
+		struct vkv_host_tier_ops ops = {
+			.slab_register = vkv_disk_buffer_add,
+			.slab_unregister = vkv_disk_buffer_remove,
+			.arg = c->disk,
+		};
+
+		ret = vkv_host_tier_set_ops(c->host, &ops);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -488,9 +500,10 @@ void swap_fini(struct vkv_cache *c)
 	if (c->sw)
 		for (uint32_t i = 0; i < c->geom.max_seqs; i++)
 			drop_saved(c, i);
-	vkv_disk_tier_close(c->disk);
+	/* The host tier first: its slabs are registered with the disk tier. */
 	if (c->host)
 		vkv_host_tier_close(c->host);
+	vkv_disk_tier_close(c->disk);
 	free(c->sw);
 	free(c->swap_q);
 	c->sw = NULL;

@@ -5,9 +5,14 @@
 #
 #   scripts/setup.sh          userspace build and tests
 #   scripts/setup.sh kmod     also what the kernel-module tests in qemu need
+#   scripts/setup.sh bench    also what `make bench` needs (fio, gnuplot)
 set -eu
 
 pkgs="build-essential pkg-config libnuma-dev liburing-dev check"
+# `make bench` also compares against fio and draws plots with gnuplot.
+if [ "${1:-}" = bench ]; then
+	pkgs="$pkgs fio gnuplot-nox"
+fi
 
 missing=""
 for p in $pkgs; do
