@@ -65,7 +65,7 @@ int vkv_pin(struct vkv_ctx *ctx, struct vkv_pin *p)
 
 	err = -ENOMEM;
 	up = kzalloc(sizeof(*up), GFP_KERNEL);
-	pages = kvmalloc_array(npages, sizeof(*pages), GFP_KERNEL);
+	pages = kvmalloc_array(npages, sizeof(*pages), GFP_KERNEL_ACCOUNT);
 	if (!up || !pages)
 		goto err_free;
 

@@ -58,7 +58,7 @@ static struct page *vkv_chunk_page(const struct vkv_chunk *c, unsigned long i)
  */
 static int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero)
 {
-	const gfp_t base = GFP_KERNEL | __GFP_THISNODE | __GFP_NOWARN |
+	const gfp_t base = GFP_KERNEL_ACCOUNT | __GFP_THISNODE | __GFP_NOWARN |
 			   (zero ? __GFP_ZERO : 0);
 	int order = pool->chunk_order;
 	int o;
@@ -486,7 +486,7 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 	pool->chunk_order = ilog2(chunk) - PAGE_SHIFT;
 	pool->node = node;
 	pool->nr_chunks = size / chunk;
-	pool->chunks = kvcalloc(pool->nr_chunks, sizeof(*pool->chunks), GFP_KERNEL);
+	pool->chunks = kvcalloc(pool->nr_chunks, sizeof(*pool->chunks), GFP_KERNEL_ACCOUNT);
 	if (!pool->chunks)
 		goto err_free;
 	for (i = 0; i < pool->nr_chunks; i++) {

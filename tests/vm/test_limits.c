@@ -5,6 +5,7 @@
  * (VmPin), and kill -9 in the middle of swapping and of pinning.
  */
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -221,6 +222,65 @@ START_TEST(test_memlock_unprivileged)
 }
 END_TEST
 
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Pool memory is charged to the creator's memory cgroup: a pool larger than
+ * the group's memory.max fails with -ENOMEM instead of escaping the limit.
+ */
+START_TEST(test_memcg_charge)
+{
+	const char *cg = "/tmp/vkv-cg";
+	pid_t pid;
+	int st;
+
+	mkdir(cg, 0755);
+	if (mount("none", cg, "cgroup2", 0, NULL) && errno != EBUSY)
+		ck_abort_msg("mount cgroup2: %s", strerror(errno));
+	req(write_str("/tmp/vkv-cg/cgroup.subtree_control", "+memory") == 0);
+	mkdir("/tmp/vkv-cg/vkvtest", 0755);
+	req(write_str("/tmp/vkv-cg/vkvtest/memory.max", "33554432") == 0);
+	req(write_str("/tmp/vkv-cg/vkvtest/memory.swap.max", "0") == 0 || errno == ENOENT);
+	pid = fork();
+	if (pid == 0) {
+		char me[32];
+		struct vkv_pool_create pc;
+		int fd, fd2;
+
+		snprintf(me, sizeof(me), "%d", (int)getpid());
+		if (write_str("/tmp/vkv-cg/vkvtest/cgroup.procs", me))
+			_exit(10);
+		fd = vkv_open_dev();
+		memset(&pc, 0, sizeof(pc));
+		pc.size = 64 * MIB;
+		pc.node = -1;
+		if (ioctl(fd, VKV_IOC_POOL_CREATE, &pc) != -1 || errno != ENOMEM)
+			_exit(11);
+		fd2 = vkv_open_dev();
+		pc.size = 8 * MIB;
+		if (ioctl(fd2, VKV_IOC_POOL_CREATE, &pc))
+			_exit(12);
+		_exit(0);
+	}
+	req(waitpid(pid, &st, 0) == pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+	ck_assert_int_eq(counter("pool_bytes"), 0);
+	rmdir("/tmp/vkv-cg/vkvtest");
+	umount(cg);
+	rmdir(cg);
+}
+END_TEST
+
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -329,6 +389,7 @@ int main(void)
 	tcase_add_test(tc, test_max_pool);
 	tcase_add_test(tc, test_max_pinned);
 	tcase_add_test(tc, test_memlock_unprivileged);
+	tcase_add_test(tc, test_memcg_charge);
 	tcase_add_test(tc, test_kill_mid_swap);
 	tcase_add_test(tc, test_kill_mid_pin);
 	suite_add_tcase(s, tc);
