@@ -5,6 +5,8 @@
 #   make bench-core   micro benchmarks; records the ratios in docs/bench-core.md
 #   make bench-async  issue 3: driver time vkv_step_async() hides, on the
 #                     cuda backend over fakecuda; docs/bench-async.md
+#   make bench        issue 6: the performance report, bench/results/ (needs
+#                     gnuplot: Debian's gnuplot-nox)
 #   make check-tools  smoke replay + micro run; fails on any stamp mismatch
 
 VKVBENCH := $(B)/vkvbench
@@ -26,7 +28,7 @@ $(B)/tools/vkvbench/attn.o $(B)/tools/vkvbench/attn_cmp.o: ALL_CFLAGS += -O2
 $(VKVBENCH): $(VKVBENCH_OBJS) $(LIB_A)
 	$(CC) -o $@ $(VKVBENCH_OBJS) $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
-.PHONY: replay bench-core bench-async check-tools
+.PHONY: replay bench-core bench-async bench check-tools
 replay: setup
 	@$(MAKE) --no-print-directory $(VKVBENCH)
 	$(VKVBENCH) replay
@@ -45,6 +47,11 @@ bench-async: $(VKVBENCH) $(FAKECUDA_LIB)
 		$(BENCH_ASYNC_OPTS) --update docs/bench-async.md
 	$(BENCH_ASYNC_ENV) FAKECUDA_LATENCY_SCALE=call $(VKVBENCH) async \
 		$(BENCH_ASYNC_OPTS) --update docs/bench-async.md
+
+# Every allocator on three workloads, the attention comparison and the step
+# overhead: tables, CSVs and plots in bench/results (bench/run.sh says how).
+bench: $(VKVBENCH) $(FAKECUDA_LIB)
+	sh bench/run.sh $(VKVBENCH) $(FAKECUDA_DIR) bench/results
 
 # Small budgets force reclamation and preemption, so their paths are checked
 # too; a row damaged on purpose must be caught (exit 1); bad input must give

@@ -244,7 +244,8 @@ static void emit(FILE *f, const void *arg)
 			"behind): %llu sync, %llu async, with %.1f ms of "
 			"accounted driver time sync and %.1f ms async; "
 			"without them async hides %.1f%%. Driver work still "
-			"inside async + wait: %llu pages created, %llu "
+			"inside async + wait: %llu pages created by the "
+			"step (%llu by any thread meanwhile), %llu "
 			"mapped, %llu unmapped (%llu SetAccess and %llu "
 			"Unmap calls); %.1f ms of the async critical path "
 			"were in vkv_step_wait(). Admission (vkv_seq_open + "
@@ -256,6 +257,7 @@ static void emit(FILE *f, const void *arg)
 			ms(ra),
 			hidden((int64_t)(ia - ra), (int64_t)(is - rs)) * 100,
 			(unsigned long long)c->pages[CP_CREATE],
+			(unsigned long long)c->created_any,
 			(unsigned long long)c->pages[CP_MAP],
 			(unsigned long long)c->pages[CP_UNMAP],
 			(unsigned long long)c->calls[CP_ACCESS],
@@ -436,7 +438,7 @@ int cmd_async(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			fprintf(o.cp_log, "step,call,retry,batch,ns,created,"
-					  "mapped,unmapped\n");
+					  "mapped,unmapped,created_any_thread\n");
 			break;
 		case 'v':
 			o.verbose = 1;

@@ -9,5 +9,6 @@ int cmd_replay(int argc, char **argv);
 int cmd_micro(int argc, char **argv);
 int cmd_async(int argc, char **argv);
 int cmd_attn(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
 
 #endif /* VKVBENCH_CMD_H */

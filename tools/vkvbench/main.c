@@ -22,6 +22,8 @@ static void usage(FILE *f)
 		   "vkv_step_async (cuda)\n"
 		   "  attn [options]                decode attention: contiguous "
 		   "vs block table\n"
+		   "  gen-trace [options]           a seeded synthetic "
+		   "long-context trace\n"
 		   "\n"
 		   "`vkvbench <command> --help` lists a command's options.\n");
 }
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
 		return cmd_async(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "attn"))
 		return cmd_attn(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "gen-trace"))
+		return cmd_gen(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
 		usage(stdout);

@@ -77,8 +77,13 @@ static void replay_usage(FILE *f)
 		"  --block-tokens N  paged allocator's block (default 16, "
 		"vLLM's)\n"
 		"output:\n"
-		"  --format F        text (default), markdown, csv or json\n"
+		"  --format F        text (default), markdown, csv, json; "
+		"report-csv and\n"
+		"                    report-md: one row per allocator, "
+		"baselines included\n"
 		"  --csv, --json     short for --format csv / json\n"
+		"  --label NAME      the workload's name in report rows\n"
+		"  --no-header       report rows only, to append to a table\n"
 		"  -v, --verbose     progress on stderr\n"
 		"testing:\n"
 		"  --inject-fault N  corrupt one row at step N: the run must "
@@ -132,6 +137,8 @@ enum {
 	OPT_FORWARD,
 	OPT_STATIC,
 	OPT_BLOCK,
+	OPT_LABEL,
+	OPT_NO_HEADER,
 };
 
 static const struct option replay_opts[] = {
@@ -158,6 +165,8 @@ static const struct option replay_opts[] = {
 	{"forward-us", required_argument, NULL, OPT_FORWARD},
 	{"static-tokens", required_argument, NULL, OPT_STATIC},
 	{"block-tokens", required_argument, NULL, OPT_BLOCK},
+	{"label", required_argument, NULL, OPT_LABEL},
+	{"no-header", no_argument, NULL, OPT_NO_HEADER},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -166,7 +175,8 @@ static const struct option replay_opts[] = {
 struct replay_args {
 	uint64_t requests, first, max_tokens;
 	double window;
-	int all, layouts;
+	int all, layouts, no_header;
+	const char *label;
 	enum out_format fmt;
 };
 
@@ -284,10 +294,15 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 				a->fmt = OUT_CSV;
 			else if (!strcmp(arg, "json"))
 				a->fmt = OUT_JSON;
+			else if (!strcmp(arg, "report-csv"))
+				a->fmt = OUT_REPORT_CSV;
+			else if (!strcmp(arg, "report-md"))
+				a->fmt = OUT_REPORT_MD;
 			else
 				return bad_usage("--format", arg,
-						 "want text, markdown, csv or "
-						 "json");
+						 "want text, markdown, csv, "
+						 "json, report-csv or "
+						 "report-md");
 			break;
 		case OPT_CSV:
 			a->fmt = OUT_CSV;
@@ -303,6 +318,12 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 			break;
 		case OPT_ASYNC:
 			o->async = 1;
+			break;
+		case OPT_LABEL:
+			a->label = arg;
+			break;
+		case OPT_NO_HEADER:
+			a->no_header = 1;
 			break;
 		case OPT_STATIC:
 			if (u32_opt("--static-tokens", arg, &o->static_tokens))
@@ -448,6 +469,8 @@ int cmd_replay(int argc, char **argv)
 	ri.trace_path = path;
 	ri.trace_rows = t.n;
 	ri.o = &o;
+	ri.label = a.label;
+	ri.no_header = a.no_header;
 	if (n)
 		table_print(stdout, a.fmt, &ri, res, n);
 	trace_free(&t);

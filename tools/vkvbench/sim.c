@@ -118,6 +118,7 @@ static int seq_retire(struct sim *s, const struct running *r)
 	struct vkv_seq_info info;
 	struct stamp_err e;
 	int64_t len = vkv_seq_len(s->c, r->slot);
+	uint64_t t0;
 	int ret;
 
 	if (len != (int64_t)r->len) {
@@ -151,7 +152,9 @@ static int seq_retire(struct sim *s, const struct running *r)
 		return 1;
 	}
 	s->res->rows_checked += (uint64_t)r->len * s->st.layers * 2;
+	t0 = now_ns();
 	ret = vkv_seq_close(s->c, r->slot);
+	s->res->close_ns += now_ns() - t0;
 	if (ret)
 		return lib_err(s, "vkv_seq_close", ret);
 	s->blocked = 0;
@@ -277,7 +280,7 @@ static void cp_snap(const struct sim *s, struct cp_account *a)
 	a->pages[CP_ACCESS] = vs.map_calls; /* access is set on what is mapped */
 	a->pages[CP_UNMAP] = vs.unmap_calls;
 	if (s->o->drv_calls)
-		for (i = CP_MAP; i < CP_NOPS; i++)
+		for (i = 0; i < CP_NOPS; i++)
 			a->calls[i] = s->o->drv_calls(cp_fn[i]);
 }
 
@@ -290,7 +293,12 @@ static void cp_add1(struct cp_account *to, const struct cp_account *a0,
 		to->pages[i] += a1->pages[i] - a0->pages[i];
 		to->calls[i] += a1->calls[i] - a0->calls[i];
 	}
-	/* Creations are one call per page. */
+	/*
+	 * The pool worker's creations are off the path unless the step
+	 * waits for one (then it shows in the measured time only); the
+	 * caller's are one call per page.
+	 */
+	to->created_any += a1->calls[CP_CREATE] - a0->calls[CP_CREATE];
 	to->calls[CP_CREATE] = to->pages[CP_CREATE];
 }
 
@@ -301,7 +309,8 @@ static void cp_add(struct sim *s, const struct cp_account *a0, int retry,
 
 	cp_snap(s, &a1);
 	if (s->o->cp_log)
-		fprintf(s->o->cp_log, "%llu,%s,%d,%u,%llu,%llu,%llu,%llu\n",
+		fprintf(s->o->cp_log,
+			"%llu,%s,%d,%u,%llu,%llu,%llu,%llu,%llu\n",
 			(unsigned long long)s->res->steps, what, retry,
 			s->nrun, (unsigned long long)ns,
 			(unsigned long long)(a1.pages[CP_CREATE] -
@@ -309,7 +318,9 @@ static void cp_add(struct sim *s, const struct cp_account *a0, int retry,
 			(unsigned long long)(a1.pages[CP_MAP] -
 					     a0->pages[CP_MAP]),
 			(unsigned long long)(a1.pages[CP_UNMAP] -
-					     a0->pages[CP_UNMAP]));
+					     a0->pages[CP_UNMAP]),
+			(unsigned long long)(a1.calls[CP_CREATE] -
+					     a0->calls[CP_CREATE]));
 	cp_add1(&s->res->cp, a0, &a1);
 	if (retry)
 		cp_add1(&s->res->cp_retry, a0, &a1);
@@ -437,6 +448,7 @@ static int sample_memory(struct sim *s)
 {
 	struct vkv_stats vs;
 	uint64_t live = 0, open, need = 0;
+	double blocks, stat;
 	uint32_t i;
 	int ret;
 
@@ -476,16 +488,18 @@ static int sample_memory(struct sim *s)
 	 * static reservation of static_tokens per sequence, and a paged
 	 * allocator of block_tokens-token blocks (vLLM's block table).
 	 */
+	blocks = stat = 0;
 	for (i = 0; i < s->nrun; i++) {
 		uint64_t bt = s->o->block_tokens;
 		uint64_t st = s->o->static_tokens;
 		uint64_t len = s->run[i].len;
 
-		s->sum_blocks += (double)((len + bt - 1) / bt * bt) *
-				 (double)s->token_bytes;
-		s->sum_static +=
-			(double)(len > st ? len : st) * (double)s->token_bytes;
+		blocks += (double)((len + bt - 1) / bt * bt) *
+			  (double)s->token_bytes;
+		stat += (double)(len > st ? len : st) * (double)s->token_bytes;
 	}
+	s->sum_blocks += blocks;
+	s->sum_static += stat;
 	if (need > s->res->peak_need)
 		s->res->peak_need = need;
 	if (vs.live_bytes > s->res->peak_live) {
@@ -493,6 +507,9 @@ static int sample_memory(struct sim *s)
 		s->res->peak_live = vs.live_bytes;
 		s->res->waste_at_peak =
 			1.0 - (double)vs.live_bytes / (double)vs.mapped_bytes;
+		s->res->need_at_peak = 1.0 - (double)live / (double)need;
+		s->res->static_at_peak = 1.0 - (double)live / stat;
+		s->res->blocks_at_peak = 1.0 - (double)live / blocks;
 	}
 	if (open > s->res->peak_open)
 		s->res->peak_open = open;

@@ -42,6 +42,7 @@ enum cp_op { CP_CREATE, CP_MAP, CP_ACCESS, CP_UNMAP, CP_NOPS };
 struct cp_account {
 	uint64_t pages[CP_NOPS]; /* from the cache's counters */
 	uint64_t calls[CP_NOPS]; /* from drv_calls(), if given */
+	uint64_t created_any; /* cuMemCreate calls by any thread, likewise */
 };
 
 struct sim_result {
@@ -57,11 +58,13 @@ struct sim_result {
 	double waste_static_avg; /* modelled: static_tokens per sequence */
 	double waste_blocks_avg; /* modelled: block_tokens-token blocks */
 	double waste_at_peak; /* at the step of peak live bytes */
+	double need_at_peak, static_at_peak, blocks_at_peak; /* the same */
 	double mean_batch;
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
 	uint64_t cp_ns; /* sum over steps: the scheduler inside step calls */
 	uint64_t cp_wait_ns; /* of which in vkv_step_wait() */
 	uint64_t admit_ns; /* sum: the scheduler in vkv_seq_open/reserve */
+	uint64_t close_ns; /* sum: the scheduler in vkv_seq_close */
 	struct cp_account cp; /* driver work during cp_ns */
 	uint64_t cp_retry_ns; /* of cp_ns: attempts after an -ENOMEM */
 	struct cp_account cp_retry; /* of cp: the same */
