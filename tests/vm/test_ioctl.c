@@ -3,7 +3,9 @@
  * test_ioctl - every vkv ioctl with good and hostile input, mmap rules, and
  * a seeded random ioctl fuzz (VKV_FUZZ_SEED, VKV_FUZZ_CALLS).
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -584,6 +586,121 @@ START_TEST(test_fuzz)
 }
 END_TEST
 
+/*
+ * Several threads hammer one context at once with valid-looking calls:
+ * swap-out, prefetch, discard, pin and unpin (of pool and anonymous
+ * memory), backing file changes and pool accesses. Results may be errors
+ * (-EBUSY, -ENOENT, -ENODEV...), never a crash, a hang or a leak.
+ */
+struct stress {
+	pthread_t t;
+	int fd, bf, id;
+	uint8_t *pool, *anon;
+	long calls, ok;
+};
+
+static atomic_int stress_stop;
+
+static void *stress_main(void *arg)
+{
+	struct stress *st = arg;
+	uint64_t x = 0x9e3779b97f4a7c15ull * (st->id + 1), handles[8] = { 0 };
+	const uint64_t size = 8 * MIB;
+
+	while (!atomic_load(&stress_stop)) {
+		uint64_t r, off, len;
+		int ret = 0;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		r = x;
+		off = ((r >> 8) % 4) * CHUNK;
+		len = (1 + (r >> 12) % 2) * CHUNK;
+		if (off + len > size)
+			len = size - off;
+		switch (r % 10) {
+		case 0: ret = range_op(st->fd, VKV_IOC_SWAP_OUT, off, len, NULL); break;
+		case 1: ret = range_op(st->fd, VKV_IOC_PREFETCH, off, len, NULL); break;
+		case 2: ret = range_op(st->fd, VKV_IOC_DISCARD, off, CHUNK, NULL); break;
+		case 3: {
+			struct vkv_pin p;
+			uint8_t *base = (r >> 20) % 2 ? st->pool : st->anon;
+
+			memset(&p, 0, sizeof(p));
+			p.addr = (uintptr_t)(base + ((r >> 24) % 2048) * 4096);
+			p.length = 4096 * (1 + (r >> 36) % 64);
+			p.flags = VKV_PIN_WRITE;
+			ret = ioctl(st->fd, VKV_IOC_PIN, &p);
+			if (!ret)
+				handles[(r >> 40) % 8] = p.handle;
+			break;
+		}
+		case 4: {
+			/* Maybe someone else's handle, maybe already unpinned. */
+			struct vkv_unpin u = { .handle = handles[(r >> 40) % 8] + (r >> 50) % 2 };
+
+			ret = ioctl(st->fd, VKV_IOC_UNPIN, &u);
+			break;
+		}
+		case 5:
+			ret = (r >> 30) % 4 ? set_backing(st->fd, st->bf, 0, (r >> 33) % 2)
+					    : set_backing(st->fd, -1, 0, 0);
+			break;
+		case 6:
+			pool_info(st->fd);
+			break;
+		default:
+			/* Touch: faults in swapped or discarded chunks. */
+			st->pool[(r >> 16) % size] += 1;
+			break;
+		}
+		st->calls++;
+		if (!ret)
+			st->ok++;
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrent_stress)
+{
+	struct stress st[4];
+	const uint64_t size = 8 * MIB;
+	int fd = vkv_open_dev(), bf = backing_file("stress", 0), i;
+	uint8_t *pool, *anon;
+	long calls = 0, ok = 0;
+
+	pool_create(fd, size, 0, -1);
+	pool = pool_map(fd, size);
+	anon = mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	req(anon != MAP_FAILED);
+	memset(anon, 1, 8 * MIB);
+	req_ok(set_backing(fd, bf, 0, 0));
+	atomic_store(&stress_stop, 0);
+	for (i = 0; i < 4; i++) {
+		st[i] = (struct stress){ .fd = fd, .bf = bf, .id = i, .pool = pool, .anon = anon };
+		req(pthread_create(&st[i].t, NULL, stress_main, &st[i]) == 0);
+	}
+	sleep(5);
+	atomic_store(&stress_stop, 1);
+	for (i = 0; i < 4; i++) {
+		req(pthread_join(st[i].t, NULL) == 0);
+		calls += st[i].calls;
+		ok += st[i].ok;
+	}
+	printf("stress: %ld calls, %ld succeeded\n", calls, ok);
+	ck_assert_int_gt(ok, 0);
+	munmap(pool, size);
+	close(fd);
+	ck_assert_int_eq(counter("contexts"), 0);
+	ck_assert_int_eq(counter("pinned_bytes"), 0);
+	ck_assert_int_eq(counter("pool_bytes"), 0);
+	ck_assert_int_eq(counter("swapped_bytes"), 0);
+	munmap(anon, 8 * MIB);
+	close(bf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vkv ioctl");
@@ -601,6 +718,7 @@ int main(void)
 	tcase_add_test(tc, test_pin_hostile);
 	tcase_add_test(tc, test_pinned_chunk_busy);
 	tcase_add_test(tc, test_fuzz);
+	tcase_add_test(tc, test_concurrent_stress);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
