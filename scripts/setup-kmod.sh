@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what building vkv.ko and running its tests in qemu need, on Debian 12:
 #
-#   - qemu-system-x86, busybox-static, e2fsprogs, cpio (the guest and its disk)
+#   - qemu-system-x86, busybox-static, e2fsprogs, cpio, xz-utils (the guest,
+#     its disk, and the xz-compressed modules of newer kernels)
 #   - linux-image-amd64 + linux-headers-amd64 (Debian's 6.1 LTS kernel)
 #   - the 6.12 kernel image + headers from bookworm-backports
 #
@@ -30,7 +31,7 @@ codename=${VERSION_CODENAME:-bookworm}
 bpo="$codename-backports"
 bpo_major=6.12
 
-base_pkgs="build-essential make qemu-system-x86 busybox-static e2fsprogs cpio \
+base_pkgs="build-essential make qemu-system-x86 busybox-static e2fsprogs cpio xz-utils \
 kmod check libsubunit-dev linux-image-amd64 linux-headers-amd64"
 
 missing=""
