@@ -27,6 +27,9 @@ mem=${VKV_VM_MEM:-512}
 kernel=/boot/vmlinuz-$rel
 [ -r "$kernel" ] || { echo "vm: $kernel missing or unreadable" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "vm: qemu-system-x86_64 missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
+for tool in modprobe cpio mkfs.ext4 xz; do
+	command -v "$tool" >/dev/null || { echo "vm: $tool missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
+done
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || { echo "vm: busybox missing" >&2; exit 1; }
 
@@ -56,6 +59,8 @@ done | awk '!seen[$0]++' | while read -r path; do
 	esac
 	echo "$name" >> "$root/modules/order"
 done
+grep -q '^ext4\.ko$' "$root/modules/order" || grep -q '^CONFIG_EXT4_FS=y' "/boot/config-$rel" 2>/dev/null ||
+	{ echo "vm: no ext4 module for $rel in /lib/modules/$rel" >&2; exit 1; }
 
 : > "$root/tests/list"
 for s in "$@"; do
