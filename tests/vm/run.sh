@@ -27,6 +27,7 @@ mem=${VKV_VM_MEM:-512}
 kernel=/boot/vmlinuz-$rel
 [ -r "$kernel" ] || { echo "vm: $kernel missing or unreadable" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || { echo "vm: qemu-system-x86_64 missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
+PATH=$PATH:/usr/sbin:/sbin
 for tool in modprobe cpio mkfs.ext4 xz; do
 	command -v "$tool" >/dev/null || { echo "vm: $tool missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
 done
