@@ -25,6 +25,8 @@
 #include <dlfcn.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +65,87 @@ struct async_row {
 	int have_off;
 };
 
+/*
+ * The machine's own thread hand-off: a queue-and-wait round trip between
+ * two threads through a mutex and a condition variable, as vkv_step_async()
+ * and vkv_step_wait() make one, after the same forward-pass sleep, once per
+ * step. On a shared, overloaded machine this, not the driver, can dominate
+ * the asynchronous critical path; it is printed so that the two can be told
+ * apart.
+ */
+struct handoff {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int phase; /* 0 idle, 1 queued, 2 done, 3 stop */
+};
+
+static void *handoff_worker(void *arg)
+{
+	struct handoff *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	for (;;) {
+		while (h->phase != 1 && h->phase != 3)
+			pthread_cond_wait(&h->cond, &h->lock);
+		if (h->phase == 3)
+			break;
+		h->phase = 2;
+		pthread_cond_broadcast(&h->cond);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* Sum of @n hand-offs in ns, the p99 in *@p99; 0 if no thread. */
+static uint64_t handoff_cost(uint64_t n, uint64_t forward_us, uint64_t *p99)
+{
+	struct handoff h = {.phase = 0};
+	struct samples sm = {0};
+	struct timespec ts = {.tv_sec = forward_us / 1000000,
+			      .tv_nsec = (long)(forward_us % 1000000) * 1000};
+	pthread_t t;
+	uint64_t i, sum = 0;
+
+	*p99 = 0;
+	pthread_mutex_init(&h.lock, NULL);
+	pthread_cond_init(&h.cond, NULL);
+	if (pthread_create(&t, NULL, handoff_worker, &h))
+		return 0;
+	for (i = 0; i < n; i++) {
+		uint64_t t0 = now_ns(), d;
+
+		pthread_mutex_lock(&h.lock);
+		h.phase = 1;
+		pthread_cond_broadcast(&h.cond);
+		pthread_mutex_unlock(&h.lock);
+		d = now_ns() - t0;
+		if (forward_us)
+			nanosleep(&ts, NULL);
+		t0 = now_ns();
+		pthread_mutex_lock(&h.lock);
+		while (h.phase != 2)
+			pthread_cond_wait(&h.cond, &h.lock);
+		h.phase = 0;
+		pthread_mutex_unlock(&h.lock);
+		d += now_ns() - t0;
+		sum += d;
+		samples_push(&sm, d);
+	}
+	pthread_mutex_lock(&h.lock);
+	h.phase = 3;
+	pthread_cond_broadcast(&h.cond);
+	pthread_mutex_unlock(&h.lock);
+	pthread_join(t, NULL);
+	if (!sm.oom)
+		*p99 = percentile_u64(sm.v, sm.n, 99);
+	samples_free(&sm);
+	pthread_cond_destroy(&h.cond);
+	pthread_mutex_destroy(&h.lock);
+	return sum;
+}
+
 struct async_report {
+	uint64_t handoff_ns, handoff_p99, handoff_n;
 	struct sim_opts *o;
 	struct drv_model m;
 	struct async_row *rows;
@@ -211,7 +293,13 @@ static void emit(FILE *f, const void *arg)
 				ms(inj_total(&rp->m, w, k)));
 		}
 	}
-	fprintf(f, "\n");
+	fprintf(f,
+		"\nThe machine's bare thread hand-off (queue, the same "
+		"forward-pass sleep, wait; no library) over %llu steps: "
+		"%.1f ms in all, p99 %s: the part of an asynchronous critical "
+		"path that is the operating system's, not the driver's.\n\n",
+		(unsigned long long)rp->handoff_n, ms(rp->handoff_ns),
+		fmt_ns(a, sizeof(a), (double)rp->handoff_p99));
 	for (i = 0; i < rp->nrows; i++) {
 		const struct async_row *w = &rp->rows[i];
 		const struct sim_result *sy = &w->r[SYNC_ON], *as = &w->r[ASYNC_ON];
@@ -501,6 +589,9 @@ int cmd_async(int argc, char **argv)
 			rp.nrows++;
 	}
 	if (rp.nrows) {
+		rp.handoff_n = rows[0].r[ASYNC_ON].steps;
+		rp.handoff_ns = handoff_cost(rp.handoff_n, o.forward_us,
+					     &rp.handoff_p99);
 		emit(stdout, &rp);
 		if (update && !rc)
 			rc = md_update(update, rp.m.per_call ? "async call"
