@@ -78,6 +78,7 @@ struct cache_counters {
 
 struct vkv_host_tier;
 struct vkv_disk_tier;
+struct vkv_kmod_slabs;
 
 struct vkv_cache {
 	struct vkv_geometry geom;
@@ -112,6 +113,7 @@ struct vkv_cache {
 	struct swap_slot *sw;
 	struct vkv_host_tier *host;
 	struct vkv_disk_tier *disk;
+	struct vkv_kmod_slabs *kslabs; /* host-tier slabs from /dev/vkv */
 	size_t chunk_bytes;  /* one page as stored in a tier */
 	uint64_t use_clock;
 	pthread_cond_t swap_cond; /* a swap finished, or one was queued */

@@ -26,6 +26,7 @@
 #include "quant.h"
 #include "tier_disk.h"
 #include "tier_host.h"
+#include "tier_kmod.h"
 
 /* Disk I/O is done in batches of this many pages through bounce buffers. */
 #define DISK_BATCH 16
@@ -432,6 +433,61 @@ static void *swap_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * The host tier's hooks take one argument, the cache: slabs come from
+ * /dev/vkv when the module is there, and are registered with the disk tier
+ * as io_uring fixed buffers when there is one.
+ */
+static int hook_alloc(void *arg, size_t len, int node, void **base)
+{
+	return vkv_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len,
+				   node, base);
+}
+
+static void hook_free(void *arg, void *base, size_t len)
+{
+	vkv_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
+}
+
+static int hook_register(void *arg, void *base, size_t len)
+{
+	struct vkv_cache *c = arg;
+
+	return c->disk ? vkv_disk_buffer_add(c->disk, base, len) : 0;
+}
+
+static void hook_unregister(void *arg, void *base, size_t len)
+{
+	struct vkv_cache *c = arg;
+
+	if (c->disk)
+		vkv_disk_buffer_remove(c->disk, base, len);
+}
+
+/* Checked once per cache: where the host tier's memory comes from. */
+static int host_tier_hooks(struct vkv_cache *c)
+{
+	struct vkv_host_tier_ops ops = {
+		.slab_register = hook_register,
+		.slab_unregister = hook_unregister,
+		.arg = c,
+	};
+	int ret = vkv_kmod_slabs_open(&c->kslabs);
+
+	if (!ret) {
+		ops.slab_alloc = hook_alloc;
+		ops.slab_free = hook_free;
+		vkv_log(&c->cfg, VKV_LOG_INFO,
+			"vkv: host tier memory from /dev/vkv (pinned by vkv.ko)");
+	} else {
+		vkv_log(&c->cfg, VKV_LOG_INFO,
+			"vkv: host tier memory from mmap + mbind + mlock (%s)",
+			ret == -ENOENT ? "vkv.ko not loaded"
+				       : vkv_strerror(ret));
+	}
+	return vkv_host_tier_set_ops(c->host, &ops);
+}
+
 int swap_init(struct vkv_cache *c)
 {
 	const struct vkv_config *cfg = &c->cfg;
@@ -472,19 +528,7 @@ int swap_init(struct vkv_cache *c)
 			return ret;
 		}
 	}
-	if (c->host && c->disk) {
-		/* Host-tier slabs become io_uring fixed buffers as they come. */
-		struct vkv_host_tier_ops ops = {
-			.slab_register = vkv_disk_buffer_add,
-			.slab_unregister = vkv_disk_buffer_remove,
-			.arg = c->disk,
-		};
-
-		ret = vkv_host_tier_set_ops(c->host, &ops);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return c->host ? host_tier_hooks(c) : 0;
 }
 
 void swap_fini(struct vkv_cache *c)
@@ -503,6 +547,7 @@ void swap_fini(struct vkv_cache *c)
 	/* The host tier first: its slabs are registered with the disk tier. */
 	if (c->host)
 		vkv_host_tier_close(c->host);
+	vkv_kmod_slabs_close(c->kslabs);
 	vkv_disk_tier_close(c->disk);
 	free(c->sw);
 	free(c->swap_q);
@@ -510,6 +555,7 @@ void swap_fini(struct vkv_cache *c)
 	c->swap_q = NULL;
 	c->disk = NULL;
 	c->host = NULL;
+	c->kslabs = NULL;
 }
 
 void swap_wait_idle(struct vkv_cache *c, uint32_t slot)

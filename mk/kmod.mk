@@ -17,7 +17,7 @@ KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
 VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl \
-	bench_kmod vkvctl
+	test_lib bench_kmod vkvctl
 VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
 VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
@@ -26,7 +26,8 @@ VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
 VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm) -pthread
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
-VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_shrinker
+VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
+	test_shrinker
 VM_BENCH ?= bench_kmod
 
 .PHONY: kmod kmod-tests check-kmod
@@ -59,6 +60,15 @@ $(VM_BIN)/test_client: tests/vm/test_client.c lib/kmod_client.c lib/kmod_client.
 		tests/vm/vmtest.h kmod/uapi/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ tests/vm/test_client.c lib/kmod_client.c $(VM_LIBS)
+
+# libvkv itself over the module: the public header only, so no -Ikmod/uapi.
+$(VM_BIN)/test_lib: tests/vm/test_lib.c $(LIB_A) lib/vkv.h
+	@mkdir -p $(@D)
+	@# glibc warns that dlopen (of libcuda) needs shared libraries at run
+	@# time: true, and the guest has none, so the cuda backend says -ENODEV.
+	$(CC) -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -pthread -Ilib \
+		-static -o $@ $< $(LIB_A) -lnuma -luring -ldl $(VM_LIBS) 2> $@.log || \
+		{ cat $@.log; exit 1; }
 
 $(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h kmod/uapi/vkv.h
 	@mkdir -p $(@D)

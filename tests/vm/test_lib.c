@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_lib.c - libvkv over vkv.ko, in the guest: the host backend's pages
+ * and the host tier's slabs come from /dev/vkv pools when the module is
+ * loaded (and the library says so), and data survives growth, reclaim and
+ * a round trip through the host tier there. The module's counters show the
+ * pools while the cache lives and go back to zero when it is destroyed.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkv.h"
+
+#define MIB (1024ull * 1024ull)
+
+static char said[1024];
+
+static void log_fn(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	strncat(said, msg, sizeof(said) - strlen(said) - 2);
+	strcat(said, "\n");
+}
+
+static unsigned long long counter(const char *name)
+{
+	char path[128];
+	unsigned long long v = ~0ull;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/vkv/%s", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%llu", &v) != 1)
+			v = ~0ull;
+		fclose(f);
+	}
+	return v;
+}
+
+static void stamp(struct vkv_cache *c, uint32_t slot, uint32_t from,
+		  uint32_t to, uint64_t owner)
+{
+	for (uint32_t t = from; t < to; t++)
+		for (uint32_t l = 0; l < 2; l++)
+			for (int kv = 0; kv < 2; kv++) {
+				uint64_t v = owner << 32 | t << 4 | l << 1 | kv;
+
+				memcpy(vkv_token_ptr(c, l, kv, slot, t), &v, 8);
+			}
+}
+
+static int check(struct vkv_cache *c, uint32_t slot, uint32_t len,
+		 uint64_t owner)
+{
+	for (uint32_t t = 0; t < len; t++)
+		for (uint32_t l = 0; l < 2; l++)
+			for (int kv = 0; kv < 2; kv++) {
+				uint64_t v = owner << 32 | t << 4 | l << 1 | kv, w;
+
+				memcpy(&w, vkv_token_ptr(c, l, kv, slot, t), 8);
+				if (v != w)
+					return 0;
+			}
+	return 1;
+}
+
+START_TEST(test_host_backend_on_kmod)
+{
+	struct vkv_geometry g = { 2, 8, 128, 4, 8, 2048,
+				  VKV_LAYOUT_TOKEN_MAJOR };
+	struct vkv_config cfg;
+	struct vkv_cache *c;
+	uint32_t s[4];
+
+	ck_assert_int_eq(vkv_config_init(&cfg), 0);
+	cfg.backend = VKV_BACKEND_HOST;
+	cfg.budget = 48 * MIB;
+	cfg.host_budget = 32 * MIB;
+	cfg.log_fn = log_fn;
+	cfg.log_level = VKV_LOG_INFO;
+	said[0] = '\0';
+	ck_assert_int_eq(vkv_cache_create(&g, &cfg, &c), 0);
+	ck_assert_msg(strstr(said, "host memory from /dev/vkv"), "%s", said);
+	ck_assert_msg(strstr(said, "host tier memory from /dev/vkv"), "%s",
+		      said);
+	/* The whole budget is one pinned pool. */
+	ck_assert_uint_ge(counter("pool_bytes"), 48 * MIB);
+
+	/* 24 pages: three sequences of 8; the fourth reclaims the first. */
+	for (int i = 0; i < 3; i++) {
+		s[i] = (uint32_t)vkv_seq_open(c);
+		ck_assert_int_eq(vkv_seq_reserve(c, s[i], 1000), 0);
+		stamp(c, s[i], 0, 1000, i + 1);
+	}
+	ck_assert_int_eq(vkv_seq_close(c, s[0]), 0);
+	s[3] = (uint32_t)vkv_seq_open(c);
+	ck_assert_int_eq(vkv_seq_reserve(c, s[3], 1000), 0);
+	stamp(c, s[3], 0, 1000, 4);
+	ck_assert(check(c, s[1], 1000, 2));
+	ck_assert(check(c, s[2], 1000, 3));
+	ck_assert(check(c, s[3], 1000, 4));
+
+	/* Through the host tier (a /dev/vkv slab) and back. */
+	ck_assert_int_eq(vkv_seq_swap_out(c, s[1], VKV_TIER_HOST), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[1]), 0);
+	ck_assert_uint_gt(counter("pool_bytes"), 48 * MIB);
+	ck_assert_int_eq(vkv_seq_swap_in(c, s[1]), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[1]), 0);
+	ck_assert(check(c, s[1], 1000, 2));
+	ck_assert(check(c, s[2], 1000, 3));
+
+	/* Beyond the pinned pool: -ENOMEM, nothing lost. */
+	uint32_t big = (uint32_t)vkv_seq_open(c);
+
+	ck_assert_int_eq(vkv_seq_reserve(c, big, 2048), -ENOMEM);
+	ck_assert(check(c, s[2], 1000, 3));
+	vkv_cache_destroy(c);
+	ck_assert_uint_eq(counter("pool_bytes"), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("lib");
+	TCase *tc = tcase_create("lib");
+	SRunner *sr;
+	int failed;
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_host_backend_on_kmod);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
