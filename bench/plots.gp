@@ -4,7 +4,7 @@ set terminal pngcairo size 900,520 noenhanced font ",10"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set key top right
+set key outside right top
 set grid ytics
 
 set output out.'/waste.png'

@@ -86,6 +86,7 @@ echo "bench: step overhead vs decode attention (host)" >&2
 # Tables for gnuplot: allocators x workloads.
 awk -F, 'NR > 1 {
 	a = $2 ($4 != 2048 && $4 != 0 ? " " $4 "K" : "")
+	if (a ~ /^static/) a = "static (max length)"
 	if (!(a in seen)) { seen[a] = 1; order[n++] = a }
 	if (!($1 in ws)) { ws[$1] = 1; word[m++] = $1 }
 	waste[a, $1] = $5 * 100; seqs[a, $1] = $7
@@ -125,8 +126,12 @@ gnuplot -e "tmp='$TMP'; out='$OUT'; ncol=$nw; batches='$batches'" bench/plots.gp
 	echo "Requests/s is requests served per second of library time (open, reserve, steps, close)."
 	echo
 	"$VKVBENCH" replay --format report-md --requests 1 --label x 2>/dev/null | head -2
-	awk -F, 'NR > 1 {
-		name = ($3 == "model") ? ($2 ~ /^static/ ? "static 8192-token reservation (modelled)" : "paged, 16-token blocks (modelled)") : "vkv " $2 ($4 != 2048 ? ", " $4 " KiB pages" : "")
+	awk -F, 'FNR > 1 {
+		split($2, m, "-")
+		if ($3 == "model")
+			name = (m[1] == "static") ? "static " m[2] "-token reservation (modelled)" : "paged, " m[2] "-token blocks (modelled)"
+		else
+			name = "vkv " $2 ($4 != 2048 ? ", " $4 " KiB pages" : "")
 		if ($3 == "model")
 			printf "| %s | %s | - | %.2f%% | %.2f%% | %s | - | - | - | - |\n", $1, name, $5 * 100, $6 * 100, $7 == "" ? "-" : $7
 		else
