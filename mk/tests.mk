@@ -74,3 +74,16 @@ check-install: $(B)/tests/readme_example.c
 		awk '$$2 ~ /[TDB]/ && $$3 !~ /^vkv_/ && $$3 !~ /^VKV_/ {print $$3}')" || \
 		{ echo "check-install: libvkv exports symbols outside vkv_*"; exit 1; }
 	@echo "check-install: passed"
+
+# Whole-sequence swap throughput (issue 5): host backend, then the cuda
+# backend over fakecuda with its A100 latencies; see docs/bench-swap.md.
+$(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
+
+.PHONY: bench-swap
+bench-swap: $(B)/tests/bench_swap $(FAKECUDA_LIB)
+	@echo "== host backend"; VKV_BACKEND=host $(B)/tests/bench_swap $(BENCH_SWAP_MIB)
+	@echo "== cuda backend over fakecuda (latency on)"; \
+	VKV_BACKEND=cuda LD_LIBRARY_PATH=$(FAKECUDA_DIR) FAKECUDA_LATENCY=1 \
+		$(B)/tests/bench_swap $(BENCH_SWAP_MIB)
