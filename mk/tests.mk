@@ -81,6 +81,8 @@ $(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
+ALL_TARGETS += $(B)/tests/bench_swap
+
 .PHONY: bench-swap
 bench-swap: $(B)/tests/bench_swap $(FAKECUDA_LIB)
 	@echo "== host backend"; VKV_BACKEND=host $(B)/tests/bench_swap $(BENCH_SWAP_MIB)
