@@ -164,6 +164,53 @@ static inline long check_rows(struct vkv_cache *c, uint32_t slot,
 	return -1;
 }
 
+/*
+ * Fill whole rows of tokens [from, to): each 8-byte word depends on owner,
+ * token, layer, K/V and its place, so a page mapped or restored at a wrong
+ * offset cannot pass verify_rows().
+ */
+static inline void fill_rows(struct vkv_cache *c, uint32_t slot,
+			     uint64_t owner, uint32_t from, uint32_t to)
+{
+	struct vkv_geometry g;
+	size_t words;
+
+	vkv_cache_geometry(c, &g);
+	words = (size_t)g.kv_heads * g.head_dim * g.elem_size / 8;
+	for (uint32_t l = 0; l < g.layers; l++)
+		for (int kv = 0; kv < 2; kv++)
+			for (uint32_t t = from; t < to; t++) {
+				uint64_t *p = vkv_token_ptr(c, l, kv, slot, t);
+				uint64_t s = stamp_of(owner, t, l, kv);
+
+				for (size_t w = 0; w < words; w++)
+					p[w] = s + w;
+			}
+}
+
+/* The first token in [from, to) whose rows differ, or -1. */
+static inline long verify_rows(struct vkv_cache *c, uint32_t slot,
+			       uint64_t owner, uint32_t from, uint32_t to)
+{
+	struct vkv_geometry g;
+	size_t words;
+
+	vkv_cache_geometry(c, &g);
+	words = (size_t)g.kv_heads * g.head_dim * g.elem_size / 8;
+	for (uint32_t l = 0; l < g.layers; l++)
+		for (int kv = 0; kv < 2; kv++)
+			for (uint32_t t = from; t < to; t++) {
+				const uint64_t *p =
+					vkv_token_ptr(c, l, kv, slot, t);
+				uint64_t s = stamp_of(owner, t, l, kv);
+
+				for (size_t w = 0; w < words; w++)
+					if (p[w] != s + w)
+						return t;
+			}
+	return -1;
+}
+
 /* Run one suite, print Check's summary, return the process exit code. */
 static inline int run_suite(Suite *s)
 {

@@ -16,50 +16,6 @@ struct seq {
 	uint64_t owner;
 };
 
-static size_t row_bytes(struct vkv_cache *c)
-{
-	struct vkv_geometry g;
-
-	vkv_cache_geometry(c, &g);
-	return (size_t)g.kv_heads * g.head_dim * g.elem_size;
-}
-
-/* Fill whole rows: each 8-byte word depends on owner, token, layer, kv, word. */
-static void fill(struct vkv_cache *c, uint32_t slot, uint64_t owner,
-		 uint32_t from, uint32_t to)
-{
-	size_t words = row_bytes(c) / 8;
-
-	for (uint32_t l = 0; l < 2; l++)
-		for (int kv = 0; kv < 2; kv++)
-			for (uint32_t t = from; t < to; t++) {
-				uint64_t *p = vkv_token_ptr(c, l, kv, slot, t);
-				uint64_t s = stamp_of(owner, t, l, kv);
-
-				for (size_t w = 0; w < words; w++)
-					p[w] = s + w;
-			}
-}
-
-static long verify(struct vkv_cache *c, uint32_t slot, uint64_t owner,
-		   uint32_t from, uint32_t to)
-{
-	size_t words = row_bytes(c) / 8;
-
-	for (uint32_t l = 0; l < 2; l++)
-		for (int kv = 0; kv < 2; kv++)
-			for (uint32_t t = from; t < to; t++) {
-				const uint64_t *p =
-					vkv_token_ptr(c, l, kv, slot, t);
-				uint64_t s = stamp_of(owner, t, l, kv);
-
-				for (size_t w = 0; w < words; w++)
-					if (p[w] != s + w)
-						return t;
-			}
-	return -1;
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -99,7 +55,7 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 					ck_ok(ret);
 					seqs[s] = (struct seq){ 1, prompt,
 								next_owner++ };
-					fill(c, s, seqs[s].owner, 0, prompt);
+					fill_rows(c, s, seqs[s].owner, 0, prompt);
 				}
 			} else {
 				ck_err(s, -ENOSPC);
@@ -124,7 +80,7 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 			for (uint32_t i = 1; i < n; i++)
 				if (seqs[slots[i]].owner > seqs[victim].owner)
 					victim = slots[i];
-			ck_assert_int_eq(verify(c, victim, seqs[victim].owner,
+			ck_assert_int_eq(verify_rows(c, victim, seqs[victim].owner,
 						0, seqs[victim].len),
 					 -1);
 			ck_ok(vkv_seq_close(c, victim));
@@ -135,7 +91,7 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 		for (uint32_t i = 0; i < n; i++) {
 			struct seq *q = &seqs[slots[i]];
 
-			fill(c, slots[i], q->owner, q->len, lens[i]);
+			fill_rows(c, slots[i], q->owner, q->len, lens[i]);
 			q->len = lens[i];
 		}
 		/* Finish some: every byte checked before the slot is given back. */
@@ -143,7 +99,7 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 			if (!seqs[s].open)
 				continue;
 			if (seqs[s].len == 2048 || rng_next(&rng) % 6 == 0) {
-				ck_assert_int_eq(verify(c, s, seqs[s].owner, 0,
+				ck_assert_int_eq(verify_rows(c, s, seqs[s].owner, 0,
 							seqs[s].len),
 						 -1);
 				ck_ok(vkv_seq_close(c, s));
@@ -154,7 +110,7 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 	/* And everyone still open is intact at the end. */
 	for (uint32_t s = 0; s < NSEQ; s++)
 		if (seqs[s].open)
-			ck_assert_int_eq(verify(c, s, seqs[s].owner, 0,
+			ck_assert_int_eq(verify_rows(c, s, seqs[s].owner, 0,
 						seqs[s].len),
 					 -1);
 	ck_ok(vkv_cache_stats(c, &st));
@@ -192,15 +148,15 @@ START_TEST(test_reopen_reuses_pages)
 	int s = vkv_seq_open(c);
 
 	ck_ok(vkv_seq_reserve(c, s, 2000));
-	fill(c, s, 7, 0, 2000);
+	fill_rows(c, s, 7, 0, 2000);
 	ck_ok(vkv_seq_close(c, s));
 	ck_ok(vkv_cache_stats(c, &before));
 	ck_assert_int_eq(vkv_seq_open(c), s);
 	ck_ok(vkv_seq_reserve(c, s, 2000));
 	ck_ok(vkv_cache_stats(c, &after));
 	ck_assert_uint_eq(after.map_calls, before.map_calls);
-	fill(c, s, 8, 0, 2000);
-	ck_assert_int_eq(verify(c, s, 8, 0, 2000), -1);
+	fill_rows(c, s, 8, 0, 2000);
+	ck_assert_int_eq(verify_rows(c, s, 8, 0, 2000), -1);
 	vkv_cache_destroy(c);
 }
 END_TEST
@@ -218,7 +174,7 @@ START_TEST(test_reclaim_order)
 	ck_ok(vkv_seq_reserve(c, s0, 1024)); /* 8 pages */
 	ck_ok(vkv_seq_reserve(c, s1, 1024)); /* 8 pages */
 	ck_ok(vkv_seq_reserve(c, s2, 2048)); /* 16 pages: the budget is full */
-	fill(c, s2, 3, 0, 2048);
+	fill_rows(c, s2, 3, 0, 2048);
 	ck_ok(vkv_seq_close(c, s0));
 	ck_ok(vkv_seq_close(c, s1));
 
@@ -226,13 +182,13 @@ START_TEST(test_reclaim_order)
 	ck_assert_int_eq(vkv_seq_open(c), s1);
 	ck_ok(vkv_seq_info(c, s1, &si));
 	ck_assert_uint_ge(si.backed, 1024);
-	fill(c, s1, 4, 0, 1024);
+	fill_rows(c, s1, 4, 0, 1024);
 
 	/* Growing it needs 8 more pages: the coldest closed slot gives them. */
 	ck_ok(vkv_seq_reserve(c, s1, 2048));
 	ck_ok(vkv_seq_info(c, s0, &si));
 	ck_assert_uint_eq(si.pages, 0);
-	ck_assert_int_eq(verify(c, s1, 4, 0, 1024), -1);
+	ck_assert_int_eq(verify_rows(c, s1, 4, 0, 1024), -1);
 
 	/* No closed pages left: s2's unused tail beyond 100 tokens goes. */
 	ck_ok(vkv_seq_reserve(c, s2, 100));
@@ -243,12 +199,12 @@ START_TEST(test_reclaim_order)
 	ck_ok(vkv_seq_info(c, s2, &si));
 	ck_assert_uint_lt(si.backed, 2048);
 	ck_assert_uint_ge(si.backed, 100);
-	ck_assert_int_eq(verify(c, s2, 3, 0, 100), -1);
-	ck_assert_int_eq(verify(c, s1, 4, 0, 1024), -1);
+	ck_assert_int_eq(verify_rows(c, s2, 3, 0, 100), -1);
+	ck_assert_int_eq(verify_rows(c, s1, 4, 0, 1024), -1);
 
 	/* Live data is never taken: this one cannot fit. */
 	ck_err(vkv_seq_reserve(c, s3, 2048), -ENOMEM);
-	ck_assert_int_eq(verify(c, s2, 3, 0, 100), -1);
+	ck_assert_int_eq(verify_rows(c, s2, 3, 0, 100), -1);
 	vkv_cache_destroy(c);
 }
 END_TEST

@@ -56,50 +56,6 @@ static void done(struct vkv_cache *c)
 	swap_path[0] = '\0';
 }
 
-static size_t rowb(struct vkv_cache *c)
-{
-	struct vkv_geometry g;
-
-	vkv_cache_geometry(c, &g);
-	return (size_t)g.kv_heads * g.head_dim * g.elem_size;
-}
-
-/* Whole rows, so that a page restored at a wrong offset cannot pass. */
-static void fill(struct vkv_cache *c, uint32_t slot, uint64_t owner,
-		 uint32_t len)
-{
-	size_t words = rowb(c) / 8;
-
-	for (uint32_t l = 0; l < 2; l++)
-		for (int kv = 0; kv < 2; kv++)
-			for (uint32_t t = 0; t < len; t++) {
-				uint64_t *p = vkv_token_ptr(c, l, kv, slot, t);
-				uint64_t s = stamp_of(owner, t, l, kv);
-
-				for (size_t w = 0; w < words; w++)
-					p[w] = s + w;
-			}
-}
-
-static long verify(struct vkv_cache *c, uint32_t slot, uint64_t owner,
-		   uint32_t len)
-{
-	size_t words = rowb(c) / 8;
-
-	for (uint32_t l = 0; l < 2; l++)
-		for (int kv = 0; kv < 2; kv++)
-			for (uint32_t t = 0; t < len; t++) {
-				const uint64_t *p =
-					vkv_token_ptr(c, l, kv, slot, t);
-				uint64_t s = stamp_of(owner, t, l, kv);
-
-				for (size_t w = 0; w < words; w++)
-					if (p[w] != s + w)
-						return t;
-			}
-	return -1;
-}
-
 static const enum vkv_layout layouts[] = {
 	VKV_LAYOUT_PER_LAYER,
 	VKV_LAYOUT_TOKEN_MAJOR,
@@ -118,8 +74,8 @@ static void roundtrip(enum vkv_layout layout, int uring)
 
 	ck_ok(vkv_seq_reserve(c, a, 1300));
 	ck_ok(vkv_seq_reserve(c, b, 777));
-	fill(c, a, 11, 1300);
-	fill(c, b, 12, 777);
+	fill_rows(c, a, 11, 0, 1300);
+	fill_rows(c, b, 12, 0, 777);
 
 	for (int round = 0; round < 2; round++) {
 		ck_ok(vkv_seq_swap_out(c, a, VKV_TIER_HOST));
@@ -147,8 +103,8 @@ static void roundtrip(enum vkv_layout layout, int uring)
 
 		ck_ok(vkv_step(c, &slot, &len, 1));
 		ck_assert_ptr_eq(vkv_token_ptr(c, 1, VKV_V, a, 700), pa);
-		ck_assert_int_eq(verify(c, a, 11, 1300), -1);
-		ck_assert_int_eq(verify(c, b, 12, 777), -1);
+		ck_assert_int_eq(verify_rows(c, a, 11, 0, 1300), -1);
+		ck_assert_int_eq(verify_rows(c, b, 12, 0, 777), -1);
 		ck_ok(vkv_seq_info(c, b, &si));
 		ck_assert_uint_eq(si.tier, VKV_TIER_DEVICE);
 	}
@@ -192,7 +148,7 @@ START_TEST(test_bad_input)
 	ck_err(vkv_seq_set_priority(c, 9, 1), -EINVAL);
 	ck_err(vkv_seq_set_priority(c, 4, 1), -EBADF);
 	ck_ok(vkv_seq_reserve(c, a, 300));
-	fill(c, a, 5, 300);
+	fill_rows(c, a, 5, 0, 300);
 	ck_ok(vkv_seq_swap_out(c, a, VKV_TIER_HOST));
 	ck_ok(vkv_seq_swap_wait(c, a));
 	ck_err(vkv_seq_swap_out(c, a, VKV_TIER_HOST), -EALREADY);
@@ -200,7 +156,7 @@ START_TEST(test_bad_input)
 	ck_ok(vkv_seq_trim(c, a));
 	/* A reserve brings it back first, then grows it. */
 	ck_ok(vkv_seq_reserve(c, a, 400));
-	ck_assert_int_eq(verify(c, a, 5, 300), -1);
+	ck_assert_int_eq(verify_rows(c, a, 5, 0, 300), -1);
 	/* Closing a swapped sequence frees its host memory. */
 	ck_ok(vkv_seq_swap_out(c, a, VKV_TIER_HOST));
 	ck_ok(vkv_seq_close(c, a));
@@ -255,7 +211,7 @@ START_TEST(test_evict_lru)
 	for (uint32_t i = 0; i < 6; i++) {
 		slots[i] = (uint32_t)vkv_seq_open(c);
 		ck_ok(vkv_seq_reserve(c, slots[i], 1000)); /* 8 pages each */
-		fill(c, slots[i], 100 + i, 1000);
+		fill_rows(c, slots[i], 100 + i, 0, 1000);
 	}
 	ck_ok(vkv_cache_stats(c, &st));
 	ck_assert_uint_ge(st.evictions, 2);
@@ -273,7 +229,7 @@ START_TEST(test_evict_lru)
 			uint32_t len = 1000;
 
 			ck_ok(vkv_step(c, &slots[i], &len, 1));
-			ck_assert_int_eq(verify(c, slots[i], 100 + i, 1000), -1);
+			ck_assert_int_eq(verify_rows(c, slots[i], 100 + i, 0, 1000), -1);
 		}
 	/* A batch bigger than the budget cannot be stepped: nothing lost. */
 	uint32_t lens[6] = { 1000, 1000, 1000, 1000, 1000, 1000 };
@@ -283,7 +239,7 @@ START_TEST(test_evict_lru)
 		uint32_t len = 1000;
 
 		ck_ok(vkv_step(c, &slots[i], &len, 1));
-		ck_assert_int_eq(verify(c, slots[i], 100 + i, 1000), -1);
+		ck_assert_int_eq(verify_rows(c, slots[i], 100 + i, 0, 1000), -1);
 	}
 	done(c);
 }
@@ -324,7 +280,7 @@ START_TEST(test_host_to_disk)
 	for (int i = 0; i < 3; i++) {
 		s[i] = vkv_seq_open(c);
 		ck_ok(vkv_seq_reserve(c, s[i], 1000)); /* 8 pages */
-		fill(c, s[i], 40 + i, 1000);
+		fill_rows(c, s[i], 40 + i, 0, 1000);
 		ck_ok(vkv_seq_swap_out(c, s[i], VKV_TIER_HOST));
 		ck_ok(vkv_seq_swap_wait(c, s[i]));
 	}
@@ -335,7 +291,7 @@ START_TEST(test_host_to_disk)
 	for (int i = 0; i < 3; i++) {
 		ck_ok(vkv_seq_swap_in(c, s[i]));
 		ck_ok(vkv_seq_swap_wait(c, s[i]));
-		ck_assert_int_eq(verify(c, s[i], 40 + i, 1000), -1);
+		ck_assert_int_eq(verify_rows(c, s[i], 40 + i, 0, 1000), -1);
 	}
 	done(c);
 }
@@ -352,8 +308,8 @@ START_TEST(test_disk_corruption)
 
 	ck_ok(vkv_seq_reserve(c, a, 200));
 	ck_ok(vkv_seq_reserve(c, b, 200));
-	fill(c, a, 1, 200);
-	fill(c, b, 2, 200);
+	fill_rows(c, a, 1, 0, 200);
+	fill_rows(c, b, 2, 0, 200);
 	ck_ok(vkv_seq_swap_out(c, a, VKV_TIER_DISK));
 	ck_ok(vkv_seq_swap_wait(c, a));
 	ck_ok(vkv_seq_swap_out(c, b, VKV_TIER_DISK));
@@ -369,7 +325,7 @@ START_TEST(test_disk_corruption)
 	ck_err(vkv_seq_swap_wait(c, a), -EIO);
 	ck_ok(vkv_seq_swap_in(c, b));
 	ck_ok(vkv_seq_swap_wait(c, b));
-	ck_assert_int_eq(verify(c, b, 2, 200), -1);
+	ck_assert_int_eq(verify_rows(c, b, 2, 0, 200), -1);
 	/* The lost one fails again until closed; closing is clean. */
 	uint32_t slot = (uint32_t)a, len = 200;
 
