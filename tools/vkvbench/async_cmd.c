@@ -213,9 +213,8 @@ static uint64_t inj_total(const struct drv_model *m, const struct async_row *w,
 			  int run)
 {
 	const struct vkv_stats *st = &w->r[run].st;
-	struct cp_account a = {
-		.pages = {st->create_calls, st->map_calls, st->map_calls,
-			  st->unmap_calls}};
+	struct cp_account a = {.pages = {st->create_calls, st->map_calls,
+					 st->map_calls, st->unmap_calls}};
 
 	memcpy(a.calls, w->calls[run], sizeof(a.calls));
 	return inj(m, &a);
@@ -255,7 +254,8 @@ static void emit(FILE *f, const void *arg)
 		rp->trace, o->first, o->first + o->count - 1, o->count,
 		rp->trace_rows, (double)o->cfg.budget / (1 << 30),
 		(unsigned long long)(rp->nrows ? rp->rows[0].r[0].st.page_size
-					       : 0) >> 10,
+					       : 0) >>
+			10,
 		o->cfg.lookahead_tokens, (double)o->forward_us / 1e3,
 		rp->m.per_call ? "call" : "size",
 		rp->m.per_call ? "once per call, the optimistic bound"
@@ -302,7 +302,8 @@ static void emit(FILE *f, const void *arg)
 		fmt_ns(a, sizeof(a), (double)rp->handoff_p99));
 	for (i = 0; i < rp->nrows; i++) {
 		const struct async_row *w = &rp->rows[i];
-		const struct sim_result *sy = &w->r[SYNC_ON], *as = &w->r[ASYNC_ON];
+		const struct sim_result *sy = &w->r[SYNC_ON],
+					*as = &w->r[ASYNC_ON];
 		const struct cp_account *c = &as->cp;
 		uint64_t ia = inj(&rp->m, c), is = inj(&rp->m, &sy->cp);
 		uint64_t ra = inj(&rp->m, &as->cp_retry);
@@ -321,8 +322,9 @@ static void emit(FILE *f, const void *arg)
 					? "PASS"
 					: "MISS");
 		} else {
-			fprintf(f, "hidden %.1f%% accounted (target >= %.0f%%: "
-				   "%s; no latency-off baseline). ",
+			fprintf(f,
+				"hidden %.1f%% accounted (target >= %.0f%%: "
+				"%s; no latency-off baseline). ",
 				ha * 100, HIDE_TARGET * 100,
 				ha >= HIDE_TARGET ? "PASS" : "MISS");
 		}
@@ -341,8 +343,7 @@ static void emit(FILE *f, const void *arg)
 			"not counted above) took %.1f ms sync, %.1f ms "
 			"async.\n",
 			(unsigned long long)sy->enomem_retries,
-			(unsigned long long)as->enomem_retries, ms(rs),
-			ms(ra),
+			(unsigned long long)as->enomem_retries, ms(rs), ms(ra),
 			hidden((int64_t)(ia - ra), (int64_t)(is - rs)) * 100,
 			(unsigned long long)c->pages[CP_CREATE],
 			(unsigned long long)c->created_any,
@@ -359,7 +360,8 @@ static void async_usage(FILE *f)
 	fprintf(f,
 		"usage: vkvbench async [options] [trace.csv]\n"
 		"\n"
-		"Critical-path driver time of vkv_step() against vkv_step_async() "
+		"Critical-path driver time of vkv_step() against "
+		"vkv_step_async() "
 		"+ forward pass\n"
 		"+ vkv_step_wait(), on the cuda backend over fakecuda with "
 		"latency injection\n"
@@ -525,8 +527,9 @@ int cmd_async(int argc, char **argv)
 				perror(optarg);
 				return EXIT_USAGE;
 			}
-			fprintf(o.cp_log, "step,call,retry,batch,ns,created,"
-					  "mapped,unmapped,created_any_thread\n");
+			fprintf(o.cp_log,
+				"step,call,retry,batch,ns,created,"
+				"mapped,unmapped,created_any_thread\n");
 			break;
 		case 'v':
 			o.verbose = 1;
@@ -594,8 +597,9 @@ int cmd_async(int argc, char **argv)
 					     &rp.handoff_p99);
 		emit(stdout, &rp);
 		if (update && !rc)
-			rc = md_update(update, rp.m.per_call ? "async call"
-							     : "async size",
+			rc = md_update(update,
+				       rp.m.per_call ? "async call"
+						     : "async size",
 				       emit, &rp);
 	}
 	if (o.cp_log)

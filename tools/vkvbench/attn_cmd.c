@@ -84,8 +84,8 @@ static double pass_contig(const struct acase *c, const struct vkv_tensor *kt,
 						     off),
 				.stride = kt->token_stride / sizeof(float),
 				.n = c->ctx};
-			size_t qo = ((size_t)s * HEADS + h) * ACMP_GROUP *
-				    ACMP_DIM;
+			size_t qo =
+				((size_t)s * HEADS + h) * ACMP_GROUP * ACMP_DIM;
 
 			acmp_init(&st);
 			acmp_run(&st, q + qo, &r);
@@ -107,8 +107,8 @@ static double pass_paged(const struct acase *c, const struct paged *p,
 	for (s = 0; s < c->batch; s++) {
 		for (h = 0; h < HEADS; h++) {
 			const uint32_t *tab = p->table + (size_t)s * nb;
-			size_t qo = ((size_t)s * HEADS + h) * ACMP_GROUP *
-				    ACMP_DIM;
+			size_t qo =
+				((size_t)s * HEADS + h) * ACMP_GROUP * ACMP_DIM;
 
 			acmp_init(&st);
 			for (b = 0; b < nb; b++) {
@@ -132,7 +132,8 @@ static int fill(struct acase *c, struct vkv_cache *cache, struct paged *p,
 	const size_t row = (size_t)HEADS * ACMP_DIM;
 	const uint32_t nb = c->ctx / BLOCK;
 	size_t nblocks = (size_t)c->batch * nb, i;
-	uint64_t seed = 0x9e3779b97f4a7c15ull ^ c->batch ^ ((uint64_t)c->ctx << 32);
+	uint64_t seed =
+		0x9e3779b97f4a7c15ull ^ c->batch ^ ((uint64_t)c->ctx << 32);
 	uint32_t s, t;
 
 	for (i = 0; i < nblocks; i++)
@@ -211,7 +212,8 @@ static int run_case(struct acase *c, uint32_t passes)
 	}
 	p.k = aligned_alloc(64, kvf * sizeof(float));
 	p.v = aligned_alloc(64, kvf * sizeof(float));
-	p.table = malloc((size_t)c->batch * (c->ctx / BLOCK) * sizeof(uint32_t));
+	p.table =
+		malloc((size_t)c->batch * (c->ctx / BLOCK) * sizeof(uint32_t));
 	q = malloc(nq * sizeof(float));
 	o1 = malloc(nq * sizeof(float));
 	o2 = malloc(nq * sizeof(float));
@@ -283,8 +285,7 @@ static void emit(FILE *f, const void *arg)
 		const struct acase *c = &rp->c[i];
 
 		fprintf(f, "| %u | %u | %s | %s | %.3f | %.1f GB/s |\n",
-			c->batch, c->ctx,
-			fmt_ns(a, sizeof(a), c->contig_ns),
+			c->batch, c->ctx, fmt_ns(a, sizeof(a), c->contig_ns),
 			fmt_ns(b, sizeof(b), c->paged_ns), c->ratio, c->gbps);
 	}
 }
@@ -327,7 +328,8 @@ int cmd_attn(int argc, char **argv)
 			break;
 		case 'p':
 			if (parse_u64(optarg, 1000, &v) || !v) {
-				fprintf(stderr, "vkvbench attn: bad --passes\n");
+				fprintf(stderr,
+					"vkvbench attn: bad --passes\n");
 				return EXIT_USAGE;
 			}
 			rp.passes = (uint32_t)v;

@@ -58,8 +58,8 @@ void acmp_run(struct acmp_state *st, const float *q, const struct acmp_run *r)
 	for (t0 = 0; t0 < r->n; t0 += CHUNK) {
 		n = r->n - t0 < CHUNK ? r->n - t0 : CHUNK;
 		for (t = 0; t < n; t++) {
-			const vf *k =
-				(const vf *)(r->k + (size_t)(t0 + t) * r->stride);
+			const vf *k = (const vf *)(r->k + (size_t)(t0 + t) *
+								  r->stride);
 			/* Four named accumulators stay in registers. */
 			vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
 

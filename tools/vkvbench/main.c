@@ -10,22 +10,23 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vkvbench <command> [options]\n"
-		   "\n"
-		   "commands:\n"
-		   "  replay [options] [trace.csv]  serve a trace through the "
-		   "cache, "
-		   "every layout\n"
-		   "  micro [options]               page-backing and step-cost "
-		   "ratios\n"
-		   "  async [options] [trace.csv]   driver time hidden by "
-		   "vkv_step_async (cuda)\n"
-		   "  attn [options]                decode attention: contiguous "
-		   "vs block table\n"
-		   "  gen-trace [options]           a seeded synthetic "
-		   "long-context trace\n"
-		   "\n"
-		   "`vkvbench <command> --help` lists a command's options.\n");
+	fprintf(f,
+		"usage: vkvbench <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  replay [options] [trace.csv]  serve a trace through the "
+		"cache, "
+		"every layout\n"
+		"  micro [options]               page-backing and step-cost "
+		"ratios\n"
+		"  async [options] [trace.csv]   driver time hidden by "
+		"vkv_step_async (cuda)\n"
+		"  attn [options]                decode attention: contiguous "
+		"vs block table\n"
+		"  gen-trace [options]           a seeded synthetic "
+		"long-context trace\n"
+		"\n"
+		"`vkvbench <command> --help` lists a command's options.\n");
 }
 
 int main(int argc, char **argv)

@@ -25,8 +25,7 @@ static double reqs_per_s(const struct sim_result *x)
 	return ns ? (double)x->served * 1e9 / (double)ns : 0;
 }
 
-static const char *alloc_name(const struct sim_result *x, char *buf,
-			      size_t len)
+static const char *alloc_name(const struct sim_result *x, char *buf, size_t len)
 {
 	if (x->st.page_size == (2u << 20))
 		snprintf(buf, len, "vkv %s", layout_name(x->layout));
@@ -94,8 +93,9 @@ void report_print(FILE *f, int md, int header, const struct replay_info *ri,
 				fmt_ns(p99, sizeof(p99), (double)x->step_p99));
 		else
 			fprintf(f,
-				"%s,%s,%s,%" PRIu64 ",%.6f,%.6f,%u,%.3f,%.1f,%" PRIu64
-				",%" PRIu64 "\n",
+				"%s,%s,%s,%" PRIu64
+				",%.6f,%.6f,%u,%.3f,%.1f,%" PRIu64 ",%" PRIu64
+				"\n",
 				w, layout_name(x->layout), x->backend,
 				x->st.page_size >> 10, x->waste_need_avg,
 				x->need_at_peak, x->peak_batch, x->mean_batch,

@@ -277,7 +277,8 @@ static void cp_snap(const struct sim *s, struct cp_account *a)
 	/* The caller's creations only: the pool worker's are off the path. */
 	a->pages[CP_CREATE] = vs.create_sync;
 	a->pages[CP_MAP] = vs.map_calls;
-	a->pages[CP_ACCESS] = vs.map_calls; /* access is set on what is mapped */
+	a->pages[CP_ACCESS] =
+		vs.map_calls; /* access is set on what is mapped */
 	a->pages[CP_UNMAP] = vs.unmap_calls;
 	if (s->o->drv_calls)
 		for (i = 0; i < CP_NOPS; i++)
@@ -311,8 +312,8 @@ static void cp_add(struct sim *s, const struct cp_account *a0, int retry,
 	if (s->o->cp_log)
 		fprintf(s->o->cp_log,
 			"%llu,%s,%d,%u,%llu,%llu,%llu,%llu,%llu\n",
-			(unsigned long long)s->res->steps, what, retry,
-			s->nrun, (unsigned long long)ns,
+			(unsigned long long)s->res->steps, what, retry, s->nrun,
+			(unsigned long long)ns,
 			(unsigned long long)(a1.pages[CP_CREATE] -
 					     a0->pages[CP_CREATE]),
 			(unsigned long long)(a1.pages[CP_MAP] -

@@ -259,8 +259,7 @@ void table_print(FILE *f, enum out_format fmt, const struct replay_info *ri,
 		break;
 	case OUT_REPORT_CSV:
 	case OUT_REPORT_MD:
-		report_print(f, fmt == OUT_REPORT_MD, !ri->no_header, ri, r,
-			     n);
+		report_print(f, fmt == OUT_REPORT_MD, !ri->no_header, ri, r, n);
 		break;
 	}
 }
