@@ -53,6 +53,7 @@ bench-async: $(VKVBENCH) $(FAKECUDA_LIB)
 # Every allocator on three workloads, the attention comparison and the step
 # overhead: tables, CSVs and plots in bench/results (bench/run.sh says how).
 bench: $(VKVBENCH) $(FAKECUDA_LIB)
+	@sh $(SETUP) bench
 	sh bench/run.sh $(VKVBENCH) $(FAKECUDA_DIR) bench/results
 
 # Small budgets force reclamation and preemption, so their paths are checked
