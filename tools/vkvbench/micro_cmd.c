@@ -14,12 +14,11 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "mdblock.h"
 #include "micro.h"
 #include "sim.h"
 #include "util.h"
 
-#define MARK_BEGIN "<!-- vkvbench micro: begin (generated, do not edit) -->"
-#define MARK_END "<!-- vkvbench micro: end -->"
 
 static void micro_usage(FILE *f)
 {
@@ -164,52 +163,27 @@ static void print_markdown(FILE *f, const struct micro_opts *mo,
 			STEP_TARGET * 100, verdict(st->ratio < STEP_TARGET));
 }
 
+struct md_args {
+	const struct micro_opts *mo;
+	const struct page_result *pa;
+	const struct step_result *st;
+};
+
+static void emit_markdown(FILE *f, const void *arg)
+{
+	const struct md_args *a = arg;
+
+	print_markdown(f, a->mo, a->pa, a->st);
+}
+
 /* Replace the generated block of @path (or append one), atomically. */
 static int update_file(const char *path, const struct micro_opts *mo,
 		       const struct page_result *pa,
 		       const struct step_result *st)
 {
-	char *old = NULL, *b = NULL, *e = NULL, tmp[4096];
-	size_t cap = 0;
-	ssize_t n = 0;
-	FILE *in = fopen(path, "r"), *out;
+	struct md_args a = { mo, pa, st };
 
-	if (in) {
-		n = getdelim(&old, &cap, '\0', in);
-		fclose(in);
-		if (n < 0)
-			n = 0;
-	}
-	if (old) {
-		b = strstr(old, MARK_BEGIN);
-		e = b ? strstr(b, MARK_END) : NULL;
-	}
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		goto fail;
-	out = fopen(tmp, "w");
-	if (!out)
-		goto fail;
-	if (b && e)
-		fwrite(old, 1, (size_t)(b - old), out);
-	else if (n)
-		fprintf(out, "%s%s\n", old, old[n - 1] == '\n' ? "" : "\n");
-	fprintf(out, "%s\n", MARK_BEGIN);
-	print_markdown(out, mo, pa, st);
-	fprintf(out, "%s", MARK_END);
-	if (b && e)
-		fputs(e + strlen(MARK_END), out);
-	else
-		fputc('\n', out);
-	if (fclose(out) || rename(tmp, path)) {
-		unlink(tmp);
-		goto fail;
-	}
-	free(old);
-	return 0;
-fail:
-	perror(path);
-	free(old);
-	return EXIT_FAIL;
+	return md_update(path, "micro", emit_markdown, &a);
 }
 
 static int u32_arg(const char *opt, const char *arg, uint32_t *out)
