@@ -25,7 +25,8 @@ int vkv_backend_open(const struct vkv_config *cfg, struct vkv_backend **out)
 		/* Once per process: a server creating many caches says it once. */
 		if (!__atomic_exchange_n(&auto_said, true, __ATOMIC_RELAXED))
 			vkv_log(cfg, VKV_LOG_INFO,
-				"vkv: no usable CUDA device, using the host backend");
+				"vkv: no usable CUDA device, using the host "
+				"backend");
 		return vkv_backend_host_open(cfg, out);
 	}
 	return -EINVAL;

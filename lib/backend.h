@@ -29,7 +29,7 @@
 typedef uint64_t vkv_handle_t;
 
 enum vkv_copy_dir {
-	VKV_COPY_TO_HOST = 0,   /* cache memory -> plain host memory */
+	VKV_COPY_TO_HOST = 0, /* cache memory -> plain host memory */
 	VKV_COPY_FROM_HOST = 1, /* plain host memory -> cache memory */
 };
 
@@ -53,7 +53,7 @@ struct vkv_backend_ops {
 struct vkv_backend {
 	const struct vkv_backend_ops *ops;
 	size_t granularity; /* every size and address is a multiple of it */
-	size_t mem_total;   /* physical bytes the device has, 0 = unknown */
+	size_t mem_total; /* physical bytes the device has, 0 = unknown */
 	const struct vkv_config *cfg;
 };
 

@@ -50,8 +50,8 @@ struct slice {
 
 struct host_backend {
 	struct vkv_backend be;
-	int memfd;      /* the memfd, or the /dev/vkv context's fd */
-	bool kmod;      /* slices are in a /dev/vkv pool of pool_size bytes */
+	int memfd; /* the memfd, or the /dev/vkv context's fd */
+	bool kmod; /* slices are in a /dev/vkv pool of pool_size bytes */
 	uint64_t pool_size;
 	struct vkv_kmod km;
 	int node; /* preferred NUMA node for page allocation, -1 = local */
@@ -75,8 +75,7 @@ static inline bool aligned(const struct vkv_backend *be, uint64_t v)
 static vkv_handle_t handle_pack(const struct vkv_backend *be, uint64_t off,
 				uint64_t size)
 {
-	return (off / be->granularity) |
-	       ((size / be->granularity) << OFF_BITS);
+	return (off / be->granularity) | ((size / be->granularity) << OFF_BITS);
 }
 
 static void handle_unpack(const struct vkv_backend *be, vkv_handle_t h,
@@ -166,7 +165,7 @@ static int put_slice(struct host_backend *hb, uint64_t off, uint64_t size)
 		hb->free = n;
 		hb->cap = cap;
 	}
-	hb->free[hb->nfree++] = (struct slice){ off, size };
+	hb->free[hb->nfree++] = (struct slice){off, size};
 out:
 	pthread_mutex_unlock(&hb->lock);
 	return ret;
@@ -180,10 +179,9 @@ out:
 static int alloc_pages_on_node(struct host_backend *hb, uint64_t off,
 			       uint64_t size)
 {
-	unsigned long mask[16] = { 0 }, oldmask[16];
+	unsigned long mask[16] = {0}, oldmask[16];
 	int oldmode = 0, ret;
-	bool policy = hb->node >= 0 &&
-		      (unsigned)hb->node < sizeof(mask) * 8;
+	bool policy = hb->node >= 0 && (unsigned)hb->node < sizeof(mask) * 8;
 
 	if (policy) {
 		if (get_mempolicy(&oldmode, oldmask, sizeof(oldmask) * 8, NULL,
@@ -280,7 +278,8 @@ static int host_unmap(struct vkv_backend *be, uintptr_t va, size_t size)
 	if (!size || !aligned(be, va) || !aligned(be, size))
 		return -EINVAL;
 	p = mmap((void *)va, size, PROT_NONE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+		 0);
 	return p == MAP_FAILED ? -errno : 0;
 }
 
@@ -366,9 +365,8 @@ int vkv_backend_host_open(const struct vkv_config *cfg,
 	}
 	/* Once per process: why the module is not used. */
 	if (!__atomic_exchange_n(&kmod_said, true, __ATOMIC_RELAXED))
-		vkv_log(cfg, VKV_LOG_INFO,
-			"vkv: host memory from memfd (%s)",
-			kret == -EINVAL ? "no budget to size a /dev/vkv pool"
+		vkv_log(cfg, VKV_LOG_INFO, "vkv: host memory from memfd (%s)",
+			kret == -EINVAL	  ? "no budget to size a /dev/vkv pool"
 			: kret == -ENOENT ? "vkv.ko not loaded"
 					  : vkv_strerror(kret));
 	hb->memfd = memfd_create("vkv-host", MFD_CLOEXEC);

@@ -45,7 +45,8 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 		c->ntensors = 1;
 		break;
 	default:
-		vkv_config_seterr("geometry: unknown layout %d", (int)g->layout);
+		vkv_config_seterr("geometry: unknown layout %d",
+				  (int)g->layout);
 		return -EINVAL;
 	}
 	if (g->layers > (1u << 20)) {
@@ -55,19 +56,19 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 	if (!mul_ok(g->kv_heads, g->head_dim, &row) ||
 	    !mul_ok(row, g->elem_size, &row) ||
 	    !mul_ok(row, (uint64_t)2 * g->layers / c->ntensors, &stride) ||
-	    !mul_ok(stride, g->max_tokens, &seg) ||
-	    seg > VA_MAX) {
-		vkv_config_seterr("geometry: a sequence of %u tokens does not fit",
-				  g->max_tokens);
+	    !mul_ok(stride, g->max_tokens, &seg) || seg > VA_MAX) {
+		vkv_config_seterr(
+			"geometry: a sequence of %u tokens does not fit",
+			g->max_tokens);
 		return -EOVERFLOW;
 	}
 	seg = (seg + c->page_size - 1) & ~(uint64_t)(c->page_size - 1);
 	if (!mul_ok(seg, g->max_seqs, &tensor) ||
 	    !mul_ok(tensor, c->ntensors, &va) || va > VA_MAX) {
-		vkv_config_seterr("geometry: %u slots of %u tokens need more than "
-				  "%llu bytes of address space",
-				  g->max_seqs, g->max_tokens,
-				  (unsigned long long)VA_MAX);
+		vkv_config_seterr(
+			"geometry: %u slots of %u tokens need more than "
+			"%llu bytes of address space",
+			g->max_seqs, g->max_tokens, (unsigned long long)VA_MAX);
 		return -EOVERFLOW;
 	}
 	c->row_bytes = row;
@@ -205,8 +206,7 @@ VKV_EXPORT int vkv_cache_create(const struct vkv_geometry *geom,
 		goto err;
 	vkv_log(&c->cfg, VKV_LOG_DEBUG,
 		"vkv: cache of %u slots x %u tokens, %zu bytes reserved on %s",
-		geom->max_seqs, geom->max_tokens, c->va_size,
-		c->be->ops->name);
+		geom->max_seqs, geom->max_tokens, c->va_size, c->be->ops->name);
 	*out = c;
 	return 0;
 err:
@@ -302,8 +302,8 @@ VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
 	s->pages_cached = vkv_load(&k->pages_cached);
 	s->pages_needed = vkv_load(&k->pages_needed);
 	s->mapped_bytes = (s->pages_open + s->pages_cached) * c->page_size;
-	s->live_bytes = vkv_load(&k->live_tokens) * c->token_stride *
-			c->ntensors;
+	s->live_bytes =
+		vkv_load(&k->live_tokens) * c->token_stride * c->ntensors;
 	s->pages_free = vkv_load(&c->pool.cnt.free);
 	s->pages_created = vkv_load(&c->pool.cnt.created);
 	s->budget_pages = c->pool.budget >= SIZE_MAX / 2 ? 0 : c->pool.budget;

@@ -29,32 +29,32 @@ enum slot_state {
 
 struct vkv_slot {
 	uint32_t state;
-	uint32_t len;    /* live tokens */
+	uint32_t len; /* live tokens */
 	uint32_t npages; /* pages mapped in each segment */
-	uint32_t cap;    /* tokens that npages back */
-	uint32_t mark;   /* == cache->mark: in the batch being processed */
+	uint32_t cap; /* tokens that npages back */
+	uint32_t mark; /* == cache->mark: in the batch being processed */
 	int32_t prev, next; /* LRU of closed slots that still hold pages */
 };
 
 /* Swap state of a slot; see swap.c. */
 struct swap_slot {
-	uint8_t tier;      /* enum vkv_tier */
-	uint8_t busy;      /* queued or running on the swap worker */
-	uint8_t op;        /* SWAP_OP_OUT or SWAP_OP_IN, while busy */
-	uint8_t target;    /* tier of a queued swap-out */
-	int32_t err;       /* result of the last swap */
+	uint8_t tier; /* enum vkv_tier */
+	uint8_t busy; /* queued or running on the swap worker */
+	uint8_t op; /* SWAP_OP_OUT or SWAP_OP_IN, while busy */
+	uint8_t target; /* tier of a queued swap-out */
+	int32_t err; /* result of the last swap */
 	int32_t prio;
-	uint32_t pages;    /* pages per segment saved */
+	uint32_t pages; /* pages per segment saved */
 	uint64_t last_use; /* cache->use_clock when last stepped */
-	void **chunks;     /* host tier: [segment * pages + page] */
-	uint64_t *dslots;  /* disk tier: same order */
+	void **chunks; /* host tier: [segment * pages + page] */
+	uint64_t *dslots; /* disk tier: same order */
 };
 
 enum { SWAP_OP_OUT = 1, SWAP_OP_IN = 2 };
 
 enum job_phase {
 	JOB_IDLE = 0,
-	JOB_QUEUED,    /* the worker has yet to finish the required part */
+	JOB_QUEUED, /* the worker has yet to finish the required part */
 	JOB_LOOKAHEAD, /* required part done; backing ahead of need */
 };
 
@@ -87,12 +87,12 @@ struct vkv_cache {
 	struct vkv_pool pool;
 
 	size_t page_size;
-	uint32_t ntensors;     /* == segments per slot */
-	size_t row_bytes;      /* one token of one layer's K or V */
-	size_t token_stride;   /* bytes between tokens in a segment */
-	size_t slot_bytes;     /* one segment, a whole number of pages */
+	uint32_t ntensors; /* == segments per slot */
+	size_t row_bytes; /* one token of one layer's K or V */
+	size_t token_stride; /* bytes between tokens in a segment */
+	size_t slot_bytes; /* one segment, a whole number of pages */
 	size_t tensor_bytes;
-	uint32_t seg_pages;    /* pages in a full segment */
+	uint32_t seg_pages; /* pages in a full segment */
 	uintptr_t base;
 	size_t va_size;
 
@@ -100,7 +100,7 @@ struct vkv_cache {
 	vkv_handle_t *handles; /* [slot][segment][page] */
 	size_t handles_bytes;
 	int32_t lru_head, lru_tail; /* closed with pages; head = coldest */
-	int32_t *empty;             /* stack of closed slots without pages */
+	int32_t *empty; /* stack of closed slots without pages */
 	uint32_t nempty;
 	uint32_t mark;
 	bool broken; /* a rollback failed: the backend state is unknown */
@@ -114,7 +114,7 @@ struct vkv_cache {
 	struct vkv_host_tier *host;
 	struct vkv_disk_tier *disk;
 	struct vkv_kmod_slabs *kslabs; /* host-tier slabs from /dev/vkv */
-	size_t chunk_bytes;  /* one page as stored in a tier */
+	size_t chunk_bytes; /* one page as stored in a tier */
 	uint64_t use_clock;
 	pthread_cond_t swap_cond; /* a swap finished, or one was queued */
 	pthread_t swap_worker;
@@ -132,8 +132,8 @@ struct vkv_cache {
 	pthread_t worker;
 	bool worker_started;
 	bool worker_stop;
-	bool interrupt;     /* cut the look-ahead short */
-	bool job_pending;   /* queued and not yet collected by step_wait */
+	bool interrupt; /* cut the look-ahead short */
+	bool job_pending; /* queued and not yet collected by step_wait */
 	enum job_phase phase;
 	int job_result;
 	uint32_t job_n;
@@ -160,8 +160,9 @@ static inline vkv_handle_t *seg_handles(struct vkv_cache *c, uint32_t slot,
 /* Pages each segment needs to hold @ntokens tokens. */
 static inline uint32_t pages_for(const struct vkv_cache *c, uint32_t ntokens)
 {
-	return (uint32_t)(((uint64_t)ntokens * c->token_stride +
-			   c->page_size - 1) / c->page_size);
+	return (uint32_t)(((uint64_t)ntokens * c->token_stride + c->page_size -
+			   1) /
+			  c->page_size);
 }
 
 /* Tokens that @npages pages per segment hold completely. */

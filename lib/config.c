@@ -104,8 +104,7 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 	return 0;
 }
 
-static int parse_name(const char *s, const char *const *names, int n,
-		      int *out)
+static int parse_name(const char *s, const char *const *names, int n, int *out)
 {
 	for (int i = 0; i < n; i++) {
 		if (!strcasecmp(s, names[i])) {
@@ -116,8 +115,8 @@ static int parse_name(const char *s, const char *const *names, int n,
 	return -EINVAL;
 }
 
-static const char *const backend_names[] = { "auto", "host", "cuda" };
-static const char *const evict_names[] = { "none", "lru", "priority" };
+static const char *const backend_names[] = {"auto", "host", "cuda"};
+static const char *const evict_names[] = {"none", "lru", "priority"};
 
 static int parse_backend(const char *s, int *out)
 {
@@ -126,7 +125,7 @@ static int parse_backend(const char *s, int *out)
 
 static int parse_level(const char *s, int *out)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 
 	for (int i = 0; i < 4; i++) {
 		if (!strcasecmp(s, names[i])) {
@@ -137,7 +136,15 @@ static int parse_level(const char *s, int *out)
 	return parse_int(s, VKV_LOG_ERROR, VKV_LOG_DEBUG, out);
 }
 
-enum env_kind { ENV_SIZE, ENV_INT, ENV_BACKEND, ENV_LEVEL, ENV_STR, ENV_EVICT, ENV_BOOL };
+enum env_kind {
+	ENV_SIZE,
+	ENV_INT,
+	ENV_BACKEND,
+	ENV_LEVEL,
+	ENV_STR,
+	ENV_EVICT,
+	ENV_BOOL
+};
 
 struct env_var {
 	const char *name;
@@ -150,25 +157,24 @@ struct env_var {
 
 /* Every knob a user can set without recompiling; README documents each. */
 static const struct env_var env_vars[] = {
-	{ "VKV_BACKEND", ENV_BACKEND, CFG_OFF(backend), "auto, host or cuda" },
-	{ "VKV_PAGE_SIZE", ENV_SIZE, CFG_OFF(page_size), "a size such as 2M" },
-	{ "VKV_BUDGET", ENV_SIZE, CFG_OFF(budget), "a size such as 16G" },
-	{ "VKV_POOL_LOW", ENV_SIZE, CFG_OFF(pool_low), "a size such as 32M" },
-	{ "VKV_POOL_HIGH", ENV_SIZE, CFG_OFF(pool_high), "a size such as 128M" },
-	{ "VKV_LOOKAHEAD", ENV_SIZE, CFG_OFF(lookahead_tokens),
-	  "a token count" },
-	{ "VKV_DEVICE", ENV_INT, CFG_OFF(device), "a device ordinal >= 0" },
-	{ "VKV_NUMA_NODE", ENV_INT, CFG_OFF(numa_node),
-	  "a NUMA node >= 0, or -1" },
-	{ "VKV_LOG_LEVEL", ENV_LEVEL, CFG_OFF(log_level),
-	  "error, warn, info, debug or 0-3" },
-	{ "VKV_HOST_BUDGET", ENV_SIZE, CFG_OFF(host_budget),
-	  "a size such as 32G" },
-	{ "VKV_SWAP_PATH", ENV_STR, CFG_OFF(swap_path), "a file path" },
-	{ "VKV_SWAP_QDEPTH", ENV_INT, CFG_OFF(swap_qdepth), "1 to 4096" },
-	{ "VKV_EVICT", ENV_EVICT, CFG_OFF(evict), "none, lru or priority" },
-	{ "VKV_QUANTIZE", ENV_BOOL, CFG_OFF(quantize), "0 or 1" },
-	{ "VKV_IO_URING", ENV_BOOL, CFG_OFF(io_uring), "0 or 1" },
+	{"VKV_BACKEND", ENV_BACKEND, CFG_OFF(backend), "auto, host or cuda"},
+	{"VKV_PAGE_SIZE", ENV_SIZE, CFG_OFF(page_size), "a size such as 2M"},
+	{"VKV_BUDGET", ENV_SIZE, CFG_OFF(budget), "a size such as 16G"},
+	{"VKV_POOL_LOW", ENV_SIZE, CFG_OFF(pool_low), "a size such as 32M"},
+	{"VKV_POOL_HIGH", ENV_SIZE, CFG_OFF(pool_high), "a size such as 128M"},
+	{"VKV_LOOKAHEAD", ENV_SIZE, CFG_OFF(lookahead_tokens), "a token count"},
+	{"VKV_DEVICE", ENV_INT, CFG_OFF(device), "a device ordinal >= 0"},
+	{"VKV_NUMA_NODE", ENV_INT, CFG_OFF(numa_node),
+	 "a NUMA node >= 0, or -1"},
+	{"VKV_LOG_LEVEL", ENV_LEVEL, CFG_OFF(log_level),
+	 "error, warn, info, debug or 0-3"},
+	{"VKV_HOST_BUDGET", ENV_SIZE, CFG_OFF(host_budget),
+	 "a size such as 32G"},
+	{"VKV_SWAP_PATH", ENV_STR, CFG_OFF(swap_path), "a file path"},
+	{"VKV_SWAP_QDEPTH", ENV_INT, CFG_OFF(swap_qdepth), "1 to 4096"},
+	{"VKV_EVICT", ENV_EVICT, CFG_OFF(evict), "none, lru or priority"},
+	{"VKV_QUANTIZE", ENV_BOOL, CFG_OFF(quantize), "0 or 1"},
+	{"VKV_IO_URING", ENV_BOOL, CFG_OFF(io_uring), "0 or 1"},
 };
 
 static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
@@ -251,7 +257,8 @@ VKV_EXPORT int vkv_config_init(struct vkv_config *cfg)
 
 int vkv_config_validate(const struct vkv_config *cfg)
 {
-	if (cfg->backend < VKV_BACKEND_AUTO || cfg->backend > VKV_BACKEND_CUDA) {
+	if (cfg->backend < VKV_BACKEND_AUTO ||
+	    cfg->backend > VKV_BACKEND_CUDA) {
 		vkv_config_seterr("backend %d: expected auto, host or cuda",
 				  (int)cfg->backend);
 		return -EINVAL;

@@ -15,7 +15,8 @@ VKV_EXPORT const char *vkv_strerror(int err)
 	case -EINVAL:
 		return "invalid argument";
 	case -ENOMEM:
-		return "out of KV memory: pool, budget and reclaimable pages exhausted";
+		return "out of KV memory: pool, budget and reclaimable pages "
+		       "exhausted";
 	case -ENOSPC:
 		return "no free sequence slot";
 	case -E2BIG:

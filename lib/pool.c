@@ -106,8 +106,8 @@ static void *pool_worker(void *arg)
 	return NULL;
 }
 
-int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
-		  size_t page_size, size_t budget, size_t low, size_t high)
+int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be, size_t page_size,
+		  size_t budget, size_t low, size_t high)
 {
 	int ret;
 
@@ -180,8 +180,7 @@ void vkv_pool_fini(struct vkv_pool *p)
 	pthread_mutex_destroy(&p->lock);
 }
 
-long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
-		   bool create)
+long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n, bool create)
 {
 	size_t got = 0;
 	int err = 0;

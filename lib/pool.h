@@ -16,8 +16,8 @@
 #include "backend.h"
 
 struct vkv_pool_counters {
-	uint64_t free;     /* pages in the free list */
-	uint64_t created;  /* pages currently created */
+	uint64_t free; /* pages in the free list */
+	uint64_t created; /* pages currently created */
 	uint64_t create_calls;
 	uint64_t release_calls;
 	uint64_t create_sync;
@@ -26,19 +26,19 @@ struct vkv_pool_counters {
 struct vkv_pool {
 	struct vkv_backend *be;
 	size_t page_size;
-	size_t budget;   /* pages; never 0 */
+	size_t budget; /* pages; never 0 */
 	size_t low, high; /* free pages */
 
 	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t wake;  /* the worker waits here */
-	pthread_cond_t done;  /* a creation in flight finished */
+	pthread_cond_t wake; /* the worker waits here */
+	pthread_cond_t done; /* a creation in flight finished */
 	vkv_handle_t *free_list;
 	size_t nfree, free_cap;
-	size_t created;  /* includes creations in flight */
+	size_t created; /* includes creations in flight */
 	size_t inflight; /* creations running outside the lock */
 	bool stop;
-	size_t want;     /* free pages someone asked for ahead of need */
-	bool dry;        /* the backend refused to create: wait for a release */
+	size_t want; /* free pages someone asked for ahead of need */
+	bool dry; /* the backend refused to create: wait for a release */
 	bool worker_started;
 	pthread_t worker;
 
@@ -49,8 +49,8 @@ struct vkv_pool {
  * vkv_pool_init - set up a pool of @page_size pages capped at @budget pages
  * (0: none). Starts the refill worker when @low > 0.
  */
-int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be,
-		  size_t page_size, size_t budget, size_t low, size_t high);
+int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be, size_t page_size,
+		  size_t budget, size_t low, size_t high);
 
 /* vkv_pool_fini - stop the worker and release every free page. */
 void vkv_pool_fini(struct vkv_pool *p);

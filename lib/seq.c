@@ -107,7 +107,8 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 	vkv_sub(&c->cnt.seqs_open, 1);
 	if (s->npages) {
 		vkv_sub(&c->cnt.pages_open, (uint64_t)s->npages * c->ntensors);
-		vkv_add(&c->cnt.pages_cached, (uint64_t)s->npages * c->ntensors);
+		vkv_add(&c->cnt.pages_cached,
+			(uint64_t)s->npages * c->ntensors);
 		lru_push_tail(c, (int32_t)slot);
 	} else {
 		empty_push(c, (int32_t)slot);

@@ -14,9 +14,9 @@ void vkv_hist_add(struct vkv_hist *h, uint64_t ns)
 	vkv_add(&h->bucket[b], 1);
 	vkv_add(&h->sum_ns, ns);
 	cur = vkv_load(&h->max_ns);
-	while (ns > cur && !__atomic_compare_exchange_n(&h->max_ns, &cur, ns,
-							true, __ATOMIC_RELAXED,
-							__ATOMIC_RELAXED))
+	while (ns > cur &&
+	       !__atomic_compare_exchange_n(&h->max_ns, &cur, ns, true,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 	/* Count last so that a reader never sees more samples than buckets. */
 	vkv_add(&h->count, 1);

@@ -158,10 +158,11 @@ static void lookahead(struct vkv_cache *c)
 		pthread_mutex_unlock(&c->lock);
 		got = vkv_pool_take(&c->pool, c->la_pages, need, false);
 		pthread_mutex_lock(&c->lock);
-		if (got < (long)need || c->interrupt ||
-		    s->state != SLOT_OPEN || s->npages != npages) {
+		if (got < (long)need || c->interrupt || s->state != SLOT_OPEN ||
+		    s->npages != npages) {
 			if (got > 0)
-				vkv_pool_put(&c->pool, c->la_pages, (size_t)got);
+				vkv_pool_put(&c->pool, c->la_pages,
+					     (size_t)got);
 			/* Have the pool worker create them for next time. */
 			if (got < (long)need && !c->interrupt)
 				vkv_pool_want(&c->pool, need);
@@ -182,8 +183,8 @@ static void *step_worker(void *arg)
 			pthread_cond_wait(&c->job_cond, &c->lock);
 		if (c->worker_stop)
 			break;
-		c->job_result = step_locked(c, c->job_slots, c->job_lens,
-					    c->job_n);
+		c->job_result =
+			step_locked(c, c->job_slots, c->job_lens, c->job_n);
 		c->interrupt = false;
 		c->phase = JOB_LOOKAHEAD;
 		pthread_cond_broadcast(&c->job_cond);

@@ -32,7 +32,7 @@
 #define DISK_BATCH 16
 
 struct swap_io {
-	void *page;   /* a page-sized staging buffer (quantize) */
+	void *page; /* a page-sized staging buffer (quantize) */
 	void **bounce; /* DISK_BATCH chunks for the disk tier */
 	void *mem;
 };
@@ -88,8 +88,8 @@ static int save_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 			      (float *)((char *)dst + vals));
 }
 
-static int restore_page(struct vkv_cache *c, struct swap_io *io,
-			uintptr_t va, const void *src)
+static int restore_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
+			const void *src)
 {
 	const struct vkv_backend_ops *ops = c->be->ops;
 	size_t vals;
@@ -188,11 +188,12 @@ static int alloc_chunks(struct vkv_cache *c, uint32_t slot, void **chunks,
 }
 
 /* Save pages to disk in batches through the bounce buffers. */
-static int save_to_disk(struct vkv_cache *c, struct swap_io *io,
-			uint32_t slot, uint32_t pages, uint64_t *ds, size_t n)
+static int save_to_disk(struct vkv_cache *c, struct swap_io *io, uint32_t slot,
+			uint32_t pages, uint64_t *ds, size_t n)
 {
 	for (size_t i = 0; i < n; i += DISK_BATCH) {
-		unsigned b = (unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
+		unsigned b =
+			(unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
 		int ret = 0;
 
 		for (unsigned j = 0; j < b && !ret; j++)
@@ -216,11 +217,13 @@ static int load_from_disk(struct vkv_cache *c, struct swap_io *io,
 			  size_t n)
 {
 	for (size_t i = 0; i < n; i += DISK_BATCH) {
-		unsigned b = (unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
+		unsigned b =
+			(unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
 		int ret = vkv_disk_read(c->disk, io->bounce, ds + i, b);
 
 		for (unsigned j = 0; j < b && !ret; j++)
-			ret = restore_page(c, io, saved_va(c, slot, pages, i + j),
+			ret = restore_page(c, io,
+					   saved_va(c, slot, pages, i + j),
 					   io->bounce[j]);
 		if (ret)
 			return ret;
@@ -440,8 +443,8 @@ static void *swap_worker(void *arg)
  */
 static int hook_alloc(void *arg, size_t len, int node, void **base)
 {
-	return vkv_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len,
-				   node, base);
+	return vkv_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len, node,
+				   base);
 }
 
 static void hook_free(void *arg, void *base, size_t len)
@@ -478,7 +481,8 @@ static int host_tier_hooks(struct vkv_cache *c)
 		ops.slab_alloc = hook_alloc;
 		ops.slab_free = hook_free;
 		vkv_log(&c->cfg, VKV_LOG_INFO,
-			"vkv: host tier memory from /dev/vkv (pinned by vkv.ko)");
+			"vkv: host tier memory from /dev/vkv (pinned by "
+			"vkv.ko)");
 	} else {
 		vkv_log(&c->cfg, VKV_LOG_INFO,
 			"vkv: host tier memory from mmap + mbind + mlock (%s)",
@@ -639,13 +643,13 @@ static int swap_check(struct vkv_cache *c, uint32_t slot)
 	return 0;
 }
 
-static int queue(struct vkv_cache *c, uint32_t slot, int op,
-		 enum vkv_tier tier)
+static int queue(struct vkv_cache *c, uint32_t slot, int op, enum vkv_tier tier)
 {
 	struct swap_slot *w = &c->sw[slot];
 
 	if (!c->swap_started) {
-		int ret = -pthread_create(&c->swap_worker, NULL, swap_worker, c);
+		int ret =
+			-pthread_create(&c->swap_worker, NULL, swap_worker, c);
 
 		if (ret)
 			return ret;
@@ -733,8 +737,9 @@ VKV_EXPORT int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot,
 	if (!c)
 		return -EINVAL;
 	cache_enter(c);
-	ret = slot >= c->geom.max_seqs ? -EINVAL
-	      : c->slots[slot].state != SLOT_OPEN ? -EBADF : 0;
+	ret = slot >= c->geom.max_seqs		  ? -EINVAL
+	      : c->slots[slot].state != SLOT_OPEN ? -EBADF
+						  : 0;
 	if (!ret)
 		c->sw[slot].prio = prio;
 	cache_leave(c);

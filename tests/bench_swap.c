@@ -60,8 +60,8 @@ struct result {
 static int run(int quantize, uint32_t tokens, struct result *res)
 {
 	/* Llama-3-8B-like rows (8 heads x 128, fp16), 2 layers, one tensor. */
-	struct vkv_geometry g = { 2, 8, 128, 2, 2, tokens,
-				  VKV_LAYOUT_TOKEN_MAJOR_KV };
+	struct vkv_geometry g = {
+		2, 8, 128, 2, 2, tokens, VKV_LAYOUT_TOKEN_MAJOR_KV};
 	size_t row = 8 * 128, n = (size_t)tokens * 4 * row;
 	struct vkv_config cfg;
 	struct vkv_cache *c;
@@ -99,8 +99,9 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 			memcpy(p, copy + (size_t)t * 4 * row, 4 * row * 2);
 	}
 	if (strcmp(vkv_cache_backend(c), "host")) {
-		fprintf(stderr, "bench_swap: data check only on host; "
-				"timing the %s backend\n",
+		fprintf(stderr,
+			"bench_swap: data check only on host; "
+			"timing the %s backend\n",
 			vkv_cache_backend(c));
 	}
 	memset(res, 0, sizeof(*res));

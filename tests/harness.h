@@ -24,38 +24,38 @@
  * Assertions for hot loops. Check's own ck_assert_* record every passing
  * check through a pipe to the parent; these only speak on failure.
  */
-#define req(cond)                                                             \
-	do {                                                                  \
-		if (!(cond))                                                  \
-			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond); \
+#define req(cond)                                                              \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond);  \
 	} while (0)
 
-#define req_cmp(a, op, b)                                                     \
-	do {                                                                  \
-		unsigned long long _a = (unsigned long long)(a);              \
-		unsigned long long _b = (unsigned long long)(b);              \
-		if (!(_a op _b))                                              \
-			ck_abort_msg("%s:%d: %s %s %s: %llu vs %llu",         \
+#define req_cmp(a, op, b)                                                      \
+	do {                                                                   \
+		unsigned long long _a = (unsigned long long)(a);               \
+		unsigned long long _b = (unsigned long long)(b);               \
+		if (!(_a op _b))                                               \
+			ck_abort_msg("%s:%d: %s %s %s: %llu vs %llu",          \
 				     __FILE__, __LINE__, #a, #op, #b, _a, _b); \
 	} while (0)
 
 /* Fail with the library's words, not just a number. */
-#define ck_ok(expr)                                                           \
-	do {                                                                  \
-		long _r = (long)(expr);                                       \
-		if (_r < 0)                                                   \
-			ck_abort_msg("%s:%d: %s = %ld (%s)", __FILE__,        \
-				     __LINE__, #expr, _r,                     \
-				     vkv_strerror((int)_r));                  \
+#define ck_ok(expr)                                                            \
+	do {                                                                   \
+		long _r = (long)(expr);                                        \
+		if (_r < 0)                                                    \
+			ck_abort_msg("%s:%d: %s = %ld (%s)", __FILE__,         \
+				     __LINE__, #expr, _r,                      \
+				     vkv_strerror((int)_r));                   \
 	} while (0)
 
-#define ck_err(expr, err)                                                     \
-	do {                                                                  \
-		long _r = (long)(expr);                                       \
-		if (_r != (err))                                              \
-			ck_abort_msg("%s:%d: %s = %ld (%s), expected %s",     \
-				     __FILE__, __LINE__, #expr, _r,           \
-				     vkv_strerror((int)_r), #err);            \
+#define ck_err(expr, err)                                                      \
+	do {                                                                   \
+		long _r = (long)(expr);                                        \
+		if (_r != (err))                                               \
+			ck_abort_msg("%s:%d: %s = %ld (%s), expected %s",      \
+				     __FILE__, __LINE__, #expr, _r,            \
+				     vkv_strerror((int)_r), #err);             \
 	} while (0)
 
 /*
@@ -102,12 +102,11 @@ static inline struct vkv_cache *test_cache(enum vkv_layout layout,
 }
 
 /* The stamp of one row: who wrote it, for which token, layer and K/V. */
-static inline uint64_t stamp_of(uint64_t owner, uint32_t token,
-				uint32_t layer, int kv)
+static inline uint64_t stamp_of(uint64_t owner, uint32_t token, uint32_t layer,
+				int kv)
 {
-	uint64_t x = owner * 0x9e3779b97f4a7c15ull ^
-		     ((uint64_t)token << 20) ^ ((uint64_t)layer << 4) ^
-		     (uint64_t)kv;
+	uint64_t x = owner * 0x9e3779b97f4a7c15ull ^ ((uint64_t)token << 20) ^
+		     ((uint64_t)layer << 4) ^ (uint64_t)kv;
 
 	x ^= x >> 29;
 	return x * 0xbf58476d1ce4e5b9ull;
@@ -151,7 +150,8 @@ static inline long check_rows(struct vkv_cache *c, uint32_t slot,
 	for (uint32_t l = 0; l < g.layers; l++) {
 		for (int kv = 0; kv < 2; kv++) {
 			for (uint32_t t = from; t < to; t++) {
-				const char *p = vkv_token_ptr(c, l, kv, slot, t);
+				const char *p =
+					vkv_token_ptr(c, l, kv, slot, t);
 				uint64_t s = stamp_of(owner, t, l, kv), a, b;
 
 				memcpy(&a, p, 8);
@@ -169,8 +169,8 @@ static inline long check_rows(struct vkv_cache *c, uint32_t slot,
  * token, layer, K/V and its place, so a page mapped or restored at a wrong
  * offset cannot pass verify_rows().
  */
-static inline void fill_rows(struct vkv_cache *c, uint32_t slot,
-			     uint64_t owner, uint32_t from, uint32_t to)
+static inline void fill_rows(struct vkv_cache *c, uint32_t slot, uint64_t owner,
+			     uint32_t from, uint32_t to)
 {
 	struct vkv_geometry g;
 	size_t words;

@@ -276,7 +276,7 @@ END_TEST
 START_TEST(test_step_args)
 {
 	struct vkv_cache *c = test_cache(layouts[_i], 0);
-	uint32_t slots[3], lens[3] = { 1, 2, 3 };
+	uint32_t slots[3], lens[3] = {1, 2, 3};
 
 	for (int i = 0; i < 3; i++)
 		slots[i] = (uint32_t)vkv_seq_open(c);
@@ -388,8 +388,8 @@ START_TEST(test_log_and_strerror)
 	ck_assert_int_gt(log_calls, 0);
 	vkv_cache_destroy(c);
 
-	int errs[] = { 0,       -EINVAL, -ENOMEM, -ENOSPC, -E2BIG,    -EBADF,
-		       -EBUSY,  -ENODEV, -EIO,    -EPROTO, -EOVERFLOW, -EPERM };
+	int errs[] = {0,      -EINVAL, -ENOMEM, -ENOSPC, -E2BIG,     -EBADF,
+		      -EBUSY, -ENODEV, -EIO,	-EPROTO, -EOVERFLOW, -EPERM};
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
 		ck_assert_uint_gt(strlen(vkv_strerror(errs[i])), 3);
 	ck_assert_str_eq(vkv_strerror(5), "not an error code");

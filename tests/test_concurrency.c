@@ -49,7 +49,7 @@ static void run(enum vkv_layout layout)
 {
 	struct vkv_geometry g = test_geom(layout);
 	struct vkv_config cfg = test_config(160 * PAGE);
-	struct shared sh = { 0 };
+	struct shared sh = {0};
 	pthread_t th[READERS];
 	uint32_t slots[8], lens[8];
 	uint64_t owner[8];
@@ -82,9 +82,9 @@ static void run(enum vkv_layout layout)
 			stamp_rows(sh.c, slots[i], owner[i], lens[i], next[i]);
 			lens[i] = next[i];
 			if (lens[i] == 1000 + 100 * (uint32_t)i) {
-				req_cmp(check_rows(sh.c, slots[i],
-							    owner[i], 0,
-							    lens[i]), ==, -1);
+				req_cmp(check_rows(sh.c, slots[i], owner[i], 0,
+						   lens[i]),
+					==, -1);
 				ck_ok(vkv_seq_close(sh.c, slots[i]));
 				slots[i] = (uint32_t)vkv_seq_open(sh.c);
 				lens[i] = 0;
@@ -96,7 +96,8 @@ static void run(enum vkv_layout layout)
 	for (int i = 0; i < READERS; i++)
 		pthread_join(th[i], NULL);
 	for (int i = 0; i < 8; i++)
-		req_cmp(check_rows(sh.c, slots[i], owner[i], 0, lens[i]), ==, -1);
+		req_cmp(check_rows(sh.c, slots[i], owner[i], 0, lens[i]), ==,
+			-1);
 	ck_ok(vkv_cache_stats(sh.c, &st));
 	req_cmp(st.steps, ==, 3000);
 	req_cmp(st.map_calls, >, 0);

@@ -32,7 +32,7 @@ static uint64_t rng_next(uint64_t *s)
 static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 {
 	struct vkv_cache *c = test_cache(layout, budget_pages * PAGE);
-	struct seq seqs[NSEQ] = { 0 };
+	struct seq seqs[NSEQ] = {0};
 	uint64_t next_owner = 1, rng = seed;
 	struct vkv_stats st;
 
@@ -53,9 +53,10 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 					ck_ok(vkv_seq_close(c, s));
 				} else {
 					ck_ok(ret);
-					seqs[s] = (struct seq){ 1, prompt,
-								next_owner++ };
-					fill_rows(c, s, seqs[s].owner, 0, prompt);
+					seqs[s] = (struct seq){1, prompt,
+							       next_owner++};
+					fill_rows(c, s, seqs[s].owner, 0,
+						  prompt);
 				}
 			} else {
 				ck_err(s, -ENOSPC);
@@ -68,8 +69,9 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 			if (!seqs[s].open)
 				continue;
 			slots[n] = s;
-			lens[n] = seqs[s].len + grow > 2048 ? 2048
-							     : seqs[s].len + grow;
+			lens[n] = seqs[s].len + grow > 2048
+					  ? 2048
+					  : seqs[s].len + grow;
 			n++;
 		}
 		ret = vkv_step(c, slots, lens, n);
@@ -80,8 +82,9 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 			for (uint32_t i = 1; i < n; i++)
 				if (seqs[slots[i]].owner > seqs[victim].owner)
 					victim = slots[i];
-			ck_assert_int_eq(verify_rows(c, victim, seqs[victim].owner,
-						0, seqs[victim].len),
+			ck_assert_int_eq(verify_rows(c, victim,
+						     seqs[victim].owner, 0,
+						     seqs[victim].len),
 					 -1);
 			ck_ok(vkv_seq_close(c, victim));
 			seqs[victim].open = 0;
@@ -99,8 +102,9 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 			if (!seqs[s].open)
 				continue;
 			if (seqs[s].len == 2048 || rng_next(&rng) % 6 == 0) {
-				ck_assert_int_eq(verify_rows(c, s, seqs[s].owner, 0,
-							seqs[s].len),
+				ck_assert_int_eq(verify_rows(c, s,
+							     seqs[s].owner, 0,
+							     seqs[s].len),
 						 -1);
 				ck_ok(vkv_seq_close(c, s));
 				seqs[s].open = 0;
@@ -111,7 +115,7 @@ static void run(enum vkv_layout layout, size_t budget_pages, uint64_t seed)
 	for (uint32_t s = 0; s < NSEQ; s++)
 		if (seqs[s].open)
 			ck_assert_int_eq(verify_rows(c, s, seqs[s].owner, 0,
-						seqs[s].len),
+						     seqs[s].len),
 					 -1);
 	ck_ok(vkv_cache_stats(c, &st));
 	ck_assert_uint_ge(st.pages_created,

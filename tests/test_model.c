@@ -68,7 +68,7 @@ static int fits(struct model *m, const uint32_t *slots, const uint32_t *lens,
 		uint32_t n)
 {
 	uint64_t total = 0;
-	int in_batch[NSLOT] = { 0 }, grows = 0;
+	int in_batch[NSLOT] = {0}, grows = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t now = m->info[slots[i]].pages, want = pf(m, lens[i]);
@@ -128,7 +128,8 @@ static void check_invariants(struct model *m)
 	req_cmp(st.pages_needed, ==, needed * m->segs);
 	req_cmp(st.pages_cached, ==, cached * m->segs);
 	/* The refill worker may be creating one right now. */
-	req_cmp(st.pages_created, >=, st.pages_free + st.pages_open + st.pages_cached);
+	req_cmp(st.pages_created, >=,
+		st.pages_free + st.pages_open + st.pages_cached);
 	req_cmp(st.pages_created, <=, BUDGET);
 }
 
@@ -146,7 +147,7 @@ static void op_open(struct model *m)
 	req_cmp(s, >=, 0);
 	req_cmp(s, <, NSLOT);
 	req(!m->s[s].open);
-	m->s[s] = (struct mslot){ 1, 0, 0, m->next_owner++ };
+	m->s[s] = (struct mslot){1, 0, 0, m->next_owner++};
 }
 
 static void op_close(struct model *m)
@@ -161,7 +162,8 @@ static void op_close(struct model *m)
 	} else {
 		ck_ok(ret);
 		req_cmp(check_rows(m->c, slot, m->s[slot].owner, 0,
-					    m->s[slot].valid), ==, -1);
+				   m->s[slot].valid),
+			==, -1);
 		m->s[slot].open = 0;
 	}
 }
@@ -288,7 +290,8 @@ static void op_verify(struct model *m)
 
 	if (m->s[slot].open)
 		req_cmp(check_rows(m->c, slot, m->s[slot].owner, 0,
-					    m->s[slot].valid), ==, -1);
+				   m->s[slot].valid),
+			==, -1);
 }
 
 static void run_model(enum vkv_layout layout)
@@ -299,7 +302,7 @@ static void run_model(enum vkv_layout layout)
 	const char *o = getenv("VKV_TEST_OPS");
 	uint64_t seed = e ? strtoull(e, NULL, 0) : 0x5eed0000ull + layout;
 	long ops = o ? atol(o) : 100000;
-	struct model m = { 0 };
+	struct model m = {0};
 	struct vkv_tensor t;
 
 	g.max_seqs = NSLOT;
@@ -343,7 +346,8 @@ static void run_model(enum vkv_layout layout)
 	for (uint32_t i = 0; i < NSLOT; i++)
 		if (m.s[i].open)
 			req_cmp(check_rows(m.c, i, m.s[i].owner, 0,
-						    m.s[i].valid), ==, -1);
+					   m.s[i].valid),
+				==, -1);
 	vkv_cache_destroy(m.c);
 }
 

@@ -65,8 +65,8 @@ static const enum vkv_layout layouts[] = {
 /* Out to each tier and back, explicitly and through a step; twice. */
 static void roundtrip(enum vkv_layout layout, int uring)
 {
-	struct vkv_cache *c = swap_cache(layout, 0, 64 * PAGE, 1,
-					 VKV_EVICT_NONE, 0, uring);
+	struct vkv_cache *c =
+		swap_cache(layout, 0, 64 * PAGE, 1, VKV_EVICT_NONE, 0, uring);
 	struct vkv_seq_info si;
 	struct vkv_stats st;
 	int a = vkv_seq_open(c), b = vkv_seq_open(c);
@@ -203,8 +203,8 @@ END_TEST
  */
 START_TEST(test_evict_lru)
 {
-	struct vkv_cache *c = swap_cache(layouts[_i], 32 * PAGE, 256 * PAGE,
-					 0, VKV_EVICT_LRU, 0, 1);
+	struct vkv_cache *c = swap_cache(layouts[_i], 32 * PAGE, 256 * PAGE, 0,
+					 VKV_EVICT_LRU, 0, 1);
 	uint32_t slots[6];
 	struct vkv_stats st;
 
@@ -229,17 +229,19 @@ START_TEST(test_evict_lru)
 			uint32_t len = 1000;
 
 			ck_ok(vkv_step(c, &slots[i], &len, 1));
-			ck_assert_int_eq(verify_rows(c, slots[i], 100 + i, 0, 1000), -1);
+			ck_assert_int_eq(
+				verify_rows(c, slots[i], 100 + i, 0, 1000), -1);
 		}
 	/* A batch bigger than the budget cannot be stepped: nothing lost. */
-	uint32_t lens[6] = { 1000, 1000, 1000, 1000, 1000, 1000 };
+	uint32_t lens[6] = {1000, 1000, 1000, 1000, 1000, 1000};
 
 	ck_err(vkv_step(c, slots, lens, 6), -ENOMEM);
 	for (uint32_t i = 0; i < 6; i++) {
 		uint32_t len = 1000;
 
 		ck_ok(vkv_step(c, &slots[i], &len, 1));
-		ck_assert_int_eq(verify_rows(c, slots[i], 100 + i, 0, 1000), -1);
+		ck_assert_int_eq(verify_rows(c, slots[i], 100 + i, 0, 1000),
+				 -1);
 	}
 	done(c);
 }
@@ -247,9 +249,9 @@ END_TEST
 
 START_TEST(test_evict_priority)
 {
-	struct vkv_cache *c = swap_cache(VKV_LAYOUT_TOKEN_MAJOR_KV, 24 * PAGE,
-					 256 * PAGE, 0, VKV_EVICT_PRIORITY, 0,
-					 1);
+	struct vkv_cache *c =
+		swap_cache(VKV_LAYOUT_TOKEN_MAJOR_KV, 24 * PAGE, 256 * PAGE, 0,
+			   VKV_EVICT_PRIORITY, 0, 1);
 	int a = vkv_seq_open(c), b = vkv_seq_open(c), d = vkv_seq_open(c);
 	struct vkv_seq_info si;
 
@@ -343,8 +345,8 @@ END_TEST
 /* int8 with per-token, per-head scales: within half a step of each value. */
 START_TEST(test_quantized)
 {
-	struct vkv_cache *c = swap_cache(layouts[_i], 0, 64 * PAGE, 1,
-					 VKV_EVICT_NONE, 1, 1);
+	struct vkv_cache *c =
+		swap_cache(layouts[_i], 0, 64 * PAGE, 1, VKV_EVICT_NONE, 1, 1);
 	int a = vkv_seq_open(c);
 	const uint32_t len = 600, heads = 8, dim = 128;
 	uint64_t rng = 88172645463325252ull;
@@ -388,14 +390,16 @@ START_TEST(test_quantized)
 					float amax = 0;
 
 					for (uint32_t d = 0; d < dim; d++)
-						amax = fmaxf(amax,
-							     fabsf(q[h * dim + d]));
+						amax = fmaxf(
+							amax,
+							fabsf(q[h * dim + d]));
 					for (uint32_t d = 0; d < dim; d++) {
 						double e = fabs(p[h * dim + d] -
 								q[h * dim + d]);
 
-						req(e <= amax / 127.0 / 2 * 1.001 +
-								 1e-7);
+						req(e <=
+						    amax / 127.0 / 2 * 1.001 +
+							    1e-7);
 						if (amax > 0 &&
 						    e / amax > worst)
 							worst = e / amax;
@@ -403,7 +407,8 @@ START_TEST(test_quantized)
 				}
 			}
 	printf("quantized swap, layout %d: worst error %.5f of the head's "
-	       "absmax\n", (int)layouts[_i], worst);
+	       "absmax\n",
+	       (int)layouts[_i], worst);
 	free(copy);
 	done(c);
 }

@@ -60,7 +60,8 @@ static int check(struct vkv_cache *c, uint32_t slot, uint32_t len,
 	for (uint32_t t = 0; t < len; t++)
 		for (uint32_t l = 0; l < 2; l++)
 			for (int kv = 0; kv < 2; kv++) {
-				uint64_t v = owner << 32 | t << 4 | l << 1 | kv, w;
+				uint64_t v = owner << 32 | t << 4 | l << 1 | kv,
+					 w;
 
 				memcpy(&w, vkv_token_ptr(c, l, kv, slot, t), 8);
 				if (v != w)
@@ -71,8 +72,7 @@ static int check(struct vkv_cache *c, uint32_t slot, uint32_t len,
 
 START_TEST(test_host_backend_on_kmod)
 {
-	struct vkv_geometry g = { 2, 8, 128, 4, 8, 2048,
-				  VKV_LAYOUT_TOKEN_MAJOR };
+	struct vkv_geometry g = {2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR};
 	struct vkv_config cfg;
 	struct vkv_cache *c;
 	uint32_t s[4];
