@@ -328,13 +328,15 @@ VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
 		struct vkv_host_tier_counters hc;
 
 		vkv_host_tier_counters(c->host, &hc);
-		s->host_tier_bytes = hc.used_bytes;
+		/* Chunks the module paged out are on disk. */
+		s->host_tier_bytes = hc.used_bytes - hc.paged_bytes;
+		s->disk_tier_bytes = hc.paged_bytes;
 	}
 	if (c->disk) {
 		struct vkv_disk_counters dc;
 
 		vkv_disk_counters(c->disk, &dc);
-		s->disk_tier_bytes = dc.slots_used * dc.chunk;
+		s->disk_tier_bytes += dc.slots_used * dc.chunk;
 	}
 	vkv_hist_read(&k->map_lat, &s->map_lat);
 	vkv_hist_read(&k->step_lat, &s->step_lat);

@@ -114,6 +114,7 @@ struct vkv_cache {
 	struct vkv_host_tier *host;
 	struct vkv_disk_tier *disk;
 	struct vkv_kmod_slabs *kslabs; /* host-tier slabs from /dev/vkv */
+	bool kdisk; /* the module swaps the host tier: the disk tier */
 	size_t chunk_bytes; /* one page as stored in a tier */
 	uint64_t use_clock;
 	pthread_cond_t swap_cond; /* a swap finished, or one was queued */

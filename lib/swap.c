@@ -17,6 +17,13 @@
  *
  * Stored form: a page as it is, or (quantize) int8 values followed by one
  * float scale per head vector (per token and head), rounded up to 4 KiB.
+ *
+ * The disk tier is one of two things. Without the kernel module it is the
+ * library's swap file (tier_disk.c), and a sequence there holds disk slots.
+ * With the module (c->kdisk), the module is the host tier's backing store:
+ * a sequence on disk keeps its host-tier chunks, which the module has
+ * written to the file and freed (vkv_host_tier_page_out), and they come
+ * back through it (vkv_host_tier_page_in) with their checksums verified.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -122,6 +129,11 @@ static void free_chunks(struct vkv_cache *c, void **chunks, size_t n)
 			vkv_host_tier_free(c->host, chunks[i]);
 }
 
+static bool has_disk(const struct vkv_cache *c)
+{
+	return c->disk || c->kdisk;
+}
+
 /*
  * Move the host-tier copy of the coldest host-resident sequence other than
  * @except to disk, to make room in the host tier. Lock held.
@@ -129,26 +141,34 @@ static void free_chunks(struct vkv_cache *c, void **chunks, size_t n)
 static int demote_one(struct vkv_cache *c, uint32_t except)
 {
 	struct swap_slot *v = NULL;
-	uint32_t vs = 0;
 	size_t n;
 	uint64_t *ds;
 	int ret;
 
-	if (!c->disk)
+	if (!has_disk(c))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
 		struct swap_slot *w = &c->sw[i];
 
 		if (i == except || w->tier != VKV_TIER_HOST || w->busy)
 			continue;
-		if (!v || w->last_use < v->last_use) {
+		if (!v || w->last_use < v->last_use)
 			v = w;
-			vs = i;
-		}
 	}
 	if (!v)
 		return -ENOMEM;
 	n = (size_t)v->pages * c->ntensors;
+	if (c->kdisk) {
+		/* The chunks stay; the module writes them out and frees
+		 * their memory. */
+		ret = vkv_host_tier_page_out(c->host, v->chunks, n);
+		if (ret)
+			return ret;
+		v->tier = VKV_TIER_DISK;
+		vkv_sub(&c->cnt.seqs_host, 1);
+		vkv_add(&c->cnt.seqs_disk, 1);
+		return 0;
+	}
 	ds = malloc(n * sizeof(*ds));
 	if (!ds)
 		return -ENOMEM;
@@ -165,7 +185,6 @@ static int demote_one(struct vkv_cache *c, uint32_t except)
 	v->tier = VKV_TIER_DISK;
 	vkv_sub(&c->cnt.seqs_host, 1);
 	vkv_add(&c->cnt.seqs_disk, 1);
-	(void)vs;
 	return 0;
 }
 
@@ -185,6 +204,28 @@ static int alloc_chunks(struct vkv_cache *c, uint32_t slot, void **chunks,
 		}
 	}
 	return 0;
+}
+
+/*
+ * Make a saved sequence's host-tier chunks resident and verified (with the
+ * module, it may have written them out), paging out colder sequences for
+ * room. Lock held on entry and exit; with @unlocked, not around the I/O.
+ */
+static int fetch_chunks(struct vkv_cache *c, uint32_t slot, bool unlocked)
+{
+	struct swap_slot *w = &c->sw[slot];
+	size_t n = (size_t)w->pages * c->ntensors;
+	int ret;
+
+	for (;;) {
+		if (unlocked)
+			pthread_mutex_unlock(&c->lock);
+		ret = vkv_host_tier_page_in(c->host, w->chunks, n);
+		if (unlocked)
+			pthread_mutex_lock(&c->lock);
+		if (ret != -ENOMEM || demote_one(c, slot))
+			return ret;
+	}
 }
 
 /* Save pages to disk in batches through the bounce buffers. */
@@ -264,12 +305,14 @@ static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
 
 	if (tier == VKV_TIER_HOST && !c->host)
 		tier = VKV_TIER_DISK;
-	if ((tier == VKV_TIER_DISK && !c->disk) || (!c->host && !c->disk))
+	if ((tier == VKV_TIER_DISK && !has_disk(c)) ||
+	    (!c->host && !has_disk(c)))
 		return -ENODEV;
 	ret = io_init(c, &io);
 	if (ret)
 		return ret;
-	if (tier == VKV_TIER_HOST) {
+	/* With the module, disk is reached through the host tier. */
+	if (tier == VKV_TIER_HOST || c->kdisk) {
 		chunks = calloc(n ? n : 1, sizeof(*chunks));
 		ret = chunks ? alloc_chunks(c, slot, chunks, n) : -ENOMEM;
 		if (ret == -ENOMEM && c->disk) {
@@ -280,7 +323,7 @@ static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
 			ret = 0;
 		}
 	}
-	if (!ret && tier == VKV_TIER_DISK) {
+	if (!ret && !chunks) {
 		ds = malloc((n ? n : 1) * sizeof(*ds));
 		if (!ds)
 			ret = -ENOMEM;
@@ -290,10 +333,12 @@ static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
 
 	if (unlocked)
 		pthread_mutex_unlock(&c->lock);
-	if (tier == VKV_TIER_HOST) {
+	if (chunks) {
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = save_page(c, &io, saved_va(c, slot, pages, i),
 					chunks[i]);
+		if (!ret && tier == VKV_TIER_DISK)
+			ret = vkv_host_tier_page_out(c->host, chunks, n);
 	} else {
 		ret = save_to_disk(c, &io, slot, pages, ds, n);
 	}
@@ -337,13 +382,14 @@ static void drop_saved(struct vkv_cache *c, uint32_t slot)
 	struct swap_slot *w = &c->sw[slot];
 	size_t n = (size_t)w->pages * c->ntensors;
 
-	if (w->tier == VKV_TIER_HOST) {
+	if (w->chunks)
 		free_chunks(c, w->chunks, n);
-		vkv_sub(&c->cnt.seqs_host, 1);
-	} else if (w->tier == VKV_TIER_DISK) {
+	else if (w->dslots)
 		vkv_disk_free(c->disk, w->dslots, (unsigned)n);
+	if (w->tier == VKV_TIER_HOST)
+		vkv_sub(&c->cnt.seqs_host, 1);
+	else if (w->tier == VKV_TIER_DISK)
 		vkv_sub(&c->cnt.seqs_disk, 1);
-	}
 	free(w->chunks);
 	free(w->dslots);
 	w->chunks = NULL;
@@ -373,9 +419,16 @@ static int swap_in(struct vkv_cache *c, uint32_t slot, bool unlocked)
 	ret = backing_grow(c, &slot, &len, 1);
 	if (ret)
 		goto out;
+	if (w->chunks) {
+		ret = fetch_chunks(c, slot, unlocked);
+		if (ret) {
+			backing_shrink(c, slot, 0);
+			goto out;
+		}
+	}
 	if (unlocked)
 		pthread_mutex_unlock(&c->lock);
-	if (w->tier == VKV_TIER_HOST) {
+	if (w->chunks) {
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = restore_page(c, &io,
 					   saved_va(c, slot, w->pages, i),
@@ -452,6 +505,24 @@ static void hook_free(void *arg, void *base, size_t len)
 	vkv_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
 }
 
+static int hook_page_out(void *arg, void *slab, size_t off, size_t len)
+{
+	return vkv_kmod_slab_page_out(((struct vkv_cache *)arg)->kslabs, slab,
+				      off, len);
+}
+
+static int hook_page_in(void *arg, void *slab, size_t off, size_t len)
+{
+	return vkv_kmod_slab_page_in(((struct vkv_cache *)arg)->kslabs, slab,
+				     off, len);
+}
+
+static int hook_discard(void *arg, void *slab, size_t off, size_t len)
+{
+	return vkv_kmod_slab_discard(((struct vkv_cache *)arg)->kslabs, slab,
+				     off, len);
+}
+
 static int hook_register(void *arg, void *base, size_t len)
 {
 	struct vkv_cache *c = arg;
@@ -467,7 +538,11 @@ static void hook_unregister(void *arg, void *base, size_t len)
 		vkv_disk_buffer_remove(c->disk, base, len);
 }
 
-/* Checked once per cache: where the host tier's memory comes from. */
+/*
+ * Checked once per cache: where the host tier's memory comes from, and
+ * whether the module, having it, also takes the swap file (then the
+ * library's own disk tier is not opened).
+ */
 static int host_tier_hooks(struct vkv_cache *c)
 {
 	struct vkv_host_tier_ops ops = {
@@ -475,7 +550,8 @@ static int host_tier_hooks(struct vkv_cache *c)
 		.slab_unregister = hook_unregister,
 		.arg = c,
 	};
-	int ret = vkv_kmod_slabs_open(&c->kslabs);
+	const char *path = c->cfg.swap_path;
+	int ret = vkv_kmod_slabs_open(c->chunk_bytes, &c->kslabs);
 
 	if (!ret) {
 		ops.slab_alloc = hook_alloc;
@@ -483,6 +559,21 @@ static int host_tier_hooks(struct vkv_cache *c)
 		vkv_log(&c->cfg, VKV_LOG_INFO,
 			"vkv: host tier memory from /dev/vkv (pinned by "
 			"vkv.ko)");
+		if (path) {
+			ret = vkv_kmod_slabs_set_swap(c->kslabs, path);
+			if (ret) {
+				vkv_config_seterr("disk tier %s: %s", path,
+						  vkv_strerror(ret));
+				return ret;
+			}
+			ops.page_out = hook_page_out;
+			ops.page_in = hook_page_in;
+			ops.discard = hook_discard;
+			c->kdisk = true;
+			vkv_log(&c->cfg, VKV_LOG_INFO,
+				"vkv: disk tier: vkv.ko swaps the host tier "
+				"to %s", path);
+		}
 	} else {
 		vkv_log(&c->cfg, VKV_LOG_INFO,
 			"vkv: host tier memory from mmap + mbind + mlock (%s)",
@@ -522,8 +613,11 @@ int swap_init(struct vkv_cache *c)
 			vkv_config_seterr("host tier: %s", vkv_strerror(ret));
 			return ret;
 		}
+		ret = host_tier_hooks(c);
+		if (ret)
+			return ret;
 	}
-	if (cfg->swap_path) {
+	if (cfg->swap_path && !c->kdisk) {
 		ret = vkv_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
 					 cfg->swap_qdepth, flags, &c->disk);
 		if (ret) {
@@ -532,7 +626,7 @@ int swap_init(struct vkv_cache *c)
 			return ret;
 		}
 	}
-	return c->host ? host_tier_hooks(c) : 0;
+	return 0;
 }
 
 void swap_fini(struct vkv_cache *c)
@@ -679,7 +773,7 @@ VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
 	if (!ret && c->sw[slot].tier != VKV_TIER_DEVICE)
 		ret = -EALREADY;
 	if (!ret && ((tier == VKV_TIER_HOST && !c->host) ||
-		     (tier == VKV_TIER_DISK && !c->disk)))
+		     (tier == VKV_TIER_DISK && !has_disk(c))))
 		ret = -ENODEV;
 	if (!ret)
 		ret = queue(c, slot, SWAP_OP_OUT, tier);

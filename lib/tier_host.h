@@ -21,6 +21,18 @@
  *     registration (vkv_disk_register_buffers()).
  * Hooks run with the tier's lock held; they must not call back into it.
  *
+ * A backing store (page_out, page_in and discard, set together: the
+ * module's swap file) changes what the budget means. Chunks can then be
+ * paged out: written to the store, their memory freed, their addresses kept
+ * (an access, or vkv_host_tier_page_in(), brings them back). The budget
+ * bounds the chunks that are *resident*; chunks handed out are bounded only
+ * by the store. A chunk freed while paged out is discarded. Since the store
+ * cannot take pinned memory, slab_register/slab_unregister are then called
+ * per chunk, as each becomes resident and before it stops being. A new slab
+ * comes resident from its source and the chunks beyond the budget are
+ * discarded at once, so for that moment the budget can be exceeded by up to
+ * one slab (slabs are at most the budget).
+ *
  * Every function is thread-safe (one mutex); counters may be read at any
  * time without it.
  */
@@ -43,6 +55,12 @@ struct vkv_host_tier_ops {
 	 * slab is then given back and the allocation fails). */
 	int (*slab_register)(void *arg, void *base, size_t len);
 	void (*slab_unregister)(void *arg, void *base, size_t len);
+	/* The backing store, over bytes [off, off + len) of the slab at
+	 * @slab: write out and free; read back (-EIO if what comes back is
+	 * not what was written); drop the contents and free. 0 or -errno. */
+	int (*page_out)(void *arg, void *slab, size_t off, size_t len);
+	int (*page_in)(void *arg, void *slab, size_t off, size_t len);
+	int (*discard)(void *arg, void *slab, size_t off, size_t len);
 	void *arg;
 };
 
@@ -55,6 +73,9 @@ struct vkv_host_tier_counters {
 	uint64_t slabs;
 	uint64_t locked_bytes;  /* of slab_bytes, pinned by mlock */
 	uint64_t allocs, frees, enomem; /* calls; refusals over budget */
+	uint64_t resident_bytes; /* of slab_bytes, in memory (the budget's) */
+	uint64_t paged_bytes;   /* handed out and paged out to the store */
+	uint64_t page_outs, page_ins, discards; /* chunks */
 };
 
 /*
@@ -86,6 +107,28 @@ int vkv_host_tier_alloc(struct vkv_host_tier *t, void **chunk);
 /* vkv_host_tier_free - give a chunk back; -EINVAL if it is not one that is
  * currently allocated from @t (nothing changes then). */
 int vkv_host_tier_free(struct vkv_host_tier *t, void *chunk);
+
+/*
+ * vkv_host_tier_page_out - write the allocated chunks @chunks[0..n) to the
+ * backing store and free their memory; chunks already paged out are left
+ * alone. -EOPNOTSUPP without a store, -EINVAL (nothing done) if one is not
+ * allocated. On an error from the store the chunks before the failing run
+ * stay paged out and the rest resident: either way their data is intact.
+ */
+int vkv_host_tier_page_out(struct vkv_host_tier *t, void *const *chunks,
+			   size_t n);
+
+/*
+ * vkv_host_tier_page_in - make @chunks[0..n) resident and verified (the
+ * store is asked for every run, including runs the tier believes resident:
+ * the kernel may have paged them out under memory pressure). Free chunks
+ * give their memory back first if the budget needs it; -ENOMEM (nothing
+ * paged in) if it still would be exceeded: page others out first.
+ * -EIO if the store returns something else than was written. Without a
+ * store: 0.
+ */
+int vkv_host_tier_page_in(struct vkv_host_tier *t, void *const *chunks,
+			  size_t n);
 
 /* vkv_host_tier_trim - return wholly free slabs to the system; how many
  * bytes were returned. */

@@ -2,7 +2,9 @@
 # lib/quant.c): their Check suite and their benchmark.
 #
 #   make check-tiers   tests/test_tiers.c; swap files go to a directory in the
-#                      build tree and to /dev/shm (tmpfs) when it exists
+#                      build tree and to /dev/shm (tmpfs) when it exists;
+#                      and tests/test_tier_store.c, the host tier over a
+#                      backing store (vkv.ko's swap, faked)
 #   make bench-tiers   host<->disk throughput against fio on the same file,
 #                      block size and queue depth, and quantized swap; see
 #                      docs/tiers.md. Needs fio. BENCH_TIERS_ARGS passes
@@ -15,17 +17,19 @@ $(B)/lib/quant.o: ALL_CFLAGS += -O3 -fno-trapping-math
 TIERS_HDRS := lib/crc32c.h lib/tier_host.h lib/tier_disk.h lib/quant.h
 TIERS_TMP := $(B)/tiers-tmp
 
-ALL_TARGETS += $(B)/tests/test_tiers $(B)/bench_tiers
+ALL_TARGETS += $(B)/tests/test_tiers $(B)/tests/test_tier_store $(B)/bench_tiers
 CHECK_TARGETS += check-tiers
 
-$(B)/tests/test_tiers.o: $(TIERS_HDRS)
+$(B)/tests/test_tiers.o $(B)/tests/test_tier_store.o: $(TIERS_HDRS)
 
 $(B)/bench_tiers: tests/bench_tiers.c $(TIERS_HDRS) $(LIB_A)
 	$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
 		$(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
 .PHONY: check-tiers bench-tiers
-check-tiers: $(B)/tests/test_tiers
+check-tiers: $(B)/tests/test_tiers $(B)/tests/test_tier_store
+	@echo "== $(B)/tests/test_tier_store"
+	@$(B)/tests/test_tier_store
 	@mkdir -p $(TIERS_TMP)
 	@echo "== $(B)/tests/test_tiers"
 	@CK_DEFAULT_TIMEOUT=600 \
