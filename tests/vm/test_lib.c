@@ -3,14 +3,16 @@
  * test_lib.c - libvkv over vkv.ko, in the guest: the host backend's pages
  * and the host tier's slabs come from /dev/vkv pools when the module is
  * loaded (and the library says so), and data survives growth, reclaim and
- * a round trip through the host tier there. The module's counters show the
- * pools while the cache lives and go back to zero when it is destroyed.
+ * a round trip through the host tier there. With a swap path the module
+ * swaps the host tier itself. The module's counters show the pools while
+ * the cache lives and go back to zero when it is destroyed.
  */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vkv.h"
 
@@ -124,6 +126,89 @@ START_TEST(test_host_backend_on_kmod)
 }
 END_TEST
 
+/*
+ * With a swap path and the module, the module is the disk tier: demotion
+ * from the host tier is its swap-out of the host tier's chunks (the
+ * library opens no swap file of its own), coming back is its prefetch, and
+ * bytes corrupted in the file give -EIO to that sequence only.
+ */
+START_TEST(test_host_tier_swapped_by_kmod)
+{
+	struct vkv_geometry g = {2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR};
+	const char *path = "/mnt/vkv-lib-swap";
+	struct vkv_config cfg;
+	struct vkv_stats st;
+	struct vkv_cache *c;
+	unsigned long long outs0, ins0;
+	uint32_t s[3];
+	char junk[4096];
+	FILE *f;
+
+	ck_assert_int_eq(vkv_config_init(&cfg), 0);
+	cfg.backend = VKV_BACKEND_HOST;
+	cfg.budget = 48 * MIB;
+	cfg.host_budget = 16 * MIB; /* one sequence of 8 pages */
+	cfg.swap_path = path;
+	cfg.log_fn = log_fn;
+	cfg.log_level = VKV_LOG_INFO;
+	said[0] = '\0';
+	ck_assert_int_eq(vkv_cache_create(&g, &cfg, &c), 0);
+	ck_assert_msg(strstr(said, "vkv.ko swaps the host tier"), "%s", said);
+	outs0 = counter("swap_out_total");
+	ins0 = counter("prefetch_total");
+	for (int i = 0; i < 3; i++) {
+		s[i] = (uint32_t)vkv_seq_open(c);
+		ck_assert_int_eq(vkv_seq_reserve(c, s[i], 1000), 0);
+		stamp(c, s[i], 0, 1000, i + 1);
+	}
+
+	/* s0 to the host tier, then s1: no room, so s0 goes to disk. */
+	ck_assert_int_eq(vkv_seq_swap_out(c, s[0], VKV_TIER_HOST), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[0]), 0);
+	ck_assert_int_eq(vkv_seq_swap_out(c, s[1], VKV_TIER_HOST), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[1]), 0);
+	ck_assert_int_eq(vkv_cache_stats(c, &st), 0);
+	ck_assert_uint_eq(st.seqs_host, 1);
+	ck_assert_uint_eq(st.seqs_disk, 1);
+	ck_assert_uint_eq(st.host_tier_bytes, 16 * MIB);
+	ck_assert_uint_eq(st.disk_tier_bytes, 16 * MIB);
+	ck_assert_uint_eq(counter("swapped_bytes"), 16 * MIB);
+	ck_assert_uint_ge(counter("swap_out_total") - outs0, 8);
+
+	/* Back from disk: room is made by sending s1 there in turn. */
+	ck_assert_int_eq(vkv_seq_swap_in(c, s[0]), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[0]), 0);
+	ck_assert(check(c, s[0], 1000, 1));
+	ck_assert_uint_ge(counter("prefetch_total") - ins0, 8);
+	ck_assert_int_eq(vkv_seq_swap_in(c, s[1]), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[1]), 0);
+	ck_assert(check(c, s[1], 1000, 2));
+	ck_assert_uint_eq(counter("swapped_bytes"), 0);
+
+	/* s2 straight to disk; then the file is overwritten. */
+	ck_assert_int_eq(vkv_seq_swap_out(c, s[2], VKV_TIER_DISK), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[2]), 0);
+	ck_assert_uint_eq(counter("swapped_bytes"), 16 * MIB);
+	memset(junk, 0xa5, sizeof(junk));
+	f = fopen(path, "r+");
+	ck_assert_ptr_nonnull(f);
+	for (long i = 0; i < (long)(32 * MIB / sizeof(junk)); i++)
+		ck_assert_uint_eq(fwrite(junk, sizeof(junk), 1, f), 1);
+	ck_assert_int_eq(fflush(f), 0);
+	ck_assert_int_eq(fsync(fileno(f)), 0);
+	fclose(f);
+	ck_assert_int_eq(vkv_seq_swap_in(c, s[2]), 0);
+	ck_assert_int_eq(vkv_seq_swap_wait(c, s[2]), -EIO);
+	ck_assert_uint_ge(counter("checksum_errors"), 1);
+	ck_assert(check(c, s[0], 1000, 1));
+	ck_assert(check(c, s[1], 1000, 2));
+	ck_assert_int_eq(vkv_seq_close(c, s[2]), 0);
+	vkv_cache_destroy(c);
+	ck_assert_uint_eq(counter("pool_bytes"), 0);
+	ck_assert_uint_eq(counter("swapped_bytes"), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("lib");
@@ -133,6 +218,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_host_backend_on_kmod);
+	tcase_add_test(tc, test_host_tier_swapped_by_kmod);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
