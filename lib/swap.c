@@ -572,7 +572,8 @@ static int host_tier_hooks(struct vkv_cache *c)
 			c->kdisk = true;
 			vkv_log(&c->cfg, VKV_LOG_INFO,
 				"vkv: disk tier: vkv.ko swaps the host tier "
-				"to %s", path);
+				"to %s",
+				path);
 		}
 	} else {
 		vkv_log(&c->cfg, VKV_LOG_INFO,

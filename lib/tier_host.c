@@ -22,31 +22,31 @@ struct host_slab {
 	char *base;
 	size_t nchunks;
 	size_t nfree;
-	size_t nfree_res;  /* of nfree, resident */
-	size_t hint;       /* a word of the bitmaps to look at first */
-	uint64_t *used;    /* bit per chunk: handed out */
-	uint64_t *res;     /* bit per chunk: resident (always, unbacked) */
-	bool locked;       /* mlock succeeded */
-	bool own;          /* mapped by us (not by ops.slab_alloc) */
+	size_t nfree_res; /* of nfree, resident */
+	size_t hint; /* a word of the bitmaps to look at first */
+	uint64_t *used; /* bit per chunk: handed out */
+	uint64_t *res; /* bit per chunk: resident (always, unbacked) */
+	bool locked; /* mlock succeeded */
+	bool own; /* mapped by us (not by ops.slab_alloc) */
 };
 
 struct vkv_host_tier {
 	struct vkv_config cfg;
 	bool have_cfg;
 	size_t chunk;
-	size_t max_chunks;  /* from the budget; 0 = no cap */
+	size_t max_chunks; /* from the budget; 0 = no cap */
 	size_t slab_chunks; /* per slab, at most */
 	size_t align;
-	int node;           /* -1: no placement */
+	int node; /* -1: no placement */
 	struct vkv_host_tier_ops ops;
-	bool backed;        /* ops has a backing store */
+	bool backed; /* ops has a backing store */
 
 	pthread_mutex_t lock;
 	struct host_slab *slabs; /* sorted by base */
 	size_t nslabs, slabs_cap;
 	size_t slab_hint;
 	size_t chunks_in_slabs;
-	size_t resident;    /* chunks */
+	size_t resident; /* chunks */
 	bool said_unlocked, said_mbind;
 
 	struct vkv_host_tier_counters cnt; /* atomics */
@@ -160,18 +160,20 @@ static int default_slab_alloc(struct vkv_host_tier *t, size_t len, void **base,
 
 	if (t->node >= 0) {
 		unsigned long mask[(1024 + 8 * sizeof(unsigned long) - 1) /
-				   (8 * sizeof(unsigned long))] = { 0 };
+				   (8 * sizeof(unsigned long))] = {0};
 		const size_t bits = 8 * sizeof(unsigned long);
 
 		if ((size_t)t->node < sizeof(mask) * 8) {
 			mask[t->node / bits] |= 1ul << (t->node % bits);
-			if (mbind(a, len, MPOL_PREFERRED, mask, sizeof(mask) * 8,
-				  0) && !t->said_mbind) {
+			if (mbind(a, len, MPOL_PREFERRED, mask,
+				  sizeof(mask) * 8, 0) &&
+			    !t->said_mbind) {
 				t->said_mbind = true;
 				vkv_log(tcfg(t), VKV_LOG_WARN,
-					"host tier: mbind to node %d failed (%s); "
-					"memory is not placed", t->node,
-					strerror(errno));
+					"host tier: mbind to node %d failed "
+					"(%s); "
+					"memory is not placed",
+					t->node, strerror(errno));
 			}
 		}
 	}
@@ -183,8 +185,10 @@ static int default_slab_alloc(struct vkv_host_tier *t, size_t len, void **base,
 		if (!t->said_unlocked) {
 			t->said_unlocked = true;
 			vkv_log(tcfg(t), VKV_LOG_WARN,
-				"host tier: mlock refused (%s; RLIMIT_MEMLOCK?); "
-				"using unlocked memory", strerror(errno));
+				"host tier: mlock refused (%s; "
+				"RLIMIT_MEMLOCK?); "
+				"using unlocked memory",
+				strerror(errno));
 		}
 	} else {
 		int e = errno;
@@ -245,8 +249,7 @@ static void chunk_unregister(struct vkv_host_tier *t, struct host_slab *s,
 		t->ops.slab_unregister(t->ops.arg, chunk_at(t, s, i), t->chunk);
 }
 
-static void slab_unmap(struct vkv_host_tier *t, struct host_slab *s,
-		       size_t len)
+static void slab_unmap(struct vkv_host_tier *t, struct host_slab *s, size_t len)
 {
 	if (s->own)
 		munmap(s->base, len); /* also unlocks */
@@ -289,16 +292,15 @@ static size_t room(const struct vkv_host_tier *t)
  * Register a new slab: whole, or (with a store) its first @keep chunks one
  * by one after the rest were discarded. Undone on failure.
  */
-static int slab_admit(struct vkv_host_tier *t, struct host_slab *s,
-		      size_t keep)
+static int slab_admit(struct vkv_host_tier *t, struct host_slab *s, size_t keep)
 {
 	size_t len = s->nchunks * t->chunk, i;
 	int ret = 0;
 
 	if (!t->backed)
-		return t->ops.slab_register ? t->ops.slab_register(t->ops.arg,
-								   s->base, len)
-					    : 0;
+		return t->ops.slab_register
+			       ? t->ops.slab_register(t->ops.arg, s->base, len)
+			       : 0;
 	if (keep < s->nchunks)
 		ret = t->ops.discard(t->ops.arg, s->base, keep * t->chunk,
 				     len - keep * t->chunk);
@@ -314,7 +316,7 @@ static int slab_admit(struct vkv_host_tier *t, struct host_slab *s,
 static long slab_new(struct vkv_host_tier *t)
 {
 	size_t n = t->slab_chunks, keep, len, i;
-	struct host_slab s = { 0 };
+	struct host_slab s = {0};
 	void *base = NULL;
 	int ret;
 
@@ -625,7 +627,8 @@ static void drop_free(struct vkv_host_tier *t, size_t want)
 	for (size_t k = 0; k < t->nslabs && want; k++) {
 		struct host_slab *s = &t->slabs[k];
 
-		for (size_t i = 0; i < s->nchunks && want && s->nfree_res; i++) {
+		for (size_t i = 0; i < s->nchunks && want && s->nfree_res;
+		     i++) {
 			if (bit(s->used, i) || !bit(s->res, i))
 				continue;
 			chunk_unregister(t, s, i);

@@ -1,10 +1,11 @@
 # Tier building blocks (lib/crc32c.c, lib/tier_host.c, lib/tier_disk.c,
 # lib/quant.c): their Check suite and their benchmark.
 #
-#   make check-tiers   tests/test_tiers.c; swap files go to a directory in the
-#                      build tree and to /dev/shm (tmpfs) when it exists;
-#                      and tests/test_tier_store.c, the host tier over a
-#                      backing store (vkv.ko's swap, faked)
+#   make check-tiers   tests/test_tiers.c (CRC, host tier, quantization),
+#                      tests/test_disk_tier.c (swap files go to a directory
+#                      in the build tree and to /dev/shm (tmpfs) when it
+#                      exists), tests/test_tier_store.c (the host tier over
+#                      a backing store: vkv.ko's swap, faked)
 #   make bench-tiers   host<->disk throughput against fio on the same file,
 #                      block size and queue depth, and quantized swap; see
 #                      docs/tiers.md. Needs fio. BENCH_TIERS_ARGS passes
@@ -17,24 +18,25 @@ $(B)/lib/quant.o: ALL_CFLAGS += -O3 -fno-trapping-math
 TIERS_HDRS := lib/crc32c.h lib/tier_host.h lib/tier_disk.h lib/quant.h
 TIERS_TMP := $(B)/tiers-tmp
 
-ALL_TARGETS += $(B)/tests/test_tiers $(B)/tests/test_tier_store $(B)/bench_tiers
+TIERS_TESTS := test_tiers test_disk_tier test_tier_store
+ALL_TARGETS += $(TIERS_TESTS:%=$(B)/tests/%) $(B)/bench_tiers
 CHECK_TARGETS += check-tiers
 
-$(B)/tests/test_tiers.o $(B)/tests/test_tier_store.o: $(TIERS_HDRS)
+$(TIERS_TESTS:%=$(B)/tests/%.o): $(TIERS_HDRS) tests/tiers_util.h
 
 $(B)/bench_tiers: tests/bench_tiers.c $(TIERS_HDRS) $(LIB_A)
 	$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
 		$(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
 .PHONY: check-tiers bench-tiers
-check-tiers: $(B)/tests/test_tiers $(B)/tests/test_tier_store
-	@echo "== $(B)/tests/test_tier_store"
-	@$(B)/tests/test_tier_store
+check-tiers: $(TIERS_TESTS:%=$(B)/tests/%)
 	@mkdir -p $(TIERS_TMP)
-	@echo "== $(B)/tests/test_tiers"
-	@CK_DEFAULT_TIMEOUT=600 \
-	 VKV_TEST_SWAPDIRS="$(abspath $(TIERS_TMP))$$(test -d /dev/shm && echo :/dev/shm)" \
-	 $(B)/tests/test_tiers
+	@set -e; for t in $(TIERS_TESTS); do \
+		echo "== $(B)/tests/$$t"; \
+		CK_DEFAULT_TIMEOUT=600 \
+		VKV_TEST_SWAPDIRS="$(abspath $(TIERS_TMP))$$(test -d /dev/shm && echo :/dev/shm)" \
+		$(B)/tests/$$t; \
+	done
 
 bench-tiers: $(B)/bench_tiers
 	@mkdir -p $(TIERS_TMP)

@@ -28,10 +28,10 @@ struct store {
 	char *slab[16];
 	size_t slab_len[16];
 	int nslabs;
-	char *addr[MAXC];  /* chunk addresses seen */
+	char *addr[MAXC]; /* chunk addresses seen */
 	void *saved[MAXC]; /* their copy in the store, or NULL */
-	bool reg[MAXC];    /* registered */
-	char *bad;         /* page_in of this chunk fails with -EIO */
+	bool reg[MAXC]; /* registered */
+	char *bad; /* page_in of this chunk fails with -EIO */
 	int regs, page_outs, page_ins, discards, violations;
 };
 
@@ -227,8 +227,8 @@ static int nreg(const struct store *st)
 
 START_TEST(test_store_bad_input)
 {
-	struct vkv_host_tier_ops partial = { .page_out = st_out,
-					     .page_in = st_in };
+	struct vkv_host_tier_ops partial = {.page_out = st_out,
+					    .page_in = st_in};
 	struct vkv_host_tier *t;
 	struct store st;
 	void *p, *bogus = &st;
@@ -364,10 +364,10 @@ START_TEST(test_store_random)
 	const size_t budget = 10 * CHUNK;
 	struct vkv_host_tier_counters c;
 	struct vkv_host_tier *t;
-	uint64_t seed = 12345, val[N] = { 0 };
+	uint64_t seed = 12345, val[N] = {0};
 	struct store st;
-	void *p[N] = { 0 };
-	bool out[N] = { 0 };
+	void *p[N] = {0};
+	bool out[N] = {0};
 
 	t = open_backed(&st, budget);
 	for (int op = 0; op < 20000; op++) {

@@ -1,152 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_tiers.c - the tier building blocks: CRC-32C, the host tier's chunk
- * allocator, the disk tier's swap file (io_uring and pread/pwrite, direct
- * and buffered), and int8 KV quantization.
- *
- * Swap files go to every directory in VKV_TEST_SWAPDIRS (colon separated;
- * default $TMPDIR or /tmp), so that both O_DIRECT filesystems and tmpfs are
- * covered when make passes both.
+ * allocator and int8 KV quantization. The disk tier has its own suite
+ * (test_disk_tier.c), the host tier over a backing store too
+ * (test_tier_store.c).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <linux/capability.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <math.h>
-#include <numa.h>
-#include <numaif.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stddef.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include "harness.h"
-
-#include "crc32c.h"
-#include "quant.h"
-#include "tier_disk.h"
-#include "tier_host.h"
-
-#define KIB 1024ul
-
-/* ---------------------------------------------------------------- helpers */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static void fill(void *p, size_t len, uint64_t seed)
-{
-	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1, *q = p;
-
-	for (size_t i = 0; i < len / 8; i++) {
-		s ^= s >> 12;
-		s ^= s << 25;
-		s ^= s >> 27;
-		q[i] = s * 0x2545f4914f6cdd1dull;
-	}
-}
-
-static bool check_fill(const void *p, size_t len, uint64_t seed)
-{
-	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1, v;
-	const char *c = p;
-
-	for (size_t i = 0; i < len / 8; i++) {
-		s ^= s >> 12;
-		s ^= s << 25;
-		s ^= s >> 27;
-		memcpy(&v, c + 8 * i, 8);
-		if (v != s * 0x2545f4914f6cdd1dull)
-			return false;
-	}
-	return true;
-}
-
-/* Log lines captured from the library. */
-static char log_buf[8192];
-static size_t log_len;
-
-static void log_capture(void *arg, int level, const char *msg)
-{
-	(void)arg;
-	(void)level;
-	size_t n = strlen(msg);
-
-	if (log_len + n + 2 < sizeof(log_buf)) {
-		memcpy(log_buf + log_len, msg, n);
-		log_len += n;
-		log_buf[log_len++] = '\n';
-		log_buf[log_len] = 0;
-	}
-}
-
-static unsigned log_count(const char *needle)
-{
-	unsigned n = 0;
-
-	for (const char *p = log_buf; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
-
-static struct vkv_config log_cfg(void)
-{
-	struct vkv_config cfg;
-
-	vkv_config_init(&cfg);
-	cfg.log_fn = log_capture;
-	cfg.log_level = VKV_LOG_DEBUG;
-	log_len = 0;
-	log_buf[0] = 0;
-	return cfg;
-}
-
-/* Directories for swap files. */
-static char swapdirs[8][512];
-static unsigned nswapdirs;
-
-static void swapdirs_init(void)
-{
-	const char *env = getenv("VKV_TEST_SWAPDIRS");
-	const char *tmp = getenv("TMPDIR");
-	char buf[4096];
-
-	if (!env || !*env)
-		env = tmp && *tmp ? tmp : "/tmp";
-	snprintf(buf, sizeof(buf), "%s", env);
-	for (char *save, *tok = strtok_r(buf, ":", &save); tok && nswapdirs < 8;
-	     tok = strtok_r(NULL, ":", &save))
-		snprintf(swapdirs[nswapdirs++], sizeof(swapdirs[0]), "%s", tok);
-}
-
-static void swap_path(char *out, size_t len, unsigned dir, const char *tag)
-{
-	snprintf(out, len, "%s/vkv-test-%d-%s.swap", swapdirs[dir], (int)getpid(),
-		 tag);
-	unlink(out);
-}
-
-static void *xalign(size_t len)
-{
-	void *p = NULL;
-
-	ck_assert_int_eq(posix_memalign(&p, 4096, len), 0);
-	return p;
-}
+#include "tiers_util.h"
 
 /* -------------------------------------------------------------------- crc */
 
@@ -171,8 +30,9 @@ START_TEST(test_crc_vectors)
 			buf[i] = (unsigned char)(31 - i);
 		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x113FDB5Cu);
 		/* Chaining equals one pass. */
-		ck_assert_uint_eq(vkv_crc32c(vkv_crc32c(0, "1234", 4), "56789", 5),
-				  0xE3069283u);
+		ck_assert_uint_eq(
+			vkv_crc32c(vkv_crc32c(0, "1234", 4), "56789", 5),
+			0xE3069283u);
 	}
 	ck_assert(!vkv_crc32c_hw());
 	vkv_crc32c_force_table(false);
@@ -192,10 +52,12 @@ START_TEST(test_crc_hw_vs_table)
 	ck_assert_ptr_nonnull(buf);
 	fill(buf, max + 64, 7);
 	if (!vkv_crc32c_hw())
-		fprintf(stderr, "test_crc_hw_vs_table: no SSE4.2 here, table only\n");
+		fprintf(stderr,
+			"test_crc_hw_vs_table: no SSE4.2 here, table only\n");
 	for (int i = 0; i < 3000; i++) {
 		size_t off = rnd() % 64;
-		size_t len = i < 200 ? (size_t)i : rnd() % (i % 10 ? 20000 : max);
+		size_t len =
+			i < 200 ? (size_t)i : rnd() % (i % 10 ? 20000 : max);
 		uint32_t seed = (uint32_t)rnd();
 		uint32_t a = vkv_crc32c(seed, buf + off, len);
 		uint32_t b = vkv_crc32c_sw(seed, buf + off, len);
@@ -206,13 +68,13 @@ START_TEST(test_crc_hw_vs_table)
 			size_t cut = rnd() % len;
 
 			req_cmp(vkv_crc32c(vkv_crc32c(seed, buf + off, cut),
-					   buf + off + cut, len - cut), ==, a);
+					   buf + off + cut, len - cut),
+				==, a);
 		}
 	}
 	free(buf);
 }
 END_TEST
-
 /* -------------------------------------------------------------- host tier */
 
 START_TEST(test_host_bad_input)
@@ -257,7 +119,8 @@ START_TEST(test_host_budget)
 	ck_ok(vkv_host_tier_open(NULL, chunk, 5 * chunk + 12345, -1, &t));
 	for (int i = 0; i < 5; i++) {
 		ck_ok(vkv_host_tier_alloc(t, &p[i]));
-		ck_assert_uint_eq((uintptr_t)p[i] % chunk, 0); /* 2 MiB aligned */
+		ck_assert_uint_eq((uintptr_t)p[i] % chunk,
+				  0); /* 2 MiB aligned */
 		fill(p[i], chunk, (uint64_t)i + 1);
 	}
 	ck_err(vkv_host_tier_alloc(t, &p[5]), -ENOMEM);
@@ -333,12 +196,13 @@ END_TEST
 START_TEST(test_host_numa)
 {
 	struct vkv_host_tier *t;
-	unsigned long mask[16] = { 0 };
+	unsigned long mask[16] = {0};
 	int node, mode;
 	void *p;
 
 	if (numa_available() < 0) {
-		fprintf(stderr, "test_host_numa: no NUMA support here, skipped\n");
+		fprintf(stderr,
+			"test_host_numa: no NUMA support here, skipped\n");
 		return;
 	}
 	for (int want = -1; want <= numa_max_node(); want++) {
@@ -350,11 +214,13 @@ START_TEST(test_host_numa)
 		ck_ok(vkv_host_tier_alloc(t, &p));
 		memset(p, 1, 2 * MIB);
 		ck_assert_int_eq(get_mempolicy(&mode, mask, sizeof(mask) * 8, p,
-					       MPOL_F_ADDR), 0);
+					       MPOL_F_ADDR),
+				 0);
 		ck_assert_int_eq(mode, MPOL_PREFERRED);
 		ck_assert(mask[node / 64] & (1ul << (node % 64)));
 		ck_assert_int_eq(get_mempolicy(&mode, NULL, 0, p,
-					       MPOL_F_NODE | MPOL_F_ADDR), 0);
+					       MPOL_F_NODE | MPOL_F_ADDR),
+				 0);
 		if (numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
 			ck_assert_int_eq(mode, node);
 		vkv_host_tier_close(t);
@@ -412,12 +278,15 @@ static void hk_unreg(void *arg, void *base, size_t len)
 
 START_TEST(test_host_hooks)
 {
-	struct hook_state h = { 0 };
+	struct hook_state h = {0};
 	struct vkv_host_tier_ops ops = {
-		.slab_alloc = hk_alloc, .slab_free = hk_free,
-		.slab_register = hk_reg, .slab_unregister = hk_unreg, .arg = &h,
+		.slab_alloc = hk_alloc,
+		.slab_free = hk_free,
+		.slab_register = hk_reg,
+		.slab_unregister = hk_unreg,
+		.arg = &h,
 	};
-	struct vkv_host_tier_ops half = { .slab_alloc = hk_alloc, .arg = &h };
+	struct vkv_host_tier_ops half = {.slab_alloc = hk_alloc, .arg = &h};
 	struct vkv_host_tier_counters c;
 	struct vkv_host_tier *t;
 	void *p, *q;
@@ -450,9 +319,9 @@ END_TEST
  * still works, unlocked, and says so once. Runs in Check's forked child. */
 static bool drop_ipc_lock(void)
 {
-	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct data[2];
-	struct rlimit rl = { 64 * KIB, 64 * KIB };
+	struct rlimit rl = {64 * KIB, 64 * KIB};
 
 	if (syscall(SYS_capget, &hdr, data))
 		return false;
@@ -552,7 +421,7 @@ START_TEST(test_host_threads)
 	/* 40 chunks for up to 64 wanted: some -ENOMEM, no corruption. */
 	ck_ok(vkv_host_tier_open(NULL, 64 * KIB, 40 * 64 * KIB, -1, &t));
 	for (int i = 0; i < 4; i++) {
-		w[i] = (struct host_thr){ .t = t, .id = i + 1 };
+		w[i] = (struct host_thr){.t = t, .id = i + 1};
 		pthread_create(&th[i], NULL, host_worker, &w[i]);
 	}
 	for (int i = 0; i < 4; i++) {
@@ -567,601 +436,6 @@ START_TEST(test_host_threads)
 	vkv_host_tier_close(t);
 }
 END_TEST
-
-/* -------------------------------------------------------------- disk tier */
-
-START_TEST(test_disk_bad_input)
-{
-	char path[600];
-	struct vkv_disk_tier *d;
-	struct vkv_disk_counters c;
-	void *b = xalign(64 * KIB), *bufs[2];
-	uint64_t slots[2], bad = 12345;
-	struct stat st;
-
-	swap_path(path, sizeof(path), 0, "bad");
-	ck_err(vkv_disk_tier_open(NULL, NULL, 64 * KIB, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, "", 64 * KIB, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 0, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 1000, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 0, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 100000, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0x80, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0, NULL), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, "/nonexistent-dir/x", 64 * KIB, 4, 0, &d),
-	       -ENOENT);
-	ck_err(vkv_disk_tier_open(NULL, swapdirs[0], 64 * KIB, 4, 0, &d),
-	       -EISDIR);
-	ck_assert_int_eq(access(path, F_OK), -1); /* nothing created */
-
-	ck_ok(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0, &d));
-	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_uint_eq(st.st_mode & 0777, 0600);
-	bufs[0] = b;
-	bufs[1] = NULL;
-	ck_err(vkv_disk_write(NULL, (const void *const *)bufs, 1, slots), -EINVAL);
-	ck_err(vkv_disk_write(d, NULL, 1, slots), -EINVAL);
-	ck_err(vkv_disk_write(d, (const void *const *)bufs, 1, NULL), -EINVAL);
-	ck_err(vkv_disk_write(d, (const void *const *)bufs, 2, slots), -EINVAL);
-	bufs[1] = (char *)b + 512; /* unaligned */
-	ck_err(vkv_disk_write(d, (const void *const *)bufs, 2, slots), -EINVAL);
-	ck_ok(vkv_disk_write(d, (const void *const *)bufs, 0, slots));
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_eq(c.slots_used, 0);
-	ck_ok(vkv_disk_write(d, (const void *const *)bufs, 1, slots));
-	ck_err(vkv_disk_read(d, &bufs[1], slots, 1), -EINVAL);
-	ck_err(vkv_disk_read(d, bufs, &bad, 1), -EINVAL);
-	ck_err(vkv_disk_read(d, bufs, NULL, 1), -EINVAL);
-	slots[1] = slots[0] + 1; /* in the file, never written */
-	ck_err(vkv_disk_read(d, bufs, &slots[1], 1), -EINVAL);
-	ck_err(vkv_disk_free(d, &bad, 1), -EINVAL);
-	ck_err(vkv_disk_free(d, slots, 2), -EINVAL); /* slots[1] not in use */
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_eq(c.slots_used, 1); /* nothing freed */
-	ck_err(vkv_disk_free(d, NULL, 1), -EINVAL);
-	ck_ok(vkv_disk_free(d, slots, 1));
-	ck_err(vkv_disk_free(d, slots, 1), -EINVAL);
-	ck_err(vkv_disk_read(d, bufs, slots, 1), -EINVAL); /* freed */
-	{
-		struct iovec iov = { (char *)b + 1, 4096 };
-
-		ck_err(vkv_disk_register_buffers(d, &iov, 1), -EINVAL);
-		ck_err(vkv_disk_register_buffers(d, NULL, 1), -EINVAL);
-		ck_ok(vkv_disk_register_buffers(d, NULL, 0));
-	}
-	vkv_disk_tier_close(d);
-	vkv_disk_tier_close(NULL);
-	unlink(path);
-	free(b);
-}
-END_TEST
-
-/*
- * Random writes, reads, frees and reuse against a model; returns a digest of
- * every slot number handed out, so that runs in different modes can be
- * compared for identical behaviour.
- */
-#define RT_CHUNK (64 * KIB)
-#define RT_LIVE 96
-
-static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
-			    bool registered, uint64_t seed,
-			    struct vkv_disk_counters *out)
-{
-	struct vkv_config cfg = log_cfg();
-	struct vkv_host_tier *ht;
-	struct vkv_disk_tier *d;
-	uint64_t slot[RT_LIVE], stamp[RT_LIVE], digest = 1469598103934665603ull;
-	bool live[RT_LIVE] = { false };
-	void *buf[RT_LIVE];
-	unsigned nlive = 0;
-
-	rng_state = seed;
-	/* Buffers from the host tier, as in the library. */
-	ck_ok(vkv_host_tier_open(NULL, RT_CHUNK, 0, -1, &ht));
-	for (int i = 0; i < RT_LIVE; i++)
-		ck_ok(vkv_host_tier_alloc(ht, &buf[i]));
-	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, qdepth, flags, &d));
-	if (registered) {
-		/* One slab holds them all: register it. */
-		char *lo = buf[0], *hi = buf[0];
-		struct iovec iov;
-
-		for (int i = 1; i < RT_LIVE; i++) {
-			lo = (char *)buf[i] < lo ? buf[i] : lo;
-			hi = (char *)buf[i] > hi ? buf[i] : hi;
-		}
-		iov.iov_base = lo;
-		iov.iov_len = (size_t)(hi - lo) + RT_CHUNK;
-		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
-	}
-	for (int round = 0; round < 300; round++) {
-		unsigned op = rnd() % 3, n = 1 + rnd() % 16, k = 0;
-		unsigned idx[16];
-		const void *wb[16];
-		void *rb[16];
-		uint64_t sl[16];
-
-		if (op == 0) { /* write n chunks that are not live */
-			for (unsigned i = 0; i < RT_LIVE && k < n; i++) {
-				unsigned j = (unsigned)((i + round * 13) % RT_LIVE);
-
-				if (!live[j]) {
-					idx[k] = j;
-					stamp[j] = rnd();
-					fill(buf[j], RT_CHUNK, stamp[j]);
-					wb[k++] = buf[j];
-				}
-			}
-			ck_ok(vkv_disk_write(d, wb, k, sl));
-			for (unsigned i = 0; i < k; i++) {
-				live[idx[i]] = true;
-				slot[idx[i]] = sl[i];
-				digest = (digest ^ sl[i]) * 1099511628211ull;
-			}
-			nlive += k;
-		} else if (op == 1 && nlive) { /* read back a random subset */
-			for (unsigned i = 0; i < RT_LIVE && k < n; i++) {
-				unsigned j = (unsigned)((rnd() % RT_LIVE));
-
-				if (live[j]) {
-					bool dup = false;
-
-					for (unsigned m = 0; m < k; m++)
-						dup |= idx[m] == j;
-					if (dup)
-						continue;
-					idx[k] = j;
-					memset(buf[j], 0xa5, RT_CHUNK);
-					rb[k] = buf[j];
-					sl[k++] = slot[j];
-				}
-			}
-			ck_ok(vkv_disk_read(d, rb, sl, k));
-			for (unsigned i = 0; i < k; i++)
-				req(check_fill(buf[idx[i]], RT_CHUNK,
-					       stamp[idx[i]]));
-		} else if (nlive) { /* free some */
-			for (unsigned i = 0; i < RT_LIVE && k < n / 2 + 1; i++) {
-				unsigned j = (unsigned)((rnd() % RT_LIVE));
-
-				if (live[j]) {
-					live[j] = false;
-					sl[k++] = slot[j];
-				}
-			}
-			ck_ok(vkv_disk_free(d, sl, k));
-			nlive -= k;
-		}
-	}
-	/* Everything still live reads back. */
-	for (unsigned j = 0; j < RT_LIVE; j++)
-		if (live[j]) {
-			memset(buf[j], 0, RT_CHUNK);
-			ck_ok(vkv_disk_read(d, &buf[j], &slot[j], 1));
-			ck_assert(check_fill(buf[j], RT_CHUNK, stamp[j]));
-		}
-	vkv_disk_counters(d, out);
-	ck_assert_uint_eq(out->slots_used, nlive);
-	ck_assert_uint_eq(out->crc_errors, 0);
-	ck_assert_uint_eq(out->io_errors, 0);
-	ck_assert_uint_eq(log_count("disk tier: "), 1); /* the open line */
-	vkv_disk_tier_close(d);
-	vkv_host_tier_close(ht);
-	return digest;
-}
-
-START_TEST(test_disk_random_modes)
-{
-	static const struct {
-		unsigned flags;
-		unsigned qd;
-		bool reg;
-		const char *name;
-	} modes[] = {
-		{ 0, 8, false, "uring" },
-		{ 0, 8, true, "uring-fixed" },
-		{ 0, 1, true, "uring-qd1" },
-		{ VKV_DISK_NO_URING, 8, false, "sync" },
-		{ VKV_DISK_NO_DIRECT, 8, true, "uring-buffered" },
-		{ VKV_DISK_NO_URING | VKV_DISK_NO_DIRECT, 8, false, "sync-buffered" },
-	};
-	uint64_t digest0 = 0;
-
-	for (unsigned dir = 0; dir < nswapdirs; dir++) {
-		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
-			struct vkv_disk_counters c;
-			char path[600];
-			uint64_t dg;
-
-			swap_path(path, sizeof(path), dir, modes[m].name);
-			dg = disk_random(path, modes[m].flags, modes[m].qd,
-					 modes[m].reg, 42, &c);
-			if (!digest0)
-				digest0 = dg;
-			ck_assert_msg(dg == digest0, "%s in %s: different slots",
-				      modes[m].name, swapdirs[dir]);
-			ck_assert_uint_eq(c.uring,
-					  !(modes[m].flags & VKV_DISK_NO_URING));
-			if (modes[m].flags & VKV_DISK_NO_DIRECT)
-				ck_assert_uint_eq(c.direct, 0);
-			if (c.uring && modes[m].reg)
-				ck_assert_uint_gt(c.fixed_ios, 0);
-			else
-				ck_assert_uint_eq(c.fixed_ios, 0);
-			/* Slots are reused: the file stays small. */
-			ck_assert_uint_le(c.slots_total * RT_CHUNK, 1024 * MIB);
-			fprintf(stderr, "disk %-15s %s: direct %d, %llu chunks "
-					"written, %llu read, %llu resubmits\n",
-				modes[m].name, swapdirs[dir], (int)c.direct,
-				(unsigned long long)c.chunks_written,
-				(unsigned long long)c.chunks_read,
-				(unsigned long long)c.resubmits);
-			unlink(path);
-		}
-	}
-}
-END_TEST
-
-START_TEST(test_disk_reuse)
-{
-	struct vkv_disk_counters c;
-	struct vkv_disk_tier *d;
-	char path[600];
-	void *b = xalign(RT_CHUNK);
-	const void *bufs[8] = { b, b, b, b, b, b, b, b };
-	uint64_t s[8], s2[8], fr[2];
-
-	swap_path(path, sizeof(path), 0, "reuse");
-	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
-	fill(b, RT_CHUNK, 1);
-	ck_ok(vkv_disk_write(d, bufs, 8, s));
-	for (int i = 0; i < 8; i++)
-		ck_assert_uint_eq(s[i], (uint64_t)i); /* lowest first */
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_ge(c.slots_total, 16); /* grown in a big step */
-	fr[0] = s[2];
-	fr[1] = s[5];
-	ck_ok(vkv_disk_free(d, fr, 2));
-	ck_ok(vkv_disk_write(d, bufs, 3, s2));
-	ck_assert_uint_eq(s2[0], 2);
-	ck_assert_uint_eq(s2[1], 5);
-	ck_assert_uint_eq(s2[2], 8);
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_eq(c.slots_used, 9);
-	vkv_disk_tier_close(d);
-
-	/* Reopening an existing file keeps its size as capacity. */
-	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_ge(c.slots_total, 16);
-	ck_assert_uint_eq(c.slots_used, 0);
-	vkv_disk_tier_close(d);
-	unlink(path);
-	free(b);
-}
-END_TEST
-
-/* Bytes changed in the file under a chunk: -EIO for that chunk only. */
-START_TEST(test_disk_corruption)
-{
-	for (unsigned dir = 0; dir < nswapdirs; dir++) {
-		for (unsigned mode = 0; mode < 2; mode++) {
-			struct vkv_config cfg = log_cfg();
-			struct vkv_disk_counters c;
-			struct vkv_disk_tier *d;
-			char path[600], want[64];
-			void *b[8];
-			uint64_t s[8];
-			int fd;
-
-			swap_path(path, sizeof(path), dir, "corrupt");
-			ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4,
-						 mode ? VKV_DISK_NO_URING : 0, &d));
-			for (int i = 0; i < 8; i++) {
-				b[i] = xalign(RT_CHUNK);
-				fill(b[i], RT_CHUNK, 100 + (uint64_t)i);
-			}
-			ck_ok(vkv_disk_write(d, (const void *const *)b, 8, s));
-			fd = open(path, O_RDWR);
-			ck_assert_int_ge(fd, 0);
-			ck_assert_int_eq(pwrite(fd, "oops", 4,
-						(off_t)(s[3] * RT_CHUNK + 1000)), 4);
-			ck_assert_int_eq(fsync(fd), 0);
-			close(fd);
-			for (int i = 0; i < 8; i++)
-				memset(b[i], 0, RT_CHUNK);
-			ck_err(vkv_disk_read(d, b, s, 8), -EIO);
-			for (int i = 0; i < 8; i++)
-				if (i != 3)
-					ck_assert(check_fill(b[i], RT_CHUNK,
-							     100 + (uint64_t)i));
-			vkv_disk_counters(d, &c);
-			ck_assert_uint_eq(c.crc_errors, 1);
-			ck_assert_uint_eq(c.last_bad_slot, s[3]);
-			snprintf(want, sizeof(want), "slot %llu ",
-				 (unsigned long long)s[3]);
-			ck_assert_msg(log_count(want) == 1, "log: %s", log_buf);
-			/* The others alone read fine; the bad one stays bad. */
-			ck_ok(vkv_disk_read(d, b, s, 3));
-			ck_ok(vkv_disk_read(d, &b[4], &s[4], 4));
-			ck_err(vkv_disk_read(d, &b[3], &s[3], 1), -EIO);
-			/* Rewritten, it is good again. */
-			ck_ok(vkv_disk_free(d, &s[3], 1));
-			fill(b[3], RT_CHUNK, 103);
-			ck_ok(vkv_disk_write(d, (const void *const *)&b[3], 1, &s[3]));
-			memset(b[3], 0, RT_CHUNK);
-			ck_ok(vkv_disk_read(d, &b[3], &s[3], 1));
-			ck_assert(check_fill(b[3], RT_CHUNK, 103));
-			vkv_disk_tier_close(d);
-			for (int i = 0; i < 8; i++)
-				free(b[i]);
-			unlink(path);
-		}
-	}
-}
-END_TEST
-
-/* The file cannot grow (RLIMIT_FSIZE): the write fails, no slot is kept,
- * what was written before still reads. Runs in Check's forked child. */
-START_TEST(test_disk_full)
-{
-	for (unsigned mode = 0; mode < 2; mode++) {
-		struct rlimit rl = { 4 * MIB, 4 * MIB };
-		struct vkv_disk_counters c;
-		struct vkv_disk_tier *d;
-		char path[600];
-		void *b = xalign(MIB);
-		const void *bufs[8] = { b, b, b, b, b, b, b, b };
-		uint64_t s[8], t[8];
-		int r;
-
-		signal(SIGXFSZ, SIG_IGN);
-		swap_path(path, sizeof(path), 0, "full");
-		ck_ok(vkv_disk_tier_open(NULL, path, MIB, 4,
-					 mode ? VKV_DISK_NO_URING : 0, &d));
-		fill(b, MIB, 5);
-		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-		/* The first step (16 slots) does not fit; just what is needed
-		 * does. */
-		r = vkv_disk_write(d, bufs, 3, s);
-		ck_ok(r);
-		vkv_disk_counters(d, &c);
-		ck_assert_uint_eq(c.slots_total, 3);
-		r = vkv_disk_write(d, bufs, 2, t);
-		ck_assert_msg(r == -EFBIG || r == -ENOSPC, "r = %d", r);
-		vkv_disk_counters(d, &c);
-		ck_assert_uint_eq(c.slots_used, 3);
-		memset(b, 0, MIB);
-		ck_ok(vkv_disk_read(d, (void *const *)&b, &s[1], 1));
-		ck_assert(check_fill(b, MIB, 5));
-		vkv_disk_tier_close(d);
-		unlink(path);
-		free(b);
-		/* Back up: possible as root; otherwise the next round fails
-		 * to open with the same limit, which is fine too. */
-		rl.rlim_cur = rl.rlim_max = RLIM_INFINITY;
-		if (setrlimit(RLIMIT_FSIZE, &rl))
-			break;
-	}
-}
-END_TEST
-
-/*
- * io_uring_setup refused (as in some containers) and O_DIRECT refused with
- * EINVAL (as on filesystems without it): both detected at open, each said
- * in the log, pread/pwrite and buffered I/O used. A seccomp filter stands in
- * for the container and the filesystem. Runs in Check's forked child.
- */
-static bool block_uring_and_direct(void)
-{
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & 0xffff)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 0, 3),
-		/* low word of the flags argument (little endian) */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-			 offsetof(struct seccomp_data, args[2])),
-		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, O_DIRECT, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EINVAL & 0xffff)),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
-
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-		return false;
-	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
-}
-
-START_TEST(test_disk_fallbacks)
-{
-	struct vkv_config cfg = log_cfg();
-	struct vkv_disk_counters c;
-	struct vkv_disk_tier *d;
-	char path[600];
-	void *b = xalign(RT_CHUNK);
-	uint64_t s;
-
-#if !defined(__x86_64__)
-	fprintf(stderr, "test_disk_fallbacks: x86-64 only, skipped\n");
-	return;
-#endif
-	if (!block_uring_and_direct()) {
-		fprintf(stderr, "test_disk_fallbacks: no seccomp here, skipped\n");
-		return;
-	}
-	swap_path(path, sizeof(path), 0, "fallbacks");
-	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_eq(c.uring, 0);
-	ck_assert_uint_eq(c.direct, 0);
-	ck_assert_msg(log_count("io_uring unavailable") == 1, "%s", log_buf);
-	ck_assert_msg(log_count("buffered") == 1, "%s", log_buf);
-	fill(b, RT_CHUNK, 9);
-	ck_ok(vkv_disk_write(d, (const void *const *)&b, 1, &s));
-	memset(b, 0, RT_CHUNK);
-	ck_ok(vkv_disk_read(d, &b, &s, 1));
-	ck_assert(check_fill(b, RT_CHUNK, 9));
-	/* Buffers stay registrable (a no-op) so callers need not care. */
-	{
-		struct iovec iov = { b, RT_CHUNK };
-
-		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
-	}
-	vkv_disk_tier_close(d);
-	unlink(path);
-	free(b);
-}
-END_TEST
-
-/* The host tier registers each slab with the disk tier as it appears. */
-START_TEST(test_disk_slab_hooks)
-{
-	struct vkv_config cfg = log_cfg();
-	struct vkv_host_tier_ops ops = {
-		.slab_register = vkv_disk_buffer_add,
-		.slab_unregister = vkv_disk_buffer_remove,
-	};
-	struct vkv_disk_counters c;
-	struct vkv_host_tier *ht;
-	struct vkv_disk_tier *d;
-	char path[600];
-	size_t slab, per;
-	void *p[3];
-	uint64_t s[3];
-	struct iovec iov;
-
-	swap_path(path, sizeof(path), 0, "hooks");
-	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
-	ck_ok(vkv_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
-	ops.arg = d;
-	ck_ok(vkv_host_tier_set_ops(ht, &ops));
-	slab = vkv_host_tier_slab_size(ht);
-	per = slab / RT_CHUNK;
-	/* Chunks in three different slabs: the first, second and third. */
-	for (size_t i = 0; i < 2 * per + 1; i++) {
-		void *x;
-
-		ck_ok(vkv_host_tier_alloc(ht, &x));
-		if (i == 0 || i == per || i == 2 * per)
-			p[i / per] = x;
-	}
-	for (int i = 0; i < 3; i++)
-		fill(p[i], RT_CHUNK, 50 + (uint64_t)i);
-	ck_ok(vkv_disk_write(d, (const void *const *)p, 3, s));
-	for (int i = 0; i < 3; i++)
-		memset(p[i], 0, RT_CHUNK);
-	ck_ok(vkv_disk_read(d, p, s, 3));
-	for (int i = 0; i < 3; i++)
-		ck_assert(check_fill(p[i], RT_CHUNK, 50 + (uint64_t)i));
-	vkv_disk_counters(d, &c);
-	ck_assert_msg(c.fixed_ios == 6 || log_count("unregistered I/O") == 1,
-		      "fixed %llu, log %s", (unsigned long long)c.fixed_ios,
-		      log_buf);
-	/* Bad ranges and overlaps; a whole set cannot be mixed in. */
-	ck_err(vkv_disk_buffer_add(d, (char *)p[0] + 1, 4096), -EINVAL);
-	ck_err(vkv_disk_buffer_add(d, p[0], 100), -EINVAL);
-	ck_err(vkv_disk_buffer_add(NULL, p[0], 4096), -EINVAL);
-	if (c.fixed_ios)
-		ck_err(vkv_disk_buffer_add(d, p[0], 4096), -EINVAL);
-	vkv_disk_buffer_remove(d, p[0], 12345); /* not registered: ignored */
-	vkv_disk_buffer_remove(NULL, p[0], 4096);
-	fprintf(stderr, "disk slab hooks: %llu fixed-buffer requests\n",
-		(unsigned long long)c.fixed_ios);
-	/* Closing the host tier unregisters its slabs; a new one registers
-	 * its own (maybe at the same addresses) and fixed I/O goes on. */
-	ck_ok(vkv_disk_free(d, s, 3));
-	vkv_host_tier_close(ht); /* unregisters every slab */
-	ck_ok(vkv_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
-	ck_ok(vkv_host_tier_set_ops(ht, &ops));
-	ck_ok(vkv_host_tier_alloc(ht, &p[0]));
-	fill(p[0], RT_CHUNK, 7);
-	ck_ok(vkv_disk_write(d, (const void *const *)p, 1, s));
-	ck_ok(vkv_disk_read(d, p, s, 1));
-	ck_assert(check_fill(p[0], RT_CHUNK, 7));
-	vkv_disk_counters(d, &c);
-	if (c.fixed_ios) {
-		ck_assert_uint_eq(c.fixed_ios, 8);
-		iov.iov_base = p[0];
-		iov.iov_len = RT_CHUNK;
-		/* A whole set replaces the table; adding then is -EBUSY. */
-		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
-		ck_err(vkv_disk_buffer_add(d, (char *)p[0] + RT_CHUNK, RT_CHUNK),
-		       -EBUSY);
-		ck_ok(vkv_disk_register_buffers(d, NULL, 0));
-	}
-	vkv_host_tier_close(ht);
-	vkv_disk_tier_close(d);
-	unlink(path);
-}
-END_TEST
-
-struct disk_thr {
-	struct vkv_disk_tier *d;
-	int id;
-};
-
-static void *disk_worker(void *arg)
-{
-	struct disk_thr *w = arg;
-	void *b[4];
-	uint64_t s[4];
-	void *ret = NULL;
-
-	for (int i = 0; i < 4; i++)
-		if (posix_memalign(&b[i], 4096, RT_CHUNK))
-			return (void *)1;
-	for (int it = 0; it < 40 && !ret; it++) {
-		for (int i = 0; i < 4; i++)
-			fill(b[i], RT_CHUNK, (uint64_t)(w->id * 1000 + it * 4 + i));
-		if (vkv_disk_write(w->d, (const void *const *)b, 4, s))
-			ret = (void *)2;
-		for (int i = 0; i < 4 && !ret; i++)
-			memset(b[i], 0, RT_CHUNK);
-		if (!ret && vkv_disk_read(w->d, b, s, 4))
-			ret = (void *)3;
-		for (int i = 0; i < 4 && !ret; i++)
-			if (!check_fill(b[i], RT_CHUNK,
-					(uint64_t)(w->id * 1000 + it * 4 + i)))
-				ret = (void *)4;
-		if (!ret && vkv_disk_free(w->d, s, 4))
-			ret = (void *)5;
-	}
-	for (int i = 0; i < 4; i++)
-		free(b[i]);
-	return ret;
-}
-
-START_TEST(test_disk_threads)
-{
-	struct vkv_disk_counters c;
-	struct vkv_disk_tier *d;
-	struct disk_thr w[3];
-	pthread_t th[3];
-	char path[600];
-
-	swap_path(path, sizeof(path), 0, "threads");
-	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 8, 0, &d));
-	for (int i = 0; i < 3; i++) {
-		w[i] = (struct disk_thr){ d, i + 1 };
-		pthread_create(&th[i], NULL, disk_worker, &w[i]);
-	}
-	for (int i = 0; i < 3; i++) {
-		void *r;
-
-		pthread_join(th[i], &r);
-		ck_assert_ptr_null(r);
-	}
-	vkv_disk_counters(d, &c);
-	ck_assert_uint_eq(c.slots_used, 0);
-	ck_assert_uint_eq(c.chunks_written, 3 * 40 * 4);
-	vkv_disk_tier_close(d);
-	unlink(path);
-}
-END_TEST
-
 /* ------------------------------------------------------------------ quant */
 
 static uint32_t f_bits(float f)
@@ -1202,10 +476,13 @@ START_TEST(test_quant_f16_conversions)
 	ck_assert_uint_eq(vkv_f32_to_f16(65520.0f), 0x7c00);
 	ck_assert_uint_eq(vkv_f32_to_f16(-INFINITY), 0xfc00);
 	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -24)), 0x0001);
-	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -25)), 0x0000); /* tie: even */
-	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(3, -25)), 0x0002); /* tie: even */
+	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -25)),
+			  0x0000); /* tie: even */
+	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(3, -25)),
+			  0x0002); /* tie: even */
 	ck_assert_uint_eq(vkv_f32_to_f16(-0.0f), 0x8000);
-	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00); /* tie */
+	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + ldexpf(1, -11)),
+			  0x3c00); /* tie */
 	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), 0x3c02);
 	ck_assert(isnan(vkv_f16_to_f32(vkv_f32_to_f16(NAN))));
 #ifdef __FLT16_MAX__
@@ -1215,8 +492,9 @@ START_TEST(test_quant_f16_conversions)
 		_Float16 ref;
 		uint16_t rb;
 
-		if (i % 2)  /* concentrate on the half range */
-			u = (u & 0x80ffffffu) | ((uint32_t)(96 + rnd() % 48) << 23);
+		if (i % 2) /* concentrate on the half range */
+			u = (u & 0x80ffffffu) |
+			    ((uint32_t)(96 + rnd() % 48) << 23);
 		memcpy(&f, &u, 4);
 		if (isnan(f))
 			continue;
@@ -1235,10 +513,11 @@ START_TEST(test_quant_f16_conversions)
 		else
 			req(isnan(vkv_bf16_to_f32(vkv_f32_to_bf16(f))));
 	}
-	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + ldexpf(1, -8)), 0x3f80); /* tie */
+	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + ldexpf(1, -8)),
+			  0x3f80); /* tie */
 	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + 3 * ldexpf(1, -8)), 0x3f82);
-	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)),
-			  0x3f81);
+	ck_assert_uint_eq(
+		vkv_f32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)), 0x3f81);
 }
 END_TEST
 
@@ -1252,8 +531,8 @@ static float rand_normal(void)
 
 START_TEST(test_quant_roundtrip)
 {
-	static const unsigned elems[] = { VKV_QUANT_F32, VKV_QUANT_F16,
-					  VKV_QUANT_BF16 };
+	static const unsigned elems[] = {VKV_QUANT_F32, VKV_QUANT_F16,
+					 VKV_QUANT_BF16};
 	const size_t rows = 37, heads = 5, hd = 128, n = rows * heads * hd;
 	float *x = malloc(n * 4), *scales = malloc(rows * heads * 4);
 	void *src = malloc(n * 4), *back = malloc(n * 4);
@@ -1289,16 +568,18 @@ START_TEST(test_quant_roundtrip)
 			} else if (elem == VKV_QUANT_F16) {
 				y = vkv_f16_to_f32(((uint16_t *)back)[i]);
 				/* plus half an fp16 ulp of the result */
-				bound = s / 2 * (1 + 1e-5f) + fabsf(y) * 0x1p-11f +
-					0x1p-25f;
+				bound = s / 2 * (1 + 1e-5f) +
+					fabsf(y) * 0x1p-11f + 0x1p-25f;
 			} else {
 				y = vkv_bf16_to_f32(((uint16_t *)back)[i]);
-				bound = s / 2 * (1 + 1e-5f) + fabsf(y) * 0x1p-8f;
+				bound = s / 2 * (1 + 1e-5f) +
+					fabsf(y) * 0x1p-8f;
 			}
 			if (!(fabsf(x[i] - y) <= bound))
-				ck_abort_msg("elem %u, i %zu: %g -> %g (scale %g)",
-					     elem, i, (double)x[i], (double)y,
-					     (double)s);
+				ck_abort_msg(
+					"elem %u, i %zu: %g -> %g (scale %g)",
+					elem, i, (double)x[i], (double)y,
+					(double)s);
 			req(q[i] >= -127);
 		}
 		/* The scale is absmax / 127, and absmax reaches +-127. */
@@ -1308,7 +589,9 @@ START_TEST(test_quant_roundtrip)
 
 			for (size_t d = 0; d < hd; d++) {
 				m = fmaxf(m, fabsf(x[v * hd + d]));
-				qm = abs(q[v * hd + d]) > qm ? abs(q[v * hd + d]) : qm;
+				qm = abs(q[v * hd + d]) > qm
+					     ? abs(q[v * hd + d])
+					     : qm;
 			}
 			req(fabsf(scales[v] - m / 127) <= m * 1e-6f);
 			req_cmp(qm, ==, 127);
@@ -1325,8 +608,8 @@ END_TEST
 START_TEST(test_quant_special)
 {
 	float src[2][8] = {
-		{ 0, -0.0f, 0, 0, 0, 0, 0, 0 },
-		{ 1, -2, INFINITY, -INFINITY, NAN, 0.5f, 4, -4 },
+		{0, -0.0f, 0, 0, 0, 0, 0, 0},
+		{1, -2, INFINITY, -INFINITY, NAN, 0.5f, 4, -4},
 	};
 	float back[2][8], scales[2];
 	int8_t q[16];
@@ -1349,13 +632,14 @@ START_TEST(test_quant_special)
 	ck_assert(fabsf(back[1][6] - 4.0f) < 1e-6f);
 	/* Only non-finite: scale 0, restored as 0 (NaN as NaN). */
 	{
-		float s2[4] = { INFINITY, -INFINITY, NAN, INFINITY }, b2[4], sc;
+		float s2[4] = {INFINITY, -INFINITY, NAN, INFINITY}, b2[4], sc;
 		int8_t q2[4];
 
 		ck_ok(vkv_quant_rows(s2, 1, 1, 4, VKV_QUANT_F32, q2, &sc));
 		ck_assert(sc == 0);
 		ck_ok(vkv_dequant_rows(q2, &sc, 1, 1, 4, VKV_QUANT_F32, b2));
-		ck_assert(b2[0] == 0 && b2[1] == 0 && isnan(b2[2]) && b2[3] == 0);
+		ck_assert(b2[0] == 0 && b2[1] == 0 && isnan(b2[2]) &&
+			  b2[3] == 0);
 	}
 	/* The same through fp16. */
 	for (int i = 0; i < 16; i++)
@@ -1366,10 +650,11 @@ START_TEST(test_quant_special)
 	ck_assert(vkv_f16_to_f32(hb[8 + 2]) == 4.0f);
 	ck_assert(isnan(vkv_f16_to_f32(hb[8 + 4])));
 	/* -2 is -63.5 steps: -64 (even), within half a step. */
-	ck_assert(fabsf(vkv_f16_to_f32(hb[8 + 1]) + 2.0f) <= scales[1] / 2 + 1e-3f);
+	ck_assert(fabsf(vkv_f16_to_f32(hb[8 + 1]) + 2.0f) <=
+		  scales[1] / 2 + 1e-3f);
 	/* Huge fp32 values near FLT_MAX: no overflow to inf in the scale. */
 	{
-		float big[3] = { 3.0e38f, -3.4e38f, 1e38f }, bb[3], sc;
+		float big[3] = {3.0e38f, -3.4e38f, 1e38f}, bb[3], sc;
 		int8_t q3[3];
 
 		ck_ok(vkv_quant_rows(big, 1, 1, 3, VKV_QUANT_F32, q3, &sc));
@@ -1379,24 +664,25 @@ START_TEST(test_quant_special)
 	}
 	/* Tiny (subnormal) fp32 values keep their resolution. */
 	{
-		float tiny[4] = { 1e-40f, -0.5e-40f, 0.25e-40f, 0 }, tb[4], sc;
+		float tiny[4] = {1e-40f, -0.5e-40f, 0.25e-40f, 0}, tb[4], sc;
 		int8_t q4[4];
 
 		ck_ok(vkv_quant_rows(tiny, 1, 1, 4, VKV_QUANT_F32, q4, &sc));
 		ck_assert_int_eq(q4[0], 127);
 		ck_assert_int_eq(q4[1], -64); /* -63.5 to even */
-		ck_assert_int_eq(q4[2], 32);  /* 31.75 */
+		ck_assert_int_eq(q4[2], 32); /* 31.75 */
 		ck_ok(vkv_dequant_rows(q4, &sc, 1, 1, 4, VKV_QUANT_F32, tb));
 		for (int i = 0; i < 4; i++)
 			/* the subnormal scale itself is off by up to 2^-150 (< 2^-149) */
-			ck_assert(fabsf(tb[i] - tiny[i]) <= sc / 2 + 127 * 0x1p-149f);
+			ck_assert(fabsf(tb[i] - tiny[i]) <=
+				  sc / 2 + 127 * 0x1p-149f);
 	}
 }
 END_TEST
 
 START_TEST(test_quant_bad_input)
 {
-	float src[4] = { 1, 2, 3, 4 }, sc[1];
+	float src[4] = {1, 2, 3, 4}, sc[1];
 	int8_t q[4];
 
 	ck_err(vkv_quant_rows(NULL, 1, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
@@ -1409,11 +695,13 @@ START_TEST(test_quant_bad_input)
 	ck_err(vkv_quant_rows(src, 1, 1, 4, 8, q, sc), -EINVAL);
 	ck_err(vkv_quant_rows(src, SIZE_MAX / 2, 4, 4, VKV_QUANT_F32, q, sc),
 	       -EINVAL);
-	ck_err(vkv_dequant_rows(NULL, sc, 1, 1, 4, VKV_QUANT_F32, src), -EINVAL);
+	ck_err(vkv_dequant_rows(NULL, sc, 1, 1, 4, VKV_QUANT_F32, src),
+	       -EINVAL);
 	ck_err(vkv_dequant_rows(q, NULL, 1, 1, 4, VKV_QUANT_F32, src), -EINVAL);
 	ck_err(vkv_dequant_rows(q, sc, 1, 1, 4, VKV_QUANT_F32, NULL), -EINVAL);
 	ck_err(vkv_dequant_rows(q, sc, 1, 1, 4, 1, src), -EINVAL);
-	ck_err(vkv_dequant_rows(q, sc, SIZE_MAX, SIZE_MAX, 4, VKV_QUANT_F16, src),
+	ck_err(vkv_dequant_rows(q, sc, SIZE_MAX, SIZE_MAX, 4, VKV_QUANT_F16,
+				src),
 	       -EINVAL);
 	ck_assert_uint_eq(vkv_quant_bytes(2, 8, 128), 2 * 8 * (128 + 4));
 	ck_assert_uint_eq(vkv_quant_bytes(SIZE_MAX, 2, 2), 0);
@@ -1440,17 +728,6 @@ static Suite *tiers_suite(void)
 	tcase_add_test(tc, test_host_threads);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("disk");
-	tcase_add_test(tc, test_disk_bad_input);
-	tcase_add_test(tc, test_disk_random_modes);
-	tcase_add_test(tc, test_disk_reuse);
-	tcase_add_test(tc, test_disk_corruption);
-	tcase_add_test(tc, test_disk_full);
-	tcase_add_test(tc, test_disk_fallbacks);
-	tcase_add_test(tc, test_disk_slab_hooks);
-	tcase_add_test(tc, test_disk_threads);
-	suite_add_tcase(s, tc);
-
 	tc = tcase_create("quant");
 	tcase_add_test(tc, test_quant_f16_conversions);
 	tcase_add_test(tc, test_quant_roundtrip);
@@ -1465,7 +742,6 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	swapdirs_init();
 	sr = srunner_create(tiers_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
