@@ -161,16 +161,7 @@ int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
 	*out = d;
 	return 0;
 fail:
-	if (d->fd >= 0)
-		close(d->fd);
-	free(d->used);
-	free(d->crc);
-	free(d->ops);
-	free(d->op_free);
-	free(d->pend);
-	pthread_mutex_destroy(&d->io_lock);
-	pthread_mutex_destroy(&d->slot_lock);
-	free(d);
+	vkv_disk_tier_close(d);
 	return ret;
 }
 
@@ -787,7 +778,8 @@ void vkv_disk_tier_close(struct vkv_disk_tier *d)
 		return;
 	if (d->ring_init)
 		io_uring_queue_exit(&d->ring);
-	close(d->fd);
+	if (d->fd >= 0)
+		close(d->fd);
 	free(d->regs);
 	free(d->ops);
 	free(d->op_free);
