@@ -11,6 +11,7 @@
 #include <check.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,6 +272,67 @@ START_TEST(test_direct_copies)
 }
 END_TEST
 
+/* Registration from one thread while another copies, direct and staged. */
+struct churn {
+	struct vkv_backend *be;
+	char *m;
+	int ret;
+};
+
+static void *churn_fn(void *arg)
+{
+	struct churn *ch = arg;
+	int i;
+
+	for (i = 0; i < 300 && !ch->ret; i++) {
+		char *p = ch->m + (size_t)(i % 8) * 4096;
+
+		ch->ret |= ch->be->ops->host_register(ch->be, p, 4096);
+		ch->ret |= ch->be->ops->host_unregister(ch->be, p);
+	}
+	return NULL;
+}
+
+START_TEST(test_register_while_copying)
+{
+	struct vkv_backend *be = open_be();
+	char *m = map_host(8 * 4096), *mine = map_host(G);
+	struct churn ch = {be, m, 0};
+	char *back = malloc(G);
+	pthread_t t;
+	uintptr_t va;
+	vkv_handle_t h;
+	int i;
+
+	ck_assert_int_eq(be->ops->reserve(be, G, &va), 0);
+	ck_assert_int_eq(be->ops->create(be, G, &h), 0);
+	ck_assert_int_eq(be->ops->map(be, va, G, h), 0);
+	ck_assert_int_eq(be->ops->set_access(be, va, G), 0);
+	ck_assert_int_eq(be->ops->host_register(be, mine, G), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, churn_fn, &ch), 0);
+	for (i = 0; i < 40; i++) {
+		memset(mine, i, 65536);
+		ck_assert_int_eq(be->ops->copy(be, (void *)va, mine, 65536,
+					       VKV_COPY_FROM_HOST),
+				 0);
+		ck_assert_int_eq(be->ops->copy(be, back, (void *)va, 65536,
+					       VKV_COPY_TO_HOST),
+				 0);
+		ck_assert_int_eq(back[0], i);
+		ck_assert_int_eq(back[65535], i);
+	}
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(ch.ret, 0);
+	ck_assert_int_eq(be->ops->host_unregister(be, mine), 0);
+	ck_assert_uint_eq(stats().host_registered, 1);
+	ck_assert_uint_eq(stats().invalid_calls, 0);
+	vkv_backend_destroy(be);
+	free(back);
+	munmap(mine, G);
+	munmap(m, 8 * 4096);
+}
+END_TEST
+
 /* A sequence swapped to the host tier and back on a cache. */
 struct swap_bytes {
 	uint64_t direct; /* served by registrations other than the staging */
@@ -468,6 +530,7 @@ void add_hostreg_tests(TCase *tc)
 	tcase_add_test(tc, test_register_errors);
 	tcase_add_test(tc, test_many_ranges);
 	tcase_add_test(tc, test_direct_copies);
+	tcase_add_test(tc, test_register_while_copying);
 	tcase_add_test(tc, test_swap_direct);
 	tcase_add_test(tc, test_swap_register_refused);
 	tcase_add_test(tc, test_swap_register_refused_env);
