@@ -5,13 +5,16 @@
  *
  *   device -> host tier and back (vkv_seq_swap_out / _in + wait) against a
  *   plain memcpy of the same bytes between two host buffers; on the cuda
- *   backend over fakecuda this goes through the backend's staged copies;
+ *   backend over fakecuda the copies DMA straight into and out of the host
+ *   tier's registered slabs, and the fake's counters say how many bytes
+ *   went that way and how many through the backend's staging;
  *   quantized (int8 + per-token, per-head scales) against unquantized, with
  *   the reconstruction error of fp16 data.
  *
  * Usage: bench_swap [MiB per sequence, default 256]. The backend comes from
  * VKV_BACKEND (run on cuda with LD_LIBRARY_PATH at the fake).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fakecuda.h"
 #include "vkv.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -55,7 +59,42 @@ static uint16_t f2h(float f)
 
 struct result {
 	double out_s, in_s, bytes, max_err, rms_rel;
+	double direct, staged; /* copy bytes, over fakecuda only */
 };
+
+/*
+ * Over fakecuda (already loaded by the cache's backend): the host
+ * registrations and the async copy bytes each has served. Those present
+ * before the first swap are the backend's staging; the host tier's slabs
+ * are registered as they appear.
+ */
+#define MAXREG 256
+
+static size_t hostregs(struct fakecuda_hostreg *r)
+{
+	static size_t (*fn)(struct fakecuda_hostreg *, size_t);
+	void *lib;
+
+	if (!fn && (lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD)))
+		*(void **)&fn = dlsym(lib, "fakecuda_hostregs");
+	return fn ? fn(r, MAXREG) : 0;
+}
+
+static void copy_bytes(const struct fakecuda_hostreg *b, size_t nb,
+		       const struct fakecuda_hostreg *a, size_t na,
+		       struct result *res)
+{
+	for (size_t i = 0; i < na && i < MAXREG; i++) {
+		size_t j = 0;
+
+		while (j < nb && j < MAXREG && b[j].p != a[i].p)
+			j++;
+		if (j < nb && j < MAXREG)
+			res->staged += a[i].async_bytes - b[j].async_bytes;
+		else
+			res->direct += a[i].async_bytes;
+	}
+}
 
 static int run(int quantize, uint32_t tokens, struct result *res)
 {
@@ -106,6 +145,9 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 	}
 	memset(res, 0, sizeof(*res));
 	res->out_s = res->in_s = 1e30;
+	struct fakecuda_hostreg *rb = calloc(2 * MAXREG, sizeof(*rb));
+	size_t nb = rb ? hostregs(rb) : 0;
+
 	for (int r = 0; r < reps; r++) {
 		t0 = now();
 		if (vkv_seq_swap_out(c, s, VKV_TIER_HOST) ||
@@ -118,6 +160,9 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 		res->in_s = fmin(res->in_s, now() - t0);
 	}
 	res->bytes = (double)n * 2;
+	if (nb)
+		copy_bytes(rb, nb, rb + MAXREG, hostregs(rb + MAXREG), res);
+	free(rb);
 	if (!strcmp(vkv_cache_backend(c), "host")) {
 		for (uint32_t t = 0; t < tokens; t++) {
 			const uint16_t *p = vkv_token_ptr(c, 0, VKV_K, s, t);
@@ -173,6 +218,13 @@ int main(int argc, char **argv)
 	       quant.bytes / quant.out_s / 1e9, plain.out_s / quant.out_s);
 	printf("swap in, int8:           %7.2f GB/s  (%.2fx plain)\n",
 	       quant.bytes / quant.in_s / 1e9, plain.in_s / quant.in_s);
+	if (plain.direct + plain.staged > 0)
+		printf("copy bytes, plain:       %.0f MiB direct, %.0f MiB "
+		       "staged\n"
+		       "copy bytes, int8:        %.0f MiB direct, %.0f MiB "
+		       "staged\n",
+		       plain.direct / MIB, plain.staged / MIB,
+		       quant.direct / MIB, quant.staged / MIB);
 	printf("plain round trip error:  max %.3g (must be 0)\n",
 	       plain.max_err);
 	printf("int8 round trip error:   max %.4f, RMS relative %.4f "
