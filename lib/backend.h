@@ -58,9 +58,10 @@ struct vkv_backend_ops {
 	 * error as "copies of this range will be staged" and go on. Returns
 	 * 0, -EEXIST (overlaps a registered range), -ENOMEM, or another
 	 * -errno. The range must stay mapped until host_unregister, which
-	 * takes the same @p and returns 0 or -ENOENT (not a base registered
-	 * here). Neither may be called while a copy to or from the range is
-	 * in progress on another thread. Thread-safe otherwise.
+	 * takes the same @p and returns 0, -ENOENT (not a base registered
+	 * here: nothing to undo) or another -errno (still registered). Both
+	 * are thread-safe; host_unregister waits for a direct copy of the
+	 * range in flight. The backend's destroy unregisters what is left.
 	 */
 	int (*host_register)(struct vkv_backend *be, void *p, size_t len);
 	int (*host_unregister)(struct vkv_backend *be, void *p);
