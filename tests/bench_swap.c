@@ -11,6 +11,10 @@
  *   quantized (int8 + per-token, per-head scales) against unquantized, with
  *   the reconstruction error of fp16 data.
  *
+ *   on the cuda backend, the backend's copies alone, page by page over the
+ *   same bytes, into and out of one host buffer, staged and then direct
+ *   (the buffer registered with host_register), against the same memcpy.
+ *
  * Usage: bench_swap [MiB per sequence, default 256]. The backend comes from
  * VKV_BACKEND (run on cuda with LD_LIBRARY_PATH at the fake).
  */
@@ -22,6 +26,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+
+#include "backend.h"
 #include "fakecuda.h"
 #include "vkv.h"
 
@@ -183,6 +190,79 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 	return 0;
 }
 
+/* Seconds for the best of 3 passes of page-sized copies over @bytes. */
+static double copy_pass(struct vkv_backend *be, char *host, uintptr_t va,
+			size_t bytes, enum vkv_copy_dir dir)
+{
+	size_t pg = be->granularity;
+	double best = 1e30;
+
+	for (int r = 0; r < 3; r++) {
+		double t0 = now();
+
+		for (size_t off = 0; off < bytes; off += pg) {
+			void *h = host + off, *d = (void *)(va + off);
+
+			if (be->ops->copy(be, dir == VKV_COPY_TO_HOST ? h : d,
+					  dir == VKV_COPY_TO_HOST ? d : h, pg,
+					  dir))
+				return -1;
+		}
+		best = fmin(best, now() - t0);
+	}
+	return best;
+}
+
+/*
+ * The cuda backend's copies alone: staged[dir] and direct[dir] in seconds.
+ * The cache's own pages are not involved; a reservation of @bytes is
+ * mapped and made accessible once.
+ */
+static int copy_bench(size_t bytes, double staged[2], double direct[2])
+{
+	struct vkv_backend *be;
+	struct vkv_config cfg;
+	vkv_handle_t *h;
+	size_t pg, n, i;
+	uintptr_t va;
+	char *host;
+	int ret = 1;
+
+	vkv_config_init(&cfg);
+	cfg.backend = VKV_BACKEND_CUDA;
+	if (vkv_backend_cuda_open(&cfg, &be))
+		return 1;
+	pg = be->granularity;
+	n = bytes / pg;
+	h = calloc(n, sizeof(*h));
+	host = mmap(NULL, n * pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (!h || host == MAP_FAILED || be->ops->reserve(be, n * pg, &va))
+		goto out;
+	for (i = 0; i < n; i++)
+		if (be->ops->create(be, pg, &h[i]) ||
+		    be->ops->map(be, va + i * pg, pg, h[i]))
+			goto out;
+	if (be->ops->set_access(be, va, n * pg))
+		goto out;
+	memset(host, 7, n * pg);
+	for (int d = 0; d < 2; d++)
+		staged[d] = copy_pass(be, host, va, n * pg, d);
+	if (be->ops->host_register(be, host, n * pg))
+		goto out;
+	for (int d = 0; d < 2; d++)
+		direct[d] = copy_pass(be, host, va, n * pg, d);
+	be->ops->host_unregister(be, host);
+	ret = staged[0] < 0 || staged[1] < 0 || direct[0] < 0 || direct[1] < 0;
+out:
+	/* The driver frees the pages with the backend; the fake checks. */
+	vkv_backend_destroy(be);
+	if (host != MAP_FAILED)
+		munmap(host, n * pg);
+	free(h);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	double mib = argc > 1 ? atof(argv[1]) : 256;
@@ -207,6 +287,10 @@ int main(int argc, char **argv)
 	free(b);
 	if (run(0, tokens, &plain) || run(1, tokens, &quant))
 		return 1;
+	double staged[2], direct[2];
+	int cuda = plain.direct + plain.staged > 0 &&
+		   !copy_bench(bytes, staged, direct);
+
 	printf("sequence of %.0f MiB (%u tokens, fp16), best of 3\n",
 	       bytes / MIB, tokens);
 	printf("memcpy baseline:         %7.2f GB/s\n", bytes / mc / 1e9);
@@ -218,6 +302,15 @@ int main(int argc, char **argv)
 	       quant.bytes / quant.out_s / 1e9, plain.out_s / quant.out_s);
 	printf("swap in, int8:           %7.2f GB/s  (%.2fx plain)\n",
 	       quant.bytes / quant.in_s / 1e9, plain.in_s / quant.in_s);
+	if (cuda) {
+		static const char *const dn[2] = {"to host", "from host"};
+
+		for (int d = 0; d < 2; d++)
+			printf("backend copies %-9s  staged %5.2f GB/s "
+			       "(%.2fx memcpy), direct %5.2f GB/s (%.2fx)\n",
+			       dn[d], bytes / staged[d] / 1e9, mc / staged[d],
+			       bytes / direct[d] / 1e9, mc / direct[d]);
+	}
 	if (plain.direct + plain.staged > 0)
 		printf("copy bytes, plain:       %.0f MiB direct, %.0f MiB "
 		       "staged\n"
