@@ -13,6 +13,8 @@
  *   release     cuMemRelease          a page (deferred while still mapped)
  *   unreserve   cuMemAddressFree      the whole range
  *   copy        cuMemcpy*             between cache memory and host memory
+ *   host_register / host_unregister (optional)
+ *               cuMemHostRegister     pin host memory that copies use often
  *
  * Every operation returns 0 or a negative errno and changes nothing when it
  * fails. Sizes and addresses are multiples of the granularity. The pool and
@@ -48,6 +50,21 @@ struct vkv_backend_ops {
 	int (*unmap)(struct vkv_backend *be, uintptr_t va, size_t size);
 	int (*copy)(struct vkv_backend *be, void *dst, const void *src,
 		    size_t size, enum vkv_copy_dir dir);
+	/*
+	 * Optional (NULL where host memory needs nothing, e.g. the host
+	 * backend). host_register makes [@p, @p + @len) memory that copy may
+	 * DMA to and from directly, without a bounce through the backend's
+	 * own buffers. It is an optimisation only: a caller must treat any
+	 * error as "copies of this range will be staged" and go on. Returns
+	 * 0, -EEXIST (overlaps a registered range), -ENOMEM, or another
+	 * -errno. The range must stay mapped until host_unregister, which
+	 * takes the same @p and returns 0, -ENOENT (not a base registered
+	 * here: nothing to undo) or another -errno (still registered). Both
+	 * are thread-safe; host_unregister waits for a direct copy of the
+	 * range in flight. The backend's destroy unregisters what is left.
+	 */
+	int (*host_register)(struct vkv_backend *be, void *p, size_t len);
+	int (*host_unregister)(struct vkv_backend *be, void *p);
 };
 
 struct vkv_backend {

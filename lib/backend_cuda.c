@@ -17,6 +17,8 @@
  * A mapping has no access until set_access; the cache never touches a page
  * before that, and tests/fakecuda enforces it.
  *
+ * Copies, and the host ranges registered for them, are in cuda_copy.c.
+ *
  * The driver needs a current context on the calling thread; the pool worker
  * and the scheduler call in from their own threads, so every operation makes
  * the device's primary context current first: set it on a thread that has
@@ -25,60 +27,13 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <numa.h>
-#include <numaif.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include "backend.h"
-#include "cuda_drv.h"
+#include "backend_cuda.h"
 #include "internal.h"
-
-/* Two staging buffers so that one is copied by the CPU while the other DMAs. */
-#define NSTAGE 2
-#define STAGE_SIZE (2 * VKV_MIB)
-
-struct cuda_fns {
-	cudrv_init_fn init;
-	cudrv_driverGetVersion_fn driverGetVersion;
-	cudrv_getErrorName_fn getErrorName;
-	cudrv_deviceGetCount_fn deviceGetCount;
-	cudrv_deviceGet_fn deviceGet;
-	cudrv_deviceGetAttribute_fn deviceGetAttribute;
-	cudrv_deviceGetPCIBusId_fn deviceGetPCIBusId;
-	cudrv_deviceTotalMem_fn deviceTotalMem;
-	cudrv_devicePrimaryCtxRetain_fn primaryCtxRetain;
-	cudrv_devicePrimaryCtxRelease_fn primaryCtxRelease;
-	cudrv_ctxGetCurrent_fn ctxGetCurrent;
-	cudrv_ctxSetCurrent_fn ctxSetCurrent;
-	cudrv_ctxPushCurrent_fn ctxPushCurrent;
-	cudrv_ctxPopCurrent_fn ctxPopCurrent;
-	cudrv_memGetInfo_fn memGetInfo;
-	cudrv_memGetAllocationGranularity_fn memGetAllocationGranularity;
-	cudrv_memAddressReserve_fn memAddressReserve;
-	cudrv_memAddressFree_fn memAddressFree;
-	cudrv_memCreate_fn memCreate;
-	cudrv_memRelease_fn memRelease;
-	cudrv_memMap_fn memMap;
-	cudrv_memSetAccess_fn memSetAccess;
-	cudrv_memUnmap_fn memUnmap;
-	cudrv_memHostRegister_fn memHostRegister;
-	cudrv_memHostUnregister_fn memHostUnregister;
-	cudrv_streamCreate_fn streamCreate;
-	cudrv_streamDestroy_fn streamDestroy;
-	cudrv_streamSynchronize_fn streamSynchronize;
-	cudrv_eventCreate_fn eventCreate;
-	cudrv_eventDestroy_fn eventDestroy;
-	cudrv_eventRecord_fn eventRecord;
-	cudrv_eventSynchronize_fn eventSynchronize;
-	cudrv_memcpyHtoDAsync_fn memcpyHtoDAsync;
-	cudrv_memcpyDtoHAsync_fn memcpyDtoHAsync;
-};
 
 /*
  * Base name for cuGetProcAddress, and the export that has the signature
@@ -132,30 +87,6 @@ static const struct cuda_sym {
 };
 /* clang-format on */
 
-struct cuda_backend {
-	struct vkv_backend be;
-	struct cuda_fns f;
-	cudrv_device dev;
-	cudrv_context ctx;
-	cudrv_stream stream;
-	cudrv_event ev[NSTAGE];
-	pthread_mutex_t copy_lock; /* the staging buffers and their events */
-	char *staging; /* NSTAGE * STAGE_SIZE */
-	bool staging_pinned; /* registered with the driver */
-	int numa_node; /* where staging lives, -1 = unknown */
-	char bus_id[32];
-	/* While opening (one thread): the failure to report, if any. */
-	bool opened;
-	bool said;
-	const char *open_what;
-	cudrv_result open_r;
-};
-
-static inline struct cuda_backend *to_cuda(struct vkv_backend *be)
-{
-	return (struct cuda_backend *)be;
-}
-
 static inline bool aligned(const struct vkv_backend *be, uint64_t v)
 {
 	return !(v & (be->granularity - 1));
@@ -174,7 +105,6 @@ static int cu_errno(cudrv_result r)
 	case CUDRV_ERROR_INVALID_HANDLE:
 	case CUDRV_ERROR_INVALID_CONTEXT:
 	case CUDRV_ERROR_NOT_MAPPED:
-	case CUDRV_ERROR_HOST_MEMORY_NOT_REGISTERED:
 		return -EINVAL;
 	case CUDRV_ERROR_OUT_OF_MEMORY:
 		return -ENOMEM;
@@ -193,6 +123,7 @@ static int cu_errno(cudrv_result r)
 	case CUDRV_ERROR_HOST_MEMORY_ALREADY_REGISTERED:
 		return -EEXIST;
 	case CUDRV_ERROR_NOT_FOUND:
+	case CUDRV_ERROR_HOST_MEMORY_NOT_REGISTERED:
 		return -ENOENT;
 	case CUDRV_ERROR_NOT_PERMITTED:
 		return -EPERM;
@@ -220,7 +151,7 @@ static const char *cu_name(const struct cuda_fns *f, cudrv_result r)
 }
 
 /* A failed driver call: log it for debugging, return the errno. */
-static int cu_fail(struct cuda_backend *cb, const char *what, cudrv_result r)
+int cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r)
 {
 	if (!cb->opened && !cb->open_what) {
 		cb->open_what = what;
@@ -232,7 +163,7 @@ static int cu_fail(struct cuda_backend *cb, const char *what, cudrv_result r)
 }
 
 /* Make the primary context current; *@pushed says whether to pop it. */
-static int ctx_enter(struct cuda_backend *cb, bool *pushed)
+int cuda_ctx_enter(struct cuda_backend *cb, bool *pushed)
 {
 	cudrv_context cur = NULL;
 	cudrv_result r;
@@ -240,16 +171,16 @@ static int ctx_enter(struct cuda_backend *cb, bool *pushed)
 	*pushed = false;
 	r = cb->f.ctxGetCurrent(&cur);
 	if (r)
-		return cu_fail(cb, "cuCtxGetCurrent", r);
+		return cuda_fail(cb, "cuCtxGetCurrent", r);
 	if (cur == cb->ctx)
 		return 0;
 	if (!cur) {
 		r = cb->f.ctxSetCurrent(cb->ctx);
-		return r ? cu_fail(cb, "cuCtxSetCurrent", r) : 0;
+		return r ? cuda_fail(cb, "cuCtxSetCurrent", r) : 0;
 	}
 	r = cb->f.ctxPushCurrent(cb->ctx);
 	if (r)
-		return cu_fail(cb, "cuCtxPushCurrent", r);
+		return cuda_fail(cb, "cuCtxPushCurrent", r);
 	*pushed = true;
 	return 0;
 }
@@ -258,7 +189,7 @@ static int ctx_enter(struct cuda_backend *cb, bool *pushed)
  * The operation has happened by now; a failed pop cannot undo it, and
  * reporting an error would make the caller believe it had not.
  */
-static void ctx_leave(struct cuda_backend *cb, bool pushed)
+void cuda_ctx_leave(struct cuda_backend *cb, bool pushed)
 {
 	cudrv_context c;
 	cudrv_result r;
@@ -267,21 +198,8 @@ static void ctx_leave(struct cuda_backend *cb, bool pushed)
 		return;
 	r = cb->f.ctxPopCurrent(&c);
 	if (r)
-		cu_fail(cb, "cuCtxPopCurrent", r);
+		cuda_fail(cb, "cuCtxPopCurrent", r);
 }
-
-/* Run one driver call under the context: ret = call, with a name for logs. */
-#define CU_CALL(cb, what, call)                                                \
-	({                                                                     \
-		bool pushed_;                                                  \
-		int ret_ = ctx_enter((cb), &pushed_);                          \
-		if (!ret_) {                                                   \
-			cudrv_result r_ = (call);                              \
-			ret_ = r_ ? cu_fail((cb), (what), r_) : 0;             \
-			ctx_leave((cb), pushed_);                              \
-		}                                                              \
-		ret_;                                                          \
-	})
 
 static void alloc_prop(const struct cuda_backend *cb,
 		       struct cudrv_mem_alloc_prop *prop)
@@ -376,156 +294,6 @@ static int cuda_unmap(struct vkv_backend *be, uintptr_t va, size_t size)
 }
 
 /*
- * Copy through the pinned staging buffers, chunk by chunk, alternating
- * between them: chunk i's DMA overlaps chunk i-1's memcpy. An event per
- * buffer says when its DMA is done. On failure the stream is drained before
- * returning, so that no DMA is still writing into a staging buffer the next
- * copy will use; the destination's contents are then unspecified and the
- * source is intact (a failed swap-out keeps the device copy, a failed
- * swap-in keeps the host copy).
- */
-static int copy_locked(struct cuda_backend *cb, char *dst, const char *src,
-		       size_t size, enum vkv_copy_dir dir)
-{
-	const struct cuda_fns *f = &cb->f;
-	size_t pend_off[NSTAGE], pend_len[NSTAGE];
-	bool pend[NSTAGE] = {false};
-	const char *what = "cuEventSynchronize";
-	cudrv_result r = CUDRV_SUCCESS;
-	size_t off, i, k;
-
-	for (off = 0, i = 0; off < size; off += STAGE_SIZE, i++) {
-		size_t b = i % NSTAGE, len = size - off;
-		char *stage = cb->staging + b * STAGE_SIZE;
-
-		if (len > STAGE_SIZE)
-			len = STAGE_SIZE;
-		if (pend[b]) {
-			r = f->eventSynchronize(cb->ev[b]);
-			if (r)
-				goto fail;
-			if (dir == VKV_COPY_TO_HOST)
-				memcpy(dst + pend_off[b], stage, pend_len[b]);
-			pend[b] = false;
-		}
-		if (dir == VKV_COPY_TO_HOST) {
-			what = "cuMemcpyDtoHAsync";
-			r = f->memcpyDtoHAsync(stage, (uintptr_t)(src + off),
-					       len, cb->stream);
-		} else {
-			memcpy(stage, src + off, len);
-			what = "cuMemcpyHtoDAsync";
-			r = f->memcpyHtoDAsync((uintptr_t)(dst + off), stage,
-					       len, cb->stream);
-		}
-		if (r)
-			goto fail;
-		what = "cuEventRecord";
-		r = f->eventRecord(cb->ev[b], cb->stream);
-		if (r)
-			goto fail;
-		pend[b] = true;
-		pend_off[b] = off;
-		pend_len[b] = len;
-	}
-	/* Oldest first: chunk i's buffer is i % NSTAGE. */
-	what = "cuEventSynchronize";
-	for (k = 0; k < NSTAGE; k++) {
-		size_t b = (i + k) % NSTAGE;
-
-		if (!pend[b])
-			continue;
-		r = f->eventSynchronize(cb->ev[b]);
-		if (r)
-			goto fail;
-		if (dir == VKV_COPY_TO_HOST)
-			memcpy(dst + pend_off[b], cb->staging + b * STAGE_SIZE,
-			       pend_len[b]);
-	}
-	return 0;
-fail:
-	f->streamSynchronize(cb->stream);
-	return cu_fail(cb, what, r);
-}
-
-static int cuda_copy(struct vkv_backend *be, void *dst, const void *src,
-		     size_t size, enum vkv_copy_dir dir)
-{
-	struct cuda_backend *cb = to_cuda(be);
-	bool pushed;
-	int ret;
-
-	if (!size)
-		return 0;
-	if (!dst || !src ||
-	    (dir != VKV_COPY_TO_HOST && dir != VKV_COPY_FROM_HOST))
-		return -EINVAL;
-	pthread_mutex_lock(&cb->copy_lock);
-	ret = ctx_enter(cb, &pushed);
-	if (!ret) {
-		ret = copy_locked(cb, dst, src, size, dir);
-		ctx_leave(cb, pushed);
-	}
-	pthread_mutex_unlock(&cb->copy_lock);
-	return ret;
-}
-
-/* The GPU's NUMA node from sysfs, or -1 if the platform does not say. */
-static int gpu_numa_node(const char *bus_id)
-{
-	unsigned int dom, bus, dev, fn;
-	char path[96];
-	FILE *fp;
-	int node = -1;
-
-	/* The driver's spelling (case, domain width) need not be sysfs's. */
-	if (sscanf(bus_id, "%x:%x:%x.%x", &dom, &bus, &dev, &fn) != 4)
-		return -1;
-	snprintf(path, sizeof(path),
-		 "/sys/bus/pci/devices/%04x:%02x:%02x.%x/numa_node", dom, bus,
-		 dev, fn);
-	fp = fopen(path, "re");
-	if (!fp)
-		return -1;
-	if (fscanf(fp, "%d", &node) != 1)
-		node = -1;
-	fclose(fp);
-	return node;
-}
-
-/*
- * Place the staging buffers: the configured node, else the GPU's, else the
- * calling thread's. Preferred, not bound: a full node must not fail a copy.
- * Placement is an optimisation, so a kernel or container that refuses
- * mbind() costs only a debug line.
- */
-static void place_staging(struct cuda_backend *cb)
-{
-	const struct vkv_config *cfg = cb->be.cfg;
-	int node = cfg->numa_node;
-	unsigned long mask[16] = {0};
-	int cpu;
-
-	if (node < 0)
-		node = gpu_numa_node(cb->bus_id);
-	if (node < 0) {
-		cpu = sched_getcpu();
-		node = cpu >= 0 && numa_available() >= 0 ? numa_node_of_cpu(cpu)
-							 : -1;
-	}
-	cb->numa_node = node;
-	if (node < 0 || numa_available() < 0 ||
-	    (size_t)node >= sizeof(mask) * 8)
-		return;
-	mask[node / (8 * sizeof(long))] = 1ul << (node % (8 * sizeof(long)));
-	if (mbind(cb->staging, NSTAGE * STAGE_SIZE, MPOL_PREFERRED, mask,
-		  sizeof(mask) * 8, 0))
-		vkv_log(cfg, VKV_LOG_DEBUG,
-			"vkv: cuda: staging on node %d: mbind: %s", node,
-			strerror(errno));
-}
-
-/*
  * Undo whatever open got through. libcuda itself stays loaded: unloading the
  * driver library from a process that initialised it is unsupported, and
  * dlopen() refcounts, so a later open finds it again at no cost.
@@ -534,27 +302,17 @@ static void cuda_teardown(struct cuda_backend *cb)
 {
 	const struct cuda_fns *f = &cb->f;
 	bool pushed = false;
-	int k;
+	bool in_ctx = cb->ctx && !cuda_ctx_enter(cb, &pushed);
 
-	if (cb->ctx && !ctx_enter(cb, &pushed)) {
-		if (cb->staging_pinned &&
-		    f->memHostUnregister(cb->staging) == CUDRV_SUCCESS)
-			cb->staging_pinned = false;
-		for (k = 0; k < NSTAGE; k++)
-			if (cb->ev[k])
-				f->eventDestroy(cb->ev[k]);
-		if (cb->stream)
-			f->streamDestroy(cb->stream);
-		ctx_leave(cb, pushed);
-	} else if (cb->ctx) {
+	if (cb->ctx && !in_ctx)
 		vkv_log(cb->be.cfg, VKV_LOG_WARN,
 			"vkv: cuda: no context at teardown, leaking a stream");
-	}
-	/* Memory the driver still has pinned must not go back to the kernel. */
-	if (cb->staging && !cb->staging_pinned)
-		munmap(cb->staging, NSTAGE * STAGE_SIZE);
+	cuda_copy_close(cb, in_ctx);
+	if (in_ctx)
+		cuda_ctx_leave(cb, pushed);
 	if (cb->ctx)
 		f->primaryCtxRelease(cb->dev);
+	pthread_rwlock_destroy(&cb->reg_lock);
 	pthread_mutex_destroy(&cb->copy_lock);
 	free(cb);
 }
@@ -575,6 +333,8 @@ static const struct vkv_backend_ops cuda_ops = {
 	.set_access = cuda_set_access,
 	.unmap = cuda_unmap,
 	.copy = cuda_copy,
+	.host_register = cuda_host_register,
+	.host_unregister = cuda_host_unregister,
 };
 
 /*
@@ -646,20 +406,20 @@ static int open_device(struct cuda_backend *cb)
 	}
 	r = f->deviceGetCount(&n);
 	if (r)
-		return cu_fail(cb, "cuDeviceGetCount", r);
+		return cuda_fail(cb, "cuDeviceGetCount", r);
 	if (cfg->device < 0 || cfg->device >= n) {
 		unusable(cb, "device %d asked for, %d present", cfg->device, n);
 		return -ENODEV;
 	}
 	r = f->deviceGet(&cb->dev, cfg->device);
 	if (r)
-		return cu_fail(cb, "cuDeviceGet", r);
+		return cuda_fail(cb, "cuDeviceGet", r);
 	r = f->deviceGetAttribute(
 		&vmm,
 		CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
 		cb->dev);
 	if (r)
-		return cu_fail(cb, "cuDeviceGetAttribute", r);
+		return cuda_fail(cb, "cuDeviceGetAttribute", r);
 	if (!vmm) {
 		unusable(cb, "device %d has no virtual memory management",
 			 cfg->device);
@@ -667,14 +427,14 @@ static int open_device(struct cuda_backend *cb)
 	}
 	r = f->deviceGetPCIBusId(cb->bus_id, sizeof(cb->bus_id), cb->dev);
 	if (r)
-		return cu_fail(cb, "cuDeviceGetPCIBusId", r);
+		return cuda_fail(cb, "cuDeviceGetPCIBusId", r);
 	cb->bus_id[sizeof(cb->bus_id) - 1] = '\0';
 
 	alloc_prop(cb, &prop);
 	r = f->memGetAllocationGranularity(
 		&gran, &prop, CUDRV_MEM_ALLOC_GRANULARITY_RECOMMENDED);
 	if (r)
-		return cu_fail(cb, "cuMemGetAllocationGranularity", r);
+		return cuda_fail(cb, "cuMemGetAllocationGranularity", r);
 	if (!gran || (gran & (gran - 1))) {
 		unusable(cb, "granularity %zu is not a power of two", gran);
 		return -ENODEV;
@@ -695,47 +455,12 @@ static int open_mem_total(struct cuda_backend *cb)
 
 	r = f->memGetInfo(&mfree, &mtotal);
 	if (r) {
-		cu_fail(cb, "cuMemGetInfo", r);
+		cuda_fail(cb, "cuMemGetInfo", r);
 		r = f->deviceTotalMem(&mtotal, cb->dev);
 		if (r)
-			return cu_fail(cb, "cuDeviceTotalMem", r);
+			return cuda_fail(cb, "cuDeviceTotalMem", r);
 	}
 	cb->be.mem_total = mtotal;
-	return 0;
-}
-
-/* The copy stream, its events and the pinned staging buffers. */
-static int open_copy(struct cuda_backend *cb)
-{
-	const struct cuda_fns *f = &cb->f;
-	cudrv_result r;
-	int k;
-
-	/* Non-blocking: swap copies must not serialise with the engine's stream 0. */
-	r = f->streamCreate(&cb->stream, CUDRV_STREAM_NON_BLOCKING);
-	if (r) {
-		cb->stream = NULL;
-		return cu_fail(cb, "cuStreamCreate", r);
-	}
-	for (k = 0; k < NSTAGE; k++) {
-		r = f->eventCreate(&cb->ev[k], CUDRV_EVENT_DISABLE_TIMING);
-		if (r) {
-			cb->ev[k] = NULL;
-			return cu_fail(cb, "cuEventCreate", r);
-		}
-	}
-	cb->staging = mmap(NULL, NSTAGE * STAGE_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (cb->staging == MAP_FAILED) {
-		cb->staging = NULL;
-		return -ENOMEM;
-	}
-	place_staging(cb);
-	r = f->memHostRegister(cb->staging, NSTAGE * STAGE_SIZE,
-			       CUDRV_MEMHOSTREGISTER_PORTABLE);
-	if (r)
-		return cu_fail(cb, "cuMemHostRegister", r);
-	cb->staging_pinned = true;
 	return 0;
 }
 
@@ -761,6 +486,7 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	if (!cb)
 		return -ENOMEM;
 	pthread_mutex_init(&cb->copy_lock, NULL);
+	pthread_rwlock_init(&cb->reg_lock, NULL);
 	cb->be.ops = &cuda_ops;
 	cb->be.cfg = cfg;
 	cb->numa_node = -1;
@@ -773,16 +499,16 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	r = cb->f.primaryCtxRetain(&cb->ctx, cb->dev);
 	if (r) {
 		cb->ctx = NULL;
-		ret = cu_fail(cb, "cuDevicePrimaryCtxRetain", r);
+		ret = cuda_fail(cb, "cuDevicePrimaryCtxRetain", r);
 		goto fail;
 	}
-	ret = ctx_enter(cb, &pushed);
+	ret = cuda_ctx_enter(cb, &pushed);
 	if (ret)
 		goto fail;
 	ret = open_mem_total(cb);
 	if (!ret)
-		ret = open_copy(cb);
-	ctx_leave(cb, pushed);
+		ret = cuda_copy_open(cb);
+	cuda_ctx_leave(cb, pushed);
 	if (ret)
 		goto fail;
 	vkv_log(cfg, VKV_LOG_INFO,

@@ -525,15 +525,33 @@ static int hook_discard(void *arg, void *slab, size_t off, size_t len)
 
 static int hook_register(void *arg, void *base, size_t len)
 {
+	static bool said; /* once per process: a server has many caches */
 	struct vkv_cache *c = arg;
+	int ret = c->disk ? vkv_disk_buffer_add(c->disk, base, len) : 0;
 
-	return c->disk ? vkv_disk_buffer_add(c->disk, base, len) : 0;
+	/*
+	 * Last, so that nothing needs undoing when the disk tier fails the
+	 * slab; and only an optimisation: unregistered, copies are staged.
+	 */
+	if (!ret && c->be->ops->host_register) {
+		int r = c->be->ops->host_register(c->be, base, len);
+
+		if (r && !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+			vkv_log(&c->cfg, VKV_LOG_WARN,
+				"vkv: host tier not registered with the %s "
+				"backend (%s): swap copies are staged",
+				c->be->ops->name, vkv_strerror(r));
+	}
+	return ret;
 }
 
 static void hook_unregister(void *arg, void *base, size_t len)
 {
 	struct vkv_cache *c = arg;
 
+	/* -ENOENT when registration had failed: nothing to undo. */
+	if (c->be->ops->host_unregister)
+		c->be->ops->host_unregister(c->be, base);
 	if (c->disk)
 		vkv_disk_buffer_remove(c->disk, base, len);
 }

@@ -41,7 +41,8 @@ $(CUDA_TEST_DIR)/test_fakecuda: tests/test_fakecuda.c $(FAKECUDA_LIB) $(FAKECUDA
 
 # Not linked against it: the backend must dlopen whatever libcuda.so.1 the
 # loader finds, or none; the test reaches the fake's controls with dlsym.
-BACKEND_CUDA_TEST_SRCS := tests/test_backend_cuda.c tests/test_backend_cuda_faults.c
+BACKEND_CUDA_TEST_SRCS := tests/test_backend_cuda.c tests/test_backend_cuda_faults.c \
+	tests/test_backend_cuda_hostreg.c
 $(CUDA_TEST_DIR)/test_backend_cuda: $(BACKEND_CUDA_TEST_SRCS) tests/test_backend_cuda.h \
 		$(LIB_A) $(FAKECUDA_HDRS)
 	@mkdir -p $(@D)

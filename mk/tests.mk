@@ -77,9 +77,9 @@ check-install: $(B)/tests/readme_example.c
 
 # Whole-sequence swap throughput (issue 5): host backend, then the cuda
 # backend over fakecuda with its A100 latencies; see docs/bench-swap.md.
-$(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A)
+$(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A) tests/fakecuda/fakecuda.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Ilib -Itests/fakecuda -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
 ALL_TARGETS += $(B)/tests/bench_swap
 

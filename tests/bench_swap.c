@@ -5,13 +5,20 @@
  *
  *   device -> host tier and back (vkv_seq_swap_out / _in + wait) against a
  *   plain memcpy of the same bytes between two host buffers; on the cuda
- *   backend over fakecuda this goes through the backend's staged copies;
+ *   backend over fakecuda the copies DMA straight into and out of the host
+ *   tier's registered slabs, and the fake's counters say how many bytes
+ *   went that way and how many through the backend's staging;
  *   quantized (int8 + per-token, per-head scales) against unquantized, with
  *   the reconstruction error of fp16 data.
+ *
+ *   on the cuda backend, the backend's copies alone, page by page over the
+ *   same bytes, into and out of one host buffer, staged and then direct
+ *   (the buffer registered with host_register), against the same memcpy.
  *
  * Usage: bench_swap [MiB per sequence, default 256]. The backend comes from
  * VKV_BACKEND (run on cuda with LD_LIBRARY_PATH at the fake).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +26,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/mman.h>
+
+#include "backend.h"
+#include "fakecuda.h"
 #include "vkv.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -55,7 +66,42 @@ static uint16_t f2h(float f)
 
 struct result {
 	double out_s, in_s, bytes, max_err, rms_rel;
+	double direct, staged; /* copy bytes, over fakecuda only */
 };
+
+/*
+ * Over fakecuda (already loaded by the cache's backend): the host
+ * registrations and the async copy bytes each has served. Those present
+ * before the first swap are the backend's staging; the host tier's slabs
+ * are registered as they appear.
+ */
+#define MAXREG 256
+
+static size_t hostregs(struct fakecuda_hostreg *r)
+{
+	static size_t (*fn)(struct fakecuda_hostreg *, size_t);
+	void *lib;
+
+	if (!fn && (lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD)))
+		*(void **)&fn = dlsym(lib, "fakecuda_hostregs");
+	return fn ? fn(r, MAXREG) : 0;
+}
+
+static void copy_bytes(const struct fakecuda_hostreg *b, size_t nb,
+		       const struct fakecuda_hostreg *a, size_t na,
+		       struct result *res)
+{
+	for (size_t i = 0; i < na && i < MAXREG; i++) {
+		size_t j = 0;
+
+		while (j < nb && j < MAXREG && b[j].p != a[i].p)
+			j++;
+		if (j < nb && j < MAXREG)
+			res->staged += a[i].async_bytes - b[j].async_bytes;
+		else
+			res->direct += a[i].async_bytes;
+	}
+}
 
 static int run(int quantize, uint32_t tokens, struct result *res)
 {
@@ -106,6 +152,9 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 	}
 	memset(res, 0, sizeof(*res));
 	res->out_s = res->in_s = 1e30;
+	struct fakecuda_hostreg *rb = calloc(2 * MAXREG, sizeof(*rb));
+	size_t nb = rb ? hostregs(rb) : 0;
+
 	for (int r = 0; r < reps; r++) {
 		t0 = now();
 		if (vkv_seq_swap_out(c, s, VKV_TIER_HOST) ||
@@ -118,6 +167,9 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 		res->in_s = fmin(res->in_s, now() - t0);
 	}
 	res->bytes = (double)n * 2;
+	if (nb)
+		copy_bytes(rb, nb, rb + MAXREG, hostregs(rb + MAXREG), res);
+	free(rb);
 	if (!strcmp(vkv_cache_backend(c), "host")) {
 		for (uint32_t t = 0; t < tokens; t++) {
 			const uint16_t *p = vkv_token_ptr(c, 0, VKV_K, s, t);
@@ -136,6 +188,79 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 	vkv_cache_destroy(c);
 	free(copy);
 	return 0;
+}
+
+/* Seconds for the best of 3 passes of page-sized copies over @bytes. */
+static double copy_pass(struct vkv_backend *be, char *host, uintptr_t va,
+			size_t bytes, enum vkv_copy_dir dir)
+{
+	size_t pg = be->granularity;
+	double best = 1e30;
+
+	for (int r = 0; r < 3; r++) {
+		double t0 = now();
+
+		for (size_t off = 0; off < bytes; off += pg) {
+			void *h = host + off, *d = (void *)(va + off);
+
+			if (be->ops->copy(be, dir == VKV_COPY_TO_HOST ? h : d,
+					  dir == VKV_COPY_TO_HOST ? d : h, pg,
+					  dir))
+				return -1;
+		}
+		best = fmin(best, now() - t0);
+	}
+	return best;
+}
+
+/*
+ * The cuda backend's copies alone: staged[dir] and direct[dir] in seconds.
+ * The cache's own pages are not involved; a reservation of @bytes is
+ * mapped and made accessible once.
+ */
+static int copy_bench(size_t bytes, double staged[2], double direct[2])
+{
+	struct vkv_backend *be;
+	struct vkv_config cfg;
+	vkv_handle_t *h;
+	size_t pg, n, i;
+	uintptr_t va;
+	char *host;
+	int ret = 1;
+
+	vkv_config_init(&cfg);
+	cfg.backend = VKV_BACKEND_CUDA;
+	if (vkv_backend_cuda_open(&cfg, &be))
+		return 1;
+	pg = be->granularity;
+	n = bytes / pg;
+	h = calloc(n, sizeof(*h));
+	host = mmap(NULL, n * pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (!h || host == MAP_FAILED || be->ops->reserve(be, n * pg, &va))
+		goto out;
+	for (i = 0; i < n; i++)
+		if (be->ops->create(be, pg, &h[i]) ||
+		    be->ops->map(be, va + i * pg, pg, h[i]))
+			goto out;
+	if (be->ops->set_access(be, va, n * pg))
+		goto out;
+	memset(host, 7, n * pg);
+	for (int d = 0; d < 2; d++)
+		staged[d] = copy_pass(be, host, va, n * pg, d);
+	if (be->ops->host_register(be, host, n * pg))
+		goto out;
+	for (int d = 0; d < 2; d++)
+		direct[d] = copy_pass(be, host, va, n * pg, d);
+	be->ops->host_unregister(be, host);
+	ret = staged[0] < 0 || staged[1] < 0 || direct[0] < 0 || direct[1] < 0;
+out:
+	/* The driver frees the pages with the backend; the fake checks. */
+	vkv_backend_destroy(be);
+	if (host != MAP_FAILED)
+		munmap(host, n * pg);
+	free(h);
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -162,6 +287,10 @@ int main(int argc, char **argv)
 	free(b);
 	if (run(0, tokens, &plain) || run(1, tokens, &quant))
 		return 1;
+	double staged[2], direct[2];
+	int cuda = plain.direct + plain.staged > 0 &&
+		   !copy_bench(bytes, staged, direct);
+
 	printf("sequence of %.0f MiB (%u tokens, fp16), best of 3\n",
 	       bytes / MIB, tokens);
 	printf("memcpy baseline:         %7.2f GB/s\n", bytes / mc / 1e9);
@@ -173,6 +302,22 @@ int main(int argc, char **argv)
 	       quant.bytes / quant.out_s / 1e9, plain.out_s / quant.out_s);
 	printf("swap in, int8:           %7.2f GB/s  (%.2fx plain)\n",
 	       quant.bytes / quant.in_s / 1e9, plain.in_s / quant.in_s);
+	if (cuda) {
+		static const char *const dn[2] = {"to host", "from host"};
+
+		for (int d = 0; d < 2; d++)
+			printf("backend copies %-9s  staged %5.2f GB/s "
+			       "(%.2fx memcpy), direct %5.2f GB/s (%.2fx)\n",
+			       dn[d], bytes / staged[d] / 1e9, mc / staged[d],
+			       bytes / direct[d] / 1e9, mc / direct[d]);
+	}
+	if (plain.direct + plain.staged > 0)
+		printf("copy bytes, plain:       %.0f MiB direct, %.0f MiB "
+		       "staged\n"
+		       "copy bytes, int8:        %.0f MiB direct, %.0f MiB "
+		       "staged\n",
+		       plain.direct / MIB, plain.staged / MIB,
+		       quant.direct / MIB, quant.staged / MIB);
 	printf("plain round trip error:  max %.3g (must be 0)\n",
 	       plain.max_err);
 	printf("int8 round trip error:   max %.4f, RMS relative %.4f "

@@ -6,7 +6,8 @@
  * controls are reached with dlsym. Cases that need a different environment
  * (no device, no libcuda) re-run this program with it.
  *
- * Fault injection is in test_backend_cuda_faults.c.
+ * Fault injection is in test_backend_cuda_faults.c, registered host memory
+ * and direct copies in test_backend_cuda_hostreg.c.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -453,6 +454,8 @@ static int env_case(const char *name)
 	struct vkv_backend *be = NULL;
 	int ret;
 
+	if (!strncmp(name, "hostreg-", 8))
+		return hostreg_env_case(name);
 	if (vkv_config_init(&cfg))
 		return 99;
 	cfg.backend = VKV_BACKEND_CUDA;
@@ -530,7 +533,7 @@ static int env_case(const char *name)
 	return 100;
 }
 
-static int run_env(const char *name, const char *const env[])
+int run_env(const char *name, const char *const env[])
 {
 	pid_t pid = fork();
 	int st, i;
@@ -591,6 +594,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_no_touch_before_access);
 	tcase_add_test(tc, test_map_path_touches_nothing_early);
 	add_fault_tests(tc);
+	add_hostreg_tests(tc);
 	tcase_add_test(tc, test_threads);
 	tcase_add_loop_test(tc, test_cache_touches_nothing_early, 0, 3);
 	tcase_add_test(tc, test_env_cases);

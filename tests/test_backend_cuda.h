@@ -48,5 +48,10 @@ void same_state(const struct fakecuda_stats *a, const struct fakecuda_stats *b,
 /* The access flags of the mapping at @va (which must be mapped). */
 unsigned int prot_at(uintptr_t va);
 void add_fault_tests(TCase *tc);
+void add_hostreg_tests(TCase *tc);
+/* Re-run this program for case @name with @env (name, value|NULL, ...). */
+int run_env(const char *name, const char *const env[]);
+/* Cases "hostreg-*" of a re-run; 100 if @name is not one. */
+int hostreg_env_case(const char *name);
 
 #endif /* TEST_BACKEND_CUDA_H */

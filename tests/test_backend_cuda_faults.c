@@ -5,7 +5,9 @@
  * are found by diffing the fake's call counters around a successful run;
  * then each call in turn is made to fail, and the operation must return the
  * error with the driver's state (allocations, reservations, mappings,
- * access) and the data exactly as before; a failed open leaks nothing.
+ * access, host registrations) and the data exactly as before; a failed
+ * open leaks nothing. Copies run twice: through staging (a malloc'ed
+ * buffer) and direct (a buffer registered with host_register).
  */
 #include <check.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "test_backend_cuda.h"
 
@@ -25,6 +28,8 @@ struct fx {
 	vkv_handle_t made_h; /* what a successful create made */
 	unsigned char *buf;
 	unsigned char *dev_before;
+	unsigned char *pinned; /* FX_BYTES, registered with the backend */
+	unsigned char *spare; /* FX_BYTES, for OP_HOST_REGISTER */
 };
 
 #define FX_BYTES (2 * G)
@@ -52,6 +57,12 @@ static void fx_setup(struct fx *f)
 			 0);
 	for (i = 0; i < FX_BYTES; i++)
 		f->buf[i] = (unsigned char)(i * 7 + 3);
+	f->pinned = mmap(NULL, 2 * FX_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(f->pinned, MAP_FAILED);
+	f->spare = f->pinned + FX_BYTES;
+	memcpy(f->pinned, f->buf, FX_BYTES);
+	ck_assert_int_eq(be->ops->host_register(be, f->pinned, FX_BYTES), 0);
 }
 
 /* Tear everything down, checking on the way that the data survived. */
@@ -79,7 +90,10 @@ static void fx_teardown(struct fx *f, bool check_data)
 				 f->h[i]); /* some were released by the op */
 	be->ops->unreserve(be, f->va, 8 * G);
 	be->ops->unreserve(be, f->va2, 2 * G);
+	ck_assert_int_eq(be->ops->host_unregister(be, f->pinned), 0);
 	vkv_backend_destroy(be);
+	ck_assert_uint_eq(stats().host_registered, 0);
+	munmap(f->pinned, 2 * FX_BYTES);
 	free(f->buf);
 	free(f->dev_before);
 	ck_assert_uint_eq(
@@ -96,12 +110,27 @@ enum op {
 	OP_UNMAP,
 	OP_COPY_TO_HOST,
 	OP_COPY_FROM_HOST,
+	OP_DIRECT_TO_HOST,
+	OP_DIRECT_FROM_HOST,
+	OP_HOST_REGISTER,
+	OP_HOST_UNREGISTER,
 	OP_COUNT
 };
 
 static const char *const op_names[] = {
-	"reserve",    "unreserve", "create",	   "release",	     "map",
-	"set_access", "unmap",	   "copy to host", "copy from host",
+	"reserve",
+	"unreserve",
+	"create",
+	"release",
+	"map",
+	"set_access",
+	"unmap",
+	"copy to host",
+	"copy from host",
+	"direct to host",
+	"direct from host",
+	"host_register",
+	"host_unregister",
 };
 
 /* Run @op on the fixture. */
@@ -141,6 +170,20 @@ static int fx_op(struct fx *f, enum op op)
 		ret = be->ops->copy(be, (void *)f->va, f->buf, FX_BYTES,
 				    VKV_COPY_FROM_HOST);
 		break;
+	case OP_DIRECT_TO_HOST:
+		ret = be->ops->copy(be, f->pinned, (void *)f->va, FX_BYTES,
+				    VKV_COPY_TO_HOST);
+		break;
+	case OP_DIRECT_FROM_HOST:
+		ret = be->ops->copy(be, (void *)f->va, f->pinned, FX_BYTES,
+				    VKV_COPY_FROM_HOST);
+		break;
+	case OP_HOST_REGISTER:
+		ret = be->ops->host_register(be, f->spare, FX_BYTES);
+		break;
+	case OP_HOST_UNREGISTER:
+		ret = be->ops->host_unregister(be, f->pinned);
+		break;
 	default:
 		break;
 	}
@@ -162,6 +205,13 @@ static void fx_undo(struct fx *f, enum op op)
 		ck_assert_int_eq(be->ops->create(be, G, &f->h[3]), 0);
 	if (op == OP_COPY_FROM_HOST)
 		memcpy(f->dev_before, f->buf, FX_BYTES);
+	if (op == OP_DIRECT_FROM_HOST)
+		memcpy(f->dev_before, f->pinned, FX_BYTES);
+	if (op == OP_HOST_REGISTER)
+		ck_assert_int_eq(be->ops->host_unregister(be, f->spare), 0);
+	if (op == OP_HOST_UNREGISTER)
+		ck_assert_int_eq(
+			be->ops->host_register(be, f->pinned, FX_BYTES), 0);
 }
 
 /* How many times each driver function is called by one run of @op. */
@@ -218,7 +268,8 @@ START_TEST(test_fault_injection_ops)
 			same_state(&before, &after, what);
 			/* Device data is kept, except where the op was
 			 * overwriting it. */
-			fx_teardown(&f, op != OP_COPY_FROM_HOST);
+			fx_teardown(&f, op != OP_COPY_FROM_HOST &&
+						op != OP_DIRECT_FROM_HOST);
 			injected++;
 		}
 	}

@@ -53,6 +53,18 @@ struct fakecuda_stats {
 		pageable_async; /* async copies from unregistered host memory */
 	uint64_t invalid_calls; /* calls refused with an error (not injected) */
 	uint64_t injected; /* calls failed by injection */
+	/* Bytes of async copies queued, by their host side: wholly inside
+	 * one cuMemHostRegister range, or not (pageable). */
+	uint64_t async_bytes_registered;
+	uint64_t async_bytes_pageable;
+};
+
+/* A live cuMemHostRegister range and the async copy bytes it has served. */
+struct fakecuda_hostreg {
+	uintptr_t p;
+	size_t size;
+	unsigned int flags;
+	uint64_t async_bytes;
 };
 
 /* Fail the @nth call of @fn from now on (1 = the next) with @code. */
@@ -74,6 +86,11 @@ void fakecuda_get_stats(struct fakecuda_stats *st);
 int fakecuda_query(uintptr_t va, unsigned int *prot, uint64_t *handle);
 /* Change the memory per device; allocations beyond it fail OUT_OF_MEMORY. */
 void fakecuda_set_mem(size_t bytes);
+/*
+ * The live host registrations, newest first: up to @max into @out; returns
+ * how many there are (which may exceed @max).
+ */
+size_t fakecuda_hostregs(struct fakecuda_hostreg *out, size_t max);
 /* The names of the functions the fake implements, NULL-terminated. */
 const char *const *fakecuda_functions(void);
 

@@ -529,15 +529,30 @@ FC_EXPORT cudrv_result cuEventSynchronize(cudrv_event event)
 
 /* Host registration: a record, and the pages faulted in as pinning would. */
 
-bool fc_host_registered(const void *p, size_t size)
+struct fc_hostreg *fc_hostreg_of(const void *p, size_t size)
 {
 	uintptr_t a = (uintptr_t)p;
 	struct fc_hostreg *h;
 
 	for (h = fc.hostregs; h; h = h->next)
-		if (a >= h->p && a + size <= h->p + h->size)
-			return true;
-	return false;
+		if (a >= h->p && a - h->p < h->size &&
+		    size <= h->size - (a - h->p))
+			return h;
+	return NULL;
+}
+
+FC_EXPORT size_t fakecuda_hostregs(struct fakecuda_hostreg *out, size_t max)
+{
+	struct fc_hostreg *h;
+	size_t n = 0;
+
+	pthread_mutex_lock(&fc.lock);
+	for (h = fc.hostregs; h; h = h->next, n++)
+		if (n < max)
+			out[n] = (struct fakecuda_hostreg){
+				h->p, h->size, h->flags, h->async_bytes};
+	pthread_mutex_unlock(&fc.lock);
+	return n;
 }
 
 FC_EXPORT cudrv_result cuMemHostRegister_v2(void *p, size_t size,
@@ -549,7 +564,8 @@ FC_EXPORT cudrv_result cuMemHostRegister_v2(void *p, size_t size,
 
 	if (r)
 		return r;
-	if (!p || !size || flags > 0xf)
+	/* Flags: PORTABLE, DEVICEMAP, IOMEMORY, READ_ONLY; nothing else. */
+	if (!p || !size || a + size < a || flags > 0xf)
 		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	pthread_mutex_lock(&fc.lock);
 	r = need_ctx(NULL);
@@ -566,6 +582,7 @@ FC_EXPORT cudrv_result cuMemHostRegister_v2(void *p, size_t size,
 			23 /* MADV_POPULATE_WRITE */);
 		h->p = a;
 		h->size = size;
+		h->flags = flags;
 		h->next = fc.hostregs;
 		fc.hostregs = h;
 		fc.st.host_registered++;

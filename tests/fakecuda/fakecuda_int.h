@@ -77,6 +77,8 @@ struct fc_hostreg {
 	struct fc_hostreg *next;
 	uintptr_t p;
 	size_t size;
+	unsigned int flags;
+	uint64_t async_bytes; /* served by async copies */
 };
 
 /* Global state, under fc.lock. */
@@ -121,8 +123,8 @@ bool fc_stream_valid(cudrv_stream s);
 cudrv_result fc_stream_push(cudrv_stream s, const struct fc_op *op);
 /* Run a queued copy; an illegal address kills the context. */
 cudrv_result fc_copy_exec(struct fc_ctx *c, const struct fc_op *op);
-/* A copy was made with the host side outside any registered range. */
-bool fc_host_registered(const void *p, size_t size);
+/* The registration [@p, @p + @size) lies wholly inside, or NULL. */
+struct fc_hostreg *fc_hostreg_of(const void *p, size_t size);
 /* Parse "2M"-style sizes; 0 on success. */
 int fc_parse_size(const char *s, size_t *out);
 void fc_vmm_init(void);

@@ -550,10 +550,18 @@ static cudrv_result copy(enum fc_fn fn, void *dst, const void *src, size_t size,
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
 	else if (!r && !covered(dev, size, 0, &denied))
 		r = fc_bad(CUDRV_ERROR_INVALID_VALUE);
-	if (!r) {
-		if (!fc_host_registered(to_dev ? src : dst, size))
-			fc.st.pageable_async++;
+	if (!r)
 		r = fc_stream_push(stream, &op);
+	if (!r) {
+		struct fc_hostreg *h = fc_hostreg_of(to_dev ? src : dst, size);
+
+		if (h) {
+			h->async_bytes += size;
+			fc.st.async_bytes_registered += size;
+		} else {
+			fc.st.pageable_async++;
+			fc.st.async_bytes_pageable += size;
+		}
 	}
 	pthread_mutex_unlock(&fc.lock);
 	return r;
