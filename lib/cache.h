@@ -226,6 +226,16 @@ int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
 /* Release everything mapped, at destroy. */
 void backing_drop_all(struct vkv_cache *c);
 
+/* tiers.c: open the tiers the config asks for; close them (lock not held) */
+int tiers_open(struct vkv_cache *c);
+void tiers_close(struct vkv_cache *c);
+
+/* Head vectors in one page; a quantized page stores a scale for each. */
+static inline size_t quant_heads(const struct vkv_cache *c)
+{
+	return c->page_size / ((size_t)c->geom.head_dim * c->geom.elem_size);
+}
+
 /* swap.c */
 int swap_init(struct vkv_cache *c);
 void swap_fini(struct vkv_cache *c);

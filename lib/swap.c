@@ -33,7 +33,6 @@
 #include "quant.h"
 #include "tier_disk.h"
 #include "tier_host.h"
-#include "tier_kmod.h"
 
 /* Disk I/O is done in batches of this many pages through bounce buffers. */
 #define DISK_BATCH 16
@@ -67,11 +66,6 @@ static void io_fini(struct swap_io *io)
 {
 	free(io->bounce);
 	free(io->mem);
-}
-
-static size_t quant_heads(const struct vkv_cache *c)
-{
-	return c->page_size / ((size_t)c->geom.head_dim * c->geom.elem_size);
 }
 
 /* Copy the page at @va into @dst in its stored form. */
@@ -489,163 +483,13 @@ static void *swap_worker(void *arg)
 	return NULL;
 }
 
-/*
- * The host tier's hooks take one argument, the cache: slabs come from
- * /dev/vkv when the module is there, and are registered with the disk tier
- * as io_uring fixed buffers when there is one.
- */
-static int hook_alloc(void *arg, size_t len, int node, void **base)
-{
-	return vkv_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len, node,
-				   base);
-}
-
-static void hook_free(void *arg, void *base, size_t len)
-{
-	vkv_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
-}
-
-static int hook_page_out(void *arg, void *slab, size_t off, size_t len)
-{
-	return vkv_kmod_slab_page_out(((struct vkv_cache *)arg)->kslabs, slab,
-				      off, len);
-}
-
-static int hook_page_in(void *arg, void *slab, size_t off, size_t len)
-{
-	return vkv_kmod_slab_page_in(((struct vkv_cache *)arg)->kslabs, slab,
-				     off, len);
-}
-
-static int hook_discard(void *arg, void *slab, size_t off, size_t len)
-{
-	return vkv_kmod_slab_discard(((struct vkv_cache *)arg)->kslabs, slab,
-				     off, len);
-}
-
-static int hook_register(void *arg, void *base, size_t len)
-{
-	static bool said; /* once per process: a server has many caches */
-	struct vkv_cache *c = arg;
-	int ret = c->disk ? vkv_disk_buffer_add(c->disk, base, len) : 0;
-
-	/*
-	 * Last, so that nothing needs undoing when the disk tier fails the
-	 * slab; and only an optimisation: unregistered, copies are staged.
-	 */
-	if (!ret && c->be->ops->host_register) {
-		int r = c->be->ops->host_register(c->be, base, len);
-
-		if (r && !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
-			vkv_log(&c->cfg, VKV_LOG_WARN,
-				"vkv: host tier not registered with the %s "
-				"backend (%s): swap copies are staged",
-				c->be->ops->name, vkv_strerror(r));
-	}
-	return ret;
-}
-
-static void hook_unregister(void *arg, void *base, size_t len)
-{
-	struct vkv_cache *c = arg;
-
-	/* -ENOENT when registration had failed: nothing to undo. */
-	if (c->be->ops->host_unregister)
-		c->be->ops->host_unregister(c->be, base);
-	if (c->disk)
-		vkv_disk_buffer_remove(c->disk, base, len);
-}
-
-/*
- * Checked once per cache: where the host tier's memory comes from, and
- * whether the module, having it, also takes the swap file (then the
- * library's own disk tier is not opened).
- */
-static int host_tier_hooks(struct vkv_cache *c)
-{
-	struct vkv_host_tier_ops ops = {
-		.slab_register = hook_register,
-		.slab_unregister = hook_unregister,
-		.arg = c,
-	};
-	const char *path = c->cfg.swap_path;
-	int ret = vkv_kmod_slabs_open(c->chunk_bytes, &c->kslabs);
-
-	if (!ret) {
-		ops.slab_alloc = hook_alloc;
-		ops.slab_free = hook_free;
-		vkv_log(&c->cfg, VKV_LOG_INFO,
-			"vkv: host tier memory from /dev/vkv (pinned by "
-			"vkv.ko)");
-		if (path) {
-			ret = vkv_kmod_slabs_set_swap(c->kslabs, path);
-			if (ret) {
-				vkv_config_seterr("disk tier %s: %s", path,
-						  vkv_strerror(ret));
-				return ret;
-			}
-			ops.page_out = hook_page_out;
-			ops.page_in = hook_page_in;
-			ops.discard = hook_discard;
-			c->kdisk = true;
-			vkv_log(&c->cfg, VKV_LOG_INFO,
-				"vkv: disk tier: vkv.ko swaps the host tier "
-				"to %s",
-				path);
-		}
-	} else {
-		vkv_log(&c->cfg, VKV_LOG_INFO,
-			"vkv: host tier memory from mmap + mbind + mlock (%s)",
-			ret == -ENOENT ? "vkv.ko not loaded"
-				       : vkv_strerror(ret));
-	}
-	return vkv_host_tier_set_ops(c->host, &ops);
-}
-
 int swap_init(struct vkv_cache *c)
 {
-	const struct vkv_config *cfg = &c->cfg;
-	unsigned flags = cfg->io_uring ? 0 : VKV_DISK_NO_URING;
-	int ret;
-
 	c->sw = calloc(c->geom.max_seqs, sizeof(*c->sw));
 	c->swap_q = malloc(c->geom.max_seqs * sizeof(*c->swap_q));
 	if (!c->sw || !c->swap_q)
 		return -ENOMEM;
-	if (cfg->quantize) {
-		if (c->geom.elem_size != 2 && c->geom.elem_size != 4) {
-			vkv_config_seterr("quantize needs fp16 or fp32 "
-					  "elements, not %u bytes",
-					  c->geom.elem_size);
-			return -EINVAL;
-		}
-		c->chunk_bytes = c->page_size / c->geom.elem_size +
-				 quant_heads(c) * sizeof(float);
-		c->chunk_bytes = (c->chunk_bytes + 4095) & ~(size_t)4095;
-	} else {
-		c->chunk_bytes = c->page_size;
-	}
-	if (cfg->host_budget) {
-		ret = vkv_host_tier_open(cfg, c->chunk_bytes, cfg->host_budget,
-					 cfg->numa_node, &c->host);
-		if (ret) {
-			vkv_config_seterr("host tier: %s", vkv_strerror(ret));
-			return ret;
-		}
-		ret = host_tier_hooks(c);
-		if (ret)
-			return ret;
-	}
-	if (cfg->swap_path && !c->kdisk) {
-		ret = vkv_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
-					 cfg->swap_qdepth, flags, &c->disk);
-		if (ret) {
-			vkv_config_seterr("disk tier %s: %s", cfg->swap_path,
-					  vkv_strerror(ret));
-			return ret;
-		}
-	}
-	return 0;
+	return tiers_open(c);
 }
 
 void swap_fini(struct vkv_cache *c)
@@ -661,18 +505,11 @@ void swap_fini(struct vkv_cache *c)
 	if (c->sw)
 		for (uint32_t i = 0; i < c->geom.max_seqs; i++)
 			drop_saved(c, i);
-	/* The host tier first: its slabs are registered with the disk tier. */
-	if (c->host)
-		vkv_host_tier_close(c->host);
-	vkv_kmod_slabs_close(c->kslabs);
-	vkv_disk_tier_close(c->disk);
+	tiers_close(c);
 	free(c->sw);
 	free(c->swap_q);
 	c->sw = NULL;
 	c->swap_q = NULL;
-	c->disk = NULL;
-	c->host = NULL;
-	c->kslabs = NULL;
 }
 
 void swap_wait_idle(struct vkv_cache *c, uint32_t slot)

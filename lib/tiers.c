@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tiers.c - which tiers a cache has and where their memory comes from.
+ *
+ * The host tier's slabs come from /dev/vkv when the module is there (else
+ * mmap + mbind + mlock, tier_host.c's default). With a swap path, the disk
+ * tier is the module, swapping the host tier's slabs to that file, when the
+ * module is there; else the library's own swap file (tier_disk.c). Every
+ * slab is registered, as it appears, with the disk tier (io_uring fixed
+ * buffers) and with the backend (cuMemHostRegister on cuda); with the
+ * module as the disk tier, chunk by chunk as they become resident, since
+ * the module cannot swap pinned memory. swap.c moves sequences between them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cache.h"
+#include "tier_disk.h"
+#include "tier_host.h"
+#include "tier_kmod.h"
+
+/* The host tier's hooks take one argument, the cache. */
+static int hook_alloc(void *arg, size_t len, int node, void **base)
+{
+	return vkv_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len, node,
+				   base);
+}
+
+static void hook_free(void *arg, void *base, size_t len)
+{
+	vkv_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
+}
+
+static int hook_page_out(void *arg, void *slab, size_t off, size_t len)
+{
+	return vkv_kmod_slab_page_out(((struct vkv_cache *)arg)->kslabs, slab,
+				      off, len);
+}
+
+static int hook_page_in(void *arg, void *slab, size_t off, size_t len)
+{
+	return vkv_kmod_slab_page_in(((struct vkv_cache *)arg)->kslabs, slab,
+				     off, len);
+}
+
+static int hook_discard(void *arg, void *slab, size_t off, size_t len)
+{
+	return vkv_kmod_slab_discard(((struct vkv_cache *)arg)->kslabs, slab,
+				     off, len);
+}
+
+static int hook_register(void *arg, void *base, size_t len)
+{
+	static bool said; /* once per process: a server has many caches */
+	struct vkv_cache *c = arg;
+	int ret = c->disk ? vkv_disk_buffer_add(c->disk, base, len) : 0;
+
+	/*
+	 * Last, so that nothing needs undoing when the disk tier fails the
+	 * slab; and only an optimisation: unregistered, copies are staged.
+	 */
+	if (!ret && c->be->ops->host_register) {
+		int r = c->be->ops->host_register(c->be, base, len);
+
+		if (r && !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
+			vkv_log(&c->cfg, VKV_LOG_WARN,
+				"vkv: host tier not registered with the %s "
+				"backend (%s): swap copies are staged",
+				c->be->ops->name, vkv_strerror(r));
+	}
+	return ret;
+}
+
+static void hook_unregister(void *arg, void *base, size_t len)
+{
+	struct vkv_cache *c = arg;
+
+	/* -ENOENT when registration had failed: nothing to undo. */
+	if (c->be->ops->host_unregister)
+		c->be->ops->host_unregister(c->be, base);
+	if (c->disk)
+		vkv_disk_buffer_remove(c->disk, base, len);
+}
+
+/*
+ * Checked once per cache: where the host tier's memory comes from, and
+ * whether the module, having it, also takes the swap file (then the
+ * library's own disk tier is not opened).
+ */
+static int host_tier_hooks(struct vkv_cache *c)
+{
+	struct vkv_host_tier_ops ops = {
+		.slab_register = hook_register,
+		.slab_unregister = hook_unregister,
+		.arg = c,
+	};
+	const char *path = c->cfg.swap_path;
+	int ret = vkv_kmod_slabs_open(c->chunk_bytes, &c->kslabs);
+
+	if (!ret) {
+		ops.slab_alloc = hook_alloc;
+		ops.slab_free = hook_free;
+		vkv_log(&c->cfg, VKV_LOG_INFO,
+			"vkv: host tier memory from /dev/vkv (pinned by "
+			"vkv.ko)");
+		if (path) {
+			ret = vkv_kmod_slabs_set_swap(c->kslabs, path);
+			if (ret) {
+				vkv_config_seterr("disk tier %s: %s", path,
+						  vkv_strerror(ret));
+				return ret;
+			}
+			ops.page_out = hook_page_out;
+			ops.page_in = hook_page_in;
+			ops.discard = hook_discard;
+			c->kdisk = true;
+			vkv_log(&c->cfg, VKV_LOG_INFO,
+				"vkv: disk tier: vkv.ko swaps the host tier "
+				"to %s",
+				path);
+		}
+	} else {
+		vkv_log(&c->cfg, VKV_LOG_INFO,
+			"vkv: host tier memory from mmap + mbind + mlock (%s)",
+			ret == -ENOENT ? "vkv.ko not loaded"
+				       : vkv_strerror(ret));
+	}
+	return vkv_host_tier_set_ops(c->host, &ops);
+}
+
+int tiers_open(struct vkv_cache *c)
+{
+	const struct vkv_config *cfg = &c->cfg;
+	unsigned flags = cfg->io_uring ? 0 : VKV_DISK_NO_URING;
+	int ret;
+
+	if (cfg->quantize) {
+		if (c->geom.elem_size != 2 && c->geom.elem_size != 4) {
+			vkv_config_seterr("quantize needs fp16 or fp32 "
+					  "elements, not %u bytes",
+					  c->geom.elem_size);
+			return -EINVAL;
+		}
+		c->chunk_bytes = c->page_size / c->geom.elem_size +
+				 quant_heads(c) * sizeof(float);
+		c->chunk_bytes = (c->chunk_bytes + 4095) & ~(size_t)4095;
+	} else {
+		c->chunk_bytes = c->page_size;
+	}
+	if (cfg->host_budget) {
+		ret = vkv_host_tier_open(cfg, c->chunk_bytes, cfg->host_budget,
+					 cfg->numa_node, &c->host);
+		if (ret) {
+			vkv_config_seterr("host tier: %s", vkv_strerror(ret));
+			return ret;
+		}
+		ret = host_tier_hooks(c);
+		if (ret)
+			return ret;
+	}
+	if (cfg->swap_path && !c->kdisk) {
+		ret = vkv_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
+					 cfg->swap_qdepth, flags, &c->disk);
+		if (ret) {
+			vkv_config_seterr("disk tier %s: %s", cfg->swap_path,
+					  vkv_strerror(ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void tiers_close(struct vkv_cache *c)
+{
+	/* The host tier first: its slabs are registered with the disk tier
+	 * and the backend, and come from the module's contexts. */
+	if (c->host)
+		vkv_host_tier_close(c->host);
+	vkv_kmod_slabs_close(c->kslabs);
+	vkv_disk_tier_close(c->disk);
+	c->disk = NULL;
+	c->host = NULL;
+	c->kslabs = NULL;
+	c->kdisk = false;
+}
