@@ -626,8 +626,6 @@ int main(void)
 {
 	Suite *s = suite_create("disk_tier");
 	TCase *tc = tcase_create("disk");
-	SRunner *sr;
-	int failed;
 
 	swapdirs_init();
 	tcase_add_test(tc, test_disk_bad_input);
@@ -639,9 +637,5 @@ int main(void)
 	tcase_add_test(tc, test_disk_slab_hooks);
 	tcase_add_test(tc, test_disk_threads);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -446,17 +446,11 @@ int main(void)
 {
 	Suite *s = suite_create("tier_store");
 	TCase *tc = tcase_create("store");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_store_bad_input);
 	tcase_add_test(tc, test_store_budget_is_resident);
 	tcase_add_test(tc, test_store_errors);
 	tcase_add_test(tc, test_store_random);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }
