@@ -286,10 +286,12 @@ bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 	avail = c->pool.budget > open ? c->pool.budget - open : 0;
 	for (uint32_t i = 0; i < c->geom.max_seqs && avail < need; i++) {
 		const struct vkv_slot *s = &c->slots[i];
-		uint32_t keep = pages_for(c, s->len);
+		uint32_t keep;
 
+		/* Most slots are closed: skip them before dividing. */
 		if (!slot_spare(c, i))
 			continue;
+		keep = pages_for(c, s->len);
 		if (s->npages > keep)
 			avail += (uint64_t)(s->npages - keep) * c->ntensors;
 		if (evict && slot_victim(c, i, clock))
