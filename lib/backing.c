@@ -167,12 +167,9 @@ static int acquire(struct vkv_cache *c, size_t n)
 	}
 	/* Then what open slots hold beyond their length (look-ahead). */
 	for (uint32_t i = 0; got < n && i < c->geom.max_seqs; i++) {
-		struct vkv_slot *s = &c->slots[i];
-
-		if (s->state != SLOT_OPEN || s->mark == c->mark ||
-		    slot_busy(c, i))
+		if (!slot_spare(c, i))
 			continue;
-		r = reclaim_slot(c, i, pages_for(c, s->len), n - got,
+		r = reclaim_slot(c, i, pages_for(c, c->slots[i].len), n - got,
 				 c->scratch + got);
 		if (r < 0)
 			goto fail;
@@ -269,25 +266,36 @@ size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens)
 }
 
 /*
- * Could @need pages be had without failing half way? Everything but what
- * open slots need for their lengths (and the request's own pages) can be
- * freed, created or reclaimed. Checked before touching anything, so that a
- * request bound to fail creates, reclaims and releases nothing.
+ * Everything but what open slots need for their lengths, and what the
+ * request's own slots hold, can be freed, created or reclaimed; with a
+ * policy, idle sequences can also be swapped out whole. Checked before
+ * touching anything, so that a request bound to fail creates, reclaims,
+ * evicts and releases nothing. Only whether a tier takes an evicted
+ * sequence is left to trying.
  */
-static bool feasible(struct vkv_cache *c, size_t need)
+bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 {
-	uint64_t open = vkv_load(&c->cnt.pages_open), avail;
+	uint64_t open, avail;
+	bool evict = swap_can_evict(c);
 
-	if (c->pool.budget >= SIZE_MAX / 2 || swap_can_evict(c))
-		return true; /* no cap known, or eviction will decide */
+	if (need <= vkv_pool_free(&c->pool))
+		return true;
+	if (c->pool.budget >= SIZE_MAX / 2)
+		return true; /* no cap known: only the device can refuse */
+	open = vkv_load(&c->cnt.pages_open);
 	avail = c->pool.budget > open ? c->pool.budget - open : 0;
 	for (uint32_t i = 0; i < c->geom.max_seqs && avail < need; i++) {
 		const struct vkv_slot *s = &c->slots[i];
-		uint32_t keep = pages_for(c, s->len);
+		uint32_t keep;
 
-		if (s->state == SLOT_OPEN && s->mark != c->mark &&
-		    !slot_busy(c, i) && s->npages > keep)
+		/* Most slots are closed: skip them before dividing. */
+		if (!slot_spare(c, i))
+			continue;
+		keep = pages_for(c, s->len);
+		if (s->npages > keep)
 			avail += (uint64_t)(s->npages - keep) * c->ntensors;
+		if (evict && slot_victim(c, i, clock))
+			avail += (uint64_t)keep * c->ntensors;
 	}
 	return need <= avail;
 }
@@ -307,7 +315,7 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 	}
 	if (!need)
 		return 0;
-	if (need > vkv_pool_free(&c->pool) && !feasible(c, need)) {
+	if (!backing_room(c, need, c->use_clock)) {
 		vkv_add(&c->cnt.enomem, 1);
 		return -ENOMEM;
 	}

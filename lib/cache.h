@@ -103,6 +103,12 @@ struct vkv_cache {
 	int32_t *empty; /* stack of closed slots without pages */
 	uint32_t nempty;
 	uint32_t mark;
+	/*
+	 * While a step swaps its sequences in one by one, the mark of its
+	 * whole batch: each swap-in marks only its own slot, and must not
+	 * take from the others what the step then needs back.
+	 */
+	uint32_t batch_mark;
 	bool broken; /* a rollback failed: the backend state is unknown */
 
 	vkv_handle_t *scratch; /* pages being acquired for one request */
@@ -226,6 +232,14 @@ int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
 /* Release everything mapped, at destroy. */
 void backing_drop_all(struct vkv_cache *c);
 
+/*
+ * Could @need more pages be had for the request whose slots are marked,
+ * by reclaim and, per the policy, eviction of sequences not stepped at
+ * @clock? The same sum decides a request's -ENOMEM before anything is
+ * touched, and answers vkv_step_fits(). Lock held.
+ */
+bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
+
 /* tiers.c: open the tiers the config asks for; close them (lock not held) */
 int tiers_open(struct vkv_cache *c);
 void tiers_close(struct vkv_cache *c);
@@ -255,6 +269,31 @@ static inline bool swap_can_evict(const struct vkv_cache *c)
 static inline bool slot_busy(const struct vkv_cache *c, uint32_t slot)
 {
 	return c->sw[slot].busy;
+}
+
+/*
+ * An open sequence outside the request being served and not being swapped:
+ * what it holds beyond its length may be reclaimed for the request.
+ */
+static inline bool slot_spare(const struct vkv_cache *c, uint32_t slot)
+{
+	const struct vkv_slot *s = &c->slots[slot];
+
+	return s->state == SLOT_OPEN && !slot_busy(c, slot) &&
+	       s->mark != c->mark &&
+	       (!c->batch_mark || s->mark != c->batch_mark);
+}
+
+/*
+ * ... and one the eviction policy may swap out whole: it holds pages, sits
+ * in the cache, and was not stepped at @clock (the current step's).
+ */
+static inline bool slot_victim(const struct vkv_cache *c, uint32_t slot,
+			       uint64_t clock)
+{
+	return slot_spare(c, slot) && c->slots[slot].npages &&
+	       c->sw[slot].last_use != clock &&
+	       c->sw[slot].tier == VKV_TIER_DEVICE;
 }
 
 /* step.c: stop and join the step worker, at destroy. */

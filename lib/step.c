@@ -79,15 +79,17 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	c->use_clock++;
 	for (uint32_t i = 0; i < n; i++)
 		c->sw[slots[i]].last_use = c->use_clock;
-	for (uint32_t i = 0; i < n; i++) {
+	c->batch_mark = c->mark;
+	for (uint32_t i = 0; i < n && !ret; i++) {
 		if (c->sw[slots[i]].busy ||
 		    c->sw[slots[i]].tier != VKV_TIER_DEVICE) {
 			ret = swap_in_now(c, slots[i]);
-			if (ret)
-				return ret;
 			grow = true;
 		}
 	}
+	c->batch_mark = 0;
+	if (ret)
+		return ret;
 	if (grow) {
 		ret = backing_grow(c, slots, lens, n);
 		if (ret)
@@ -122,6 +124,56 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 		ret = -EBUSY;
 	else
 		ret = step_locked(c, slots, lens, n);
+	cache_leave(c);
+	return ret;
+}
+
+/*
+ * What vkv_step() would need, summed as backing_grow() sums it once the
+ * step's swap-ins are done: a swapped-out sequence first gets its saved
+ * length back, at its old addresses.
+ */
+static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
+		       const uint32_t *lens, uint32_t n)
+{
+	size_t need = 0;
+	bool grow;
+	int ret;
+
+	if (c->job_pending)
+		return -EBUSY;
+	if (c->broken)
+		return -EIO;
+	ret = step_check(c, slots, lens, n, &grow);
+	if (ret)
+		return ret;
+	/* A swap on the worker frees or takes pages at a time of its own. */
+	for (uint32_t i = 0; i < c->geom.max_seqs; i++)
+		if (slot_busy(c, i))
+			return -EBUSY;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t tokens = lens[i];
+
+		if (c->sw[slots[i]].tier != VKV_TIER_DEVICE &&
+		    c->slots[slots[i]].len > tokens)
+			tokens = c->slots[slots[i]].len;
+		need += backing_need(c, slots[i], tokens);
+	}
+	/* The step stamps its batch with a new clock: nobody has it yet. */
+	return backing_room(c, need, c->use_clock + 1) ? 0 : -ENOMEM;
+}
+
+VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc, const uint32_t *slots,
+			     const uint32_t *lens, uint32_t n)
+{
+	/* The lock orders this after a queued step; only marks change. */
+	struct vkv_cache *c = (struct vkv_cache *)cc;
+	int ret = check_args(c, slots, lens, n);
+
+	if (ret)
+		return ret;
+	cache_enter(c);
+	ret = fits_locked(c, slots, lens, n);
 	cache_leave(c);
 	return ret;
 }

@@ -546,14 +546,9 @@ long swap_evict(struct vkv_cache *c, size_t want)
 		uint64_t pages;
 
 		for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
-			const struct vkv_slot *s = &c->slots[i];
 			const struct swap_slot *w = &c->sw[i], *v;
 
-			/* Never one of the current request (marked, or
-			 * stamped with this step's clock). */
-			if (s->state != SLOT_OPEN || w->busy || !s->npages ||
-			    s->mark == c->mark || w->last_use == c->use_clock ||
-			    w->tier != VKV_TIER_DEVICE)
+			if (!slot_victim(c, i, c->use_clock))
 				continue;
 			if (victim == UINT32_MAX) {
 				victim = i;

@@ -351,6 +351,24 @@ int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
 	     uint32_t n);
 
 /*
+ * vkv_step_fits - would vkv_step() with the same arguments, called now,
+ * fail with -ENOMEM? Returns 0 if not, -ENOMEM if it would, and changes
+ * nothing: a scheduler asks before it queues a step and preempts first
+ * (as vLLM checks can_append_slots), so that no step fails and is retried
+ * on the critical path. The argument errors are vkv_step()'s, in its
+ * order; -EBUSY while an async step's result is uncollected or a swap
+ * (vkv_seq_swap_out(), _in()) is in progress, since either changes the
+ * answer. The step decides -ENOMEM by the same sum before touching
+ * anything, so the answer is exact, with three limits: without a budget
+ * only the device knows its limit, and 0 is returned; with an eviction
+ * policy, sequences it may evict count as room, which a full tier can
+ * still refuse; and a step that names a swapped-out sequence may fail
+ * with -EIO reading it back before it finds memory short.
+ */
+int vkv_step_fits(const struct vkv_cache *c, const uint32_t *slots,
+		  const uint32_t *lens, uint32_t n);
+
+/*
  * vkv_step_async - run vkv_step() for the batch on the cache's persistent
  * worker thread, then back up to lookahead_tokens more per sequence while
  * the caller computes. The arrays are copied. Returns 0 once queued, or the

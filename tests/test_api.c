@@ -167,6 +167,7 @@ START_TEST(test_null_cache)
 	ck_err(vkv_seq_info(NULL, 0, &si), -EINVAL);
 	ck_err(vkv_step(NULL, &slot, &len, 1), -EINVAL);
 	ck_err(vkv_step_async(NULL, &slot, &len, 1), -EINVAL);
+	ck_err(vkv_step_fits(NULL, &slot, &len, 1), -EINVAL);
 	ck_err(vkv_step_wait(NULL), -EINVAL);
 	ck_err(vkv_cache_stats(NULL, &st), -EINVAL);
 	ck_assert_uint_eq(vkv_hist_percentile(NULL, 50), 0);
@@ -301,6 +302,23 @@ START_TEST(test_step_args)
 	ck_assert_int_eq(vkv_seq_len(c, slots[0]), 1);
 	lens[2] = 3;
 
+	/* The question takes the step's arguments and refuses them alike. */
+	ck_ok(vkv_step_fits(c, NULL, NULL, 0));
+	ck_err(vkv_step_fits(c, NULL, lens, 3), -EINVAL);
+	ck_err(vkv_step_fits(c, slots, NULL, 3), -EINVAL);
+	ck_err(vkv_step_fits(c, slots, lens, 9), -EINVAL);
+	slots[2] = 7;
+	ck_err(vkv_step_fits(c, slots, lens, 3), -EBADF);
+	slots[2] = 99;
+	ck_err(vkv_step_fits(c, slots, lens, 3), -EINVAL);
+	slots[2] = slots[0];
+	ck_err(vkv_step_fits(c, slots, lens, 3), -EINVAL);
+	slots[2] = 2;
+	lens[2] = 5000;
+	ck_err(vkv_step_fits(c, slots, lens, 3), -E2BIG);
+	lens[2] = 3;
+	ck_ok(vkv_step_fits(c, slots, lens, 3));
+
 	/* Async: errors of the arguments come back at once. */
 	ck_err(vkv_step_wait(c), -EINVAL);
 	slots[2] = 7;
@@ -309,7 +327,10 @@ START_TEST(test_step_args)
 	ck_ok(vkv_step_async(c, slots, lens, 3));
 	ck_err(vkv_step_async(c, slots, lens, 3), -EBUSY);
 	ck_err(vkv_step(c, slots, lens, 3), -EBUSY);
+	/* Uncollected, the step may still fail: no answer to give. */
+	ck_err(vkv_step_fits(c, slots, lens, 3), -EBUSY);
 	ck_ok(vkv_step_wait(c));
+	ck_ok(vkv_step_fits(c, slots, lens, 3));
 	ck_err(vkv_step_wait(c), -EINVAL);
 	ck_assert_int_eq(vkv_seq_len(c, slots[0]), 100);
 	vkv_cache_destroy(c);
@@ -342,6 +363,19 @@ START_TEST(test_budget_enomem)
 	lens[1] = 1600;
 	slots[2] = (uint32_t)d;
 	lens[2] = 1000;
+	ck_ok(vkv_cache_stats(c, &st));
+	ck_err(vkv_step_fits(c, slots, lens, 3), -ENOMEM);
+	ck_ok(vkv_step_fits(c, slots, lens, 1)); /* b alone: 10-12 + 12 */
+	{
+		/* Asking is free: no page moved, no refusal counted. */
+		struct vkv_stats st2;
+
+		ck_ok(vkv_cache_stats(c, &st2));
+		ck_assert_uint_eq(st2.enomem, st.enomem);
+		ck_assert_uint_eq(st2.map_calls, st.map_calls);
+		ck_assert_uint_eq(st2.unmap_calls, st.unmap_calls);
+		ck_assert_uint_eq(st2.steps, st.steps);
+	}
 	ck_err(vkv_step(c, slots, lens, 3), -ENOMEM);
 	ck_assert_int_eq(vkv_seq_len(c, a), 1500);
 	ck_assert_int_eq(vkv_seq_len(c, b), 1000);

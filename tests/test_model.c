@@ -10,7 +10,8 @@
  *   + sum over its slots of max(pages now, pages_for(new len))  <= budget
  *
  * since closed slots and what open ones hold past their length can all be
- * reclaimed. After every operation the stats must agree with the model.
+ * reclaimed; vkv_step_fits() must say the same before every step. After
+ * every operation the stats must agree with the model.
  *
  * VKV_TEST_SEED=<n> replays a run; VKV_TEST_OPS=<n> changes its length.
  */
@@ -269,6 +270,11 @@ static void op_step(struct model *m, int async)
 	refresh(m);
 	if (!expect && !fits(m, slots, lens, n))
 		expect = -ENOMEM;
+	/* The library's own answer, asked first, must be the model's. */
+	ret = vkv_step_fits(m->c, slots, lens, n);
+	if (ret != expect)
+		ck_abort_msg("step_fits: %d (%s), model expected %d", ret,
+			     vkv_strerror(ret), expect);
 	if (async) {
 		ret = vkv_step_async(m->c, slots, lens, n);
 		if (!ret)

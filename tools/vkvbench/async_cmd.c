@@ -7,7 +7,9 @@
  * backend over the fakecuda test double: vkv_step() and the pipelined
  * vkv_step_async() + forward pass + vkv_step_wait(), each with the fake's
  * latency injection on and off. The critical path is the scheduler's time
- * inside those calls. The driver time on it is measured twice:
+ * inside those calls and in the vkv_step_fits() that precedes each (the
+ * simulator preempts before stepping, not after a failed step). The
+ * driver time on it is measured twice:
  *
  *   measured:  critical path with latency on minus with latency off, same
  *              window and options (it includes waits on the other threads'
@@ -329,22 +331,45 @@ static void emit(FILE *f, const void *arg)
 				ha >= HIDE_TARGET ? "PASS" : "MISS");
 		}
 		fprintf(f,
-			"Steps retried after `-ENOMEM` (a preemption, then "
-			"the step again at once, no forward pass to hide "
-			"behind): %llu sync, %llu async, with %.1f ms of "
-			"accounted driver time sync and %.1f ms async; "
-			"without them async hides %.1f%%. Driver work still "
-			"inside async + wait: %llu pages created by the "
-			"step (%llu by any thread meanwhile), %llu "
-			"mapped, %llu unmapped (%llu SetAccess and %llu "
+			"Preempted before the step, when vkv_step_fits() "
+			"said `-ENOMEM`: %llu sync, %llu async; their "
+			"vkv_seq_close() took %.1f ms sync, %.1f ms async of "
+			"scheduler time, not counted above (closing defers the "
+			"reclaim to the step). vkv_step_fits() itself, counted "
+			"above: %.1f ms sync, %.1f ms async, with %.1f and "
+			"%.1f ms of accounted driver time. ",
+			(unsigned long long)sy->preempted_fits,
+			(unsigned long long)as->preempted_fits,
+			ms(sy->preempt_ns), ms(as->preempt_ns),
+			ms(sy->cp_fits_ns), ms(as->cp_fits_ns),
+			ms(inj(&rp->m, &sy->cp_fits)),
+			ms(inj(&rp->m, &as->cp_fits)));
+		fprintf(f,
+			"Steps that failed with `-ENOMEM` all the same and "
+			"were retried at once (a preemption, then the step "
+			"again, no forward pass to hide behind): %llu sync, "
+			"%llu async",
+			(unsigned long long)sy->enomem_retries,
+			(unsigned long long)as->enomem_retries);
+		if (sy->enomem_retries || as->enomem_retries)
+			fprintf(f,
+				", with %.1f ms of accounted driver time sync "
+				"and %.1f ms async; without them async hides "
+				"%.1f%%. ",
+				ms(rs), ms(ra),
+				hidden((int64_t)(ia - ra), (int64_t)(is - rs)) *
+					100);
+		else
+			fprintf(f, ". ");
+		fprintf(f,
+			"Driver work still inside async + wait: %llu pages "
+			"created by the step (%llu by any thread meanwhile), "
+			"%llu mapped, %llu unmapped (%llu SetAccess and %llu "
 			"Unmap calls); %.1f ms of the async critical path "
 			"were in vkv_step_wait(). Admission (vkv_seq_open + "
 			"reserve of the prompt, synchronous in both modes, "
 			"not counted above) took %.1f ms sync, %.1f ms "
 			"async.\n",
-			(unsigned long long)sy->enomem_retries,
-			(unsigned long long)as->enomem_retries, ms(rs), ms(ra),
-			hidden((int64_t)(ia - ra), (int64_t)(is - rs)) * 100,
 			(unsigned long long)c->pages[CP_CREATE],
 			(unsigned long long)c->created_any,
 			(unsigned long long)c->pages[CP_MAP],

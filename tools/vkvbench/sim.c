@@ -303,8 +303,9 @@ static void cp_add1(struct cp_account *to, const struct cp_account *a0,
 	to->calls[CP_CREATE] = to->pages[CP_CREATE];
 }
 
+/* ... and into *@part too, if given: a kind of call reported apart. */
 static void cp_add(struct sim *s, const struct cp_account *a0, int retry,
-		   const char *what, uint64_t ns)
+		   const char *what, uint64_t ns, struct cp_account *part)
 {
 	struct cp_account a1;
 
@@ -325,6 +326,8 @@ static void cp_add(struct sim *s, const struct cp_account *a0, int retry,
 	cp_add1(&s->res->cp, a0, &a1);
 	if (retry)
 		cp_add1(&s->res->cp_retry, a0, &a1);
+	if (part)
+		cp_add1(part, a0, &a1);
 }
 
 /*
@@ -347,12 +350,12 @@ static int step_once(struct sim *s, int forward, int retry, uint64_t *cp)
 	if (!s->o->async) {
 		ret = vkv_step(s->c, s->slots, s->lens, s->nrun);
 		t1 = now_ns() - t0;
-		cp_add(s, &a, retry, "step", t1);
+		cp_add(s, &a, retry, "step", t1, NULL);
 		goto out;
 	}
 	ret = vkv_step_async(s->c, s->slots, s->lens, s->nrun);
 	t1 = now_ns() - t0;
-	cp_add(s, &a, retry, "async", t1);
+	cp_add(s, &a, retry, "async", t1, NULL);
 	if (ret)
 		goto out;
 	if (forward)
@@ -363,7 +366,7 @@ static int step_once(struct sim *s, int forward, int retry, uint64_t *cp)
 	t0 = now_ns() - t0;
 	t1 += t0;
 	s->res->cp_wait_ns += t0;
-	cp_add(s, &a, retry, "wait", t0);
+	cp_add(s, &a, retry, "wait", t0, NULL);
 out:
 	*cp += t1;
 	if (retry)
@@ -372,25 +375,86 @@ out:
 }
 
 /*
+ * Does the batch fit? Asked before every step attempt, in both modes, as a
+ * scheduler does before it commits to a batch (vLLM's can_append_slots);
+ * its time is on the critical path: it is the scheduler's wait for the
+ * library, and it stops a running look-ahead as the step would.
+ */
+static int fits_once(struct sim *s, uint64_t *cp)
+{
+	struct cp_account a;
+	uint64_t t0;
+	int ret;
+
+	cp_snap(s, &a);
+	t0 = now_ns();
+	ret = vkv_step_fits(s->c, s->slots, s->lens, s->nrun);
+	t0 = now_ns() - t0;
+	cp_add(s, &a, 0, "fits", t0, &s->res->cp_fits);
+	s->res->cp_fits_ns += t0;
+	*cp += t0;
+	return ret;
+}
+
+/*
+ * Preempt the newest sequence (vLLM's recompute policy): verify and close
+ * it, and queue it first for readmission. Returns 0, or 1 on an error;
+ * *@alone says it was the last one, which cannot grow even alone and
+ * will never finish.
+ */
+static int preempt(struct sim *s, uint64_t *done, int *alone)
+{
+	struct running *victim = &s->run[s->nrun - 1];
+	uint64_t close0 = s->res->close_ns;
+
+	if (seq_retire(s, victim))
+		return 1;
+	s->res->preempt_ns += s->res->close_ns - close0;
+	s->nrun--;
+	*alone = !s->nrun;
+	if (*alone) {
+		s->res->rejected++;
+		(*done)++;
+		return 0;
+	}
+	s->resume[victim->req] = victim->len;
+	q_push_front(s, victim->req);
+	s->res->preempted++;
+	return 0;
+}
+
+/*
  * One decode step: every running sequence grows by a token in one
- * vkv_step(). On -ENOMEM the newest sequence is preempted (vLLM's recompute
- * policy) and the step retried, without a second forward pass. The latency
- * sample is the scheduler's time in step calls, failed attempts included.
- * Returns 0 or 1.
+ * vkv_step(). Before it, vkv_step_fits() is asked, and while the batch
+ * does not fit the newest sequence is preempted; the step then should not
+ * fail. Should it fail with -ENOMEM all the same, the same preemption
+ * follows and the step is retried at once, without a second forward pass
+ * (counted: the library's answer and its step disagreed, or another
+ * thread took memory). The latency sample is the scheduler's time in
+ * vkv_step_fits() and step calls, failed attempts included. Returns 0 or 1.
  */
 static int decode_step(struct sim *s, uint64_t *done)
 {
 	uint64_t cp = 0;
 	uint32_t i;
-	int ret, forward = 1, retry = 0;
+	int ret, forward = 1, retry = 0, alone;
 
 	for (;;) {
-		struct running *victim;
-
 		for (i = 0; i < s->nrun; i++) {
 			s->slots[i] = s->run[i].slot;
 			s->lens[i] = s->run[i].len + 1;
 		}
+		ret = fits_once(s, &cp);
+		if (ret == -ENOMEM) {
+			if (preempt(s, done, &alone))
+				return 1;
+			if (alone)
+				return 0;
+			s->res->preempted_fits++;
+			continue;
+		}
+		if (ret)
+			return lib_err(s, "vkv_step_fits", ret);
 		ret = step_once(s, forward, retry, &cp);
 		if (s->o->async)
 			forward = 0;
@@ -403,19 +467,10 @@ static int decode_step(struct sim *s, uint64_t *done)
 						   : "vkv_step",
 				       ret);
 		s->res->enomem_retries++;
-		victim = &s->run[s->nrun - 1];
-		if (seq_retire(s, victim))
+		if (preempt(s, done, &alone))
 			return 1;
-		s->nrun--;
-		if (!s->nrun) {
-			/* It cannot grow even alone: it will never finish. */
-			s->res->rejected++;
-			(*done)++;
+		if (alone)
 			return 0;
-		}
-		s->resume[victim->req] = victim->len;
-		q_push_front(s, victim->req);
-		s->res->preempted++;
 	}
 	samples_push(&s->lat, cp);
 	s->res->cp_ns += cp;

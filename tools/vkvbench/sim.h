@@ -49,6 +49,8 @@ struct sim_result {
 	enum vkv_layout layout;
 	const char *backend;
 	uint64_t admitted, served, rejected, preempted, steps;
+	uint64_t preempted_fits; /* of preempted: before a step, on the
+				  * word of vkv_step_fits() */
 	uint64_t decoded_tokens, enomem_retries;
 	uint32_t peak_batch;
 	uint64_t peak_live, peak_mapped, peak_open, peak_need;
@@ -63,11 +65,15 @@ struct sim_result {
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
 	uint64_t cp_ns; /* sum over steps: the scheduler inside step calls */
 	uint64_t cp_wait_ns; /* of which in vkv_step_wait() */
+	uint64_t cp_fits_ns; /* of which in vkv_step_fits() */
+	uint64_t preempt_ns; /* sum: vkv_seq_close of preempted sequences
+			      * (part of close_ns; not in cp_ns) */
 	uint64_t admit_ns; /* sum: the scheduler in vkv_seq_open/reserve */
 	uint64_t close_ns; /* sum: the scheduler in vkv_seq_close */
 	struct cp_account cp; /* driver work during cp_ns */
 	uint64_t cp_retry_ns; /* of cp_ns: attempts after an -ENOMEM */
 	struct cp_account cp_retry; /* of cp: the same */
+	struct cp_account cp_fits; /* of cp: in vkv_step_fits() */
 	double sim_s, wall_s;
 	uint64_t rows_checked;
 	struct vkv_stats st; /* the cache's counters at the end */
