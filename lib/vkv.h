@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define VKV_VERSION_MAJOR 0
-#define VKV_VERSION_MINOR 1
+#define VKV_VERSION_MINOR 2
 
 /* Which physical memory backs the cache. */
 enum vkv_backend_kind {
