@@ -125,6 +125,24 @@ static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
 }
 
 /*
+ * Pages per segment that @slot, one of the request's own (or of the step
+ * whose swap-ins run as requests of their own: batch_mark), holds beyond
+ * both its length and what the request backs for it; 0 for other slots.
+ */
+static uint32_t own_spare(const struct vkv_cache *c, uint32_t slot)
+{
+	const struct vkv_slot *s = &c->slots[slot];
+	uint32_t keep;
+
+	if (s->state != SLOT_OPEN || slot_busy(c, slot) ||
+	    (s->mark != c->mark &&
+	     (!c->batch_mark || s->mark != c->batch_mark)))
+		return 0;
+	keep = pages_for(c, s->len > s->want ? s->len : s->want);
+	return s->npages > keep ? s->npages - keep : 0;
+}
+
+/*
  * Gather @n pages into c->scratch. Reclaimed pages may exceed the request by
  * less than one slot's segment count; the surplus goes back to the pool.
  */
@@ -170,6 +188,22 @@ static int acquire(struct vkv_cache *c, size_t n)
 		if (!slot_spare(c, i))
 			continue;
 		r = reclaim_slot(c, i, pages_for(c, c->slots[i].len), n - got,
+				 c->scratch + got);
+		if (r < 0)
+			goto fail;
+		got += (size_t)r;
+	}
+	/*
+	 * Then what the request's own sequences hold beyond what it backs for
+	 * them: a reopened slot inherits its predecessor's pages, and a batch
+	 * must not be refused while they lie idle under one of its members.
+	 */
+	for (uint32_t i = 0; got < n && i < c->geom.max_seqs; i++) {
+		uint32_t spare = own_spare(c, i);
+
+		if (!spare)
+			continue;
+		r = reclaim_slot(c, i, c->slots[i].npages - spare, n - got,
 				 c->scratch + got);
 		if (r < 0)
 			goto fail;
@@ -288,6 +322,7 @@ bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 		const struct vkv_slot *s = &c->slots[i];
 		uint32_t keep;
 
+		avail += (uint64_t)own_spare(c, i) * c->ntensors;
 		/* Most slots are closed: skip them before dividing. */
 		if (!slot_spare(c, i))
 			continue;
@@ -311,6 +346,7 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 		c->mark = 1;
 	for (uint32_t i = 0; i < n; i++) {
 		c->slots[slots[i]].mark = c->mark;
+		c->slots[slots[i]].want = tokens[i];
 		need += backing_need(c, slots[i], tokens[i]);
 	}
 	if (!need)

@@ -33,6 +33,7 @@ struct vkv_slot {
 	uint32_t npages; /* pages mapped in each segment */
 	uint32_t cap; /* tokens that npages back */
 	uint32_t mark; /* == cache->mark: in the batch being processed */
+	uint32_t want; /* with mark: the tokens the request backs */
 	int32_t prev, next; /* LRU of closed slots that still hold pages */
 };
 

@@ -53,6 +53,7 @@ static int step_check(struct vkv_cache *c, const uint32_t *slots,
 		if (s->mark == c->mark)
 			return -EINVAL;
 		s->mark = c->mark;
+		s->want = lens[i];
 		if (lens[i] > s->cap)
 			*grow = true;
 	}

@@ -7,10 +7,10 @@
  * including -ENOMEM, which is exact: a request fits if and only if
  *
  *   sum over open slots outside it of pages_for(len)
- *   + sum over its slots of max(pages now, pages_for(new len))  <= budget
+ *   + sum over its slots of pages_for(max(len, new len))  <= budget
  *
- * since closed slots and what open ones hold past their length can all be
- * reclaimed; vkv_step_fits() must say the same before every step. After
+ * since closed slots, what open ones hold past their length, and what the
+ * request's own hold past both can all be reclaimed; vkv_step_fits() must say the same before every step. After
  * every operation the stats must agree with the model.
  *
  * VKV_TEST_SEED=<n> replays a run; VKV_TEST_OPS=<n> changes its length.
@@ -73,9 +73,10 @@ static int fits(struct model *m, const uint32_t *slots, const uint32_t *lens,
 
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t now = m->info[slots[i]].pages, want = pf(m, lens[i]);
+		uint32_t len = pf(m, m->s[slots[i]].len);
 
 		in_batch[slots[i]] = 1;
-		total += want > now ? want : now;
+		total += want > len ? want : len;
 		grows |= want > now;
 	}
 	if (!grows)

@@ -276,7 +276,8 @@ END_TEST
 /*
  * vkv_step_fits() with swapped-out sequences in the batch (24 pages, no
  * eviction): each counts with its saved length, and the step's swap-ins
- * do not take from the rest of the batch what the sum counted as held.
+ * take from the rest of the batch only what the sum counted as spare:
+ * pages beyond both a member's length and what the step backs for it.
  */
 START_TEST(test_fits_swapped)
 {
@@ -284,6 +285,7 @@ START_TEST(test_fits_swapped)
 					 VKV_EVICT_NONE, 0, 1);
 	int a = vkv_seq_open(c), b = vkv_seq_open(c), d = vkv_seq_open(c);
 	uint32_t slots[2], lens[2];
+	struct vkv_seq_info si;
 	int ret;
 
 	ck_ok(vkv_seq_reserve(c, b, 1000)); /* 8 pages */
@@ -303,11 +305,17 @@ START_TEST(test_fits_swapped)
 
 	/* b back (8) with a's spare 4 reclaimed: 8 + 8 + 8. */
 	ck_ok(vkv_step_fits(c, slots, lens, 1));
-	/* a in the batch keeps its 12: 8 + 12 + 8 > 24, even at a's length. */
+	/* a in the batch at its length gives up its spare 4 all the same... */
 	slots[1] = (uint32_t)a;
 	lens[1] = 1000;
+	ck_ok(vkv_step_fits(c, slots, lens, 2));
+	/* ... but not grown to 1500, for which it holds them: 8 + 12 + 8. */
+	lens[1] = 1500;
 	ck_err(vkv_step_fits(c, slots, lens, 2), -ENOMEM);
 	ck_err(vkv_step(c, slots, lens, 2), -ENOMEM);
+	ck_ok(vkv_seq_info(c, (uint32_t)b, &si));
+	ck_assert_uint_eq(si.tier, VKV_TIER_HOST); /* nothing was done */
+	lens[1] = 1000;
 	/*
 	 * b grown to 10 pages: 26. The step brings b back (taking a's spare)
 	 * before it finds that out; that much stays done.
