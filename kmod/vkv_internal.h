@@ -47,6 +47,7 @@
 #include <linux/atomic.h>
 #include <linux/fs.h>
 #include <linux/list.h>
+#include <linux/mm.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
@@ -101,6 +102,31 @@ struct vkv_ctx {
 	atomic64_t pinned_bytes;
 };
 
+static inline size_t vkv_chunk_bytes(const struct vkv_pool *pool)
+{
+	return PAGE_SIZE << pool->chunk_order;
+}
+
+static inline unsigned long vkv_nr_pieces(const struct vkv_pool *pool,
+					  const struct vkv_chunk *c)
+{
+	return 1UL << (pool->chunk_order - c->piece_order);
+}
+
+static inline struct page *vkv_piece(const struct vkv_chunk *c, unsigned long i)
+{
+	return c->pieces ? c->pieces[i] : c->head;
+}
+
+/* Page @i (0 .. pages per chunk - 1) of a resident chunk. */
+static inline struct page *vkv_chunk_page(const struct vkv_chunk *c,
+					  unsigned long i)
+{
+	unsigned long mask = (1UL << c->piece_order) - 1;
+
+	return nth_page(vkv_piece(c, i >> c->piece_order), i & mask);
+}
+
 /* Module-wide counters, shown under /sys/kernel/vkv/. */
 struct vkv_stats {
 	atomic64_t pinned_bytes;
@@ -140,13 +166,26 @@ void vkv_sysfs_exit(void);
 void vkv_params_init(void);
 
 /* vkv_pool.c */
-extern const struct vm_operations_struct vkv_vm_ops;
+int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero);
+void vkv_chunk_free_pages(struct vkv_pool *pool, struct vkv_chunk *c);
+void vkv_account_resident(struct vkv_ctx *ctx, long delta_chunks);
 int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc);
 void vkv_pool_info(struct vkv_ctx *ctx, struct vkv_pool_info *pi);
 void vkv_pool_destroy(struct vkv_ctx *ctx);
+
+/* vkv_swap.c */
+int vkv_chunk_swap_in(struct vkv_ctx *ctx, unsigned long idx,
+		      struct vkv_chunk *c);
+int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
+		    struct vkv_chunk *c, bool discard);
 int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b);
 void vkv_drop_backing(struct vkv_ctx *ctx);
 int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r);
+
+/* vkv_fault.c */
+extern const struct vm_operations_struct vkv_vm_ops;
+
+/* vkv_shrink.c */
 int vkv_shrinker_init(void);
 void vkv_shrinker_exit(void);
 

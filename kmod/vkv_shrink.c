@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vkv.ko: the shrinker and its worker. See vkv_internal.h for the lock
+ * order.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/mm.h>
+#include <linux/shrinker.h>
+#include <linux/version.h>
+#include <linux/workqueue.h>
+
+#include "vkv_internal.h"
+
+/*
+ * Shrinker: under memory pressure, swap out the coldest chunks (least
+ * recently faulted in, prefetched or created) of contexts that have a
+ * backing file, never taking resident pool memory below min_resident_mb.
+ *
+ * The scan callback does no I/O and takes no lock: it adds the request to
+ * vkv_shrink_goal and queues vkv_shrink_work on a WQ_MEM_RECLAIM workqueue,
+ * whose worker swaps chunks out in plain process context. Writing to a
+ * filesystem from inside reclaim is not safe even with __GFP_FS: the task in
+ * reclaim (or one that kswapd waits for) may hold the backing file's inode
+ * lock, e.g. in the middle of our own swap-in. The worker holds no such lock
+ * of its own while it waits for them.
+ */
+static struct workqueue_struct *vkv_wq;
+static struct work_struct vkv_shrink_work;
+static atomic_long_t vkv_shrink_goal;	/* pages asked for, not yet freed */
+
+static unsigned long vkv_shrink_count(struct shrinker *s,
+				      struct shrink_control *sc)
+{
+	s64 resident = atomic64_read(&vkv_stats.pool_bytes);
+	s64 backed = atomic64_read(&vkv_stats.backed_resident_bytes);
+	s64 floor = (s64)READ_ONCE(vkv_min_resident_mb) << 20;
+
+	if (!READ_ONCE(vkv_shrinker_enabled) || resident <= floor || backed <= 0)
+		return 0;
+	return min(backed, resident - floor) >> PAGE_SHIFT;
+}
+
+/* Under ctx->lock. Swaps out up to @goal pages' worth of chunks. */
+static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
+{
+	struct vkv_pool *pool = ctx->pool;
+	s64 floor = (s64)READ_ONCE(vkv_min_resident_mb) << 20;
+	unsigned long tries, freed = 0;
+	size_t bytes;
+
+	if (!pool || !ctx->backing)
+		return 0;
+	bytes = vkv_chunk_bytes(pool);
+	for (tries = pool->nr_resident; tries && freed < goal; tries--) {
+		struct vkv_chunk *c;
+		int err;
+
+		if (!READ_ONCE(vkv_shrinker_enabled) || list_empty(&ctx->lru) ||
+		    atomic64_read(&vkv_stats.pool_bytes) - (s64)bytes < floor)
+			break;
+		c = list_first_entry(&ctx->lru, struct vkv_chunk, lru);
+		err = vkv_chunk_evict(ctx, c - pool->chunks, c, false);
+		if (err == -EBUSY) {
+			list_move_tail(&c->lru, &ctx->lru);
+			continue;
+		}
+		if (err)
+			break;
+		atomic64_inc(&vkv_stats.shrinker_swap_outs);
+		freed += 1UL << pool->chunk_order;
+	}
+	return freed;
+}
+
+static void vkv_shrink_worker(struct work_struct *work)
+{
+	long goal;
+
+	while ((goal = atomic_long_xchg(&vkv_shrink_goal, 0)) > 0) {
+		unsigned long freed = 0;
+		struct vkv_ctx *ctx;
+
+		mutex_lock(&vkv_ctxs_lock);
+		list_for_each_entry(ctx, &vkv_ctxs, node) {
+			if (freed >= goal)
+				break;
+			mutex_lock(&ctx->lock);
+			freed += vkv_shrink_ctx(ctx, goal - freed);
+			mutex_unlock(&ctx->lock);
+		}
+		/* Start with the next context next time. */
+		if (!list_empty(&vkv_ctxs))
+			list_rotate_left(&vkv_ctxs);
+		mutex_unlock(&vkv_ctxs_lock);
+		if (!freed)
+			break;	/* floor reached, or everything pinned */
+		cond_resched();
+	}
+}
+
+static unsigned long vkv_shrink_scan(struct shrinker *s,
+				     struct shrink_control *sc)
+{
+	unsigned long avail = vkv_shrink_count(s, sc);
+
+	if (!avail)
+		return SHRINK_STOP;
+	atomic64_inc(&vkv_stats.shrinker_scans);
+	if (atomic_long_read(&vkv_shrink_goal) < (long)avail)
+		atomic_long_add(min(sc->nr_to_scan, avail), &vkv_shrink_goal);
+	queue_work(vkv_wq, &vkv_shrink_work);
+	/* Memory comes back asynchronously; nothing was freed here. */
+	return SHRINK_STOP;
+}
+
+static int vkv_shrinker_register(void);
+static void vkv_shrinker_unregister(void);
+
+int vkv_shrinker_init(void)
+{
+	int err;
+
+	INIT_WORK(&vkv_shrink_work, vkv_shrink_worker);
+	vkv_wq = alloc_workqueue("vkv_reclaim", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
+	if (!vkv_wq)
+		return -ENOMEM;
+	err = vkv_shrinker_register();
+	if (err)
+		destroy_workqueue(vkv_wq);
+	return err;
+}
+
+void vkv_shrinker_exit(void)
+{
+	vkv_shrinker_unregister();
+	cancel_work_sync(&vkv_shrink_work);
+	destroy_workqueue(vkv_wq);
+}
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+static struct shrinker *vkv_shrinker;
+
+static int vkv_shrinker_register(void)
+{
+	vkv_shrinker = shrinker_alloc(0, "vkv");
+	if (!vkv_shrinker)
+		return -ENOMEM;
+	vkv_shrinker->count_objects = vkv_shrink_count;
+	vkv_shrinker->scan_objects = vkv_shrink_scan;
+	vkv_shrinker->seeks = DEFAULT_SEEKS;
+	shrinker_register(vkv_shrinker);
+	return 0;
+}
+
+static void vkv_shrinker_unregister(void)
+{
+	shrinker_free(vkv_shrinker);
+}
+#else
+static struct shrinker vkv_shrinker = {
+	.count_objects = vkv_shrink_count,
+	.scan_objects = vkv_shrink_scan,
+	.seeks = DEFAULT_SEEKS,
+};
+
+static int vkv_shrinker_register(void)
+{
+	return register_shrinker(&vkv_shrinker, "vkv");
+}
+
+static void vkv_shrinker_unregister(void)
+{
+	unregister_shrinker(&vkv_shrinker);
+}
+#endif
