@@ -8,7 +8,9 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/version.h>
+#include <linux/wait.h>
 
 #include "vkv_internal.h"
 
@@ -45,20 +47,83 @@ static void vkv_release_fault_lock(struct vm_fault *vmf)
 }
 
 /*
+ * How long a fault waits for a chunk's write to finish before it takes the
+ * chunk back. The writer may be waiting for the backing file's i_rwsem held
+ * by the faulting task itself (write(2) from the pool into that file), so
+ * the wait must end on its own; it only saves a swap-out's work otherwise.
+ */
+#define VKV_WRITE_WAIT	(HZ / 5)
+
+/* The fault was killed while waiting: give up the access. */
+static vm_fault_t vkv_fault_killed(struct vm_fault *vmf)
+{
+	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
+	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
+		/* The arch handler sees the fatal signal and does not retry. */
+		vkv_release_fault_lock(vmf);
+		return VM_FAULT_RETRY;
+	}
+	return VM_FAULT_SIGBUS;
+}
+
+/*
+ * The chunk is not resident and the fault may be retried: with mmap_lock
+ * (and ctx->lock) dropped, make it resident or wait for whoever does, then
+ * have the fault retried (it finds the chunk resident, or does the rest
+ * itself with FAULT_FLAG_TRIED). Other threads may mmap/munmap meanwhile;
+ * the file reference keeps the context.
+ */
+static vm_fault_t vkv_fault_retry(struct vm_fault *vmf, struct vkv_ctx *ctx,
+				  unsigned long idx, struct vkv_chunk *c)
+{
+	struct file *file = get_file(vmf->vma->vm_file);
+	bool swapped;
+
+	mutex_unlock(&ctx->lock);
+	vkv_release_fault_lock(vmf);
+	switch (READ_ONCE(c->state)) {
+	case VKV_CHUNK_WRITING:
+		wait_event_killable_timeout(ctx->io_wq,
+					    READ_ONCE(c->state) != VKV_CHUNK_WRITING,
+					    VKV_WRITE_WAIT);
+		break;
+	case VKV_CHUNK_LOADING:
+		wait_event_killable(ctx->io_wq, READ_ONCE(c->state) != VKV_CHUNK_LOADING);
+		break;
+	default:
+		if (mutex_lock_killable(&ctx->lock))
+			break;
+		swapped = c->state == VKV_CHUNK_SWAPPED;
+		if ((swapped || c->state == VKV_CHUNK_EMPTY) &&
+		    !vkv_chunk_load(ctx, idx, c, true) && swapped)
+			atomic64_inc(&vkv_stats.fault_in_total);
+		mutex_unlock(&ctx->lock);
+		break;
+	}
+	fput(file);
+	return VM_FAULT_RETRY;
+}
+
+/*
  * Page fault on a pool mapping: make the chunk resident (reading a swapped
  * chunk back and checking its CRC32C; SIGBUS if that fails) and map it.
+ * See vkv_internal.h for why it never waits for a backing-file write for
+ * long and never reads the file with a vkv lock held.
  */
 static vm_fault_t vkv_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct vkv_ctx *ctx = vma->vm_file->private_data;
+	bool may_retry = fault_flag_allow_retry_first(vmf->flags);
 	struct vkv_pool *pool;
 	struct vkv_chunk *c;
 	unsigned long idx;
 	vm_fault_t ret;
+	bool swapped;
 	int err;
 
-	mutex_lock(&ctx->lock);
+	if (mutex_lock_killable(&ctx->lock))
+		return vkv_fault_killed(vmf);
 	pool = ctx->pool;
 	if (!pool || vmf->pgoff >= (pool->size >> PAGE_SHIFT)) {
 		ret = VM_FAULT_SIGBUS;
@@ -66,39 +131,38 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 	}
 	idx = vmf->pgoff >> pool->chunk_order;
 	c = &pool->chunks[idx];
-	if (c->state == VKV_CHUNK_SWAPPED &&
-	    fault_flag_allow_retry_first(vmf->flags) &&
-	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
-		/*
-		 * Read the chunk back without holding mmap_lock (other threads
-		 * may mmap/munmap meanwhile), then have the fault retried: it
-		 * finds the chunk resident. Only once per fault (TRIED), so a
-		 * chunk swapped out again at once cannot starve the access.
-		 */
-		struct file *file = get_file(vma->vm_file);
-
-		mutex_unlock(&ctx->lock);
-		vkv_release_fault_lock(vmf);
-		mutex_lock(&ctx->lock);
-		if (c->state == VKV_CHUNK_SWAPPED &&
-		    !vkv_chunk_swap_in(ctx, idx, c))
-			atomic64_inc(&vkv_stats.fault_in_total);
-		mutex_unlock(&ctx->lock);
-		fput(file);
-		return VM_FAULT_RETRY;
-	}
-	if (c->state != VKV_CHUNK_RESIDENT) {
-		bool was_swapped = c->state == VKV_CHUNK_SWAPPED;
-
-		err = vkv_chunk_swap_in(ctx, idx, c);
+	for (;;) {
+		if (c->state == VKV_CHUNK_RESIDENT) {
+			list_move_tail(&c->lru, &ctx->lru);
+			break;
+		}
+		if (c->state == VKV_CHUNK_WRITING && (!may_retry || c->aborted)) {
+			/* Take it back: the writer still holds its pages. */
+			c->aborted = true;
+			break;
+		}
+		if (may_retry) {
+			if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT) {
+				ret = VM_FAULT_RETRY;
+				goto out;
+			}
+			return vkv_fault_retry(vmf, ctx, idx, c);
+		}
+		/* Cannot drop mmap_lock: the read path does not need it. */
+		if (c->state == VKV_CHUNK_LOADING) {
+			if (vkv_chunk_wait_io(ctx, c))
+				return VM_FAULT_SIGBUS;
+			continue;
+		}
+		swapped = c->state == VKV_CHUNK_SWAPPED;
+		err = vkv_chunk_load(ctx, idx, c, true);
 		if (err) {
-			ret = err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+			/* Including -ENOMEM after the OOM killer found nobody. */
+			ret = VM_FAULT_SIGBUS;
 			goto out;
 		}
-		if (was_swapped)
+		if (swapped)
 			atomic64_inc(&vkv_stats.fault_in_total);
-	} else {
-		list_move_tail(&c->lru, &ctx->lru);
 	}
 	ret = vmf_insert_page(vma, vmf->address,
 			      vkv_chunk_page(c, vmf->pgoff & ((1UL << pool->chunk_order) - 1)));

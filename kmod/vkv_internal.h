@@ -4,47 +4,85 @@
  *
  * Objects and lifetime
  * --------------------
- * struct vkv_ctx   one per open() of /dev/vkv. Lives until the file is
+ * struct vkv_ctx   one per open() of /dev/vkv. Usable until the file is
  *                  released: every fd closed *and* every mmap of it gone
  *                  (a vma holds a file reference), which includes process
- *                  death. Release unpins user pins, frees every chunk,
- *                  drops the backing file and the per-context inode.
+ *                  death. Release unpins user pins, waits for chunk I/O,
+ *                  frees every chunk, drops the backing file and the
+ *                  per-context inode; the struct itself lives on while the
+ *                  shrink worker holds a reference (ctx->ref).
  * struct vkv_pool  at most one per context, created by VKV_IOC_POOL_CREATE,
  *                  freed with the context. Its geometry never changes.
  * struct vkv_chunk unit of allocation and swap (chunk_size bytes); its state
- *                  (RESIDENT / SWAPPED / EMPTY) and pages change under
- *                  ctx->lock only.
+ *                  (RESIDENT / SWAPPED / EMPTY / LOADING / WRITING) changes
+ *                  under ctx->lock only. Its pages belong to whoever set
+ *                  LOADING until it leaves that state.
  * struct vkv_upin  one user-range pin, in ctx->pins (an xarray, which has its
  *                  own lock; whoever erases the entry owns it).
  *
  * Locks and their order (outer first)
  * -----------------------------------
  *   mmap_lock (or the per-VMA lock) of the faulting mm
- *     -> vkv_ctxs_lock   global mutex: the list of contexts (shrink worker)
- *       -> ctx->lock     per-context mutex: pool geometry, chunk states and
- *                        pages, the LRU, the backing file
- *         -> i_mmap_rwsem of the context's mapping (unmap_mapping_range)
- *         -> locks of the backing file's filesystem (vfs_iter_read/write)
+ *     -> ctx->lock       per-context mutex: pool geometry, chunk states and
+ *                        pages, the LRU, the backing file, nr_io, dead
+ *       -> i_mmap_rwsem of the context's own mapping (unmap_mapping_range)
+ *   vkv_ctxs_lock        global mutex: the list of contexts. A leaf: held
+ *                        only to link, unlink, or take a reference on a
+ *                        context; nothing sleeps on a context under it.
  *
- * The fault handler is entered with mmap_lock held and takes ctx->lock; it
- * holds it across "check state, read the chunk back, insert the PTEs" (or,
- * when the fault may be retried, drops both locks, reads the chunk back
- * under ctx->lock alone and returns VM_FAULT_RETRY).
+ * No file I/O runs under any vkv lock. A chunk being read back is LOADING,
+ * one being written out is WRITING; the task doing that I/O drops ctx->lock
+ * around it (ctx->nr_io counts such tasks) and takes it again to finish.
+ * Every state change out of LOADING or WRITING wakes ctx->io_wq.
+ *
+ * Why: write(2) and O_DIRECT I/O hold the backing file's i_rwsem (and the
+ * filesystem's own locks) while they fault on their user buffer, which may
+ * be this pool. So a fault must never wait for anything that waits for the
+ * backing file's locks:
+ *  - Reads go through a buffered file of the module's own (backing_rd).
+ *    Buffered reads take no i_rwsem on ext4 or in the generic read path
+ *    (filemap_read), so a task that holds the file's i_rwsem, even
+ *    exclusively, can read its own chunk back in its fault. O_DIRECT reads
+ *    would take i_rwsem shared and deadlock on that task itself.
+ *  - Writes may wait for i_rwsem (its holder may be faulting on the very
+ *    chunk being written). A fault on a WRITING chunk therefore waits for
+ *    the writer only briefly and killably, without mmap_lock (it returns
+ *    VM_FAULT_RETRY); the retried fault then takes the chunk back (sets
+ *    @aborted and maps its pages, which the writer still holds). The writer
+ *    sees @aborted when it is done, and the chunk stays resident.
+ *  - A LOADING chunk is waited for (killably): its loader waits for no lock
+ *    that a faulting task may hold.
+ * The fault handler takes ctx->lock killably and, while it may retry,
+ * drops mmap_lock before any I/O or wait and returns VM_FAULT_RETRY; a
+ * fault that cannot retry (or was retried once) does the I/O itself with
+ * mmap_lock held, which the read path never takes, so every access makes
+ * progress. A killed fault returns VM_FAULT_RETRY (lock dropped) or
+ * VM_FAULT_SIGBUS.
+ *
  * Swap-out and discard hold ctx->lock across "check pins, zap every PTE,
- * check pins and references again, write, free". So a fault either sees the
- * chunk resident and maps it before the zap, or waits and reads it back.
+ * mark WRITING"; the reference checks, the CRC and the write run without
+ * it; "check again, free" runs under it. Only the fault handler makes new
+ * PTEs, under ctx->lock, so the pages cannot gain a mapping unnoticed.
  * Nothing that holds ctx->lock takes mmap_lock: VKV_IOC_PIN calls
- * pin_user_pages_fast() (which may fault on this very pool) without
- * ctx->lock. The shrinker's scan callback takes no lock and does no I/O
- * (allocations made under our locks, or under the backing filesystem's
- * locks, recurse into reclaim); it queues the shrink worker, which takes
- * vkv_ctxs_lock then each ctx->lock in plain process context.
+ * pin_user_pages_fast() (which may fault on this very pool) without it.
+ *
+ * The shrinker's scan callback takes no lock and does no I/O; it queues
+ * the shrink worker, which takes a reference (ctx->ref) on one context at a
+ * time under vkv_ctxs_lock, drops it, then works on that context with
+ * mutex_trylock() and a bounded number of chunks. Release marks the
+ * context dead and waits for nr_io to reach 0 before freeing chunks; the
+ * context's memory goes with the last reference. Backing-file writes run
+ * with the credentials of the task that registered the file (override_creds),
+ * so the shrink worker never writes as root.
  * Counters are atomics and need no lock.
  */
 #ifndef VKV_INTERNAL_H
 #define VKV_INTERNAL_H
 
 #include <linux/atomic.h>
+#include <linux/cred.h>
+#include <linux/kref.h>
+#include <linux/wait.h>
 #include <linux/fs.h>
 #include <linux/list.h>
 #include <linux/mm.h>
@@ -61,6 +99,8 @@ enum vkv_chunk_state {
 	VKV_CHUNK_RESIDENT = 0,
 	VKV_CHUNK_SWAPPED,
 	VKV_CHUNK_EMPTY,
+	VKV_CHUNK_LOADING,	/* being made resident; no pages yet */
+	VKV_CHUNK_WRITING,	/* zapped, pages still held, write under way */
 };
 
 struct vkv_chunk {
@@ -75,6 +115,7 @@ struct vkv_chunk {
 	u32 crc;		/* CRC32C of the data on the backing file */
 	u8 state;
 	u8 piece_order;
+	bool aborted;		/* WRITING: a fault took the chunk back */
 };
 
 struct vkv_pool {
@@ -91,11 +132,17 @@ struct vkv_pool {
 
 struct vkv_ctx {
 	struct mutex lock;		/* chunk states and pages, lru, backing */
+	struct kref ref;		/* the open file's, and the shrink worker's */
 	struct list_head node;		/* on vkv_ctxs, under vkv_ctxs_lock */
+	wait_queue_head_t io_wq;	/* a chunk left LOADING/WRITING, nr_io fell */
+	unsigned int nr_io;		/* tasks doing chunk I/O without ctx->lock */
+	bool dead;			/* released: no new chunk I/O */
 	struct inode *inode;		/* private address space for mmap */
 	struct vkv_pool *pool;		/* NULL until POOL_CREATE */
 	struct list_head lru;		/* resident chunks, coldest first */
-	struct file *backing;		/* NULL if none */
+	struct file *backing;		/* NULL if none; our own open, for writes */
+	struct file *backing_rd;	/* our own buffered open, for reads */
+	const struct cred *backing_cred; /* the registrant's: for all its I/O */
 	u64 backing_off;
 	bool backing_direct;
 	struct xarray pins;		/* u32 handle -> struct vkv_upin */
@@ -165,8 +212,12 @@ int vkv_sysfs_init(void);
 void vkv_sysfs_exit(void);
 void vkv_params_init(void);
 
+/* vkv_main.c */
+void vkv_ctx_put(struct vkv_ctx *ctx);
+
 /* vkv_pool.c */
-int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero);
+int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
+		    bool may_oom);
 void vkv_chunk_free_pages(struct vkv_pool *pool, struct vkv_chunk *c);
 void vkv_account_resident(struct vkv_ctx *ctx, long delta_chunks);
 int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc);
@@ -174,10 +225,21 @@ void vkv_pool_info(struct vkv_ctx *ctx, struct vkv_pool_info *pi);
 void vkv_pool_destroy(struct vkv_ctx *ctx);
 
 /* vkv_swap.c */
-int vkv_chunk_swap_in(struct vkv_ctx *ctx, unsigned long idx,
-		      struct vkv_chunk *c);
+#define VKV_EVICT_DISCARD	0x1	/* free without writing */
+#define VKV_EVICT_NOWAIT	0x2	/* shrinker: skip referenced chunks at once */
+int vkv_chunk_load(struct vkv_ctx *ctx, unsigned long idx,
+		   struct vkv_chunk *c, bool may_oom);
 int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
-		    struct vkv_chunk *c, bool discard);
+		    struct vkv_chunk *c, unsigned int flags);
+static inline bool vkv_chunk_in_io(const struct vkv_chunk *c)
+{
+	u8 s = READ_ONCE(c->state);
+
+	return s == VKV_CHUNK_LOADING || s == VKV_CHUNK_WRITING;
+}
+
+int vkv_chunk_wait_io(struct vkv_ctx *ctx, struct vkv_chunk *c);
+void vkv_swap_quiesce(struct vkv_ctx *ctx);
 int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b);
 void vkv_drop_backing(struct vkv_ctx *ctx);
 int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r);

@@ -21,7 +21,7 @@
 
 #define VKV_FS_MAGIC 0x766b7666	/* "vkvf" */
 
-/* vkv_ctxs_lock guards vkv_ctxs, the list of open contexts (for the shrinker). */
+/* vkv_ctxs_lock guards vkv_ctxs, the list of open contexts (for the shrinker): a leaf lock. */
 DEFINE_MUTEX(vkv_ctxs_lock);
 LIST_HEAD(vkv_ctxs);
 
@@ -59,6 +59,8 @@ static int vkv_open(struct inode *inode, struct file *filp)
 	if (!ctx)
 		return -ENOMEM;
 	mutex_init(&ctx->lock);
+	kref_init(&ctx->ref);
+	init_waitqueue_head(&ctx->io_wq);
 	INIT_LIST_HEAD(&ctx->lru);
 	xa_init_flags(&ctx->pins, XA_FLAGS_ALLOC1);
 	atomic64_set(&ctx->pinned_bytes, 0);
@@ -88,12 +90,26 @@ err_free:
 	return ret;
 }
 
+static void vkv_ctx_free(struct kref *ref)
+{
+	struct vkv_ctx *ctx = container_of(ref, struct vkv_ctx, ref);
+
+	mutex_destroy(&ctx->lock);
+	kfree(ctx);
+}
+
+/* The shrink worker's reference may outlive the file (vkv_shrink.c). */
+void vkv_ctx_put(struct vkv_ctx *ctx)
+{
+	kref_put(&ctx->ref, vkv_ctx_free);
+}
+
 /* Last reference to the file: no fd and no vma is left. */
 static int vkv_release(struct inode *inode, struct file *filp)
 {
 	struct vkv_ctx *ctx = filp->private_data;
 
-	/* Waits for a shrinker pass that may be working on this context. */
+	/* Never waits for the shrink worker: it holds a reference instead. */
 	mutex_lock(&vkv_ctxs_lock);
 	list_del(&ctx->node);
 	mutex_unlock(&vkv_ctxs_lock);
@@ -101,6 +117,8 @@ static int vkv_release(struct inode *inode, struct file *filp)
 	/* Pins first: a pinned pool page must not be freed under a pin. */
 	vkv_unpin_all(ctx);
 	mutex_lock(&ctx->lock);
+	/* A shrink worker's write may still run on this context. */
+	vkv_swap_quiesce(ctx);
 	vkv_pool_destroy(ctx);
 	vkv_drop_backing(ctx);
 	mutex_unlock(&ctx->lock);
@@ -108,9 +126,8 @@ static int vkv_release(struct inode *inode, struct file *filp)
 
 	iput(ctx->inode);
 	simple_release_fs(&vkv_mnt, &vkv_mnt_count);
-	mutex_destroy(&ctx->lock);
-	kfree(ctx);
 	atomic64_dec(&vkv_stats.contexts);
+	vkv_ctx_put(ctx);
 	return 0;
 }
 

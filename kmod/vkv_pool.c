@@ -17,11 +17,16 @@
 /*
  * Allocate a chunk's memory on the pool's node (zeroed unless the caller
  * overwrites every byte, as a swap-in does): one compound page of
- * the chunk's order if possible, else pieces of ever smaller orders (counted
- * as a fallback). Compound pages keep a refcount on every tail page's head,
- * which vm_insert_page() needs.
+ * the chunk's order if possible, else pieces of ever smaller orders (the
+ * caller counts a fallback: c->piece_order below the chunk order). Compound
+ * pages keep a refcount on every tail page's head, which vm_insert_page()
+ * needs. With @may_oom the last resort, order 0, may invoke the OOM killer
+ * (of the memory cgroup too): a fault-in must not fail in a way that
+ * makes the fault be retried forever (VM_FAULT_OOM does since 5.16).
+ * Without it, it fails with -ENOMEM, which the ioctls return.
  */
-int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero)
+int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
+		    bool may_oom)
 {
 	const gfp_t base = GFP_KERNEL_ACCOUNT | __GFP_THISNODE | __GFP_NOWARN |
 			   (zero ? __GFP_ZERO : 0);
@@ -30,7 +35,8 @@ int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero)
 
 	for (o = order; o >= 0; o--) {
 		unsigned long n = 1UL << (order - o), i;
-		gfp_t gfp = base | (o ? __GFP_COMP | __GFP_NORETRY : __GFP_RETRY_MAYFAIL);
+		gfp_t gfp = base | (o ? __GFP_COMP | __GFP_NORETRY :
+				    may_oom ? 0 : __GFP_RETRY_MAYFAIL);
 		struct page **pieces = NULL;
 		struct page *head = NULL;
 
@@ -53,10 +59,6 @@ int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero)
 			c->head = head;
 			c->pieces = pieces;
 			c->piece_order = o;
-			if (o != order) {
-				pool->nr_fallback++;
-				atomic64_inc(&vkv_stats.fallback_chunks);
-			}
 			return 0;
 		}
 		while (pieces && i--)
@@ -162,7 +164,7 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 			err = -EINTR;
 			goto err_free;
 		}
-		err = vkv_chunk_alloc(pool, c, true);
+		err = vkv_chunk_alloc(pool, c, true, false);
 		if (err) {
 			/* Only chunks 0 .. i-1 hold memory. */
 			c->state = VKV_CHUNK_EMPTY;
@@ -171,6 +173,10 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 			goto err_free;
 		}
 		c->state = VKV_CHUNK_RESIDENT;
+		if (c->piece_order != pool->chunk_order) {
+			pool->nr_fallback++;
+			atomic64_inc(&vkv_stats.fallback_chunks);
+		}
 		cond_resched();
 	}
 

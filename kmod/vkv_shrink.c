@@ -22,9 +22,18 @@
  * whose worker swaps chunks out in plain process context. Writing to a
  * filesystem from inside reclaim is not safe even with __GFP_FS: the task in
  * reclaim (or one that kswapd waits for) may hold the backing file's inode
- * lock, e.g. in the middle of our own swap-in. The worker holds no such lock
- * of its own while it waits for them.
+ * lock.
+ *
+ * The worker never sleeps on a context while it holds vkv_ctxs_lock (which
+ * open and release take): it takes a reference on one context at a time,
+ * drops the list lock, and gives up on a context whose lock it cannot take
+ * at once. Per visit it looks at no more than VKV_SHRINK_BATCH chunks and
+ * skips referenced ones without waiting, so pages held by pipes cannot stall
+ * it, and contexts take turns. Its writes run with each backing file's
+ * registrant's credentials (vkv_chunk_io).
  */
+#define VKV_SHRINK_BATCH 64
+
 static struct workqueue_struct *vkv_wq;
 static struct work_struct vkv_shrink_work;
 static atomic_long_t vkv_shrink_goal;	/* pages asked for, not yet freed */
@@ -41,28 +50,35 @@ static unsigned long vkv_shrink_count(struct shrinker *s,
 	return min(backed, resident - floor) >> PAGE_SHIFT;
 }
 
-/* Under ctx->lock. Swaps out up to @goal pages' worth of chunks. */
+/* Swaps out up to @goal pages' worth of one context's coldest chunks. */
 static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
 {
-	struct vkv_pool *pool = ctx->pool;
 	s64 floor = (s64)READ_ONCE(vkv_min_resident_mb) << 20;
-	unsigned long tries, freed = 0;
+	unsigned long budget, freed = 0;
+	struct vkv_pool *pool;
 	size_t bytes;
 
-	if (!pool || !ctx->backing)
-		return 0;
+	if (!mutex_trylock(&ctx->lock))
+		return 0;	/* busy now; its turn comes again */
+	pool = ctx->pool;
+	if (!pool || !ctx->backing || ctx->dead)
+		goto out;
 	bytes = vkv_chunk_bytes(pool);
-	for (tries = pool->nr_resident; tries && freed < goal; tries--) {
+	for (budget = min_t(unsigned long, pool->nr_resident, VKV_SHRINK_BATCH);
+	     budget && freed < goal; budget--) {
 		struct vkv_chunk *c;
 		int err;
 
 		if (!READ_ONCE(vkv_shrinker_enabled) || list_empty(&ctx->lru) ||
+		    !ctx->backing || ctx->dead ||
 		    atomic64_read(&vkv_stats.pool_bytes) - (s64)bytes < floor)
 			break;
 		c = list_first_entry(&ctx->lru, struct vkv_chunk, lru);
-		err = vkv_chunk_evict(ctx, c - pool->chunks, c, false);
+		/* Drops and retakes ctx->lock around the write. */
+		err = vkv_chunk_evict(ctx, c - pool->chunks, c, VKV_EVICT_NOWAIT);
 		if (err == -EBUSY) {
-			list_move_tail(&c->lru, &ctx->lru);
+			if (!list_empty(&c->lru))
+				list_move_tail(&c->lru, &ctx->lru);
 			continue;
 		}
 		if (err)
@@ -70,7 +86,24 @@ static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
 		atomic64_inc(&vkv_stats.shrinker_swap_outs);
 		freed += 1UL << pool->chunk_order;
 	}
+out:
+	mutex_unlock(&ctx->lock);
 	return freed;
+}
+
+/* The next context in turn, with a reference; NULL if there is none. */
+static struct vkv_ctx *vkv_shrink_next(void)
+{
+	struct vkv_ctx *ctx = NULL;
+
+	mutex_lock(&vkv_ctxs_lock);
+	if (!list_empty(&vkv_ctxs)) {
+		ctx = list_first_entry(&vkv_ctxs, struct vkv_ctx, node);
+		kref_get(&ctx->ref);
+		list_rotate_left(&vkv_ctxs);
+	}
+	mutex_unlock(&vkv_ctxs_lock);
+	return ctx;
 }
 
 static void vkv_shrink_worker(struct work_struct *work)
@@ -78,24 +111,25 @@ static void vkv_shrink_worker(struct work_struct *work)
 	long goal;
 
 	while ((goal = atomic_long_xchg(&vkv_shrink_goal, 0)) > 0) {
-		unsigned long freed = 0;
-		struct vkv_ctx *ctx;
+		unsigned long freed = 0, n;
 
 		mutex_lock(&vkv_ctxs_lock);
-		list_for_each_entry(ctx, &vkv_ctxs, node) {
-			if (freed >= goal)
-				break;
-			mutex_lock(&ctx->lock);
-			freed += vkv_shrink_ctx(ctx, goal - freed);
-			mutex_unlock(&ctx->lock);
-		}
-		/* Start with the next context next time. */
-		if (!list_empty(&vkv_ctxs))
-			list_rotate_left(&vkv_ctxs);
+		n = list_count_nodes(&vkv_ctxs);
 		mutex_unlock(&vkv_ctxs_lock);
+		while (n-- && freed < goal) {
+			struct vkv_ctx *ctx = vkv_shrink_next();
+
+			if (!ctx)
+				break;
+			freed += vkv_shrink_ctx(ctx, goal - freed);
+			vkv_ctx_put(ctx);
+			cond_resched();
+		}
 		if (!freed)
-			break;	/* floor reached, or everything pinned */
-		cond_resched();
+			break;	/* floor reached, or everything busy */
+		/* Progress, but short of the goal (batches): go round again. */
+		if (freed < goal)
+			atomic_long_add(goal - freed, &vkv_shrink_goal);
 	}
 }
 

@@ -14,6 +14,8 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/overflow.h>
+#include <linux/pagemap.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
@@ -41,6 +43,35 @@ static bool vkv_chunk_busy(struct vkv_pool *pool, struct vkv_chunk *c,
 	return false;
 }
 
+/*
+ * Does anyone but the pool and the page tables hold a reference (a pipe
+ * after vmsplice, a GUP caller)? Then zapping the chunk would only cost its
+ * owner faults: the shrinker skips it without touching it. Racy, as a hint
+ * should be; the check after the zap decides.
+ */
+static bool vkv_chunk_referenced(struct vkv_pool *pool, struct vkv_chunk *c)
+{
+	unsigned long i, n = vkv_nr_pieces(pool, c);
+
+	for (i = 0; i < n; i++) {
+		struct page *page = vkv_piece(c, i);
+		struct folio *folio = page_folio(page);
+		long maps;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+		maps = folio_mapcount(folio);
+#else
+		unsigned long j;
+
+		/* folio_mapcount() is not exported before 6.12. */
+		for (maps = 0, j = 0; j < (1UL << c->piece_order); j++)
+			maps += page_mapcount(nth_page(page, j));
+#endif
+		if (folio_ref_count(folio) - maps != 1)
+			return true;
+	}
+	return false;
+}
+
 static u32 vkv_chunk_crc(struct vkv_pool *pool, struct vkv_chunk *c)
 {
 	unsigned long i, n = 1UL << pool->chunk_order;
@@ -55,7 +86,12 @@ static u32 vkv_chunk_crc(struct vkv_pool *pool, struct vkv_chunk *c)
 	return ~crc;
 }
 
-/* Read or write a whole resident chunk at its place in the backing file. */
+/*
+ * Read or write a whole chunk at its place in the backing file, with the
+ * registrant's credentials, holding no vkv lock: the chunk is LOADING or
+ * WRITING, which keeps the backing file registered (see vkv_set_backing).
+ * Reads go through our buffered file (no i_rwsem, see vkv_internal.h).
+ */
 static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 			struct vkv_chunk *c, bool write)
 {
@@ -63,12 +99,14 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	unsigned long i, n = vkv_nr_pieces(pool, c);
 	size_t piece_bytes = PAGE_SIZE << c->piece_order;
 	struct bio_vec one, *bv = &one;
-	struct file *f = ctx->backing;
+	struct file *f = write ? ctx->backing : ctx->backing_rd;
+	const struct cred *old_cred;
 	struct iov_iter iter;
-	loff_t pos;
+	loff_t pos, start;
 	int err = 0;
 
-	pos = ctx->backing_off + ((loff_t)idx << (pool->chunk_order + PAGE_SHIFT));
+	start = ctx->backing_off + ((loff_t)idx << (pool->chunk_order + PAGE_SHIFT));
+	pos = start;
 	if (n > 1) {
 		bv = kmalloc_array(n, sizeof(*bv), GFP_KERNEL | __GFP_NOWARN);
 		if (!bv)
@@ -81,6 +119,7 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	}
 	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bv, n,
 		      vkv_chunk_bytes(pool));
+	old_cred = override_creds(ctx->backing_cred);
 	while (iov_iter_count(&iter)) {
 		ssize_t r;
 
@@ -104,6 +143,14 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 			break;
 		}
 	}
+	revert_creds(old_cred);
+	/*
+	 * With direct writes the page cache is only the read path's bounce
+	 * buffer: do not keep a second copy of the chunk around.
+	 */
+	if (!write && ctx->backing_direct)
+		invalidate_mapping_pages(f->f_mapping, start >> PAGE_SHIFT,
+					 (pos - 1) >> PAGE_SHIFT);
 	if (bv != &one)
 		kfree(bv);
 	if (err)
@@ -111,25 +158,61 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	return err;
 }
 
+/* Leave LOADING or WRITING (under ctx->lock) and wake whoever waits. */
+static void vkv_chunk_io_done(struct vkv_ctx *ctx, struct vkv_chunk *c, u8 state)
+{
+	lockdep_assert_held(&ctx->lock);
+	c->state = state;
+	c->aborted = false;
+	ctx->nr_io--;
+	wake_up_all(&ctx->io_wq);
+}
+
 /*
- * Make a chunk resident: read a swapped chunk back and check its CRC32C, or
- * give a discarded chunk fresh zeroed memory. Called under ctx->lock.
+ * Wait, killably and without ctx->lock (held on entry and on return), until
+ * the chunk is neither LOADING nor WRITING. Returns -EINTR if killed, with
+ * ctx->lock not held.
  */
-int vkv_chunk_swap_in(struct vkv_ctx *ctx, unsigned long idx,
-			     struct vkv_chunk *c)
+int vkv_chunk_wait_io(struct vkv_ctx *ctx, struct vkv_chunk *c)
+{
+	lockdep_assert_held(&ctx->lock);
+	mutex_unlock(&ctx->lock);
+	if (wait_event_killable(ctx->io_wq, !vkv_chunk_in_io(c)))
+		return -EINTR;
+	if (mutex_lock_killable(&ctx->lock))
+		return -EINTR;
+	return 0;
+}
+
+/*
+ * Make a SWAPPED or EMPTY chunk resident: read it back and check its
+ * CRC32C, or give it fresh zeroed memory. Called and returns under
+ * ctx->lock, which it drops for the allocation and the read (the chunk is
+ * LOADING meanwhile). @may_oom: see vkv_chunk_alloc().
+ */
+int vkv_chunk_load(struct vkv_ctx *ctx, unsigned long idx,
+		   struct vkv_chunk *c, bool may_oom)
 {
 	struct vkv_pool *pool = ctx->pool;
+	u8 from = c->state;
 	int err;
 
-	if (c->state == VKV_CHUNK_RESIDENT)
+	lockdep_assert_held(&ctx->lock);
+	if (from == VKV_CHUNK_RESIDENT)
 		return 0;
-	if (c->state == VKV_CHUNK_SWAPPED && WARN_ON_ONCE(!ctx->backing))
+	if (WARN_ON_ONCE(from != VKV_CHUNK_SWAPPED && from != VKV_CHUNK_EMPTY))
 		return -EIO;
+	if (ctx->dead)
+		return -ENXIO;
+	if (from == VKV_CHUNK_SWAPPED && WARN_ON_ONCE(!ctx->backing))
+		return -EIO;
+	c->state = VKV_CHUNK_LOADING;
+	ctx->nr_io++;
+	mutex_unlock(&ctx->lock);
+
 	/* A swapped chunk is read back whole (or freed on error): no zeroing. */
-	err = vkv_chunk_alloc(pool, c, c->state != VKV_CHUNK_SWAPPED);
-	if (err)
-		return err;
-	if (c->state == VKV_CHUNK_SWAPPED) {
+	err = vkv_chunk_alloc(pool, c, from != VKV_CHUNK_SWAPPED, may_oom);
+	if (!err && from == VKV_CHUNK_SWAPPED) {
 		err = vkv_chunk_io(ctx, idx, c, false);
 		if (!err && vkv_chunk_crc(pool, c) != c->crc) {
 			atomic64_inc(&vkv_stats.checksum_errors);
@@ -137,34 +220,59 @@ int vkv_chunk_swap_in(struct vkv_ctx *ctx, unsigned long idx,
 					    idx);
 			err = -EBADMSG;
 		}
-		if (err) {
+		if (err)
 			vkv_chunk_free_pages(pool, c);
-			return err;
-		}
+	}
+
+	mutex_lock(&ctx->lock);
+	if (err) {
+		vkv_chunk_io_done(ctx, c, from);
+		return err;
+	}
+	if (c->piece_order != pool->chunk_order) {
+		pool->nr_fallback++;
+		atomic64_inc(&vkv_stats.fallback_chunks);
+	}
+	if (from == VKV_CHUNK_SWAPPED) {
 		pool->nr_swapped--;
 		atomic64_sub(vkv_chunk_bytes(pool), &vkv_stats.swapped_bytes);
 		atomic64_inc(&vkv_stats.swap_in_total);
 	} else {
 		pool->nr_empty--;
 	}
-	c->state = VKV_CHUNK_RESIDENT;
 	list_add_tail(&c->lru, &ctx->lru);
 	vkv_account_resident(ctx, 1);
+	vkv_chunk_io_done(ctx, c, VKV_CHUNK_RESIDENT);
 	return 0;
 }
 
 /*
- * Take a chunk out of memory: write it to the backing file (unless
- * @discard), zap every mapping of it, free it. Called under ctx->lock,
- * which keeps faults on this context out until the chunk is gone.
+ * Take a chunk out of memory: zap every mapping of it, write it to the
+ * backing file (unless VKV_EVICT_DISCARD), free it. Called and returns under
+ * ctx->lock; drops it while the chunk is WRITING, so a fault may take the
+ * chunk back meanwhile (-EBUSY then, the chunk stays resident).
+ * A LOADING or WRITING chunk is waited for first (-EINTR if killed: then
+ * ctx->lock is not held on return).
  */
 int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
-			   struct vkv_chunk *c, bool discard)
+		    struct vkv_chunk *c, unsigned int flags)
 {
+	bool discard = flags & VKV_EVICT_DISCARD;
 	struct vkv_pool *pool = ctx->pool;
 	size_t bytes = vkv_chunk_bytes(pool);
-	int err, tries;
+	int err = 0, tries;
+	u32 crc = 0;
 
+	lockdep_assert_held(&ctx->lock);
+	while (vkv_chunk_in_io(c)) {
+		if (flags & VKV_EVICT_NOWAIT)
+			return -EBUSY;
+		err = vkv_chunk_wait_io(ctx, c);
+		if (err)
+			return err;
+	}
+	if (ctx->dead)
+		return -ENXIO;
 	if (c->state == VKV_CHUNK_EMPTY)
 		return 0;
 	if (c->state == VKV_CHUNK_SWAPPED) {
@@ -179,39 +287,59 @@ int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
 	}
 	if (!discard && !ctx->backing)
 		return -ENODEV;
-	if (vkv_chunk_busy(pool, c, false))
+	if (vkv_chunk_busy(pool, c, false) ||
+	    ((flags & VKV_EVICT_NOWAIT) && vkv_chunk_referenced(pool, c)))
 		goto busy;
 	unmap_mapping_range(ctx->inode->i_mapping, (loff_t)idx * bytes, bytes, 1);
+	list_del_init(&c->lru);
+	c->state = VKV_CHUNK_WRITING;
+	c->aborted = false;
+	ctx->nr_io++;
+	mutex_unlock(&ctx->lock);
+
 	/*
 	 * GUP-fast does not take our lock: look again now the PTEs are gone.
 	 * A concurrent munmap() holds its references until its TLB flush is
-	 * done (tlb_finish_mmu), so give transient references a moment.
+	 * done (tlb_finish_mmu), so give transient references a moment,
+	 * unless the shrinker asks (it must not stall on a chunk a pipe holds).
 	 */
 	for (tries = 0; vkv_chunk_busy(pool, c, true); tries++) {
-		if (tries == 10 || vkv_chunk_busy(pool, c, false))
-			goto busy;
+		if (tries == 10 || (flags & VKV_EVICT_NOWAIT) ||
+		    vkv_chunk_busy(pool, c, false) || READ_ONCE(c->aborted)) {
+			err = -EBUSY;
+			break;
+		}
 		usleep_range(1000, 2000);
 	}
-	if (!discard) {
-		u32 crc = vkv_chunk_crc(pool, c);
-
+	if (!err && !discard) {
+		crc = vkv_chunk_crc(pool, c);
 		err = vkv_chunk_io(ctx, idx, c, true);
-		if (err)
-			return err;	/* still resident; accesses fault it back in */
-		c->crc = crc;
 	}
-	list_del(&c->lru);
+
+	mutex_lock(&ctx->lock);
+	/* Only our fault handler maps pages, and it sets @aborted first. */
+	if (!err && (c->aborted || vkv_chunk_busy(pool, c, true)))
+		err = -EBUSY;
+	if (err) {
+		/* Still resident; accesses map it again. */
+		list_add_tail(&c->lru, &ctx->lru);
+		vkv_chunk_io_done(ctx, c, VKV_CHUNK_RESIDENT);
+		if (err == -EBUSY)
+			atomic64_inc(&vkv_stats.busy_total);
+		return err;
+	}
 	vkv_account_resident(ctx, -1);
 	vkv_chunk_free_pages(pool, c);
 	if (discard) {
-		c->state = VKV_CHUNK_EMPTY;
 		pool->nr_empty++;
 		atomic64_inc(&vkv_stats.discard_total);
+		vkv_chunk_io_done(ctx, c, VKV_CHUNK_EMPTY);
 	} else {
-		c->state = VKV_CHUNK_SWAPPED;
+		c->crc = crc;
 		pool->nr_swapped++;
 		atomic64_add(bytes, &vkv_stats.swapped_bytes);
 		atomic64_inc(&vkv_stats.swap_out_total);
+		vkv_chunk_io_done(ctx, c, VKV_CHUNK_SWAPPED);
 	}
 	return 0;
 busy:
@@ -219,23 +347,102 @@ busy:
 	return -EBUSY;
 }
 
-/* Under ctx->lock. */
+/*
+ * At release, under ctx->lock: no new chunk I/O, and wait for what runs
+ * (only the shrink worker can be left: no fd and no mapping remain).
+ */
+void vkv_swap_quiesce(struct vkv_ctx *ctx)
+{
+	lockdep_assert_held(&ctx->lock);
+	ctx->dead = true;
+	while (ctx->nr_io) {
+		mutex_unlock(&ctx->lock);
+		wait_event(ctx->io_wq, !READ_ONCE(ctx->nr_io));
+		mutex_lock(&ctx->lock);
+	}
+}
+
+/* Under ctx->lock, with no chunk I/O running. */
 void vkv_drop_backing(struct vkv_ctx *ctx)
 {
+	lockdep_assert_held(&ctx->lock);
 	if (!ctx->backing)
 		return;
 	if (ctx->pool)
 		atomic64_sub((s64)ctx->pool->nr_resident * vkv_chunk_bytes(ctx->pool),
 			     &vkv_stats.backed_resident_bytes);
 	fput(ctx->backing);
+	fput(ctx->backing_rd);
+	put_cred(ctx->backing_cred);
 	ctx->backing = NULL;
+	ctx->backing_rd = NULL;
+	ctx->backing_cred = NULL;
 	ctx->backing_off = 0;
 	ctx->backing_direct = false;
 }
 
+/*
+ * Check a file offered as backing: a regular file the caller opened for
+ * reading and writing, without O_APPEND, not setuid (nor setgid with group
+ * execute: the bits a write strips), not append-only or immutable, not a
+ * swap file.
+ */
+static int vkv_backing_file_ok(struct file *f)
+{
+	struct inode *inode = file_inode(f);
+
+	if (!S_ISREG(inode->i_mode))
+		return -EINVAL;
+	if ((f->f_mode & (FMODE_READ | FMODE_WRITE)) != (FMODE_READ | FMODE_WRITE))
+		return -EBADF;
+	if (!(f->f_mode & FMODE_CAN_READ) || !(f->f_mode & FMODE_CAN_WRITE) ||
+	    (f->f_flags & O_APPEND))
+		return -EINVAL;
+	if ((inode->i_mode & S_ISUID) ||
+	    (inode->i_mode & (S_ISGID | 0010)) == (S_ISGID | 0010) ||
+	    IS_APPEND(inode) || IS_IMMUTABLE(inode))
+		return -EPERM;
+	if (IS_SWAPFILE(inode))
+		return -ETXTBSY;
+	return 0;
+}
+
+/*
+ * Our own opens of the registered file: @wf for writes (O_DIRECT when
+ * @direct and the filesystem has it), @rf buffered for reads. Nobody else
+ * holds them, so nobody can change their flags (O_APPEND, O_DIRECT, ...)
+ * after the checks.
+ */
+static int vkv_backing_open(struct file *f, bool direct, struct file **wf,
+			    struct file **rf, bool *is_direct)
+{
+	struct file *w = ERR_PTR(-EINVAL), *r;
+
+	if (direct)
+		w = dentry_open(&f->f_path, O_RDWR | O_LARGEFILE | O_DIRECT,
+				f->f_cred);
+	*is_direct = !IS_ERR(w);
+	if (IS_ERR(w))
+		w = dentry_open(&f->f_path, O_RDWR | O_LARGEFILE, f->f_cred);
+	if (IS_ERR(w))
+		return PTR_ERR(w);
+	r = dentry_open(&f->f_path, O_RDONLY | O_LARGEFILE, f->f_cred);
+	if (IS_ERR(r)) {
+		fput(w);
+		return PTR_ERR(r);
+	}
+	/* Read what a chunk needs, no readahead into the neighbours' data. */
+	r->f_mode |= FMODE_RANDOM;
+	*wf = w;
+	*rf = r;
+	return 0;
+}
+
 int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 {
-	struct file *f, *df;
+	struct file *f, *wf = NULL, *rf = NULL;
+	const struct cred *cred = NULL;
+	struct vkv_pool *pool;
 	bool direct;
 	u64 end;
 	int err = 0;
@@ -246,7 +453,7 @@ int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 		if (b->flags || b->offset)
 			return -EINVAL;
 		mutex_lock(&ctx->lock);
-		if (ctx->pool && ctx->pool->nr_swapped)
+		if (ctx->pool && (ctx->pool->nr_swapped || ctx->nr_io))
 			err = -EBUSY;
 		else
 			vkv_drop_backing(ctx);
@@ -258,55 +465,73 @@ int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 	if ((b->offset & 4095) || b->offset > (u64)LLONG_MAX)
 		return -EINVAL;
 
+	/* The pool's geometry never changes once it exists. */
+	mutex_lock(&ctx->lock);
+	pool = ctx->pool;
+	mutex_unlock(&ctx->lock);
+
 	f = fget(b->fd);
 	if (!f)
 		return -EBADF;
-	if (!S_ISREG(file_inode(f)->i_mode)) {
+	err = vkv_backing_file_ok(f);
+	if (err)
+		goto out_put;
+	if (!pool) {
+		err = -ENXIO;
+		goto out_put;
+	}
+	if (check_add_overflow(b->offset, pool->size, &end) || end > (u64)LLONG_MAX) {
 		err = -EINVAL;
 		goto out_put;
 	}
-	if ((f->f_mode & (FMODE_READ | FMODE_WRITE)) != (FMODE_READ | FMODE_WRITE)) {
-		err = -EBADF;
+	/* Later writes may run in the shrink worker: enforce the limit now. */
+	if (end > rlimit(RLIMIT_FSIZE)) {
+		err = -EFBIG;
 		goto out_put;
 	}
-	if (!(f->f_mode & FMODE_CAN_READ) || !(f->f_mode & FMODE_CAN_WRITE) ||
-	    (f->f_flags & O_APPEND)) {
-		err = -EINVAL;
+	err = vkv_backing_open(f, (f->f_flags & O_DIRECT) ||
+			       !(b->flags & VKV_BACKING_BUFFERED), &wf, &rf, &direct);
+	if (err)
 		goto out_put;
-	}
-	direct = f->f_flags & O_DIRECT;
-	if (!direct && !(b->flags & VKV_BACKING_BUFFERED)) {
-		/* Our own open file, with O_DIRECT if the filesystem has it. */
-		df = dentry_open(&f->f_path, O_RDWR | O_LARGEFILE | O_DIRECT,
-				 f->f_cred);
-		if (!IS_ERR(df)) {
-			fput(f);
-			f = df;
-			direct = true;
-		}
-	}
+	/*
+	 * Allocate the whole swap area now, as the caller, against its quota,
+	 * its share of the filesystem (not root's reserve) and its limits, so
+	 * that later writes, whoever makes them, neither allocate blocks nor
+	 * extend the file. A filesystem without fallocate allocates at write
+	 * time, still with the registrant's credentials.
+	 */
+	err = vfs_fallocate(wf, 0, b->offset, pool->size);
+	if (err == -EOPNOTSUPP)
+		err = 0;
+	if (err)
+		goto out_put;
+	cred = get_current_cred();
 
 	mutex_lock(&ctx->lock);
-	if (!ctx->pool) {
-		err = -ENXIO;
-	} else if (check_add_overflow(b->offset, ctx->pool->size, &end) ||
-		   end > (u64)LLONG_MAX) {
-		err = -EINVAL;
-	} else if (ctx->pool->nr_swapped) {
+	if (pool->nr_swapped || ctx->nr_io) {
 		err = -EBUSY;	/* their data lives in the current file */
 	} else {
 		vkv_drop_backing(ctx);
-		ctx->backing = f;
+		ctx->backing = wf;
+		ctx->backing_rd = rf;
+		ctx->backing_cred = cred;
 		ctx->backing_off = b->offset;
 		ctx->backing_direct = direct;
-		atomic64_add((s64)ctx->pool->nr_resident * vkv_chunk_bytes(ctx->pool),
+		atomic64_add((s64)pool->nr_resident * vkv_chunk_bytes(pool),
 			     &vkv_stats.backed_resident_bytes);
-		f = NULL;
+		wf = NULL;
+		rf = NULL;
+		cred = NULL;
 	}
 	mutex_unlock(&ctx->lock);
 out_put:
-	if (f)
-		fput(f);
+	if (cred)
+		put_cred(cred);
+	if (wf)
+		fput(wf);
+	if (rf)
+		fput(rf);
+	fput(f);
 	return err;
 }
 
@@ -339,17 +564,23 @@ int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
 			return -EINTR;
 		switch (cmd) {
 		case VKV_IOC_SWAP_OUT:
-			err = vkv_chunk_evict(ctx, idx, c, false);
+			err = vkv_chunk_evict(ctx, idx, c, 0);
 			break;
 		case VKV_IOC_DISCARD:
-			err = vkv_chunk_evict(ctx, idx, c, true);
+			err = vkv_chunk_evict(ctx, idx, c, VKV_EVICT_DISCARD);
 			break;
 		default:
+			while (!err && vkv_chunk_in_io(c))
+				err = vkv_chunk_wait_io(ctx, c);
+			if (err)
+				break;
 			if (c->state == VKV_CHUNK_SWAPPED)
 				atomic64_inc(&vkv_stats.prefetch_total);
-			err = vkv_chunk_swap_in(ctx, idx, c);
+			err = vkv_chunk_load(ctx, idx, c, false);
 			break;
 		}
+		if (err == -EINTR)
+			return err;	/* ctx->lock is not held */
 		mutex_unlock(&ctx->lock);
 		if (err)
 			return err;
