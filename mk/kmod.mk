@@ -16,7 +16,7 @@ KMOD_SRCS := Kbuild $(wildcard kmod/*.c kmod/*.h kmod/uapi/*.h)
 KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
-VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl \
+VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl test_abuse \
 	test_lib bench_kmod vkvctl
 VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
@@ -27,7 +27,7 @@ VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck 
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
 VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
-	test_shrinker
+	test_shrinker test_abuse
 VM_BENCH ?= bench_kmod
 
 .PHONY: kmod kmod-tests check-kmod
