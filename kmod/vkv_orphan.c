@@ -81,7 +81,7 @@ void vkv_chunk_piece_free(struct page *page, unsigned int order)
 	spin_lock(&vkv_orphans_lock);
 	list_add_tail(&o->node, &vkv_orphans);
 	if (!vkv_orphans_closed)
-		mod_delayed_work(system_wq, &vkv_orphans_work, VKV_ORPHAN_POLL);
+		queue_delayed_work(system_wq, &vkv_orphans_work, VKV_ORPHAN_POLL);
 	spin_unlock(&vkv_orphans_lock);
 }
 
