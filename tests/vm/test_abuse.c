@@ -28,14 +28,14 @@
 #define USER_UID 1000
 
 /* In children: say what failed on the console, exit non-zero. */
-#define CHK(cond)                                                             \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "child %s:%d: %s (errno %d %s)\n",    \
-				__FILE__, __LINE__, #cond, errno,             \
-				strerror(errno));                             \
-			return 1;                                             \
-		}                                                             \
+#define CHK(cond)                                                              \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "child %s:%d: %s (errno %d %s)\n",     \
+				__FILE__, __LINE__, #cond, errno,              \
+				strerror(errno));                              \
+			return 1;                                              \
+		}                                                              \
 	} while (0)
 
 /* A counter, or -1 if the module has no such file (children cannot abort). */
@@ -80,7 +80,7 @@ static int pin(int fd, const void *addr, uint64_t len, uint32_t flags,
 
 static int unpin(int fd, uint64_t handle)
 {
-	struct vkv_unpin u = { .handle = handle };
+	struct vkv_unpin u = {.handle = handle};
 
 	return ioctl(fd, VKV_IOC_UNPIN, &u);
 }
@@ -110,12 +110,13 @@ static int as_user_give(int (*fn)(void *), void *arg, long memlock,
 	req(pid >= 0);
 	if (pid == 0) {
 		if (memlock >= 0) {
-			struct rlimit rl = { memlock, memlock };
+			struct rlimit rl = {memlock, memlock};
 
 			if (setrlimit(RLIMIT_MEMLOCK, &rl))
 				_exit(101);
 		}
-		if (setgroups(0, NULL) || setresgid(USER_UID, USER_UID, USER_UID) ||
+		if (setgroups(0, NULL) ||
+		    setresgid(USER_UID, USER_UID, USER_UID) ||
 		    setresuid(USER_UID, USER_UID, USER_UID))
 			_exit(102);
 		_exit(fn(arg));
@@ -124,16 +125,19 @@ static int as_user_give(int (*fn)(void *), void *arg, long memlock,
 		close(give[i]);
 	for (i = 0; i < timeout_s * 100; i++) {
 		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 200 + WTERMSIG(st);
+			return WIFEXITED(st) ? WEXITSTATUS(st)
+					     : 200 + WTERMSIG(st);
 		usleep(10000);
 	}
 	kill(pid, SIGKILL);
 	for (i = 0; i < 500; i++) {
 		if (waitpid(pid, &st, WNOHANG) == pid)
-			ck_abort_msg("child still running after %d s (killed)", timeout_s);
+			ck_abort_msg("child still running after %d s (killed)",
+				     timeout_s);
 		usleep(10000);
 	}
-	ck_abort_msg("child hung for %d s and cannot be reaped (D state?)", timeout_s);
+	ck_abort_msg("child hung for %d s and cannot be reaped (D state?)",
+		     timeout_s);
 	return -1;
 }
 
@@ -158,7 +162,8 @@ static int readonly_child(void *arg)
 
 	CHK(fd >= 0 && m);
 	CHK(open(VKV_DEVICE_PATH, O_RDWR) < 0 && errno == EACCES);
-	CHK(ioctl(fd, VKV_IOC_GET_VERSION, &v) == 0 && v.major == VKV_ABI_MAJOR);
+	CHK(ioctl(fd, VKV_IOC_GET_VERSION, &v) == 0 &&
+	    v.major == VKV_ABI_MAJOR);
 	CHK(ioctl(fd, VKV_IOC_POOL_INFO, &pi) == 0);
 	memset(&pc, 0, sizeof(pc));
 	pc.size = CHUNK;
@@ -187,7 +192,8 @@ START_TEST(test_readonly_fd)
 	req(chmod(VKV_DEVICE_PATH, 0644) == 0);
 	code = as_user(readonly_child, NULL, -1, 60);
 	req(chmod(VKV_DEVICE_PATH, 0600) == 0);
-	ck_assert_msg(code == 0, "unprivileged read-only fd: child status %d", code);
+	ck_assert_msg(code == 0, "unprivileged read-only fd: child status %d",
+		      code);
 
 	/* Root's read-only descriptor is no different. */
 	fd = open(VKV_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
@@ -230,7 +236,9 @@ static int inherited_child(void *arg)
 		else if (WEXITSTATUS(st) == 1)
 			refused++;
 	}
-	fprintf(stderr, "inherited: %d children pinned 1 MiB, %d refused; pinned_bytes %lld\n",
+	fprintf(stderr,
+		"inherited: %d children pinned 1 MiB, %d refused; pinned_bytes "
+		"%lld\n",
 		ok, refused, ctr("pinned_bytes"));
 	CHK(ok == 1 && refused == 23);
 	CHK(ctr("pinned_bytes") == (long long)MIB);
@@ -256,14 +264,16 @@ START_TEST(test_memlock_inherited)
 	int fd = vkv_open_dev(), code;
 
 	code = as_user(inherited_child, &fd, MIB, 120);
-	ck_assert_msg(code == 0, "inherited descriptors: child status %d", code);
+	ck_assert_msg(code == 0, "inherited descriptors: child status %d",
+		      code);
 	close(fd);
 	ck_assert_int_eq(counter("pinned_bytes"), 0);
 	ck_assert_int_eq(counter("pins"), 0);
 	fd = vkv_open_dev();
 	code = as_user(memlock_again_child, &fd, MIB, 60);
 	close(fd);
-	ck_assert_msg(code == 0, "pinning after release: child status %d", code);
+	ck_assert_msg(code == 0, "pinning after release: child status %d",
+		      code);
 }
 END_TEST
 
@@ -291,12 +301,15 @@ static int samepage_child(void *arg)
 		else
 			other++;
 	}
-	fprintf(stderr, "same page: %d pinned, %d refused (EEXIST), %d other errors, %.2f s\n",
+	fprintf(stderr,
+		"same page: %d pinned, %d refused (EEXIST), %d other errors, "
+		"%.2f s\n",
 		ok, exists, other, now_s() - t0);
 	CHK(ok == 1 && exists == 19999);
 	/* A range that contains the page, read or write. */
 	CHK(pin(fds[0], m, 16384, 0, NULL) == -1 && errno == EEXIST);
-	CHK(pin(fds[0], m, 16384, VKV_PIN_WRITE, NULL) == -1 && errno == EEXIST);
+	CHK(pin(fds[0], m, 16384, VKV_PIN_WRITE, NULL) == -1 &&
+	    errno == EEXIST);
 	/* The same page at another address. */
 	mfd = memfd_create("vkv-same", MFD_CLOEXEC);
 	CHK(mfd >= 0 && ftruncate(mfd, 4096) == 0);
@@ -320,7 +333,7 @@ static int samepage_child(void *arg)
 
 START_TEST(test_pin_same_page)
 {
-	int fds[2] = { vkv_open_dev(), vkv_open_dev() }, code;
+	int fds[2] = {vkv_open_dev(), vkv_open_dev()}, code;
 
 	/* Enough RLIMIT_MEMLOCK for 20000 pins of one page, were they allowed. */
 	code = as_user(samepage_child, fds, 128 * MIB, 120);
@@ -353,8 +366,10 @@ static int filepin_child(void *arg)
 	m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fp->ffd, 0);
 	CHK(m != MAP_FAILED);
 	memset(m, 1, 65536);
-	CHK(pin(fp->fd, m, 4096, VKV_PIN_WRITE, NULL) == -1 && errno == EOPNOTSUPP);
-	CHK(pin(fp->fd, m + 8192, 32768, VKV_PIN_WRITE, NULL) == -1 && errno == EOPNOTSUPP);
+	CHK(pin(fp->fd, m, 4096, VKV_PIN_WRITE, NULL) == -1 &&
+	    errno == EOPNOTSUPP);
+	CHK(pin(fp->fd, m + 8192, 32768, VKV_PIN_WRITE, NULL) == -1 &&
+	    errno == EOPNOTSUPP);
 	CHK(ctr("pinned_bytes") == 0);
 	/* Read-only pins of the same mapping are fine. */
 	CHK(pin(fp->fd, m, 65536, 0, &h) == 0);
@@ -379,17 +394,19 @@ static int filepin_child(void *arg)
 
 START_TEST(test_shared_file_write_pin)
 {
-	struct filepin fp = { .fd = vkv_open_dev() };
+	struct filepin fp = {.fd = vkv_open_dev()};
 	int code;
 
-	fp.ffd = open("vkv-filepin", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fp.ffd = open("vkv-filepin", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+		      0600);
 	req(fp.ffd >= 0);
 	unlink("vkv-filepin");
 	req(ftruncate(fp.ffd, 65536) == 0);
 	code = as_user(filepin_child, &fp, 16 * MIB, 60);
 	close(fp.fd);
 	close(fp.ffd);
-	ck_assert_msg(code == 0, "shared file write pin: child status %d", code);
+	ck_assert_msg(code == 0, "shared file write pin: child status %d",
+		      code);
 	ck_assert_int_eq(counter("pinned_bytes"), 0);
 }
 END_TEST
@@ -412,35 +429,41 @@ static int orphan_child(void *arg)
 		pc.node = -1;
 		if (r == 2) {
 			/* 32 MiB are held by orphans: max_pool_mb=32 is reached. */
-			CHK(ioctl(fds[r], VKV_IOC_POOL_CREATE, &pc) == -1 && errno == ENOMEM);
+			CHK(ioctl(fds[r], VKV_IOC_POOL_CREATE, &pc) == -1 &&
+			    errno == ENOMEM);
 			break;
 		}
 		CHK(ioctl(fds[r], VKV_IOC_POOL_CREATE, &pc) == 0);
-		p = mmap(NULL, 16 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, fds[r], 0);
+		p = mmap(NULL, 16 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 fds[r], 0);
 		CHK(p != MAP_FAILED);
 		CHK(pipe(pipes[r]) == 0);
 		for (c = 0; c < 8; c++) {
-			struct iovec iov = { p + c * CHUNK + 4096, 4096 };
+			struct iovec iov = {p + c * CHUNK + 4096, 4096};
 
 			memset(iov.iov_base, 'a' + c, 4096);
 			CHK(vmsplice(pipes[r][1], &iov, 1, 0) == 4096);
 		}
 		CHK(munmap(p, 16 * MIB) == 0);
 		CHK(close(fds[r]) == 0);
-		fprintf(stderr, "orphans round %d: pool_bytes %lld pool_reserved_bytes %lld orphan_bytes %lld contexts %lld\n",
+		fprintf(stderr,
+			"orphans round %d: pool_bytes %lld pool_reserved_bytes "
+			"%lld orphan_bytes %lld contexts %lld\n",
 			r, ctr("pool_bytes"), ctr("pool_reserved_bytes"),
 			ctr("orphan_bytes"), ctr("contexts"));
 		CHK(ctr("orphan_bytes") == (long long)((r + 1) * 16 * MIB));
 		CHK(ctr("pool_bytes") == (long long)((r + 1) * 16 * MIB));
-		CHK(ctr("pool_reserved_bytes") == (long long)((r + 1) * 16 * MIB));
+		CHK(ctr("pool_reserved_bytes") ==
+		    (long long)((r + 1) * 16 * MIB));
 	}
 	/* The data is still there for the pipe's reader. */
 	{
 		char buf[4096];
 
-		CHK(read(pipes[0][0], buf, sizeof(buf)) == 4096 && buf[0] == 'a');
+		CHK(read(pipes[0][0], buf, sizeof(buf)) == 4096 &&
+		    buf[0] == 'a');
 	}
-	return 0;	/* exit closes the pipes: the chunks are free to go */
+	return 0; /* exit closes the pipes: the chunks are free to go */
 }
 
 START_TEST(test_orphan_chunks_counted)
@@ -455,7 +478,8 @@ START_TEST(test_orphan_chunks_counted)
 	code = as_user_give(orphan_child, fds, -1, 120, fds, 3);
 	/* Un-counted once the last reference is gone (a poll, so wait). */
 	for (i = 0; i < 100 && (ctr("pool_bytes") || ctr("orphan_bytes") > 0 ||
-				ctr("pool_reserved_bytes")); i++)
+				ctr("pool_reserved_bytes"));
+	     i++)
 		usleep(100000);
 	set_param("max_pool_mb", old);
 	ck_assert_msg(code == 0, "orphans: child status %d", code);
@@ -490,7 +514,7 @@ static void *pin_thread_fn(void *a)
 
 static struct uffd_msg uffd_wait(int uffd)
 {
-	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct pollfd pfd = {.fd = uffd, .events = POLLIN};
 	struct uffd_msg msg;
 
 	if (poll(&pfd, 1, 20000) != 1)
@@ -502,7 +526,7 @@ static struct uffd_msg uffd_wait(int uffd)
 
 START_TEST(test_pin_handle_race)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_api api = {.api = UFFD_API};
 	struct uffdio_register reg;
 	struct uffdio_copy cp;
 	struct uffdio_range wake;
@@ -517,7 +541,8 @@ START_TEST(test_pin_handle_race)
 
 	req(uffd >= 0);
 	req(ioctl(uffd, UFFDIO_API, &api) == 0);
-	argpg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	argpg = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	src = anon(4096);
 	target = anon(4096);
 	mine = anon(4096);
@@ -555,11 +580,14 @@ START_TEST(test_pin_handle_race)
 	wake.len = 4096;
 	req(ioctl(uffd, UFFDIO_WAKE, &wake) == 0);
 	req(pthread_join(th, NULL) == 0);
-	ck_assert_msg(t.ret == -1 && t.err == EFAULT, "PIN returned %d errno %d", t.ret, t.err);
-	printf("handle race: unpin(1) of the unfinished pin %s; the other pin got handle %llu\n",
+	ck_assert_msg(t.ret == -1 && t.err == EFAULT,
+		      "PIN returned %d errno %d", t.ret, t.err);
+	printf("handle race: unpin(1) of the unfinished pin %s; the other pin "
+	       "got handle %llu\n",
 	       stolen ? "succeeded" : "was refused", (unsigned long long)h);
 	ck_assert_msg(unpin(fd, h) == 0,
-		      "our pin (handle %llu) was released by another PIN's error path",
+		      "our pin (handle %llu) was released by another PIN's "
+		      "error path",
 		      (unsigned long long)h);
 	ck_assert_uint_eq(pool_info(fd).pinned_bytes, 0);
 	close(uffd);
@@ -593,7 +621,8 @@ START_TEST(test_release_resched)
 	CPU_ZERO(&cpu);
 	CPU_SET(0, &cpu);
 	req(sched_setaffinity(0, sizeof(cpu), &cpu) == 0);
-	sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	req(sh != MAP_FAILED);
 	m = anon(n * 4096);
 	req(m);
@@ -606,7 +635,7 @@ START_TEST(test_release_resched)
 	if (spinner == 0) {
 		double prev = now_s();
 
-		close(fd);	/* the parent's close() must be the last one */
+		close(fd); /* the parent's close() must be the last one */
 
 		while (!sh->stop) {
 			double t = now_s();
@@ -622,18 +651,21 @@ START_TEST(test_release_resched)
 	t0 = now_s();
 	close(fd);
 	d = now_s() - t0;
-	usleep(100000);	/* the spinner notes its last gap */
+	usleep(100000); /* the spinner notes its last gap */
 	sh->measure = 0;
 	sh->stop = 1;
 	req(waitpid(spinner, &st, 0) == spinner);
-	printf("release: close() took %.3f s; longest gap of a task on the same CPU %.3f s\n",
+	printf("release: close() took %.3f s; longest gap of a task on the "
+	       "same CPU %.3f s\n",
 	       d, sh->max_gap);
 	ck_assert_int_eq(counter("pins"), 0);
-	ck_assert_msg(d >= 0.05, "close() took only %.3f s: too fast to judge", d);
+	ck_assert_msg(d >= 0.05, "close() took only %.3f s: too fast to judge",
+		      d);
 	/* Unfixed: one stretch of 3 s in a 6 s release (something forced one switch). */
-	ck_assert_msg(sh->max_gap < d / 5,
-		      "a task on the same CPU waited %.3f s of a %.3f s release",
-		      sh->max_gap, d);
+	ck_assert_msg(
+		sh->max_gap < d / 5,
+		"a task on the same CPU waited %.3f s of a %.3f s release",
+		sh->max_gap, d);
 	munmap(m, n * 4096);
 }
 END_TEST
@@ -661,7 +693,8 @@ END_TEST
  */
 START_TEST(test_dev_mode_and_unload)
 {
-	static const char *const bad[] = { "0666", "0602", "0622", "0777", "01600" };
+	static const char *const bad[] = {"0666", "0602", "0622", "0777",
+					  "01600"};
 	struct vkv_pool_create pc;
 	struct stat sb;
 	struct iovec iov;
@@ -689,7 +722,8 @@ START_TEST(test_dev_mode_and_unload)
 	close(pfd[1]);
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(cmd, sizeof(cmd), "insmod /vkv.ko dev_mode=%s 2>/dev/null", bad[i]);
+		snprintf(cmd, sizeof(cmd),
+			 "insmod /vkv.ko dev_mode=%s 2>/dev/null", bad[i]);
 		if (system(cmd) == 0) {
 			req(system("rmmod vkv") == 0);
 			req(system("insmod /vkv.ko") == 0);
