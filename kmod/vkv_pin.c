@@ -13,13 +13,20 @@
  * mms, and a per-mm limit bounded nothing. The user's charge lasts as long
  * as the pin, whoever releases it.
  *
- * Pages. A context pins a page at most once (ctx->pin_pfns), and no pin
- * takes a page whose refcount is already above VKV_PIN_REF_MAX: each pin of
- * a small page adds 1024 to its refcount, and past 2^31 GUP WARNs and
- * refuses that page to everyone. Long-term write pins of shared mappings of
- * files with writeback are refused on every kernel (6.5+ refuses them in
- * GUP itself, io_uring everywhere): writeback would clean pages that keep
- * being written behind the file system's back.
+ * Pages. Each pin of a small page adds 1024 to its refcount; past 2^31 GUP
+ * WARNs and refuses that page to everyone, and ~2.1M pins of one page get
+ * there. So a context pins a small page at most once (ctx->pin_pfns), and
+ * no pin takes a page whose refcount is already above VKV_PIN_REF_MAX.
+ * Large folios (pool chunks, THP) gain 1 per pin: 2^31 pins of them would
+ * be 8 TiB charged, far past max_pinned_mb, so they are not tracked (and
+ * overlapping pins of a pool stay possible). The zero page is not tracked
+ * either: untouched memory maps it everywhere, and 6.5+ does not even
+ * count its pins; the refcount bound covers it on older kernels.
+ *
+ * Long-term write pins of shared mappings of files with writeback are
+ * refused on every kernel (6.5+ refuses them in GUP itself, io_uring
+ * everywhere): writeback would clean pages that keep being written behind
+ * the file system's back.
  *
  * Handles. A new pin's handle is published in ctx->pins marked
  * VKV_PIN_PENDING until VKV_IOC_PIN has copied it back to the caller;
@@ -135,13 +142,21 @@ static bool vkv_page_needs_dirty_tracking(struct page *page)
 	return mapping && mapping_can_writeback(mapping);
 }
 
+/* Is the page one whose pins this context counts (see the top)? */
+static bool vkv_pin_tracked(struct page *page)
+{
+	return !folio_test_large(page_folio(page)) &&
+	       !is_zero_pfn(page_to_pfn(page));
+}
+
 static void vkv_pin_unclaim(struct vkv_ctx *ctx, struct page **pages,
 			    unsigned long n)
 {
 	unsigned long i;
 
 	for (i = 0; i < n; i++) {
-		xa_erase(&ctx->pin_pfns, page_to_pfn(pages[i]));
+		if (vkv_pin_tracked(pages[i]))
+			xa_erase(&ctx->pin_pfns, page_to_pfn(pages[i]));
 		if (!((i + 1) % VKV_PIN_BATCH))
 			cond_resched();
 	}
@@ -165,6 +180,8 @@ static int vkv_pin_claim(struct vkv_ctx *ctx, struct page **pages,
 			err = -EOVERFLOW;
 			break;
 		}
+		if (!vkv_pin_tracked(page))
+			continue;
 		err = xa_insert(&ctx->pin_pfns, page_to_pfn(page), xa_mk_value(1),
 				GFP_KERNEL_ACCOUNT);
 		if (err) {
