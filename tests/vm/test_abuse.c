@@ -286,7 +286,8 @@ END_TEST
 static int samepage_child(void *arg)
 {
 	int *fds = arg, i, ok = 0, exists = 0, other = 0;
-	char *m = anon(64 * 1024), *a, *b;
+	char *m = anon(64 * 1024), *a, *b, *z, *pool;
+	struct vkv_pool_create pc;
 	uint64_t h = 0, h2 = 0;
 	double t0;
 	int mfd;
@@ -328,6 +329,24 @@ static int samepage_child(void *arg)
 	CHK(pin(fds[0], m, 16384, 0, NULL) == 0);
 	CHK(unpin(fds[0], h2) == 0);
 	CHK(pin(fds[0], b, 4096, 0, NULL) == 0);
+	/*
+	 * Untouched memory pinned read-only is the zero page at every
+	 * address, and pool chunks are large folios (a pin adds 1, not 1024,
+	 * to their refcount): both may be pinned again and again.
+	 */
+	z = mmap(NULL, 65536, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHK(z != MAP_FAILED && z[0] == 0 && z[8192] == 0);
+	CHK(pin(fds[0], z, 65536, 0, NULL) == 0);
+	CHK(pin(fds[0], z, 65536, 0, NULL) == 0);
+	memset(&pc, 0, sizeof(pc));
+	pc.size = CHUNK;
+	pc.node = -1;
+	CHK(ioctl(fds[1], VKV_IOC_POOL_CREATE, &pc) == 0);
+	pool = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+	CHK(pool != MAP_FAILED);
+	pool[0] = 1;
+	CHK(pin(fds[1], pool, CHUNK, VKV_PIN_WRITE, NULL) == 0);
+	CHK(pin(fds[1], pool, 4096, VKV_PIN_WRITE, NULL) == 0);
 	return 0;
 }
 
