@@ -16,9 +16,10 @@
  *                  ctx->lock only.
  * struct vkv_upin  one user-range pin, in ctx->pins (an xarray, which has its
  *                  own lock; whoever erases the entry owns it). Marked
- *                  pending until VKV_IOC_PIN returned its handle. The pages
- *                  it pins are in ctx->pin_pfns (one pin per page and
- *                  context). Charged to the pinning user (see vkv_pin.c).
+ *                  pending until VKV_IOC_PIN returned its handle. Its
+ *                  small pages are in ctx->pin_pfns (a context pins a
+ *                  small page once). Charged to the pinning user (see
+ *                  vkv_pin.c).
  * orphan chunk     pool memory still referenced by someone else (a pipe
  *                  after vmsplice, a GUP reference) when the pool let go of
  *                  it: vkv_orphan.c keeps our reference and keeps counting
@@ -105,7 +106,7 @@ struct vkv_ctx {
 	u64 backing_off;
 	bool backing_direct;
 	struct xarray pins;		/* u32 handle -> struct vkv_upin */
-	struct xarray pin_pfns;		/* pfns pinned through this context */
+	struct xarray pin_pfns;		/* small pages pinned here, by pfn */
 	atomic64_t pinned_bytes;
 };
 
