@@ -18,7 +18,15 @@
  *                  under ctx->lock only. Its pages belong to whoever set
  *                  LOADING until it leaves that state.
  * struct vkv_upin  one user-range pin, in ctx->pins (an xarray, which has its
- *                  own lock; whoever erases the entry owns it).
+ *                  own lock; whoever erases the entry owns it). Marked
+ *                  pending until VKV_IOC_PIN returned its handle. Its
+ *                  small pages are in ctx->pin_pfns (a context pins a
+ *                  small page once). Charged to the pinning user (see
+ *                  vkv_pin.c).
+ * orphan chunk     pool memory still referenced by someone else (a pipe
+ *                  after vmsplice, a GUP reference) when the pool let go of
+ *                  it: vkv_orphan.c keeps our reference and keeps counting
+ *                  it until it holds the last one. Outlives its context.
  *
  * Locks and their order (outer first)
  * -----------------------------------
@@ -146,6 +154,7 @@ struct vkv_ctx {
 	u64 backing_off;
 	bool backing_direct;
 	struct xarray pins;		/* u32 handle -> struct vkv_upin */
+	struct xarray pin_pfns;		/* small pages pinned here, by pfn */
 	atomic64_t pinned_bytes;
 };
 
@@ -194,6 +203,7 @@ struct vkv_stats {
 	atomic64_t busy_total;
 	atomic64_t contexts;
 	atomic64_t pins;
+	atomic64_t orphan_bytes;	/* freed by the pool, still referenced */
 };
 
 extern struct vkv_stats vkv_stats;
@@ -255,5 +265,11 @@ void vkv_shrinker_exit(void);
 int vkv_pin(struct vkv_ctx *ctx, struct vkv_pin *p);
 int vkv_unpin(struct vkv_ctx *ctx, u64 handle);
 void vkv_unpin_all(struct vkv_ctx *ctx);
+void vkv_pin_commit(struct vkv_ctx *ctx, u32 handle);
+void vkv_pin_abort(struct vkv_ctx *ctx, u32 handle);
+
+/* vkv_orphan.c */
+void vkv_chunk_piece_free(struct page *page, unsigned int order);
+void vkv_orphans_exit(void);
 
 #endif /* VKV_INTERNAL_H */

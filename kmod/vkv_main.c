@@ -28,7 +28,7 @@ LIST_HEAD(vkv_ctxs);
 static unsigned short dev_mode = 0600;
 module_param(dev_mode, ushort, 0444);
 MODULE_PARM_DESC(dev_mode,
-		 "Mode of /dev/vkv at load time (default 0600; 0660 with a udev GROUP rule)");
+		 "Mode of /dev/vkv at load time (default 0600; 0660 with a udev GROUP rule; never writable by others)");
 
 /*
  * A private pseudo filesystem gives each context its own inode and so its own
@@ -63,6 +63,7 @@ static int vkv_open(struct inode *inode, struct file *filp)
 	init_waitqueue_head(&ctx->io_wq);
 	INIT_LIST_HEAD(&ctx->lru);
 	xa_init_flags(&ctx->pins, XA_FLAGS_ALLOC1);
+	xa_init(&ctx->pin_pfns);
 	atomic64_set(&ctx->pinned_bytes, 0);
 
 	ret = simple_pin_fs(&vkv_fs_type, &vkv_mnt, &vkv_mnt_count);
@@ -172,6 +173,29 @@ static long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	void __user *uarg = (void __user *)arg;
 	long ret;
 
+	/*
+	 * Anything that allocates, pins or does I/O needs a descriptor open for
+	 * writing: /dev/vkv readable by others (dev_mode 0644) lets them look,
+	 * not use.
+	 */
+	switch (cmd) {
+	case VKV_IOC_GET_VERSION:
+	case VKV_IOC_POOL_INFO:
+		break;
+	case VKV_IOC_POOL_CREATE:
+	case VKV_IOC_SET_BACKING:
+	case VKV_IOC_SWAP_OUT:
+	case VKV_IOC_PREFETCH:
+	case VKV_IOC_DISCARD:
+	case VKV_IOC_PIN:
+	case VKV_IOC_UNPIN:
+		if (!(filp->f_mode & FMODE_WRITE))
+			return -EBADF;
+		break;
+	default:
+		return -ENOTTY;
+	}
+
 	switch (cmd) {
 	case VKV_IOC_GET_VERSION: {
 		struct vkv_version v;
@@ -236,9 +260,10 @@ static long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 			return ret;
 		if (copy_to_user(uarg, &p, sizeof(p))) {
 			/* The caller cannot learn the handle: undo. */
-			vkv_unpin(ctx, p.handle);
+			vkv_pin_abort(ctx, p.handle);
 			return -EFAULT;
 		}
+		vkv_pin_commit(ctx, p.handle);
 		return 0;
 	}
 	case VKV_IOC_UNPIN: {
@@ -285,6 +310,11 @@ static int __init vkv_init(void)
 		pr_err("dev_mode %#o: only read/write bits are allowed\n", dev_mode);
 		return -EINVAL;
 	}
+	/* Write access is what creates pools and pins: never to everyone. */
+	if (dev_mode & 0002) {
+		pr_err("dev_mode %#o: refusing a device writable by others\n", dev_mode);
+		return -EINVAL;
+	}
 	vkv_params_init();
 	vkv_misc.mode = dev_mode;
 
@@ -311,6 +341,7 @@ static void __exit vkv_exit(void)
 {
 	misc_deregister(&vkv_misc);
 	vkv_shrinker_exit();
+	vkv_orphans_exit();
 	vkv_sysfs_exit();
 }
 

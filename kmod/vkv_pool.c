@@ -74,9 +74,9 @@ void vkv_chunk_free_pages(struct vkv_pool *pool, struct vkv_chunk *c)
 {
 	unsigned long i, n = vkv_nr_pieces(pool, c);
 
-	/* Drops our reference; a page someone still holds lives on with them. */
+	/* A piece someone else still holds stays counted (vkv_orphan.c). */
 	for (i = 0; i < n; i++)
-		__free_pages(vkv_piece(c, i), c->piece_order);
+		vkv_chunk_piece_free(vkv_piece(c, i), c->piece_order);
 	kvfree(c->pieces);
 	c->pieces = NULL;
 	c->head = NULL;

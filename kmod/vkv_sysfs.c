@@ -44,6 +44,28 @@ static const struct kernel_param_ops vkv_mb_ops = {
 	.get = param_get_ulong,
 };
 
+/*
+ * The resident floor is compared with signed byte counters: from 2^43 MiB
+ * on, its byte count would turn negative and the floor would vanish.
+ */
+static int vkv_set_floor_mb(const char *val, const struct kernel_param *kp)
+{
+	unsigned long v;
+	int err = kstrtoul(val, 0, &v);
+
+	if (err)
+		return err;
+	if (v > (S64_MAX >> 20))
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, v);
+	return 0;
+}
+
+static const struct kernel_param_ops vkv_floor_ops = {
+	.set = vkv_set_floor_mb,
+	.get = param_get_ulong,
+};
+
 static int vkv_set_node(const char *val, const struct kernel_param *kp)
 {
 	int v, err = kstrtoint(val, 0, &v);
@@ -96,7 +118,7 @@ MODULE_PARM_DESC(chunk_kb,
 module_param_named(shrinker_enabled, vkv_shrinker_enabled, bool, 0644);
 MODULE_PARM_DESC(shrinker_enabled,
 		 "Swap out cold chunks under memory pressure (Y/N)");
-module_param_cb(min_resident_mb, &vkv_mb_ops, &vkv_min_resident_mb, 0644);
+module_param_cb(min_resident_mb, &vkv_floor_ops, &vkv_min_resident_mb, 0644);
 MODULE_PARM_DESC(min_resident_mb,
 		 "The shrinker never takes resident pool memory below this, MiB");
 
@@ -137,6 +159,7 @@ VKV_COUNTER(fallback_chunks);
 VKV_COUNTER(busy_total);
 VKV_COUNTER(contexts);
 VKV_COUNTER(pins);
+VKV_COUNTER(orphan_bytes);
 
 static struct attribute *vkv_attrs[] = {
 	&pinned_bytes_attr.attr,
@@ -157,6 +180,7 @@ static struct attribute *vkv_attrs[] = {
 	&busy_total_attr.attr,
 	&contexts_attr.attr,
 	&pins_attr.attr,
+	&orphan_bytes_attr.attr,
 	NULL,
 };
 

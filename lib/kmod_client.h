@@ -77,8 +77,11 @@ int vkv_kmod_discard(struct vkv_kmod *km, uint64_t offset, uint64_t length,
 		     uint64_t *done);
 
 /*
- * Pin a user range long-term (charged to RLIMIT_MEMLOCK unless
+ * Pin a user range long-term (charged to the user's RLIMIT_MEMLOCK unless
  * CAP_IPC_LOCK, and to the module's max_pinned_mb: -ENOMEM past either).
+ * -EEXIST if a page of it is already pinned through this context;
+ * -EOPNOTSUPP if writable and the range is a shared mapping of a file with
+ * writeback.
  */
 int vkv_kmod_pin(struct vkv_kmod *km, const void *addr, size_t length,
 		 int writable, uint64_t *handle);

@@ -17,6 +17,7 @@ KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
 VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl test_lockorder \
+	test_abuse \
 	test_lib bench_kmod vkvctl
 VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
@@ -27,7 +28,7 @@ VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck 
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
 VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
-	test_shrinker test_lockorder
+	test_shrinker test_lockorder test_abuse
 VM_BENCH ?= bench_kmod
 
 .PHONY: kmod kmod-tests check-kmod

@@ -13,6 +13,9 @@
  *
  * Offsets and lengths that name a part of a pool ("pool offsets") are byte
  * offsets into the pool, i.e. into the mmap() of /dev/vkv at file offset 0.
+ *
+ * A descriptor opened read-only may only use VKV_IOC_GET_VERSION and
+ * VKV_IOC_POOL_INFO; every other command fails with -EBADF on it.
  */
 #ifndef _UAPI_LINUX_VKV_H
 #define _UAPI_LINUX_VKV_H
@@ -131,9 +134,15 @@ struct vkv_range {
  *      flags         VKV_PIN_WRITE if the pages will be written through the pin
  * out: handle        nonzero, for VKV_IOC_UNPIN
  *      npages        pages pinned
- * Charged to the caller's RLIMIT_MEMLOCK (unless CAP_IPC_LOCK; shown as
- * VmPin) and to the module-wide max_pinned_mb. -ENOMEM past either limit,
- * -EFAULT for unmapped ranges.
+ * Charged to the calling user's locked memory against RLIMIT_MEMLOCK
+ * (unless CAP_IPC_LOCK; the same count io_uring uses; it lasts as long as
+ * the pin, whichever task made it), shown as VmPin of the calling process,
+ * and to the module-wide max_pinned_mb. -ENOMEM past either limit, -EFAULT
+ * for unmapped ranges, -EEXIST if a page of the range is already pinned
+ * through this descriptor (a context pins a page once), -EOVERFLOW if a
+ * page is referenced so often that its count could overflow,
+ * -EOPNOTSUPP for VKV_PIN_WRITE on a shared mapping of a file with
+ * writeback (anonymous memory, shmem/memfd and vkv pools are fine).
  */
 #define VKV_PIN_WRITE (1U << 0)
 struct vkv_pin {
