@@ -99,6 +99,7 @@ struct vkv_ctx {
 	bool backing_direct;
 	struct xarray pins;		/* u32 handle -> struct vkv_upin */
 	atomic64_t pinned_bytes;
+	struct vkv_user *user;		/* charged for pool and pins (vkv_user.c) */
 };
 
 /* Module-wide counters, shown under /sys/kernel/vkv/. */
@@ -154,5 +155,26 @@ void vkv_shrinker_exit(void);
 int vkv_pin(struct vkv_ctx *ctx, struct vkv_pin *p);
 int vkv_unpin(struct vkv_ctx *ctx, u64 handle);
 void vkv_unpin_all(struct vkv_ctx *ctx);
+
+/* vkv_user.c: per-user accounting against max_user_*_mb. */
+enum vkv_user_res {
+	VKV_USER_POOL,		/* pool bytes reserved (POOL_CREATE) */
+	VKV_USER_PINNED,	/* user memory pinned (PIN) */
+	VKV_USER_NR,
+};
+
+struct kobject;
+struct vkv_user;
+extern unsigned long vkv_max_user_pool_mb;
+extern unsigned long vkv_max_user_pinned_mb;
+extern atomic64_t vkv_user_denied_total;
+struct vkv_user *vkv_user_get(void);
+void vkv_user_hold(struct vkv_user *u);
+void vkv_user_put(struct vkv_user *u);
+void vkv_user_ctx_add(struct vkv_user *u, int delta);
+int vkv_user_charge(struct vkv_user *u, enum vkv_user_res res, u64 bytes);
+void vkv_user_uncharge(struct vkv_user *u, enum vkv_user_res res, u64 bytes);
+int vkv_users_init(struct kobject *parent);
+void vkv_users_exit(void);
 
 #endif /* VKV_INTERNAL_H */

@@ -62,6 +62,11 @@ int vkv_pin(struct vkv_ctx *ctx, struct vkv_pin *p)
 		vkv_uncharge(mm, npages);
 		return -ENOMEM;
 	}
+	err = vkv_user_charge(ctx->user, VKV_USER_PINNED, (u64)npages << PAGE_SHIFT);
+	if (err) {
+		vkv_uncharge(mm, npages);
+		return err;
+	}
 
 	err = -ENOMEM;
 	up = kzalloc(sizeof(*up), GFP_KERNEL);
@@ -110,6 +115,7 @@ err_unpin:
 err_free:
 	kvfree(pages);
 	kfree(up);
+	vkv_user_uncharge(ctx->user, VKV_USER_PINNED, (u64)npages << PAGE_SHIFT);
 	vkv_uncharge(mm, npages);
 	return err;
 }
@@ -118,6 +124,7 @@ static void vkv_upin_release(struct vkv_ctx *ctx, struct vkv_upin *up)
 {
 	unpin_user_pages_dirty_lock(up->pages, up->npages, up->write);
 	vkv_uncharge(up->mm, up->npages);
+	vkv_user_uncharge(ctx->user, VKV_USER_PINNED, (u64)up->npages << PAGE_SHIFT);
 	atomic64_sub((s64)up->npages << PAGE_SHIFT, &ctx->pinned_bytes);
 	atomic64_dec(&vkv_stats.pins);
 	mmdrop(up->mm);
