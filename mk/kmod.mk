@@ -17,7 +17,7 @@ KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
 VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl \
-	test_lib bench_kmod vkvctl
+	test_lib test_users bench_kmod vkvctl
 VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
 VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
@@ -27,7 +27,7 @@ VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck 
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
 VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
-	test_shrinker
+	test_users test_shrinker
 VM_BENCH ?= bench_kmod
 
 .PHONY: kmod kmod-tests check-kmod
@@ -77,15 +77,17 @@ $(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h kmod/uapi/vkv.h
 # vkvctl: admin tool (tools/vkvctl); built with the rest, and statically for
 # the guest, where test_vkvctl drives it.
 VKVCTL := $(B)/vkvctl
+VKVCTL_SRCS := $(sort $(wildcard tools/vkvctl/*.c))
+VKVCTL_DEPS := $(VKVCTL_SRCS) $(wildcard tools/vkvctl/*.h)
 ALL_TARGETS += $(VKVCTL)
 
-$(VKVCTL): tools/vkvctl/vkvctl.c
+$(VKVCTL): $(VKVCTL_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(VKVCTL_SRCS) $(ALL_LDFLAGS)
 
-$(VM_BIN)/vkvctl: tools/vkvctl/vkvctl.c
+$(VM_BIN)/vkvctl: $(VKVCTL_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(VM_CFLAGS) -static -o $@ $<
+	$(CC) $(VM_CFLAGS) -static -o $@ $(VKVCTL_SRCS)
 
 kmod-tests: $(VM_BINS)
 
