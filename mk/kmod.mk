@@ -52,7 +52,7 @@ kmod: $(KMOD_SRCS)
 		test -f $$out/vkv.ko || { echo "kmod: build for $$rel failed" >&2; exit 1; }; \
 	done
 
-$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h kmod/uapi/vkv.h
+$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h tests/vm/promparse.h kmod/uapi/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
@@ -109,3 +109,19 @@ check-kmod:
 	echo "check-kmod: passed on $$n kernel(s)"
 
 CHECK_TARGETS += check-kmod
+
+# vkvctl on the host, without the module: metrics and status against a fake
+# sysfs tree (VKV_SYSFS_ROOT), checked by a strict parser of Prometheus'
+# text format (tests/vm/promparse.h, shared with the guest's test_vkvctl).
+VKVCTL_HOST_TEST := $(B)/tests/test_vkvctl_metrics
+ALL_TARGETS += $(VKVCTL_HOST_TEST)
+CHECK_TARGETS += check-vkvctl
+.PHONY: check-vkvctl
+
+$(VKVCTL_HOST_TEST): tests/test_vkvctl_metrics.c tests/vm/promparse.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(ALL_LDFLAGS) \
+		$(CHECK_LIBS) -lm
+
+check-vkvctl: $(VKVCTL_HOST_TEST) $(VKVCTL)
+	VKVCTL=$(VKVCTL) $(VKVCTL_HOST_TEST)
