@@ -92,11 +92,15 @@ static struct child spawn_in(const char *cgroup, unsigned int uid, child_fn fn,
 	c.pid = fork();
 	req(c.pid >= 0);
 	if (c.pid == 0) {
-		char r, x;
+		char r;
+		int x;
 
 		alarm(120);
-		close(rep[0]);
-		close(hold[1]);
+		/* Only our own pipes: another child's hold end kept here
+		 * would keep that child waiting. */
+		for (x = 3; x < 1024; x++)
+			if (x != rep[1] && x != hold[0])
+				close(x);
 		if (cgroup && write_str(cgroup, "0"))
 			_exit(95);
 		if (setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
@@ -105,7 +109,7 @@ static struct child spawn_in(const char *cgroup, unsigned int uid, child_fn fn,
 		if (write(rep[1], &r, 1) != 1)
 			_exit(96);
 		/* Hold fds and mappings until the parent has looked. */
-		while (read(hold[0], &x, 1) > 0)
+		while (read(hold[0], &r, 1) > 0)
 			;
 		_exit(0);
 	}
