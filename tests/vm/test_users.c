@@ -420,6 +420,91 @@ START_TEST(test_memcg_charge)
 }
 END_TEST
 
+#define CG_O CG "/vkvoom"
+
+static int hold_pool(void *arg)
+{
+	(void)arg;
+	return try_pool(32 * MIB) >= 0 ? 0 : 1;
+}
+
+/* Anonymous memory in @cgroup as uid 1000 until the OOM killer comes. */
+static pid_t spawn_hog(const char *cgroup)
+{
+	pid_t pid = fork();
+
+	req(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		if (write_str(cgroup, "0") || setresgid(1000, 1000, 1000) ||
+		    setresuid(1000, 1000, 1000))
+			_exit(2);
+		for (;;) {
+			char *p = malloc(MIB);
+
+			if (!p)
+				_exit(3);
+			memset(p, 1, MIB);
+		}
+	}
+	return pid;
+}
+
+static void req_killed(pid_t pid)
+{
+	int st;
+
+	req(waitpid(pid, &st, 0) == pid);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+		      "pid %d: status %#x, want SIGKILL", (int)pid, st);
+}
+
+/*
+ * What the memcg OOM killer does to an idle pool holder: nothing by
+ * default (its score does not include the pool, so the hog is the victim),
+ * and with memory.oom.group=1 it kills the whole cgroup, which frees the
+ * pool. docs/admin.md says so.
+ */
+START_TEST(test_memcg_oom)
+{
+	struct stat st;
+	struct child holder;
+	pid_t hog;
+
+	mkdir(CG, 0755);
+	if (stat(CG "/cgroup.controllers", &st))
+		req(mount("none", CG, "cgroup2", 0, NULL) == 0);
+	req(write_str(CG "/cgroup.subtree_control", "+memory") == 0);
+	if (mkdir(CG_O, 0755))
+		req(errno == EEXIST);
+	req(write_str(CG_O "/memory.max", "64M") == 0);
+	req(write_str(CG_O "/memory.swap.max", "0") == 0 || errno == ENOENT);
+	open_device_to_all();
+
+	req(write_str(CG_O "/memory.oom.group", "0") == 0);
+	holder = spawn_in(CG_O "/cgroup.procs", 1000, hold_pool, NULL);
+	ck_assert_int_eq(child_result(&holder), 0);
+	hog = spawn_hog(CG_O "/cgroup.procs");
+	req_killed(hog);
+	ck_assert_int_eq(kill(holder.pid, 0), 0);
+	ck_assert_int_eq(user_counter(1000, "pool_bytes"), 32 * MIB);
+	child_finish(&holder);
+
+	req(write_str(CG_O "/memory.oom.group", "1") == 0);
+	holder = spawn_in(CG_O "/cgroup.procs", 1000, hold_pool, NULL);
+	ck_assert_int_eq(child_result(&holder), 0);
+	hog = spawn_hog(CG_O "/cgroup.procs");
+	req_killed(hog);
+	req_killed(holder.pid);
+	close(holder.hold);
+	close(holder.report);
+	ck_assert(!user_exists(1000));
+	ck_assert_int_eq(counter("pool_reserved_bytes"), 0);
+	req(rmdir(CG_O) == 0);
+	restore_device();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("users");
@@ -432,6 +517,7 @@ int main(void)
 	tcase_add_test(tc, test_user_lifetime);
 	tcase_add_test(tc, test_user_many);
 	tcase_add_test(tc, test_memcg_charge);
+	tcase_add_test(tc, test_memcg_oom);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
