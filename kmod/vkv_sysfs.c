@@ -152,6 +152,7 @@ static ssize_t user_denied_total_show(struct kobject *kobj,
 	return sysfs_emit(buf, "%lld\n",
 			  (long long)atomic64_read(&vkv_user_denied_total));
 }
+
 static struct kobj_attribute user_denied_total_attr = __ATTR_RO(user_denied_total);
 
 static struct attribute *vkv_attrs[] = {

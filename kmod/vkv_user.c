@@ -46,32 +46,33 @@ struct vkv_user {
 
 #define to_vkv_user(k) container_of(k, struct vkv_user, kobj)
 
+static ssize_t vkv_user_emit(char *buf, atomic64_t *v)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(v));
+}
+
 static ssize_t pool_bytes_show(struct kobject *kobj, struct kobj_attribute *a,
 			       char *buf)
 {
-	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(
-				  &to_vkv_user(kobj)->charged[VKV_USER_POOL]));
+	return vkv_user_emit(buf, &to_vkv_user(kobj)->charged[VKV_USER_POOL]);
 }
 
 static ssize_t pinned_bytes_show(struct kobject *kobj,
 				 struct kobj_attribute *a, char *buf)
 {
-	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(
-				  &to_vkv_user(kobj)->charged[VKV_USER_PINNED]));
+	return vkv_user_emit(buf, &to_vkv_user(kobj)->charged[VKV_USER_PINNED]);
 }
 
 static ssize_t contexts_show(struct kobject *kobj, struct kobj_attribute *a,
 			     char *buf)
 {
-	return sysfs_emit(buf, "%lld\n",
-			  (long long)atomic64_read(&to_vkv_user(kobj)->contexts));
+	return vkv_user_emit(buf, &to_vkv_user(kobj)->contexts);
 }
 
 static ssize_t denied_total_show(struct kobject *kobj,
 				 struct kobj_attribute *a, char *buf)
 {
-	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(
-				  &to_vkv_user(kobj)->denied_total));
+	return vkv_user_emit(buf, &to_vkv_user(kobj)->denied_total);
 }
 
 static struct kobj_attribute vkv_user_pool_attr = __ATTR_RO(pool_bytes);

@@ -175,7 +175,10 @@ uninstall-kmod:
 	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-vkv.rules $(DESTDIR)$(SBINDIR)/vkvctl
 
 DKMS_TEST := $(abspath $(B))/dkms
-check-dkms: kmod $(VKVCTL)
+CHECK_TARGETS += check-dkms
+check-dkms: $(VKVCTL)
+	@sh $(SETUP) kmod
+	@$(MAKE) --no-print-directory kmod
 	@command -v dkms >/dev/null || { echo "check-dkms: dkms missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
 	@rm -rf $(DKMS_TEST)
 	@$(MAKE) --no-print-directory -s install-kmod-files DESTDIR=$(DKMS_TEST)/root
