@@ -132,12 +132,14 @@ check-vkvctl: $(VKVCTL_HOST_TEST) $(VKVCTL)
 # creates the vkv group, installs dist/60-vkv.rules (udev: /dev/vkv
 # root:vkv 0660), dist/vkv.conf as /etc/modprobe.d/vkv.conf unless one
 # exists, and vkvctl. With DESTDIR set, only the files are installed.
-# `make check-dkms` runs `dkms add` and `dkms build` against every kernel
-# with headers, in a private mount namespace with DKMS pointed at a tree
-# under $(B)/dkms, so the machine's DKMS state is not touched.
+# `make check-dkms` runs `make install-kmod` and `make uninstall-kmod` for
+# real, DKMS builds for every kernel with headers included, in a private
+# mount namespace whose system directories are overlays on a tmpfs, so the
+# machine itself is not changed (dist/check-install.sh).
 UDEVRULESDIR ?= /lib/udev/rules.d
 MODPROBEDIR ?= /etc/modprobe.d
 SBINDIR ?= $(PREFIX)/sbin
+UDEV_RELOAD ?= 1
 DKMS_SRC = $(DESTDIR)/usr/src/vkv-$(VERSION)
 .PHONY: install-kmod install-kmod-files uninstall-kmod check-dkms
 
@@ -163,7 +165,7 @@ install-kmod: install-kmod-files
 		rel=$$(basename $$(dirname $$k)); \
 		dkms install -m vkv -v $(VERSION) -k $$rel; \
 	done; \
-	if command -v udevadm >/dev/null; then \
+	if [ "$(UDEV_RELOAD)" = 1 ] && command -v udevadm >/dev/null; then \
 		udevadm control --reload-rules 2>/dev/null || true; \
 		udevadm trigger --subsystem-match=misc --sysname-match=vkv 2>/dev/null || true; \
 	fi; \
@@ -174,34 +176,7 @@ uninstall-kmod:
 	rm -rf $(DKMS_SRC)
 	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-vkv.rules $(DESTDIR)$(SBINDIR)/vkvctl
 
-DKMS_TEST := $(abspath $(B))/dkms
 CHECK_TARGETS += check-dkms
 check-dkms: $(VKVCTL)
 	@sh $(SETUP) kmod
-	@$(MAKE) --no-print-directory kmod
-	@command -v dkms >/dev/null || { echo "check-dkms: dkms missing (sh scripts/setup.sh kmod)" >&2; exit 1; }
-	@rm -rf $(DKMS_TEST)
-	@$(MAKE) --no-print-directory -s install-kmod-files DESTDIR=$(DKMS_TEST)/root
-	@mkdir -p $(DKMS_TEST)/conf $(DKMS_TEST)/tree $(DKMS_TEST)/modules
-	@printf 'dkms_tree="%s"\nsource_tree="%s"\ninstall_tree="%s"\nmok_signing_key="%s"\nmok_certificate="%s"\n' \
-		$(DKMS_TEST)/tree $(DKMS_TEST)/root/usr/src $(DKMS_TEST)/modules \
-		$(DKMS_TEST)/mok.key $(DKMS_TEST)/mok.pub > $(DKMS_TEST)/conf/vkv-check.conf
-	@set -e; n=0; for k in /lib/modules/*/build; do \
-		[ -e $$k/include ] || continue; \
-		rel=$$(basename $$(dirname $$k)); n=$$((n + 1)); \
-		echo "check-dkms: dkms build vkv/$(VERSION) for $$rel"; \
-		unshare -m sh -c 'mount --bind $(DKMS_TEST)/conf /etc/dkms/framework.conf.d && \
-			{ dkms status -m vkv -v $(VERSION) | grep -q . || dkms add -m vkv -v $(VERSION); } && \
-			dkms build -m vkv -v $(VERSION) -k '$$rel \
-			> $(DKMS_TEST)/$$rel.log 2>&1 || { cat $(DKMS_TEST)/$$rel.log; \
-			cat $(DKMS_TEST)/tree/vkv/$(VERSION)/build/make.log 2>/dev/null; exit 1; }; \
-		ko=$(DKMS_TEST)/tree/vkv/$(VERSION)/$$rel/$$(uname -m)/module/vkv.ko; \
-		[ -f $$ko ] || ko=$$ko.xz; [ -f $$ko ] || { echo "check-dkms: no vkv.ko for $$rel" >&2; exit 1; }; \
-		modinfo -F vermagic $$ko | grep -q "^$$rel " || { echo "check-dkms: $$ko: wrong vermagic" >&2; exit 1; }; \
-		for p in $$(sed -n 's/^#*options vkv //p' dist/vkv.conf | tr ' ' '\n' | cut -d= -f1); do \
-			modinfo -p $$ko | grep -q "^$$p:" || { echo "check-dkms: dist/vkv.conf names $$p, which vkv.ko lacks" >&2; exit 1; }; \
-		done; \
-	done; \
-	[ $$n -gt 0 ] || { echo "check-dkms: no kernel headers" >&2; exit 1; }; \
-	grep -q '^KERNEL=="vkv", SUBSYSTEM=="misc", GROUP="vkv", MODE="0660"$$' dist/60-vkv.rules; \
-	echo "check-dkms: built by DKMS for $$n kernel(s)"
+	unshare -m sh dist/check-install.sh $(VERSION)
