@@ -98,7 +98,8 @@ static void make_tree(void)
 		put(rel, val);
 	}
 	put("module/vkv/parameters/max_pool_mb", "384");
-	put("module/vkv/parameters/max_pinned_mb", "256");
+	/* The largest value the module takes: 2^64 bytes less 1 MiB. */
+	put("module/vkv/parameters/max_pinned_mb", "17592186044415");
 	put("module/vkv/parameters/max_user_pool_mb", "16");
 	put("module/vkv/parameters/max_user_pinned_mb", "0");
 	put("module/vkv/parameters/min_resident_mb", "0");
@@ -189,7 +190,10 @@ START_TEST(test_metrics_fake_tree)
 	for (i = 0; i < sizeof(metric_names) / sizeof(metric_names[0]); i++)
 		ck_assert_int_eq(must_get(&d, metric_names[i], ""), 1000 + i);
 	ck_assert_int_eq(must_get(&d, "vkv_max_pool_bytes", ""), 384 << 20);
-	ck_assert_int_eq(must_get(&d, "vkv_max_pinned_bytes", ""), 256 << 20);
+	ck_assert(must_get(&d, "vkv_max_pinned_bytes", "") ==
+		  (double)18446744073708503040ull);
+	ck_assert_ptr_nonnull(
+		strstr(out, "vkv_max_pinned_bytes 18446744073708503040\n"));
 	ck_assert_int_eq(must_get(&d, "vkv_max_user_pool_bytes", ""), 16 << 20);
 	ck_assert_int_eq(must_get(&d, "vkv_max_user_pinned_bytes", ""), 0);
 	ck_assert_int_eq(must_get(&d, "vkv_shrinker_enabled", ""), 1);

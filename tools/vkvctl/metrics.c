@@ -93,7 +93,7 @@ static int parse_ll(const char *s, long long *v)
  * that cannot be read or parsed is an error, reported and left out too.
  */
 static int emit_value(FILE *f, const struct family *fm, int is_param,
-		      long long scale)
+		      unsigned long long scale)
 {
 	char buf[64];
 	long long v;
@@ -109,8 +109,13 @@ static int emit_value(FILE *f, const struct family *fm, int is_param,
 			strerror(-r));
 		return 1;
 	}
+	if (v < 0) {
+		fprintf(stderr, "vkvctl: metrics: %s: negative\n", fm->src);
+		return 1;
+	}
 	family_head(f, fm->name, fm->type, fm->help);
-	fprintf(f, "%s %lld\n", fm->name, v * scale);
+	/* Unsigned: a limit may be up to 2^44 MiB, 2^64 bytes less 1 MiB. */
+	fprintf(f, "%s %llu\n", fm->name, (unsigned long long)v * scale);
 	return 0;
 }
 

@@ -94,11 +94,11 @@ static const char *validate(const struct tunable *t, const char *val)
 	}
 }
 
-/* "12.0 MiB" from bytes; buf holds at least 32. */
-static const char *human(long long b, char *buf, size_t len)
+/* "12.0 MiB" from bytes (a double: limits reach 2^64 bytes). */
+static const char *human(double v, char *buf, size_t len)
 {
-	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	double v = (double)b;
+	static const char *const unit[] = {"B",	  "KiB", "MiB", "GiB",
+					   "TiB", "PiB", "EiB"};
 	size_t u = 0;
 
 	while (v >= 1024 && u + 1 < N(unit)) {
@@ -106,7 +106,7 @@ static const char *human(long long b, char *buf, size_t len)
 		u++;
 	}
 	if (u == 0)
-		snprintf(buf, len, "%lld B", b);
+		snprintf(buf, len, "%.0f B", v);
 	else
 		snprintf(buf, len, "%.1f %s", v, unit[u]);
 	return buf;
@@ -117,18 +117,21 @@ static const char *against(long long used, const char *param, char *buf,
 			   size_t len)
 {
 	char lim[64], a[32], b[32];
-	long long mb;
+	unsigned long long mb;
+	double cap;
 
 	if (read_param(param, lim, sizeof(lim)) ||
-	    sscanf(lim, "%lld", &mb) != 1)
+	    sscanf(lim, "%llu", &mb) != 1) {
 		snprintf(buf, len, "%s / ?", human(used, a, sizeof(a)));
-	else if (mb == 0)
+		return buf;
+	}
+	cap = (double)mb * 1048576.0;
+	if (mb == 0)
 		snprintf(buf, len, "%s / no limit", human(used, a, sizeof(a)));
 	else
 		snprintf(buf, len, "%s / %s (%.0f%%)",
-			 human(used, a, sizeof(a)),
-			 human(mb << 20, b, sizeof(b)),
-			 100.0 * (double)used / (double)(mb << 20));
+			 human(used, a, sizeof(a)), human(cap, b, sizeof(b)),
+			 100.0 * (double)used / cap);
 	return buf;
 }
 
