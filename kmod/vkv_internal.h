@@ -156,6 +156,7 @@ struct vkv_ctx {
 	struct xarray pins;		/* u32 handle -> struct vkv_upin */
 	struct xarray pin_pfns;		/* small pages pinned here, by pfn */
 	atomic64_t pinned_bytes;
+	struct vkv_user *user;		/* charged for pool and pins (vkv_user.c) */
 };
 
 static inline size_t vkv_chunk_bytes(const struct vkv_pool *pool)
@@ -271,5 +272,26 @@ void vkv_pin_abort(struct vkv_ctx *ctx, u32 handle);
 /* vkv_orphan.c */
 void vkv_chunk_piece_free(struct page *page, unsigned int order);
 void vkv_orphans_exit(void);
+
+/* vkv_user.c: per-user accounting against max_user_*_mb. */
+enum vkv_user_res {
+	VKV_USER_POOL,		/* pool bytes reserved (POOL_CREATE) */
+	VKV_USER_PINNED,	/* user memory pinned (PIN) */
+	VKV_USER_NR,
+};
+
+struct kobject;
+struct vkv_user;
+extern unsigned long vkv_max_user_pool_mb;
+extern unsigned long vkv_max_user_pinned_mb;
+extern atomic64_t vkv_user_denied_total;
+struct vkv_user *vkv_user_get(void);
+void vkv_user_hold(struct vkv_user *u);
+void vkv_user_put(struct vkv_user *u);
+void vkv_user_ctx_add(struct vkv_user *u, int delta);
+int vkv_user_charge(struct vkv_user *u, enum vkv_user_res res, u64 bytes);
+void vkv_user_uncharge(struct vkv_user *u, enum vkv_user_res res, u64 bytes);
+int vkv_users_init(struct kobject *parent);
+void vkv_users_exit(void);
 
 #endif /* VKV_INTERNAL_H */

@@ -66,9 +66,14 @@ static int vkv_open(struct inode *inode, struct file *filp)
 	xa_init(&ctx->pin_pfns);
 	atomic64_set(&ctx->pinned_bytes, 0);
 
+	ctx->user = vkv_user_get();
+	if (IS_ERR(ctx->user)) {
+		ret = PTR_ERR(ctx->user);
+		goto err_free;
+	}
 	ret = simple_pin_fs(&vkv_fs_type, &vkv_mnt, &vkv_mnt_count);
 	if (ret)
-		goto err_free;
+		goto err_user;
 	ctx->inode = alloc_anon_inode(vkv_mnt->mnt_sb);
 	if (IS_ERR(ctx->inode)) {
 		ret = PTR_ERR(ctx->inode);
@@ -82,10 +87,13 @@ static int vkv_open(struct inode *inode, struct file *filp)
 	list_add_tail(&ctx->node, &vkv_ctxs);
 	mutex_unlock(&vkv_ctxs_lock);
 	atomic64_inc(&vkv_stats.contexts);
+	vkv_user_ctx_add(ctx->user, 1);
 	return 0;
 
 err_fs:
 	simple_release_fs(&vkv_mnt, &vkv_mnt_count);
+err_user:
+	vkv_user_put(ctx->user);
 err_free:
 	kfree(ctx);
 	return ret;
@@ -96,6 +104,7 @@ static void vkv_ctx_free(struct kref *ref)
 	struct vkv_ctx *ctx = container_of(ref, struct vkv_ctx, ref);
 
 	mutex_destroy(&ctx->lock);
+	vkv_user_put(ctx->user);
 	kfree(ctx);
 }
 
@@ -127,6 +136,7 @@ static int vkv_release(struct inode *inode, struct file *filp)
 
 	iput(ctx->inode);
 	simple_release_fs(&vkv_mnt, &vkv_mnt_count);
+	vkv_user_ctx_add(ctx->user, -1);
 	atomic64_dec(&vkv_stats.contexts);
 	vkv_ctx_put(ctx);
 	return 0;

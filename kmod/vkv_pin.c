@@ -241,6 +241,12 @@ int vkv_pin(struct vkv_ctx *ctx, struct vkv_pin *p)
 		free_uid(user);
 		return err;
 	}
+	err = vkv_user_charge(ctx->user, VKV_USER_PINNED, (u64)npages << PAGE_SHIFT);
+	if (err) {
+		vkv_uncharge(user, mm, npages);
+		free_uid(user);
+		return err;
+	}
 
 	err = -ENOMEM;
 	up = kzalloc(sizeof(*up), GFP_KERNEL);
@@ -301,6 +307,7 @@ err_unpin:
 err_free:
 	kvfree(pages);
 	kfree(up);
+	vkv_user_uncharge(ctx->user, VKV_USER_PINNED, (u64)npages << PAGE_SHIFT);
 	vkv_uncharge(user, mm, npages);
 	free_uid(user);
 	return err;
@@ -313,6 +320,7 @@ static void vkv_upin_release(struct vkv_ctx *ctx, struct vkv_upin *up,
 		vkv_pin_unclaim(ctx, up->pages, up->npages);
 	vkv_unpin_pages(up->pages, up->npages, up->write);
 	vkv_uncharge(up->user, up->mm, up->npages);
+	vkv_user_uncharge(ctx->user, VKV_USER_PINNED, (u64)up->npages << PAGE_SHIFT);
 	atomic64_sub((s64)up->npages << PAGE_SHIFT, &ctx->pinned_bytes);
 	atomic64_dec(&vkv_stats.pins);
 	free_uid(up->user);

@@ -145,6 +145,11 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 		atomic64_sub(size, &vkv_stats.pool_reserved_bytes);
 		return -ENOMEM;
 	}
+	err = vkv_user_charge(ctx->user, VKV_USER_POOL, size);
+	if (err) {
+		atomic64_sub(size, &vkv_stats.pool_reserved_bytes);
+		return err;
+	}
 
 	err = -ENOMEM;
 	pool = kzalloc(sizeof(*pool), GFP_KERNEL);
@@ -201,6 +206,7 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 err_free:
 	vkv_pool_free(pool);
 err_uncharge:
+	vkv_user_uncharge(ctx->user, VKV_USER_POOL, size);
 	atomic64_sub(size, &vkv_stats.pool_reserved_bytes);
 	return err;
 }
@@ -216,6 +222,7 @@ void vkv_pool_destroy(struct vkv_ctx *ctx)
 	atomic64_sub((s64)pool->nr_swapped * vkv_chunk_bytes(pool),
 		     &vkv_stats.swapped_bytes);
 	atomic64_sub(pool->size, &vkv_stats.pool_reserved_bytes);
+	vkv_user_uncharge(ctx->user, VKV_USER_POOL, pool->size);
 	INIT_LIST_HEAD(&ctx->lru);
 	ctx->pool = NULL;
 	vkv_pool_free(pool);

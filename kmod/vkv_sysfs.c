@@ -2,7 +2,7 @@
 /*
  * vkv.ko: tunables (module parameters with validating setters, writable by
  * root under /sys/module/vkv/parameters/) and read-only counters under
- * /sys/kernel/vkv/.
+ * /sys/kernel/vkv/ (per-user ones under users/<uid>/, see vkv_user.c).
  */
 #include <linux/kernel.h>
 #include <linux/kobject.h>
@@ -122,6 +122,14 @@ module_param_cb(min_resident_mb, &vkv_floor_ops, &vkv_min_resident_mb, 0644);
 MODULE_PARM_DESC(min_resident_mb,
 		 "The shrinker never takes resident pool memory below this, MiB");
 
+/* 0 = no per-user cap: the module-wide limits alone apply. */
+module_param_cb(max_user_pool_mb, &vkv_mb_ops, &vkv_max_user_pool_mb, 0644);
+MODULE_PARM_DESC(max_user_pool_mb,
+		 "Limit on the sum of pool sizes of one user (real uid of the opener), MiB (default 0: none)");
+module_param_cb(max_user_pinned_mb, &vkv_mb_ops, &vkv_max_user_pinned_mb, 0644);
+MODULE_PARM_DESC(max_user_pinned_mb,
+		 "Limit on memory one user pins through vkv, MiB (default 0: none)");
+
 void vkv_params_init(void)
 {
 	unsigned long ram_mb = totalram_pages() >> (20 - PAGE_SHIFT);
@@ -161,6 +169,15 @@ VKV_COUNTER(contexts);
 VKV_COUNTER(pins);
 VKV_COUNTER(orphan_bytes);
 
+static ssize_t user_denied_total_show(struct kobject *kobj,
+				      struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  (long long)atomic64_read(&vkv_user_denied_total));
+}
+
+static struct kobj_attribute user_denied_total_attr = __ATTR_RO(user_denied_total);
+
 static struct attribute *vkv_attrs[] = {
 	&pinned_bytes_attr.attr,
 	&pool_bytes_attr.attr,
@@ -181,6 +198,7 @@ static struct attribute *vkv_attrs[] = {
 	&contexts_attr.attr,
 	&pins_attr.attr,
 	&orphan_bytes_attr.attr,
+	&user_denied_total_attr.attr,
 	NULL,
 };
 
@@ -198,6 +216,11 @@ int vkv_sysfs_init(void)
 	if (!vkv_kobj)
 		return -ENOMEM;
 	err = sysfs_create_group(vkv_kobj, &vkv_attr_group);
+	if (!err) {
+		err = vkv_users_init(vkv_kobj);
+		if (err)
+			sysfs_remove_group(vkv_kobj, &vkv_attr_group);
+	}
 	if (err) {
 		kobject_put(vkv_kobj);
 		vkv_kobj = NULL;
@@ -208,6 +231,7 @@ int vkv_sysfs_init(void)
 void vkv_sysfs_exit(void)
 {
 	if (vkv_kobj) {
+		vkv_users_exit();
 		sysfs_remove_group(vkv_kobj, &vkv_attr_group);
 		kobject_put(vkv_kobj);
 	}

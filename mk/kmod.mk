@@ -17,8 +17,7 @@ KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
 VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl test_lockorder \
-	test_abuse \
-	test_lib bench_kmod vkvctl
+	test_abuse test_lib test_users bench_kmod vkvctl
 VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
 VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
@@ -28,7 +27,7 @@ VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck 
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
 VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
-	test_shrinker test_lockorder test_abuse
+	test_users test_shrinker test_lockorder test_abuse
 VM_BENCH ?= bench_kmod
 
 .PHONY: kmod kmod-tests check-kmod
@@ -53,7 +52,7 @@ kmod: $(KMOD_SRCS)
 		test -f $$out/vkv.ko || { echo "kmod: build for $$rel failed" >&2; exit 1; }; \
 	done
 
-$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h kmod/uapi/vkv.h
+$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h tests/vm/promparse.h kmod/uapi/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
@@ -78,15 +77,17 @@ $(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h kmod/uapi/vkv.h
 # vkvctl: admin tool (tools/vkvctl); built with the rest, and statically for
 # the guest, where test_vkvctl drives it.
 VKVCTL := $(B)/vkvctl
+VKVCTL_SRCS := $(sort $(wildcard tools/vkvctl/*.c))
+VKVCTL_DEPS := $(VKVCTL_SRCS) $(wildcard tools/vkvctl/*.h)
 ALL_TARGETS += $(VKVCTL)
 
-$(VKVCTL): tools/vkvctl/vkvctl.c
+$(VKVCTL): $(VKVCTL_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(VKVCTL_SRCS) $(ALL_LDFLAGS)
 
-$(VM_BIN)/vkvctl: tools/vkvctl/vkvctl.c
+$(VM_BIN)/vkvctl: $(VKVCTL_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(VM_CFLAGS) -static -o $@ $<
+	$(CC) $(VM_CFLAGS) -static -o $@ $(VKVCTL_SRCS)
 
 kmod-tests: $(VM_BINS)
 
@@ -108,3 +109,74 @@ check-kmod:
 	echo "check-kmod: passed on $$n kernel(s)"
 
 CHECK_TARGETS += check-kmod
+
+# vkvctl on the host, without the module: metrics and status against a fake
+# sysfs tree (VKV_SYSFS_ROOT), checked by a strict parser of Prometheus'
+# text format (tests/vm/promparse.h, shared with the guest's test_vkvctl).
+VKVCTL_HOST_TEST := $(B)/tests/test_vkvctl_metrics
+ALL_TARGETS += $(VKVCTL_HOST_TEST)
+CHECK_TARGETS += check-vkvctl
+.PHONY: check-vkvctl
+
+$(VKVCTL_HOST_TEST): tests/test_vkvctl_metrics.c tests/vm/promparse.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(ALL_LDFLAGS) \
+		$(CHECK_LIBS) -lm
+
+check-vkvctl: $(VKVCTL_HOST_TEST) $(VKVCTL)
+	VKVCTL=$(VKVCTL) $(VKVCTL_HOST_TEST)
+
+# Installing the module like any other: `make install-kmod` puts the module
+# source under /usr/src/vkv-<version>/ with dist/dkms.conf.in as its
+# dkms.conf, has DKMS build and install it for every kernel with headers,
+# creates the vkv group, installs dist/60-vkv.rules (udev: /dev/vkv
+# root:vkv 0660), dist/vkv.conf as /etc/modprobe.d/vkv.conf unless one
+# exists, and vkvctl. With DESTDIR set, only the files are installed.
+# `make check-dkms` runs `make install-kmod` and `make uninstall-kmod` for
+# real, DKMS builds for every kernel with headers included, in a private
+# mount namespace whose system directories are overlays on a tmpfs, so the
+# machine itself is not changed (dist/check-install.sh).
+UDEVRULESDIR ?= /lib/udev/rules.d
+MODPROBEDIR ?= /etc/modprobe.d
+SBINDIR ?= $(PREFIX)/sbin
+UDEV_RELOAD ?= 1
+DKMS_SRC = $(DESTDIR)/usr/src/vkv-$(VERSION)
+.PHONY: install-kmod install-kmod-files uninstall-kmod check-dkms
+
+install-kmod-files: $(VKVCTL)
+	install -d $(DKMS_SRC)/kmod/uapi
+	install -m 644 Kbuild $(DKMS_SRC)/Kbuild
+	install -m 644 kmod/*.c kmod/*.h $(DKMS_SRC)/kmod/
+	install -m 644 kmod/uapi/*.h $(DKMS_SRC)/kmod/uapi/
+	sed 's/@VERSION@/$(VERSION)/' dist/dkms.conf.in > $(DKMS_SRC)/dkms.conf
+	install -D -m 644 dist/60-vkv.rules $(DESTDIR)$(UDEVRULESDIR)/60-vkv.rules
+	@if [ -e $(DESTDIR)$(MODPROBEDIR)/vkv.conf ]; then \
+		echo "install-kmod: keeping $(DESTDIR)$(MODPROBEDIR)/vkv.conf"; \
+	else install -D -m 644 dist/vkv.conf $(DESTDIR)$(MODPROBEDIR)/vkv.conf; fi
+	install -D -m 755 $(VKVCTL) $(DESTDIR)$(SBINDIR)/vkvctl
+
+install-kmod: install-kmod-files
+	@set -e; if [ -n "$(DESTDIR)" ]; then exit 0; fi; \
+	command -v dkms >/dev/null || { echo "install-kmod: dkms missing (apt-get install dkms)" >&2; exit 1; }; \
+	getent group vkv >/dev/null || groupadd --system vkv; \
+	dkms status -m vkv -v $(VERSION) | grep -q . || dkms add -m vkv -v $(VERSION); \
+	for k in /lib/modules/*/build; do \
+		[ -e $$k/include ] || continue; \
+		rel=$$(basename $$(dirname $$k)); \
+		dkms install -m vkv -v $(VERSION) -k $$rel; \
+	done; \
+	if [ "$(UDEV_RELOAD)" = 1 ] && command -v udevadm >/dev/null; then \
+		udevadm control --reload-rules 2>/dev/null || true; \
+		udevadm trigger --subsystem-match=misc --sysname-match=vkv 2>/dev/null || true; \
+	fi; \
+	echo "install-kmod: done; load it with: modprobe vkv"
+
+uninstall-kmod:
+	-dkms remove -m vkv -v $(VERSION) --all
+	rm -rf $(DKMS_SRC)
+	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-vkv.rules $(DESTDIR)$(SBINDIR)/vkvctl
+
+CHECK_TARGETS += check-dkms
+check-dkms: $(VKVCTL)
+	@sh $(SETUP) kmod
+	unshare -m sh dist/check-install.sh $(VERSION)

@@ -5,6 +5,7 @@
 #     its disk, and the xz-compressed modules of newer kernels)
 #   - linux-image-amd64 + linux-headers-amd64 (Debian's 6.1 LTS kernel)
 #   - the 6.12 kernel image + headers from bookworm-backports
+#   - dkms (make check-dkms builds the module through it)
 #
 # The backports suite is added as a file under /etc/apt/sources.list.d/,
 # reusing the URI of the machine's own configured Debian source (deb822
@@ -32,7 +33,7 @@ bpo="$codename-backports"
 bpo_major=6.12
 
 base_pkgs="build-essential make qemu-system-x86 busybox-static e2fsprogs cpio xz-utils \
-kmod check libsubunit-dev linux-image-amd64 linux-headers-amd64"
+kmod check libsubunit-dev linux-image-amd64 linux-headers-amd64 dkms"
 
 missing=""
 for p in $base_pkgs; do

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_vkvctl - tools/vkvctl against the loaded module: status, get, set
- * with validation, and the message a non-root user gets.
+ * with validation, the message a non-root user gets, per-user usage in
+ * status, and metrics checked by a strict Prometheus text-format parser.
  */
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "promparse.h"
 #include "vmtest.h"
 
 #define VKVCTL "/bin/vkvctl"
@@ -30,7 +33,8 @@ static int run(uid_t uid, char *buf, size_t len, const char *a, const char *b,
 		_exit(98);
 	}
 	close(pfd[1]);
-	while (got + 1 < len && (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
+	while (got + 1 < len &&
+	       (n = read(pfd[0], buf + got, len - 1 - got)) > 0)
 		got += n;
 	buf[got] = 0;
 	close(pfd[0]);
@@ -47,24 +51,121 @@ START_TEST(test_cli)
 	ck_assert_ptr_nonnull(strstr(out, "max_pinned_mb"));
 	ck_assert_int_eq(run(0, out, sizeof(out), "get", "contexts", NULL), 0);
 	ck_assert_str_eq(out, "0\n");
-	ck_assert_int_eq(run(0, out, sizeof(out), "set", "chunk_kb", "1024"), 0);
+	ck_assert_int_eq(run(0, out, sizeof(out), "set", "chunk_kb", "1024"),
+			 0);
 	req(get_param("chunk_kb", v, sizeof(v)) == 0);
 	ck_assert_str_eq(v, "1024");
 	ck_assert_int_eq(run(0, out, sizeof(out), "set", "chunk_kb", "3"), 2);
 	ck_assert_ptr_nonnull(strstr(out, "power of two"));
-	ck_assert_int_eq(run(0, out, sizeof(out), "set", "default_node", "7"), 2);
+	ck_assert_int_eq(run(0, out, sizeof(out), "set", "default_node", "7"),
+			 2);
 	ck_assert_int_eq(run(0, out, sizeof(out), "set", "pool_bytes", "7"), 2);
 	ck_assert_ptr_nonnull(strstr(out, "read-only counter"));
-	ck_assert_int_eq(run(0, out, sizeof(out), "set", "dev_mode", "0666"), 2);
+	ck_assert_int_eq(run(0, out, sizeof(out), "set", "dev_mode", "0666"),
+			 2);
 	ck_assert_int_eq(run(0, out, sizeof(out), "get", "nonsense", NULL), 2);
 	ck_assert_int_eq(run(0, out, sizeof(out), "bogus", NULL, NULL), 2);
 	/* Non-root: reading works, setting says root is needed. */
-	ck_assert_int_eq(run(65534, out, sizeof(out), "get", "chunk_kb", NULL), 0);
-	ck_assert_int_eq(run(65534, out, sizeof(out), "set", "chunk_kb", "2048"), 1);
+	ck_assert_int_eq(run(65534, out, sizeof(out), "get", "chunk_kb", NULL),
+			 0);
+	ck_assert_int_eq(
+		run(65534, out, sizeof(out), "set", "chunk_kb", "2048"), 1);
 	ck_assert_ptr_nonnull(strstr(out, "needs root"));
 	req(get_param("chunk_kb", v, sizeof(v)) == 0);
 	ck_assert_str_eq(v, "1024");
-	ck_assert_int_eq(run(0, out, sizeof(out), "set", "chunk_kb", "2048"), 0);
+	ck_assert_int_eq(run(0, out, sizeof(out), "set", "chunk_kb", "2048"),
+			 0);
+}
+END_TEST
+
+/* A child of uid 1000 holding a 4 MiB pool until @hold is closed. */
+static pid_t hold_pool_as_1000(int *hold)
+{
+	int rep[2], hp[2];
+	pid_t pid;
+	char c;
+
+	req(pipe(rep) == 0 && pipe(hp) == 0);
+	pid = fork();
+	req(pid >= 0);
+	if (pid == 0) {
+		struct vkv_pool_create pc = {.size = 4 * MIB, .node = -1};
+		int fd;
+
+		alarm(60);
+		close(rep[0]);
+		close(hp[1]);
+		if (setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000))
+			_exit(2);
+		fd = open(VKV_DEVICE_PATH, O_RDWR);
+		if (fd < 0 || ioctl(fd, VKV_IOC_POOL_CREATE, &pc))
+			_exit(3);
+		c = 0;
+		if (write(rep[1], &c, 1) != 1)
+			_exit(4);
+		while (read(hp[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(rep[1]);
+	close(hp[0]);
+	req(read(rep[0], &c, 1) == 1);
+	close(rep[0]);
+	*hold = hp[1];
+	return pid;
+}
+
+START_TEST(test_metrics)
+{
+	static char out[65536];
+	static struct prom_doc d;
+	int fd, hold, st;
+	double v;
+	pid_t pid;
+
+	req(chmod(VKV_DEVICE_PATH, 0666) == 0);
+	req(set_param("max_user_pool_mb", "64") == 0);
+	fd = vkv_open_dev();
+	pool_create(fd, 2 * MIB, CHUNK, -1);
+	pid = hold_pool_as_1000(&hold);
+
+	ck_assert_int_eq(run(0, out, sizeof(out), "metrics", NULL, NULL), 0);
+	ck_assert_msg(prom_parse(out, &d) == 0, "%s\n%s", d.err, out);
+	req(prom_get(&d, "vkv_up", "", &v) == 0);
+	ck_assert(v == 1);
+	req(prom_get(&d, "vkv_pool_reserved_bytes", "", &v) == 0);
+	ck_assert(v == (double)counter("pool_reserved_bytes"));
+	ck_assert(v == 6 * MIB);
+	req(prom_get(&d, "vkv_contexts", "", &v) == 0);
+	ck_assert(v == 2);
+	req(prom_get(&d, "vkv_max_user_pool_bytes", "", &v) == 0);
+	ck_assert(v == 64 * MIB);
+	req(prom_get(&d, "vkv_user_pool_bytes", "uid=\"1000\"", &v) == 0);
+	ck_assert(v == 4 * MIB);
+	req(prom_get(&d, "vkv_user_pool_bytes", "uid=\"0\"", &v) == 0);
+	ck_assert(v == 2 * MIB);
+	req(prom_get(&d, "vkv_user_contexts", "uid=\"1000\"", &v) == 0);
+	ck_assert(v == 1);
+	/* Anyone may read the metrics. */
+	ck_assert_int_eq(run(65534, out, sizeof(out), "metrics", NULL, NULL),
+			 0);
+	ck_assert_msg(prom_parse(out, &d) == 0, "%s", d.err);
+
+	ck_assert_int_eq(run(0, out, sizeof(out), "status", NULL, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "4.0 MiB / 64.0 MiB (6%)"));
+	ck_assert_ptr_nonnull(strstr(out, "max_user_pool_mb"));
+
+	close(hold);
+	req(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0);
+	close(fd);
+	ck_assert_int_eq(run(0, out, sizeof(out), "metrics", NULL, NULL), 0);
+	ck_assert_msg(prom_parse(out, &d) == 0, "%s", d.err);
+	ck_assert(prom_get(&d, "vkv_user_pool_bytes", "uid=\"1000\"", &v));
+	ck_assert_int_eq(run(0, out, sizeof(out), "status", NULL, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "no user has /dev/vkv open"));
+	req(set_param("max_user_pool_mb", "0") == 0);
+	req(chmod(VKV_DEVICE_PATH, 0600) == 0);
 }
 END_TEST
 
@@ -74,6 +175,7 @@ int main(void)
 	TCase *tc = tcase_create("vkvctl");
 
 	tcase_add_test(tc, test_cli);
+	tcase_add_test(tc, test_metrics);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }
