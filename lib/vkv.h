@@ -353,10 +353,11 @@ int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
  * copied out, then its pages go back to the pool. Its virtual addresses
  * stay reserved for it: vkv_seq_swap_in() maps new pages at the same
  * addresses, so pointers held by the engine stay valid. Until the swap
- * completes the sequence must not be read or written. When the host tier
- * is full, a swap-out to VKV_TIER_HOST goes to the disk tier instead if
- * there is one (vkv_seq_info() tells where it went). Returns 0 once
- * queued; -EBADF (not open), -EALREADY (already swapped out), -EBUSY (a
+ * completes the sequence must not be read or written. With a disk tier, a
+ * swap-out to a full VKV_TIER_HOST moves the coldest sequences already
+ * there on to disk to make room, and a sequence that still does not fit
+ * goes to disk itself (vkv_seq_info() tells where each one is). Returns 0
+ * once queued; -EBADF (not open), -EALREADY (already swapped out), -EBUSY (a
  * swap of it is in progress), -ENODEV (that tier is not configured),
  * -EINVAL. The outcome comes from vkv_seq_swap_wait() or _poll().
  */
