@@ -756,6 +756,7 @@ START_TEST(test_swap_out_host_spills)
 	cfg.host_budget = 6 * PAGE;
 	cfg.swap_path = path;
 	ret = vkv_cache_create(&g, &cfg, &c);
+	unlink(path); /* kept open by the tier; nothing left if we fail */
 	ck_assert_msg(ret == 0, "create: %s (%s)", vkv_strerror(ret),
 		      vkv_config_error());
 	/* 8 KiB rows, 256 tokens a page: 8 pages over the two segments for
@@ -787,7 +788,6 @@ START_TEST(test_swap_out_host_spills)
 			verify_rows(c, s[i], 10 + (uint64_t)i, 0, len[i]), -1);
 	}
 	vkv_cache_destroy(c);
-	unlink(path);
 }
 END_TEST
 
