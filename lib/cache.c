@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "abi.h"
 #include "cache.h"
 #include "tier_disk.h"
 #include "tier_host.h"
@@ -19,6 +20,51 @@ static int mul_ok(uint64_t a, uint64_t b, uint64_t *out)
 	return !__builtin_mul_overflow(a, b, out);
 }
 
+/* Bytes per element of @t; 0 for VKV_DTYPE_UNSPECIFIED or an unknown one. */
+static uint32_t dtype_size(enum vkv_dtype t)
+{
+	switch (t) {
+	case VKV_DTYPE_F16:
+	case VKV_DTYPE_BF16:
+		return 2;
+	case VKV_DTYPE_F32:
+		return 4;
+	case VKV_DTYPE_F8_E4M3:
+	case VKV_DTYPE_F8_E5M2:
+	case VKV_DTYPE_I8:
+		return 1;
+	case VKV_DTYPE_UNSPECIFIED:
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The element type and size: an unknown dtype or a size that contradicts
+ * it would make quantized tiers and tensor descriptions read the bytes
+ * wrongly, so both are refused; a size of 0 is taken from the type.
+ */
+static int dtype_init(struct vkv_geometry *g)
+{
+	uint32_t size = dtype_size(g->dtype);
+
+	if (g->dtype == VKV_DTYPE_UNSPECIFIED)
+		return 0;
+	if (!size) {
+		vkv_config_seterr("geometry: unknown dtype %d", (int)g->dtype);
+		return -EINVAL;
+	}
+	if (!g->elem_size) {
+		g->elem_size = size;
+	} else if (g->elem_size != size) {
+		vkv_config_seterr("geometry: elem_size %u contradicts dtype %d "
+				  "(%u bytes)",
+				  g->elem_size, (int)g->dtype, size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Geometry checks and the layout's derived sizes; no allocation. */
 static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 {
@@ -29,10 +75,11 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 		vkv_config_seterr("geometry: every field must be non-zero");
 		return -EINVAL;
 	}
+	/* Oversized fields are -EOVERFLOW, like an oversized product below. */
 	if (g->max_seqs > (1u << 30)) {
 		vkv_config_seterr("geometry: max_seqs %u is too large",
 				  g->max_seqs);
-		return -EINVAL;
+		return -EOVERFLOW;
 	}
 	switch (g->layout) {
 	case VKV_LAYOUT_PER_LAYER:
@@ -130,9 +177,13 @@ static void cache_free(struct vkv_cache *c)
 	free(c);
 }
 
-VKV_EXPORT int vkv_cache_create(const struct vkv_geometry *geom,
-				const struct vkv_config *cfg,
-				struct vkv_cache **out)
+/* The default versions of the public names; see abi.h. */
+__asm__(".symver vkv_cache_create_v03, vkv_cache_create@@VKV_0.3");
+__asm__(".symver vkv_cache_geometry_v03, vkv_cache_geometry@@VKV_0.3");
+
+VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
+				    const struct vkv_config *cfg,
+				    struct vkv_cache **out)
 {
 	struct vkv_cache *c;
 	size_t budget, low, high;
@@ -160,7 +211,10 @@ VKV_EXPORT int vkv_cache_create(const struct vkv_geometry *geom,
 		goto err;
 	c->geom = *geom;
 	c->page_size = c->cfg.page_size;
-	ret = layout_init(c, geom);
+	ret = dtype_init(&c->geom);
+	if (ret)
+		goto err;
+	ret = layout_init(c, &c->geom);
 	if (ret)
 		goto err;
 	ret = vkv_backend_open(&c->cfg, &c->be);
@@ -227,8 +281,8 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 	cache_free(c);
 }
 
-VKV_EXPORT int vkv_cache_geometry(const struct vkv_cache *c,
-				  struct vkv_geometry *out)
+VKV_EXPORT int vkv_cache_geometry_v03(const struct vkv_cache *c,
+				      struct vkv_geometry *out)
 {
 	if (!c || !out)
 		return -EINVAL;

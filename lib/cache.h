@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "internal.h"
 #include "pool.h"
+#include "quant.h"
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -123,6 +124,7 @@ struct vkv_cache {
 	struct vkv_kmod_slabs *kslabs; /* host-tier slabs from /dev/vkv */
 	bool kdisk; /* the module swaps the host tier: the disk tier */
 	size_t chunk_bytes; /* one page as stored in a tier */
+	struct vkv_qpage qpage; /* with quantize: how pages are stored */
 	uint64_t use_clock;
 	pthread_cond_t swap_cond; /* a swap finished, or one was queued */
 	pthread_t swap_worker;
@@ -244,12 +246,6 @@ bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
 /* tiers.c: open the tiers the config asks for; close them (lock not held) */
 int tiers_open(struct vkv_cache *c);
 void tiers_close(struct vkv_cache *c);
-
-/* Head vectors in one page; a quantized page stores a scale for each. */
-static inline size_t quant_heads(const struct vkv_cache *c)
-{
-	return c->page_size / ((size_t)c->geom.head_dim * c->geom.elem_size);
-}
 
 /* swap.c */
 int swap_init(struct vkv_cache *c);

@@ -158,11 +158,13 @@ struct env_var {
 /* Every knob a user can set without recompiling; README documents each. */
 static const struct env_var env_vars[] = {
 	{"VKV_BACKEND", ENV_BACKEND, CFG_OFF(backend), "auto, host or cuda"},
-	{"VKV_PAGE_SIZE", ENV_SIZE, CFG_OFF(page_size), "a size such as 2M"},
+	{"VKV_PAGE_SIZE", ENV_SIZE, CFG_OFF(page_size),
+	 "a power of two such as 2M"},
 	{"VKV_BUDGET", ENV_SIZE, CFG_OFF(budget), "a size such as 16G"},
 	{"VKV_POOL_LOW", ENV_SIZE, CFG_OFF(pool_low), "a size such as 32M"},
 	{"VKV_POOL_HIGH", ENV_SIZE, CFG_OFF(pool_high), "a size such as 128M"},
-	{"VKV_LOOKAHEAD", ENV_SIZE, CFG_OFF(lookahead_tokens), "a token count"},
+	{"VKV_LOOKAHEAD", ENV_SIZE, CFG_OFF(lookahead_tokens),
+	 "a token count below 2^32"},
 	{"VKV_DEVICE", ENV_INT, CFG_OFF(device), "a device ordinal >= 0"},
 	{"VKV_NUMA_NODE", ENV_INT, CFG_OFF(numa_node),
 	 "a NUMA node >= 0, or -1"},
@@ -177,10 +179,25 @@ static const struct env_var env_vars[] = {
 	{"VKV_IO_URING", ENV_BOOL, CFG_OFF(io_uring), "0 or 1"},
 };
 
+/*
+ * Ranges of the one-field checks vkv_config_validate() makes, applied to a
+ * variable as it is read, so that a value create would refuse is refused
+ * here, named, and leaves its field at the default.
+ */
+static int size_in_range(size_t off, size_t v)
+{
+	if (off == CFG_OFF(page_size))
+		return v && !(v & (v - 1)) ? 0 : -EINVAL;
+	if (off == CFG_OFF(lookahead_tokens))
+		return v <= UINT32_MAX ? 0 : -EINVAL;
+	return 0;
+}
+
 static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
 		     const char *val)
 {
 	char *field = (char *)cfg + ev->off;
+	long lo = 0, hi = INT_MAX;
 	size_t sz;
 	int iv, err;
 
@@ -188,11 +205,18 @@ static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
 	case ENV_SIZE:
 		err = vkv_parse_size(val, &sz);
 		if (!err)
+			err = size_in_range(ev->off, sz);
+		if (!err)
 			memcpy(field, &sz, sizeof(sz));
 		return err;
 	case ENV_INT:
-		err = parse_int(val, ev->off == CFG_OFF(numa_node) ? -1 : 0,
-				INT_MAX, &iv);
+		if (ev->off == CFG_OFF(numa_node))
+			lo = -1;
+		if (ev->off == CFG_OFF(swap_qdepth)) {
+			lo = 1;
+			hi = 4096;
+		}
+		err = parse_int(val, lo, hi, &iv);
 		break;
 	case ENV_BACKEND:
 		err = parse_backend(val, &iv);

@@ -3,6 +3,7 @@
  * errors.c - vkv_strerror(): what each errno means when libvkv returns it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -40,7 +41,8 @@ VKV_EXPORT const char *vkv_strerror(int err)
 	default:
 		break;
 	}
-	if (err < 0)
+	/* -INT_MIN overflows, and is no errno anyway. */
+	if (err < 0 && err != INT_MIN)
 		return strerror(-err);
 	return "not an error code";
 }

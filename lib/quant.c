@@ -21,7 +21,7 @@
  * lanes, and the unsigned/32-bit min/max SSE2 lacks); the loader picks the
  * clone for the CPU (ifunc). No intrinsics, no -mavx2 for the build.
  */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) &&                   \
 	!defined(__SANITIZE_THREAD__)
 #define QUANT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -93,10 +93,22 @@ ALWAYS_INLINE uint16_t f2b(float f)
 	return (uint16_t)r;
 }
 
-float vkv_f16_to_f32(uint16_t h) { return h2f(h); }
-uint16_t vkv_f32_to_f16(float f) { return f2h(f); }
-float vkv_bf16_to_f32(uint16_t h) { return b2f(h); }
-uint16_t vkv_f32_to_bf16(float f) { return f2b(f); }
+float vkv_f16_to_f32(uint16_t h)
+{
+	return h2f(h);
+}
+uint16_t vkv_f32_to_f16(float f)
+{
+	return f2h(f);
+}
+float vkv_bf16_to_f32(uint16_t h)
+{
+	return b2f(h);
+}
+uint16_t vkv_f32_to_bf16(float f)
+{
+	return f2b(f);
+}
 
 ALWAYS_INLINE float load_elem(const void *p, size_t i, unsigned elem)
 {
@@ -149,8 +161,8 @@ ALWAYS_INLINE void quant_head(const void *src, size_t n, unsigned elem,
 			a = a < lim ? a : 0;
 			m = a > m ? a : m;
 		}
-		absmax = elem == VKV_QUANT_F16 ? h2f((uint16_t)m) :
-						 b2f((uint16_t)m);
+		absmax = elem == VKV_QUANT_F16 ? h2f((uint16_t)m)
+					       : b2f((uint16_t)m);
 	}
 	*scale = absmax / 127.0f;
 	/* 127 / absmax overflows for absmax below ~3.7e-37 (fp32 and bf16
@@ -212,8 +224,8 @@ size_t vkv_quant_bytes(size_t nrows, size_t heads, size_t head_dim)
 }
 
 QUANT_CLONES
-int vkv_quant_rows(const void *src, size_t nrows, size_t heads,
-		   size_t head_dim, unsigned elem, int8_t *dst, float *scales)
+int vkv_quant_rows(const void *src, size_t nrows, size_t heads, size_t head_dim,
+		   unsigned elem, int8_t *dst, float *scales)
 {
 	size_t nvec, esz = elem == VKV_QUANT_F32 ? 4 : 2;
 	const char *s = src;
@@ -272,5 +284,125 @@ int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
 			break;
 		}
 	}
+	return 0;
+}
+
+int vkv_qpage_init(struct vkv_qpage *q, size_t page_size, size_t head_dim,
+		   unsigned elem)
+{
+	size_t esz = elem == VKV_QUANT_F32 ? 4 : 2;
+
+	if (!q || !page_size || !head_dim)
+		return -EINVAL;
+	if (elem != VKV_QUANT_F16 && elem != VKV_QUANT_F32 &&
+	    elem != VKV_QUANT_BF16)
+		return -EINVAL;
+	if (__builtin_mul_overflow(head_dim, esz, &q->vec_bytes) ||
+	    head_dim + 4 < head_dim)
+		return -EINVAL;
+	q->page_size = page_size;
+	q->head_dim = head_dim;
+	q->elem = elem;
+	return 0;
+}
+
+/* How the page at @off splits: cut vector bytes at each end, whole ones. */
+static void page_split(const struct vkv_qpage *q, size_t off, size_t *lead,
+		       size_t *nfull, size_t *tail)
+{
+	size_t v = q->vec_bytes, in = off % v;
+
+	*lead = in ? v - in : 0;
+	if (*lead > q->page_size)
+		*lead = q->page_size;
+	*nfull = (q->page_size - *lead) / v;
+	*tail = q->page_size - *lead - *nfull * v;
+}
+
+static size_t stored_bytes(const struct vkv_qpage *q, size_t off)
+{
+	size_t lead, nfull, tail, n;
+
+	page_split(q, off, &lead, &nfull, &tail);
+	if (__builtin_mul_overflow(nfull, q->head_dim + 4, &n) ||
+	    __builtin_add_overflow(n, lead + tail, &n))
+		return 0;
+	return n;
+}
+
+static size_t gcd(size_t a, size_t b)
+{
+	while (b) {
+		size_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+size_t vkv_qpage_bytes(const struct vkv_qpage *q, size_t npages)
+{
+	/* Page offsets modulo the vector size repeat with this period. */
+	size_t period = q->vec_bytes / gcd(q->page_size, q->vec_bytes);
+	size_t most = 0;
+
+	if (npages > period)
+		npages = period;
+	for (size_t p = 0; p < npages; p++) {
+		size_t n = stored_bytes(q, p * q->page_size);
+
+		if (!n)
+			return 0;
+		most = n > most ? n : most;
+	}
+	return most;
+}
+
+int vkv_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		   void *dst)
+{
+	size_t lead, nfull, tail;
+	const char *s = src;
+	char *d = dst;
+
+	if (!q || !src || !dst || off % q->page_size)
+		return -EINVAL;
+	page_split(q, off, &lead, &nfull, &tail);
+	if (nfull) {
+		int ret =
+			vkv_quant_rows(s + lead, 1, nfull, q->head_dim, q->elem,
+				       (int8_t *)(d + nfull * 4), (float *)d);
+
+		if (ret)
+			return ret;
+	}
+	d += nfull * (q->head_dim + 4);
+	memcpy(d, s, lead);
+	memcpy(d + lead, s + q->page_size - tail, tail);
+	return 0;
+}
+
+int vkv_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		     void *dst)
+{
+	size_t lead, nfull, tail;
+	const char *s = src;
+	char *d = dst;
+
+	if (!q || !src || !dst || off % q->page_size)
+		return -EINVAL;
+	page_split(q, off, &lead, &nfull, &tail);
+	if (nfull) {
+		int ret = vkv_dequant_rows((const int8_t *)(s + nfull * 4),
+					   (const float *)s, 1, nfull,
+					   q->head_dim, q->elem, d + lead);
+
+		if (ret)
+			return ret;
+	}
+	s += nfull * (q->head_dim + 4);
+	memcpy(d, s, lead);
+	memcpy(d + q->page_size - tail, s + lead, tail);
 	return 0;
 }

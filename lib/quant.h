@@ -34,8 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VKV_QUANT_F16  2u
-#define VKV_QUANT_F32  4u
+#define VKV_QUANT_F16 2u
+#define VKV_QUANT_F32 4u
 #define VKV_QUANT_BF16 0x102u
 
 /*
@@ -44,8 +44,8 @@
  * Returns 0, or -EINVAL for NULL pointers, zero sizes, an unknown element
  * code or sizes that overflow.
  */
-int vkv_quant_rows(const void *src, size_t nrows, size_t heads,
-		   size_t head_dim, unsigned elem, int8_t *dst, float *scales);
+int vkv_quant_rows(const void *src, size_t nrows, size_t heads, size_t head_dim,
+		   unsigned elem, int8_t *dst, float *scales);
 
 /* vkv_dequant_rows - the inverse, into @dst of element type @elem. */
 int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
@@ -53,6 +53,56 @@ int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
 
 /* Bytes vkv_quant_rows() produces (values plus scales); 0 on overflow. */
 size_t vkv_quant_bytes(size_t nrows, size_t heads, size_t head_dim);
+
+/*
+ * Whole pages of a cache segment. A segment is a run of head vectors
+ * (head_dim elements each) from its start, so a page at byte offset @off of
+ * its segment may begin and end inside a vector whenever the vector's size
+ * does not divide the page size. Such a page is stored as
+ *
+ *   [nfull float scales][nfull * head_dim int8][lead bytes][tail bytes]
+ *
+ * where the nfull vectors that lie wholly inside the page are quantized
+ * one by one (so each gets its own scale, as vkv_quant_rows() promises),
+ * and the lead and tail, the parts of the vectors cut by the page's two
+ * edges, are copied as they are. Quantizing a cut vector would need the
+ * neighbouring page, which is saved and restored on its own; and a scale
+ * over a part of a vector would give no tighter bound than the raw bytes
+ * cost. So a round trip changes nothing but the int8 rounding of whole
+ * vectors, and a page too small for one whole vector is stored raw.
+ */
+struct vkv_qpage {
+	size_t page_size;
+	size_t head_dim;
+	size_t vec_bytes; /* head_dim * element size */
+	unsigned elem; /* VKV_QUANT_* */
+};
+
+/*
+ * vkv_qpage_init - describe pages of @page_size bytes over vectors of
+ * @head_dim elements of type @elem. -EINVAL for zero sizes, an unknown
+ * element code or sizes that overflow.
+ */
+int vkv_qpage_init(struct vkv_qpage *q, size_t page_size, size_t head_dim,
+		   unsigned elem);
+
+/*
+ * vkv_qpage_bytes - the most bytes any of the first @npages pages of a
+ * segment takes stored (pages differ by where the vectors are cut); 0 on
+ * overflow.
+ */
+size_t vkv_qpage_bytes(const struct vkv_qpage *q, size_t npages);
+
+/*
+ * vkv_quant_page - store the page at byte offset @off of its segment, read
+ * from @src (page_size bytes), into @dst (4-byte aligned, room for
+ * vkv_qpage_bytes()). vkv_dequant_page() is the inverse. -EINVAL for NULL
+ * pointers or an @off that is not a multiple of the page size.
+ */
+int vkv_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		   void *dst);
+int vkv_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		     void *dst);
 
 /* Scalar conversions, exposed for tests; round to nearest even. */
 float vkv_f16_to_f32(uint16_t h);

@@ -15,8 +15,9 @@
  * decided by the policy run on the caller's thread with the lock held: the
  * caller needs the pages before it can go on.
  *
- * Stored form: a page as it is, or (quantize) int8 values followed by one
- * float scale per head vector (per token and head), rounded up to 4 KiB.
+ * Stored form: a page as it is, or (quantize) vkv_quant_page()'s form:
+ * int8 head vectors with one scale each, and the vectors cut by the page's
+ * edges as they are; chunk_bytes is the largest, rounded up to 4 KiB.
  *
  * The disk tier is one of two things. Without the kernel module it is the
  * library's swap file (tier_disk.c), and a sequence there holds disk slots.
@@ -73,7 +74,6 @@ static int save_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 		     void *dst)
 {
 	const struct vkv_backend_ops *ops = c->be->ops;
-	size_t vals;
 	int ret;
 
 	if (!c->cfg.quantize)
@@ -83,26 +83,22 @@ static int save_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 			VKV_COPY_TO_HOST);
 	if (ret)
 		return ret;
-	vals = c->page_size / c->geom.elem_size;
-	return vkv_quant_rows(io->page, 1, quant_heads(c), c->geom.head_dim,
-			      c->geom.elem_size, dst,
-			      (float *)((char *)dst + vals));
+	/* Where head vectors are cut depends on the page's segment offset. */
+	return vkv_quant_page(&c->qpage, (va - c->base) % c->slot_bytes,
+			      io->page, dst);
 }
 
 static int restore_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 			const void *src)
 {
 	const struct vkv_backend_ops *ops = c->be->ops;
-	size_t vals;
 	int ret;
 
 	if (!c->cfg.quantize)
 		return ops->copy(c->be, (void *)va, src, c->page_size,
 				 VKV_COPY_FROM_HOST);
-	vals = c->page_size / c->geom.elem_size;
-	ret = vkv_dequant_rows(src, (const float *)((const char *)src + vals),
-			       1, quant_heads(c), c->geom.head_dim,
-			       c->geom.elem_size, io->page);
+	ret = vkv_dequant_page(&c->qpage, (va - c->base) % c->slot_bytes, src,
+			       io->page);
 	if (ret)
 		return ret;
 	return ops->copy(c->be, (void *)va, io->page, c->page_size,

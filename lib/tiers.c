@@ -128,6 +128,67 @@ static int host_tier_hooks(struct vkv_cache *c)
 	return vkv_host_tier_set_ops(c->host, &ops);
 }
 
+/*
+ * The element type quantized tiers read: the geometry's dtype, or, when it
+ * is unspecified, what elem_size alone can mean. 4 bytes are fp32 (KV is
+ * not kept as int32); 2 bytes could be fp16 or bf16, whose bits mean
+ * different numbers, so a guess would corrupt one of them.
+ */
+static int quant_elem(const struct vkv_geometry *g, unsigned *elem)
+{
+	switch (g->dtype) {
+	case VKV_DTYPE_F16:
+		*elem = VKV_QUANT_F16;
+		return 0;
+	case VKV_DTYPE_BF16:
+		*elem = VKV_QUANT_BF16;
+		return 0;
+	case VKV_DTYPE_F32:
+		*elem = VKV_QUANT_F32;
+		return 0;
+	case VKV_DTYPE_UNSPECIFIED:
+		if (g->elem_size == 4) {
+			*elem = VKV_QUANT_F32;
+			return 0;
+		}
+		if (g->elem_size == 2) {
+			vkv_config_seterr("quantize: 2-byte elements may be "
+					  "fp16 or bf16; set the geometry's "
+					  "dtype");
+			return -EINVAL;
+		}
+		vkv_config_seterr("quantize needs fp16, bf16 or fp32 "
+				  "elements, not %u bytes",
+				  g->elem_size);
+		return -EINVAL;
+	default:
+		vkv_config_seterr("quantize needs fp16, bf16 or fp32 "
+				  "elements: dtype %d is already 8-bit",
+				  (int)g->dtype);
+		return -EINVAL;
+	}
+}
+
+/* How a quantized cache stores a page, and the most it takes. */
+static int quant_open(struct vkv_cache *c)
+{
+	unsigned elem;
+	size_t n;
+	int ret = quant_elem(&c->geom, &elem);
+
+	if (ret)
+		return ret;
+	ret = vkv_qpage_init(&c->qpage, c->page_size, c->geom.head_dim, elem);
+	n = ret ? 0 : vkv_qpage_bytes(&c->qpage, c->seg_pages);
+	if (!n || n > SIZE_MAX - 4095) {
+		vkv_config_seterr("quantize: head_dim %u is too large",
+				  c->geom.head_dim);
+		return -EOVERFLOW;
+	}
+	c->chunk_bytes = (n + 4095) & ~(size_t)4095;
+	return 0;
+}
+
 int tiers_open(struct vkv_cache *c)
 {
 	const struct vkv_config *cfg = &c->cfg;
@@ -135,15 +196,9 @@ int tiers_open(struct vkv_cache *c)
 	int ret;
 
 	if (cfg->quantize) {
-		if (c->geom.elem_size != 2 && c->geom.elem_size != 4) {
-			vkv_config_seterr("quantize needs fp16 or fp32 "
-					  "elements, not %u bytes",
-					  c->geom.elem_size);
-			return -EINVAL;
-		}
-		c->chunk_bytes = c->page_size / c->geom.elem_size +
-				 quant_heads(c) * sizeof(float);
-		c->chunk_bytes = (c->chunk_bytes + 4095) & ~(size_t)4095;
+		ret = quant_open(c);
+		if (ret)
+			return ret;
 	} else {
 		c->chunk_bytes = c->page_size;
 	}

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define VKV_VERSION_MAJOR 0
-#define VKV_VERSION_MINOR 2
+#define VKV_VERSION_MINOR 3
 
 /* Which physical memory backs the cache. */
 enum vkv_backend_kind {
@@ -96,8 +96,9 @@ struct vkv_config {
 	uint32_t swap_qdepth;    /* VKV_SWAP_QDEPTH: disk requests in flight */
 	int evict;               /* VKV_EVICT: enum vkv_evict */
 	int quantize;            /* VKV_QUANTIZE: 1 = keep swapped KV as int8
-				  * with per-token, per-head scales (elements
-				  * must be fp16 or fp32) */
+				  * with one scale per head vector (dtype
+				  * fp16, bf16 or fp32; unspecified with
+				  * elem_size 4 is taken as fp32) */
 	int io_uring;            /* VKV_IO_URING: 0 = pread/pwrite for the
 				  * disk tier even where io_uring works */
 };
@@ -119,8 +120,34 @@ enum vkv_evict {
 };
 
 /*
+ * Element type of the KV cache. The cache itself only moves bytes; the type
+ * matters where values are read: quantized tiers (struct vkv_config's
+ * quantize) and bindings that describe tensors to other libraries.
+ */
+enum vkv_dtype {
+	VKV_DTYPE_UNSPECIFIED = 0, /* only elem_size is known */
+	VKV_DTYPE_F16 = 1,         /* IEEE binary16, 2 bytes */
+	VKV_DTYPE_BF16 = 2,        /* bfloat16, 2 bytes */
+	VKV_DTYPE_F32 = 3,         /* IEEE binary32, 4 bytes */
+	VKV_DTYPE_F8_E4M3 = 4,     /* 8-bit float, 4-bit exponent (OCP FP8) */
+	VKV_DTYPE_F8_E5M2 = 5,     /* 8-bit float, 5-bit exponent (OCP FP8) */
+	VKV_DTYPE_I8 = 6,          /* int8, e.g. KV the engine quantized */
+};
+
+/*
  * Model geometry and cache shape. Element size is in bytes (2 for fp16/bf16).
- * max_tokens is the longest sequence a slot can hold.
+ * max_tokens is the longest sequence a slot can hold. @dtype may be left 0
+ * (unspecified); when it is set, elem_size must be its size or 0 (then it
+ * is taken from the type, and vkv_cache_geometry() reports it).
+ *
+ * Limits: max_seqs at most 2^30 and layers at most 2^20; a slot of
+ * max_tokens tokens, and the whole cache, within 64 TiB of address space.
+ * vkv_cache_create() gives -EOVERFLOW for any of these.
+ *
+ * @dtype was appended in version 0.3. Programs built against older headers
+ * keep working: they call the VKV_0.1 versions of vkv_cache_create() and
+ * vkv_cache_geometry(), which take and fill the old, shorter struct with
+ * the type unspecified.
  */
 struct vkv_geometry {
 	uint32_t layers;
@@ -130,6 +157,7 @@ struct vkv_geometry {
 	uint32_t max_seqs;
 	uint32_t max_tokens;
 	enum vkv_layout layout;
+	enum vkv_dtype dtype;
 };
 
 /*
@@ -197,8 +225,12 @@ struct vkv_cache;
 /*
  * vkv_config_init - fill @cfg with the defaults, then apply the VKV_*
  * environment variables. Returns 0, or -EINVAL if a variable does not parse
- * (the log callback, which is unset here, is not used; the message is in
- * vkv_config_error()). @cfg holds the defaults plus every valid variable.
+ * or its value is out of the range vkv_cache_create() accepts (the log
+ * callback, which is unset here, is not used; the message in
+ * vkv_config_error() names the first such variable). @cfg then holds the
+ * defaults plus every valid variable. Checks that involve two variables
+ * (VKV_POOL_LOW above VKV_POOL_HIGH, a budget below one page) are left to
+ * vkv_cache_create(), since the caller may still change either field.
  */
 int vkv_config_init(struct vkv_config *cfg);
 
@@ -211,9 +243,16 @@ const char *vkv_config_error(void);
 /*
  * vkv_cache_create - create a cache for @geom with @cfg (NULL: defaults plus
  * environment). Reserves the whole virtual range; maps nothing yet.
- * Returns 0 and sets *@out, or -EINVAL (bad geometry or config, with the
- * reason in vkv_config_error()), -EOVERFLOW (the cache would not fit the
- * address space), -ENODEV (the backend is unavailable), -ENOMEM.
+ * Returns 0 and sets *@out, or a negative errno with the reason in
+ * vkv_config_error():
+ *   -EINVAL     a malformed geometry (a zero field, an unknown layout or
+ *               dtype, an elem_size that contradicts the dtype) or config,
+ *               or quantize with an element type it cannot handle;
+ *   -EOVERFLOW  a geometry beyond its limits (see struct vkv_geometry);
+ *   -ENODEV     the backend is unavailable;
+ *   -ENOMEM     memory for the cache's own state or the host tier;
+ *   the error of opening or sizing swap_path for the disk tier, such as
+ *   -ENOENT (no such directory), -EISDIR (a directory), -EACCES, -ENOSPC.
  */
 int vkv_cache_create(const struct vkv_geometry *geom,
 		     const struct vkv_config *cfg, struct vkv_cache **out);
@@ -269,14 +308,20 @@ int vkv_seq_close(struct vkv_cache *c, uint32_t slot);
 /*
  * vkv_seq_reserve - back tokens [0, @ntokens) of @slot with physical memory
  * and set its length to @ntokens (a smaller length keeps the pages; see
- * vkv_seq_trim()). -E2BIG beyond max_tokens, -ENOMEM when memory runs out
- * (after reclaiming closed slots), -EBADF if the slot is not open.
+ * vkv_seq_trim()). A swapped-out sequence is swapped back in first, as a
+ * step does. -EINVAL if @slot is out of range, -EBADF if it is not open,
+ * -E2BIG beyond max_tokens, -ENOMEM when memory runs out (after reclaiming
+ * closed slots and, per the policy, evicting), -EIO if its swapped-out data
+ * came back corrupt.
  */
 int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot, uint32_t ntokens);
 
 /*
  * vkv_seq_trim - give back the pages of @slot beyond its length to the pool.
- * Returns the number of pages freed.
+ * Waits for a swap of it in progress. Returns the number of pages freed (0
+ * for a swapped-out sequence, which holds none), -EINVAL if @slot is out of
+ * range, -EBADF if it is not open, -EIO if an earlier failure left the
+ * backend in an unknown state.
  */
 int vkv_seq_trim(struct vkv_cache *c, uint32_t slot);
 
@@ -308,8 +353,11 @@ int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
  * copied out, then its pages go back to the pool. Its virtual addresses
  * stay reserved for it: vkv_seq_swap_in() maps new pages at the same
  * addresses, so pointers held by the engine stay valid. Until the swap
- * completes the sequence must not be read or written. Returns 0 once
- * queued; -EBADF (not open), -EALREADY (already swapped out), -EBUSY (a
+ * completes the sequence must not be read or written. With a disk tier, a
+ * swap-out to a full VKV_TIER_HOST moves the coldest sequences already
+ * there on to disk to make room, and a sequence that still does not fit
+ * goes to disk itself (vkv_seq_info() tells where each one is). Returns 0
+ * once queued; -EBADF (not open), -EALREADY (already swapped out), -EBUSY (a
  * swap of it is in progress), -ENODEV (that tier is not configured),
  * -EINVAL. The outcome comes from vkv_seq_swap_wait() or _poll().
  */
@@ -334,7 +382,8 @@ int vkv_seq_swap_poll(const struct vkv_cache *c, uint32_t slot);
 
 /*
  * vkv_seq_set_priority - for VKV_EVICT_PRIORITY: lower priorities are
- * evicted first. New sequences have priority 0.
+ * evicted first. New sequences have priority 0. -EINVAL if @slot is out of
+ * range, -EBADF if it is not open.
  */
 int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot, int32_t prio);
 
@@ -344,7 +393,9 @@ int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot, int32_t prio);
  * nothing: on any error no sequence has changed. Entries are checked in
  * order; the first bad one gives -EINVAL (slot out of range, or given twice),
  * -EBADF (not open) or -E2BIG (beyond max_tokens); then -ENOMEM if the batch
- * does not fit. A step in which no sequence crosses a page boundary does no
+ * does not fit. (So @n above max_seqs, which must name a slot twice or one
+ * out of range, fails on its first bad entry, like any other.) -EINVAL for
+ * a NULL array with @n > 0. A step in which no sequence crosses a page boundary does no
  * per-page work. -EBUSY while an async step's result is uncollected.
  */
 int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
@@ -360,8 +411,9 @@ int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
  * (vkv_seq_swap_out(), _in()) is in progress, since either changes the
  * answer. The step decides -ENOMEM by the same sum before touching
  * anything, so the answer is exact, with three limits: without a budget
- * only the device knows its limit, and 0 is returned; with an eviction
- * policy, sequences it may evict count as room, which a full tier can
+ * the sum's cap is the device's whole memory, which other users of the
+ * device may already hold, so the step can still fail where 0 was
+ * returned (never the other way round); with an eviction policy, sequences it may evict count as room, which a full tier can
  * still refuse; and a step that names a swapped-out sequence may fail
  * with -EIO reading it back before it finds memory short.
  */

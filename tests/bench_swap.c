@@ -106,8 +106,14 @@ static void copy_bytes(const struct fakecuda_hostreg *b, size_t nb,
 static int run(int quantize, uint32_t tokens, struct result *res)
 {
 	/* Llama-3-8B-like rows (8 heads x 128, fp16), 2 layers, one tensor. */
-	struct vkv_geometry g = {
-		2, 8, 128, 2, 2, tokens, VKV_LAYOUT_TOKEN_MAJOR_KV};
+	struct vkv_geometry g = {2,
+				 8,
+				 128,
+				 2,
+				 2,
+				 tokens,
+				 VKV_LAYOUT_TOKEN_MAJOR_KV,
+				 VKV_DTYPE_F16};
 	size_t row = 8 * 128, n = (size_t)tokens * 4 * row;
 	struct vkv_config cfg;
 	struct vkv_cache *c;

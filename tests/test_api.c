@@ -3,7 +3,10 @@
  * test_api.c - every public function, with good and bad input.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -277,15 +280,20 @@ END_TEST
 START_TEST(test_step_args)
 {
 	struct vkv_cache *c = test_cache(layouts[_i], 0);
-	uint32_t slots[3], lens[3] = {1, 2, 3};
+	uint32_t slots[9], lens[9] = {1, 2, 3};
 
 	for (int i = 0; i < 3; i++)
 		slots[i] = (uint32_t)vkv_seq_open(c);
+	/* Past the three: each slot again, for batches longer than 8. */
+	for (int i = 3; i < 9; i++) {
+		slots[i] = slots[i % 3];
+		lens[i] = lens[i % 3];
+	}
 	ck_ok(vkv_step(c, slots, lens, 3));
 	ck_ok(vkv_step(c, NULL, NULL, 0));
 	ck_err(vkv_step(c, NULL, lens, 3), -EINVAL);
 	ck_err(vkv_step(c, slots, NULL, 3), -EINVAL);
-	ck_err(vkv_step(c, slots, lens, 9), -EINVAL);
+	ck_err(vkv_step(c, slots, lens, 9), -EINVAL); /* slots[3] repeats */
 
 	/* A bad entry anywhere: nothing in the batch changes. */
 	lens[0] = 100;
@@ -427,6 +435,8 @@ START_TEST(test_log_and_strerror)
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
 		ck_assert_uint_gt(strlen(vkv_strerror(errs[i])), 3);
 	ck_assert_str_eq(vkv_strerror(5), "not an error code");
+	/* Its negation overflows: no errno, and no undefined behaviour. */
+	ck_assert_str_eq(vkv_strerror(INT_MIN), "not an error code");
 }
 END_TEST
 
@@ -469,6 +479,318 @@ START_TEST(test_stats_and_hist)
 }
 END_TEST
 
+/*
+ * A value that parses but is out of range is refused by vkv_config_init()
+ * itself, named, and left at its default; the other variables still apply.
+ */
+START_TEST(test_config_env_range)
+{
+	static const struct {
+		const char *name, *val;
+	} bad[] = {
+		{"VKV_PAGE_SIZE", "3M"},	 {"VKV_PAGE_SIZE", "0"},
+		{"VKV_SWAP_QDEPTH", "0"},	 {"VKV_SWAP_QDEPTH", "5000"},
+		{"VKV_LOOKAHEAD", "4294967296"},
+	};
+	struct vkv_config cfg, def;
+
+	unsetenv("VKV_PAGE_SIZE");
+	unsetenv("VKV_SWAP_QDEPTH");
+	unsetenv("VKV_LOOKAHEAD");
+	unsetenv("VKV_POOL_LOW");
+	ck_ok(vkv_config_init(&def));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("VKV_POOL_LOW", "4MiB", 1);
+		setenv(bad[i].name, bad[i].val, 1);
+		ck_err(vkv_config_init(&cfg), -EINVAL);
+		ck_assert_msg(strstr(vkv_config_error(), bad[i].name),
+			      "%s=%s: \"%s\"", bad[i].name, bad[i].val,
+			      vkv_config_error());
+		ck_assert_uint_eq(cfg.page_size, def.page_size);
+		ck_assert_uint_eq(cfg.swap_qdepth, def.swap_qdepth);
+		ck_assert_uint_eq(cfg.lookahead_tokens, def.lookahead_tokens);
+		ck_assert_uint_eq(cfg.pool_low, 4 * MIB);
+		unsetenv(bad[i].name);
+	}
+	/* The ends of the ranges are fine. */
+	setenv("VKV_SWAP_QDEPTH", "4096", 1);
+	setenv("VKV_LOOKAHEAD", "4294967295", 1);
+	setenv("VKV_PAGE_SIZE", "4K", 1);
+	ck_ok(vkv_config_init(&cfg));
+	ck_assert_uint_eq(cfg.swap_qdepth, 4096);
+	ck_assert_uint_eq(cfg.lookahead_tokens, 4294967295u);
+	ck_assert_uint_eq(cfg.page_size, 4096);
+	unsetenv("VKV_SWAP_QDEPTH");
+	unsetenv("VKV_LOOKAHEAD");
+	unsetenv("VKV_PAGE_SIZE");
+	unsetenv("VKV_POOL_LOW");
+}
+END_TEST
+
+/* The element type: checked against elem_size, or giving it. */
+START_TEST(test_geometry_dtype)
+{
+	struct vkv_config cfg = test_config(0);
+	struct vkv_cache *c = NULL;
+	struct vkv_geometry g, out;
+
+	g = test_geom(VKV_LAYOUT_TOKEN_MAJOR);
+	ck_assert_int_eq(g.dtype, VKV_DTYPE_UNSPECIFIED);
+	ck_ok(vkv_cache_create(&g, &cfg, &c));
+	ck_ok(vkv_cache_geometry(c, &out));
+	ck_assert_int_eq(memcmp(&g, &out, sizeof(g)), 0);
+	vkv_cache_destroy(c);
+
+	/* elem_size 0: from the type, and reported back. */
+	g.dtype = VKV_DTYPE_F32;
+	g.elem_size = 0;
+	ck_ok(vkv_cache_create(&g, &cfg, &c));
+	ck_ok(vkv_cache_geometry(c, &out));
+	ck_assert_uint_eq(out.elem_size, 4);
+	ck_assert_int_eq(out.dtype, VKV_DTYPE_F32);
+	vkv_cache_destroy(c);
+	g.dtype = VKV_DTYPE_F8_E4M3;
+	ck_ok(vkv_cache_create(&g, &cfg, &c));
+	ck_ok(vkv_cache_geometry(c, &out));
+	ck_assert_uint_eq(out.elem_size, 1);
+	vkv_cache_destroy(c);
+
+	/* A size that contradicts the type; a type that does not exist. */
+	c = NULL;
+	g.dtype = VKV_DTYPE_BF16;
+	g.elem_size = 4;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(vkv_config_error(), "elem_size"));
+	g.dtype = VKV_DTYPE_F32;
+	g.elem_size = 2;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EINVAL);
+	g.dtype = (enum vkv_dtype)99;
+	g.elem_size = 2;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(vkv_config_error(), "dtype"));
+	/* Unspecified needs a size. */
+	g.dtype = VKV_DTYPE_UNSPECIFIED;
+	g.elem_size = 0;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EINVAL);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+/* Every size limit of the geometry is -EOVERFLOW, whichever field. */
+START_TEST(test_geometry_limits)
+{
+	struct vkv_config cfg = test_config(0);
+	struct vkv_cache *c = NULL;
+	struct vkv_geometry g;
+
+	g = test_geom(VKV_LAYOUT_PER_LAYER);
+	g.max_seqs = (1u << 30) + 1;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EOVERFLOW);
+	ck_assert_ptr_nonnull(strstr(vkv_config_error(), "max_seqs"));
+	g.max_seqs = UINT32_MAX;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EOVERFLOW);
+	g = test_geom(VKV_LAYOUT_PER_LAYER);
+	g.layers = (1u << 20) + 1;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EOVERFLOW);
+	g = test_geom(VKV_LAYOUT_PER_LAYER);
+	g.head_dim = UINT32_MAX;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EOVERFLOW);
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+/*
+ * The swap file's own errors come back as they are, with the path in the
+ * message: a missing directory is -ENOENT, a directory -EISDIR.
+ */
+START_TEST(test_create_swap_path_errors)
+{
+	struct vkv_geometry g = test_geom(VKV_LAYOUT_TOKEN_MAJOR);
+	struct vkv_config cfg = test_config(0);
+	struct vkv_cache *c = NULL;
+	const char *tmp = getenv("TMPDIR");
+	char dir[256];
+
+	snprintf(dir, sizeof(dir), "%s/vkv-test-dir-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	cfg.swap_path = "/nonexistent-vkv-dir/swap";
+	ck_err(vkv_cache_create(&g, &cfg, &c), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(vkv_config_error(), "nonexistent"));
+	cfg.swap_path = dir;
+	ck_err(vkv_cache_create(&g, &cfg, &c), -EISDIR);
+	ck_assert_ptr_nonnull(strstr(vkv_config_error(), dir));
+	ck_assert_ptr_null(c);
+	rmdir(dir);
+}
+END_TEST
+
+/*
+ * Entries are checked in order, also in a batch longer than max_seqs: its
+ * first bad entry decides, not its length.
+ */
+START_TEST(test_step_order_long_batch)
+{
+	struct vkv_cache *c = test_cache(VKV_LAYOUT_TOKEN_MAJOR, 0);
+	uint32_t slots[12], lens[12];
+	int a = vkv_seq_open(c), b = vkv_seq_open(c);
+
+	ck_ok(a);
+	ck_ok(b);
+	for (int i = 0; i < 12; i++) {
+		slots[i] = (uint32_t)(i % 2 ? b : a);
+		lens[i] = 10;
+	}
+	/* A closed slot first: -EBADF, before the repeat at [2]. */
+	slots[0] = 5;
+	ck_err(vkv_step(c, slots, lens, 12), -EBADF);
+	ck_err(vkv_step_fits(c, slots, lens, 12), -EBADF);
+	ck_err(vkv_step_async(c, slots, lens, 12), -EBADF);
+	/* An over-long length first: -E2BIG. */
+	slots[0] = (uint32_t)a;
+	lens[0] = 5000;
+	ck_err(vkv_step(c, slots, lens, 12), -E2BIG);
+	ck_err(vkv_step_fits(c, slots, lens, 12), -E2BIG);
+	ck_err(vkv_step_async(c, slots, lens, 12), -E2BIG);
+	/* Both fine: the repeat at [2] is the first bad entry. */
+	lens[0] = 10;
+	ck_err(vkv_step(c, slots, lens, 12), -EINVAL);
+	ck_err(vkv_step_fits(c, slots, lens, 12), -EINVAL);
+	ck_err(vkv_step_async(c, slots, lens, 12), -EINVAL);
+	/* An out-of-range slot first. */
+	slots[0] = 1000;
+	ck_err(vkv_step(c, slots, lens, 12), -EINVAL);
+	/* Nothing changed, and no step is queued. */
+	ck_assert_int_eq(vkv_seq_len(c, (uint32_t)a), 0);
+	ck_assert_int_eq(vkv_seq_len(c, (uint32_t)b), 0);
+	ck_err(vkv_step_wait(c), -EINVAL);
+	vkv_cache_destroy(c);
+}
+END_TEST
+
+/*
+ * Without a budget the device's memory is the cap, and vkv_step_fits()
+ * sums against it like the step: a request beyond it is -ENOMEM from
+ * both, without a page created; one within it fits and steps.
+ */
+START_TEST(test_fits_without_budget)
+{
+	/* 64 KiB tokens, up to 2^26 of them: 4 TiB per slot. */
+	struct vkv_geometry g = {
+		.layers = 1,
+		.kv_heads = 8,
+		.head_dim = 1024,
+		.elem_size = 4,
+		.max_seqs = 2,
+		.max_tokens = 1u << 26,
+		.layout = VKV_LAYOUT_TOKEN_MAJOR_KV,
+	};
+	struct vkv_config cfg = test_config(0);
+	struct vkv_cache *c = NULL;
+	struct vkv_stats st;
+	uint32_t slot, len = 1u << 26, small = 64;
+	int ret;
+
+	cfg.pool_low = cfg.pool_high = 0;
+	ret = vkv_cache_create(&g, &cfg, &c);
+	ck_assert_msg(ret == 0, "create: %s (%s)", vkv_strerror(ret),
+		      vkv_config_error());
+	slot = (uint32_t)vkv_seq_open(c);
+	ck_err(vkv_step_fits(c, &slot, &len, 1), -ENOMEM);
+	ck_err(vkv_step(c, &slot, &len, 1), -ENOMEM);
+	ck_ok(vkv_cache_stats(c, &st));
+	ck_assert_uint_eq(st.pages_open, 0);
+	ck_ok(vkv_step_fits(c, &slot, &small, 1));
+	ck_ok(vkv_step(c, &slot, &small, 1));
+	ck_assert_int_eq(vkv_seq_len(c, slot), 64);
+	vkv_cache_destroy(c);
+}
+END_TEST
+
+START_TEST(test_trim_priority_errors)
+{
+	struct vkv_cache *c = test_cache(VKV_LAYOUT_PER_LAYER, 0);
+	int a = vkv_seq_open(c);
+
+	ck_err(vkv_seq_trim(c, 8), -EINVAL);
+	ck_err(vkv_seq_trim(c, UINT32_MAX), -EINVAL);
+	ck_err(vkv_seq_trim(c, 3), -EBADF);
+	ck_err(vkv_seq_set_priority(c, 8, 1), -EINVAL);
+	ck_err(vkv_seq_set_priority(c, 3, 1), -EBADF);
+	ck_err(vkv_seq_set_priority(NULL, 0, 1), -EINVAL);
+	ck_ok(vkv_seq_set_priority(c, (uint32_t)a, -5));
+	ck_ok(vkv_seq_reserve(c, (uint32_t)a, 1000));
+	ck_ok(vkv_seq_reserve(c, (uint32_t)a, 10));
+	/* 1000 tokens: 2 pages per layer's K or V; 10 keep 1. */
+	ck_assert_int_eq(vkv_seq_trim(c, (uint32_t)a), 4 * 1);
+	ck_assert_int_eq(vkv_seq_trim(c, (uint32_t)a), 0);
+	ck_ok(vkv_seq_close(c, (uint32_t)a));
+	ck_err(vkv_seq_trim(c, (uint32_t)a), -EBADF);
+	ck_err(vkv_seq_set_priority(c, (uint32_t)a, 0), -EBADF);
+	vkv_cache_destroy(c);
+}
+END_TEST
+
+/*
+ * A swap-out to a full host tier: the coldest sequences there move on to
+ * the disk tier to make room, and a sequence bigger than the whole host
+ * tier goes to disk itself. Everything comes back intact.
+ */
+START_TEST(test_swap_out_host_spills)
+{
+	struct vkv_geometry g = test_geom(VKV_LAYOUT_TOKEN_MAJOR);
+	struct vkv_config cfg = test_config(0);
+	struct vkv_cache *c = NULL;
+	struct vkv_seq_info si;
+	const char *tmp = getenv("TMPDIR");
+	uint32_t s[3], len[3] = {1000, 500, 500};
+	enum vkv_tier tier[3] = {VKV_TIER_DISK, VKV_TIER_DISK, VKV_TIER_HOST};
+	char path[256];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "%s/vkv-test-spill-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	cfg.host_budget = 6 * PAGE;
+	cfg.swap_path = path;
+	ret = vkv_cache_create(&g, &cfg, &c);
+	unlink(path); /* kept open by the tier; nothing left if we fail */
+	ck_assert_msg(ret == 0, "create: %s (%s)", vkv_strerror(ret),
+		      vkv_config_error());
+	/* 8 KiB rows, 256 tokens a page: 8 pages over the two segments for
+	 * 1000 tokens, 4 for 500. */
+	for (int i = 0; i < 3; i++) {
+		s[i] = (uint32_t)vkv_seq_open(c);
+		ck_ok(vkv_seq_reserve(c, s[i], len[i]));
+		fill_rows(c, s[i], 10 + (uint64_t)i, 0, len[i]);
+	}
+	/* Bigger than the host tier: to disk. */
+	ck_ok(vkv_seq_swap_out(c, s[0], VKV_TIER_HOST));
+	ck_ok(vkv_seq_swap_wait(c, s[0]));
+	/* Fits. */
+	ck_ok(vkv_seq_swap_out(c, s[1], VKV_TIER_HOST));
+	ck_ok(vkv_seq_swap_wait(c, s[1]));
+	ck_ok(vkv_seq_info(c, s[1], &si));
+	ck_assert_uint_eq(si.tier, VKV_TIER_HOST);
+	/* No room left beside s[1]: s[1] moves on to disk for it. */
+	ck_ok(vkv_seq_swap_out(c, s[2], VKV_TIER_HOST));
+	ck_ok(vkv_seq_swap_wait(c, s[2]));
+	for (int i = 0; i < 3; i++) {
+		ck_ok(vkv_seq_info(c, s[i], &si));
+		ck_assert_msg(si.tier == tier[i], "seq %d in tier %u", i,
+			      si.tier);
+	}
+	for (int i = 0; i < 3; i++) {
+		ck_ok(vkv_seq_reserve(c, s[i], len[i]));
+		ck_assert_int_eq(
+			verify_rows(c, s[i], 10 + (uint64_t)i, 0, len[i]), -1);
+	}
+	vkv_cache_destroy(c);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
@@ -487,6 +809,14 @@ static Suite *api_suite(void)
 	tcase_add_loop_test(tc, test_budget_enomem, 0, n);
 	tcase_add_test(tc, test_log_and_strerror);
 	tcase_add_test(tc, test_stats_and_hist);
+	tcase_add_test(tc, test_config_env_range);
+	tcase_add_test(tc, test_geometry_dtype);
+	tcase_add_test(tc, test_geometry_limits);
+	tcase_add_test(tc, test_create_swap_path_errors);
+	tcase_add_test(tc, test_step_order_long_batch);
+	tcase_add_test(tc, test_fits_without_budget);
+	tcase_add_test(tc, test_trim_priority_errors);
+	tcase_add_test(tc, test_swap_out_host_spills);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -84,8 +84,14 @@ static void serve(int uring)
 	const char *e = getenv("VKV_TEST_TRACE_REQS");
 	int want = e ? atoi(e) : (uring ? 100 : 40);
 	struct req *r = calloc((size_t)want, sizeof(*r));
-	struct vkv_geometry g = {
-		2, 2, 128, 4, MAXSEQ, MAXTOK, VKV_LAYOUT_TOKEN_MAJOR_KV};
+	struct vkv_geometry g = {2,
+				 2,
+				 128,
+				 4,
+				 MAXSEQ,
+				 MAXTOK,
+				 VKV_LAYOUT_TOKEN_MAJOR_KV,
+				 VKV_DTYPE_F32};
 	struct vkv_config cfg = test_config(0);
 	struct vkv_cache *c;
 	struct vkv_stats st;

@@ -680,6 +680,134 @@ START_TEST(test_quant_special)
 }
 END_TEST
 
+static double elem_at(const char *p, size_t i, size_t esz, unsigned elem)
+{
+	float f;
+	uint16_t h;
+
+	if (esz == 4) {
+		memcpy(&f, p + i * 4, 4);
+		return f;
+	}
+	memcpy(&h, p + i * 2, 2);
+	return elem == VKV_QUANT_F16 ? vkv_f16_to_f32(h) : vkv_bf16_to_f32(h);
+}
+
+/*
+ * Whole pages of a segment of head vectors: every page offset's split
+ * (vectors cut by either edge, none whole, vectors that tile), stored in
+ * no more than vkv_qpage_bytes(), back with cut vectors bit-exact and
+ * whole ones within the int8 bound of their own absmax.
+ */
+START_TEST(test_quant_pages)
+{
+	static const struct {
+		size_t page, hd;
+		unsigned elem;
+	} cs[] = {
+		{4096, 24, VKV_QUANT_F16},   {4096, 96, VKV_QUANT_BF16},
+		{4096, 100, VKV_QUANT_F32},  {4096, 128, VKV_QUANT_F32},
+		{4096, 3000, VKV_QUANT_F16}, {8192, 7, VKV_QUANT_BF16},
+		{4096, 1, VKV_QUANT_F16},
+	};
+	struct vkv_qpage qp;
+
+	/* fp16, 48-byte vectors: pages split 0+85+16, 32+84+32, 16+85+0. */
+	ck_ok(vkv_qpage_init(&qp, 4096, 24, VKV_QUANT_F16));
+	ck_assert_uint_eq(vkv_qpage_bytes(&qp, 1), 85 * 28 + 16);
+	ck_assert_uint_eq(vkv_qpage_bytes(&qp, 3), 84 * 28 + 64);
+	ck_assert_uint_eq(vkv_qpage_bytes(&qp, 1000), 84 * 28 + 64);
+	ck_err(vkv_qpage_init(&qp, 4096, 24, 3), -EINVAL);
+	ck_err(vkv_qpage_init(&qp, 0, 24, VKV_QUANT_F16), -EINVAL);
+	ck_err(vkv_qpage_init(&qp, 4096, 0, VKV_QUANT_F16), -EINVAL);
+	ck_err(vkv_qpage_init(NULL, 4096, 24, VKV_QUANT_F16), -EINVAL);
+	ck_err(vkv_qpage_init(&qp, 4096, SIZE_MAX / 2, VKV_QUANT_F32), -EINVAL);
+
+	for (size_t k = 0; k < sizeof(cs) / sizeof(cs[0]); k++) {
+		size_t esz = cs[k].elem == VKV_QUANT_F32 ? 4 : 2;
+		size_t page = cs[k].page, vb = cs[k].hd * esz, npages = 7;
+		size_t seg = npages * page, nvec = seg / vb, chunk;
+		char *src = malloc(seg), *back = malloc(seg);
+		void *stored;
+
+		ck_ok(vkv_qpage_init(&qp, page, cs[k].hd, cs[k].elem));
+		chunk = vkv_qpage_bytes(&qp, npages);
+		ck_assert_uint_gt(chunk, 0);
+		stored = malloc(chunk * npages);
+		ck_assert_ptr_nonnull(src);
+		ck_assert_ptr_nonnull(back);
+		ck_assert_ptr_nonnull(stored);
+		for (size_t i = 0; i < seg / esz; i++) {
+			float mag =
+				powf(10.0f, (float)((i * esz / vb) % 5) - 2);
+			float v = rand_normal() * mag;
+
+			if (esz == 4)
+				memcpy(src + i * 4, &v, 4);
+			else {
+				uint16_t h = cs[k].elem == VKV_QUANT_F16
+						     ? vkv_f32_to_f16(v)
+						     : vkv_f32_to_bf16(v);
+
+				memcpy(src + i * 2, &h, 2);
+			}
+		}
+		memset(back, 0x55, seg);
+		/*
+		 * Chunks back to back, stored last to first: a page that
+		 * wrote past its chunk would spoil the next one's.
+		 */
+		for (size_t p = npages; p-- > 0;) {
+			char *dst = (char *)stored + p * chunk;
+
+			ck_ok(vkv_quant_page(&qp, p * page, src + p * page,
+					     dst));
+			ck_err(vkv_quant_page(&qp, p * page + 2, src, dst),
+			       -EINVAL);
+		}
+		for (size_t p = 0; p < npages; p++)
+			ck_ok(vkv_dequant_page(&qp, p * page,
+					       (char *)stored + p * chunk,
+					       back + p * page));
+		for (size_t v = 0; v < nvec; v++) {
+			const char *a = src + v * vb, *b = back + v * vb;
+			double amax = 0;
+
+			if (v * vb / page != ((v + 1) * vb - 1) / page) {
+				req(!memcmp(a, b, vb));
+				continue;
+			}
+			for (size_t d = 0; d < cs[k].hd; d++)
+				amax = fmax(amax, fabs(elem_at(a, d, esz,
+							       cs[k].elem)));
+			for (size_t d = 0; d < cs[k].hd; d++) {
+				double x = elem_at(a, d, esz, cs[k].elem);
+				double y = elem_at(b, d, esz, cs[k].elem);
+				/* int8 step, then the element's rounding */
+				double tol =
+					amax / 254 + amax * 1e-6 +
+					fabs(x) * (esz == 4 ? 0
+						   : cs[k].elem == VKV_QUANT_F16
+							   ? 0x1p-11
+							   : 0x1p-8) +
+					0x1p-24;
+
+				if (fabs(x - y) > tol)
+					ck_abort_msg("case %zu vector %zu "
+						     "dim %zu: %g -> %g",
+						     k, v, d, x, y);
+			}
+		}
+		/* The tail of the segment past the last whole vector. */
+		req(!memcmp(src + nvec * vb, back + nvec * vb,
+			    seg - nvec * vb));
+		free(src);
+		free(back);
+		free(stored);
+	}
+}
+END_TEST
+
 START_TEST(test_quant_bad_input)
 {
 	float src[4] = {1, 2, 3, 4}, sc[1];
@@ -733,6 +861,7 @@ static Suite *tiers_suite(void)
 	tcase_add_test(tc, test_quant_roundtrip);
 	tcase_add_test(tc, test_quant_special);
 	tcase_add_test(tc, test_quant_bad_input);
+	tcase_add_test(tc, test_quant_pages);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -74,7 +74,8 @@ static int check(struct vkv_cache *c, uint32_t slot, uint32_t len,
 
 START_TEST(test_host_backend_on_kmod)
 {
-	struct vkv_geometry g = {2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR};
+	struct vkv_geometry g = {
+		2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR, VKV_DTYPE_F32};
 	struct vkv_config cfg;
 	struct vkv_cache *c;
 	uint32_t s[4];
@@ -134,7 +135,8 @@ END_TEST
  */
 START_TEST(test_host_tier_swapped_by_kmod)
 {
-	struct vkv_geometry g = {2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR};
+	struct vkv_geometry g = {
+		2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR, VKV_DTYPE_F32};
 	const char *path = "/mnt/vkv-lib-swap";
 	struct vkv_config cfg;
 	struct vkv_stats st;
