@@ -16,6 +16,14 @@ $(B)/tests/%.o: tests/%.c tests/harness.h lib/vkv.h
 $(B)/tests/test_%: $(B)/tests/test_%.o $(LIB_A)
 	$(CC) -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIB_LIBS) -lm
 
+# The model test: its driver plus the model in tests/model/.
+MODEL_OBJS := $(patsubst tests/%.c,$(B)/tests/%.o,$(sort $(wildcard tests/model/*.c)))
+$(B)/tests/test_model.o $(MODEL_OBJS): tests/model/model.h
+
+$(B)/tests/test_model: $(B)/tests/test_model.o $(MODEL_OBJS) $(LIB_A)
+	$(CC) -o $@ $(B)/tests/test_model.o $(MODEL_OBJS) $(LIB_A) $(ALL_LDFLAGS) \
+		$(CHECK_LIBS) $(LIB_LIBS) -lm
+
 # README's example, compiled and run as it stands in README.md.
 $(B)/tests/readme_example.c: README.md tests/extract-example.sh
 	@mkdir -p $(@D)
