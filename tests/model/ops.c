@@ -323,6 +323,12 @@ static void op_step(struct model *m, bool async)
 
 	if (!err && any_pending)
 		fwant |= R(EBUSY);
+	if (m->trace) {
+		printf("op %ld: batch", m->op);
+		for (uint32_t i = 0; i < n; i++)
+			printf(" %u:%u", slots[i], lens[i]);
+		printf("\n");
+	}
 	/* A known bug: more entries than slots refused before any entry. */
 	if (err && n > m->g.max_seqs && m->tol_order) {
 		fwant |= R(EINVAL);

@@ -195,6 +195,13 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 	bool may_bring = call == C_RESERVE || call == C_STEP ||
 			 call == C_STEP_WAIT || m->async_pending;
 
+	/*
+	 * Tolerating evictions on the swap worker: one may be undone by a call
+	 * naming the sequence before the model looks, its rows through int8.
+	 */
+	if (m->tol_worker_evict && m->quant && swap_in_queued(m))
+		for (uint32_t i = 0; i < m->g.max_seqs; i++)
+			m->s[i].lossy = m->s[i].valid;
 	/* While a step runs on the worker, its evictions show early. */
 	if (m->async_pending) {
 		may_evict = true;
