@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -48,6 +49,13 @@ static const char *prog = "build/tests/test_model";
 #define HAVE_DEATH_CALLBACK 1
 #endif
 static struct model *volatile current;
+
+/*
+ * VKV_MODEL_KEEP_GOING=1: a failing seed is reported and left (its cache
+ * too: it may be in any state), and the run goes on with the next, so one
+ * run shows which seeds find what. The test still fails at the end.
+ */
+static bool keep_going;
 
 static void on_death(void)
 {
@@ -90,6 +98,11 @@ void m_fail(struct model *m, int line, const char *fmt, ...)
 		lib ? " LD_LIBRARY_PATH=" : "", lib ? lib : "", m->seed,
 		m->op + 1, prog);
 	fflush(stderr);
+	if (keep_going && m->fail_armed) {
+		snprintf(m->failure, sizeof(m->failure), "op %ld: %s", m->op,
+			 msg);
+		siglongjmp(m->fail_jmp, 1);
+	}
 	ck_abort_msg("seed %" PRIu64
 		     " op %ld: %s (replay: VKV_MODEL_SEED=%" PRIu64
 		     " VKV_MODEL_OPS=%ld)",
@@ -262,7 +275,7 @@ static void make_config(struct model *m)
 }
 
 static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
-			 uint64_t *reads)
+			 uint64_t *reads, long *failed)
 {
 	struct model m;
 	struct reader rd;
@@ -322,6 +335,7 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	      strstr(getenv("VKV_MODEL_TOLERATE"), "strerror")))
 		M_REQ(&m, vkv_strerror(INT_MIN) != NULL);
 	M_REQ(&m, vkv_strerror(INT_MAX) != NULL);
+	m_shadow_init(&m);
 	ret = vkv_cache_create(&m.g, &m.cfg, &m.c);
 	if (ret)
 		M_FAIL(&m, "vkv_cache_create = %d (%s): %s", ret,
@@ -340,6 +354,20 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	rd.c = m.c;
 	if (pthread_create(&th, NULL, stats_reader, &rd))
 		M_FAIL(&m, "pthread_create failed");
+	if (sigsetjmp(m.fail_jmp, 1)) {
+		atomic_store(&rd.stop, 1);
+		pthread_join(th, NULL);
+		if (*path)
+			unlink(path);
+		current = NULL;
+		printf("model: seed %" PRIu64 " FAILED at %s\n", seed,
+		       m.failure);
+		fflush(stdout);
+		(*failed)++;
+		m_shadow_free(&m);
+		return m.tolerated;
+	}
+	m.fail_armed = true;
 	for (m.op = 0; m.op < ops; m.op++) {
 		m_one_op(&m);
 		if (atomic_load_explicit(&rd.failed, memory_order_relaxed))
@@ -367,6 +395,7 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	if (*path)
 		unlink(path);
 	current = NULL;
+	m_shadow_free(&m);
 	return m.tolerated;
 }
 
@@ -386,6 +415,7 @@ START_TEST(test_model_seeds)
 	long seeds = one ? 1 : env_long("VKV_MODEL_SEEDS", MODEL_DEFAULT_SEEDS);
 	struct vkv_stats sum;
 	uint64_t reads = 0, tolerated = 0;
+	long failed = 0;
 
 	memset(&sum, 0, sizeof(sum));
 	m_rows_init();
@@ -395,11 +425,15 @@ START_TEST(test_model_seeds)
 	       first + (uint64_t)seeds - 1, ops);
 	fflush(stdout);
 	for (long i = 0; i < seeds; i++)
-		tolerated += run_seed(first + (uint64_t)i, ops, &sum, &reads);
+		tolerated += run_seed(first + (uint64_t)i, ops, &sum, &reads,
+				      &failed);
 	if (tolerated)
 		printf("model: %" PRIu64 " known failures tolerated "
 		       "(VKV_MODEL_TOLERATE)\n",
 		       tolerated);
+	if (failed)
+		ck_abort_msg("%ld of %ld seeds failed (listed above)", failed,
+			     seeds);
 	printf("model: %ld operations passed: %" PRIu64 " steps, %" PRIu64
 	       " -ENOMEM, %" PRIu64 " swap-outs (%" PRIu64
 	       " evictions), %" PRIu64 " swap-ins, %" PRIu64
@@ -421,6 +455,8 @@ int main(int argc, char **argv)
 
 	(void)argc;
 	prog = argv[0];
+	keep_going = getenv("VKV_MODEL_KEEP_GOING") &&
+		     *getenv("VKV_MODEL_KEEP_GOING") == '1';
 #ifdef HAVE_DEATH_CALLBACK
 	__sanitizer_set_death_callback(on_death);
 #else

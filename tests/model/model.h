@@ -14,6 +14,7 @@
 #define VKV_TEST_MODEL_H
 
 #include <errno.h>
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -89,6 +90,10 @@ struct model {
 	bool tol_order, tol_failed_evict, tol_worker_evict;
 	uint64_t tolerated;
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
+	sigjmp_buf fail_jmp; /* VKV_MODEL_KEEP_GOING: back to the seed loop */
+	bool fail_armed;
+	char failure[1100];
+	unsigned char *shadow[M_MAXSEQ]; /* each slot's rows as stamped */
 };
 
 /* Results as a set: one bit per result the API names (errno positive). */
@@ -134,10 +139,13 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 	       uint32_t nreq, bool failed);
 void m_check_stats(struct model *m);
 const char *m_call_name(enum mcall c);
+uint32_t m_swap_in_queued(const struct model *m);
 void m_resolve(struct model *m, uint32_t slot, int ret);
 
 /* rows.c */
 void m_rows_init(void);
+void m_shadow_init(struct model *m);
+void m_shadow_free(struct model *m);
 void m_stamp(struct model *m, uint32_t slot, uint32_t from, uint32_t to);
 void m_verify_slot(struct model *m, uint32_t slot);
 void m_verify_all(struct model *m);

@@ -412,6 +412,9 @@ static void op_swap_out(struct model *m, uint32_t slot, bool window)
 	/* The running step may evict it first. */
 	if (window && m->evict && want == RS_OK)
 		want |= R(EALREADY);
+	if (m->tol_worker_evict && m_swap_in_queued(m) &&
+	    (want == RS_OK || want == R(ENODEV)))
+		want |= R(EALREADY);
 	ret = vkv_seq_swap_out(m->c, slot, (enum vkv_tier)tier);
 	M_EXPECT(m, "vkv_seq_swap_out", ret, want);
 	if (!ret) {
@@ -439,6 +442,8 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 	else
 		want = RS_OK;
 	if (window && m->evict && want == R(EALREADY))
+		want |= RS_OK;
+	if (m->tol_worker_evict && m_swap_in_queued(m) && want == R(EALREADY))
 		want |= RS_OK;
 	ret = vkv_seq_swap_in(m->c, slot);
 	M_EXPECT(m, "vkv_seq_swap_in", ret, want);

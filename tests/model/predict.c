@@ -150,7 +150,7 @@ rset m_room(struct model *m, const uint32_t *slots, const uint32_t *lens,
 }
 
 /* A slot + 1 whose swap-in is queued on the worker, or 0. */
-static uint32_t swap_in_queued(const struct model *m)
+uint32_t m_swap_in_queued(const struct model *m)
 {
 	if (m->closed_in)
 		return m->closed_in;
@@ -199,7 +199,7 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 	 * Tolerating evictions on the swap worker: one may be undone by a call
 	 * naming the sequence before the model looks, its rows through int8.
 	 */
-	if (m->tol_worker_evict && m->quant && swap_in_queued(m))
+	if (m->tol_worker_evict && m->quant && m_swap_in_queued(m))
 		for (uint32_t i = 0; i < m->g.max_seqs; i++)
 			m->s[i].lossy = m->s[i].valid;
 	/* While a step runs on the worker, its evictions show early. */
@@ -233,7 +233,7 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 			continue;
 		}
 		if (q->tier == VKV_TIER_DEVICE) {
-			uint32_t in = swap_in_queued(m);
+			uint32_t in = m_swap_in_queued(m);
 
 			if (in && m->tol_worker_evict &&
 			    (!may_evict || named)) {
