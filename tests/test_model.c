@@ -337,6 +337,12 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	M_REQ(&m, vkv_strerror(INT_MAX) != NULL);
 	m_shadow_init(&m);
 	ret = vkv_cache_create(&m.g, &m.cfg, &m.c);
+	/*
+	 * The disk tier holds the file open: unlinked now, it goes away with
+	 * the process however the seed ends (it grows a GiB at a time).
+	 */
+	if (*path)
+		unlink(path);
 	if (ret)
 		M_FAIL(&m, "vkv_cache_create = %d (%s): %s", ret,
 		       vkv_strerror(ret), vkv_config_error());
@@ -357,8 +363,6 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	if (sigsetjmp(m.fail_jmp, 1)) {
 		atomic_store(&rd.stop, 1);
 		pthread_join(th, NULL);
-		if (*path)
-			unlink(path);
 		current = NULL;
 		printf("model: seed %" PRIu64 " FAILED at %s\n", seed,
 		       m.failure);
@@ -392,8 +396,6 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	}
 	*reads += rd.reads;
 	vkv_cache_destroy(m.c);
-	if (*path)
-		unlink(path);
 	current = NULL;
 	m_shadow_free(&m);
 	return m.tolerated;
