@@ -297,6 +297,8 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 			strstr(getenv("VKV_MODEL_TOLERATE"), "failed-evict");
 		m.tol_worker_evict =
 			strstr(getenv("VKV_MODEL_TOLERATE"), "worker-evict");
+		m.tol_poll_order =
+			strstr(getenv("VKV_MODEL_TOLERATE"), "poll-order");
 	}
 	make_config(&m);
 	if (m_below(&m, 2)) {

@@ -87,9 +87,10 @@ struct model {
 	 * VKV_MODEL_TOLERATE: known library bugs to count instead of fail on,
 	 * so that a run can look past them for others. Never set in CI.
 	 */
-	bool tol_order, tol_failed_evict, tol_worker_evict;
+	bool tol_order, tol_failed_evict, tol_worker_evict, tol_poll_order;
 	uint64_t tolerated;
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
+	uint32_t force_first; /* slot + 1 the next batch must start with */
 	sigjmp_buf fail_jmp; /* VKV_MODEL_KEEP_GOING: back to the seed loop */
 	bool fail_armed;
 	char failure[1100];

@@ -233,14 +233,25 @@ static int make_batch(struct model *m, uint32_t *slots, uint32_t *lens,
 	unsigned seen = 0;
 	int err = 0;
 
+	/* A step right after a swap of that slot: queue it first. */
+	if (m->force_first) {
+		uint32_t f = m->force_first - 1;
+
+		slots[n] = f;
+		lens[n] = pick_len(m, m->s[f].len);
+		if (lens[n] > m->g.max_tokens)
+			lens[n] = m->g.max_tokens;
+		n++;
+	}
 	for (uint32_t i = 0; i < ns; i++)
-		if (m->s[i].open && m_below(m, 4)) {
+		if (m->s[i].open && i + 1 != m->force_first && m_below(m, 4)) {
 			slots[n] = i;
 			lens[n] = pick_len(m, m->s[i].len);
 			if (lens[n] > m->g.max_tokens && m_below(m, 4))
 				lens[n] = m->g.max_tokens;
 			n++;
 		}
+	m->force_first = 0;
 	if (m_below(m, 24) == 0) {
 		switch (m_below(m, 5)) {
 		case 0:
@@ -313,9 +324,32 @@ static void named_pending(struct model *m, const uint32_t *slots, uint32_t n)
 
 static void window_op(struct model *m);
 
+/*
+ * The queued step waits for a swap of its first entry before anything
+ * else, and every call is ordered after the step: a poll must not see that
+ * swap still running.
+ */
+static void poll_first(struct model *m)
+{
+	uint32_t slot = m->batch_n ? m->batch[0] : UINT32_MAX;
+	int ret;
+
+	if (slot == UINT32_MAX || !m->s[slot].pending)
+		return;
+	ret = vkv_seq_swap_poll(m->c, slot);
+	if (ret == 1 && m->tol_poll_order)
+		m->tolerated++;
+	else if (ret == 1)
+		M_FAIL(m,
+		       "swap_poll(%u) = 1 with a step naming it queued: "
+		       "polls must be ordered after the step",
+		       slot);
+}
+
 static void op_step(struct model *m, bool async)
 {
 	uint32_t slots[M_MAXSEQ + 1], lens[M_MAXSEQ + 1], n;
+	bool forced = m->force_first != 0;
 	int err = make_batch(m, slots, lens, &n), fits, ret;
 	rset want = err ? R(-err) : m_room(m, slots, lens, n, true);
 	rset fwant = err ? R(-err) : m_room(m, slots, lens, n, false);
@@ -351,6 +385,8 @@ static void op_step(struct model *m, bool async)
 			m->batch_n = n;
 			m->async_mask = want;
 			m->async_evicted = 0;
+			if (forced)
+				poll_first(m);
 			after(m, C_STEP_ASYNC, slots, n, false);
 			for (uint32_t k = m_below(m, 3); k; k--)
 				window_op(m);
@@ -423,6 +459,12 @@ static void op_swap_out(struct model *m, uint32_t slot, bool window)
 		q->pend_pages = q->pages;
 	}
 	after(m, C_SWAP_OUT, NULL, 0, ret != 0);
+	/* Steps queued while swaps run, naming the swapped sequence. */
+	if (!ret && !window && m_below(m, 4) == 0) {
+		settle(m);
+		m->force_first = slot + 1;
+		op_step(m, m_below(m, 2));
+	}
 }
 
 static void op_swap_in(struct model *m, uint32_t slot, bool window)
@@ -479,7 +521,10 @@ static void window_op(struct model *m)
 	uint32_t slot;
 	int ret;
 
-	switch (m_below(m, 6)) {
+	switch (m_below(m, 7)) {
+	case 6:
+		poll_first(m);
+		break;
 	case 0:
 	case 1:
 		slot = swap_slot(m, true);
