@@ -98,6 +98,10 @@ void m_fail(struct model *m, int line, const char *fmt, ...)
 		lib ? " LD_LIBRARY_PATH=" : "", lib ? lib : "", m->seed,
 		m->op + 1, prog);
 	fflush(stderr);
+	/* The reader must not outlive the cache (CK_FORK=no unwinds). */
+	if (m->reader_stop)
+		m->reader_stop(m);
+	current = NULL;
 	if (keep_going && m->fail_armed) {
 		snprintf(m->failure, sizeof(m->failure), "op %ld: %s", m->op,
 			 msg);
@@ -183,6 +187,16 @@ static void *stats_reader(void *arg)
 		a = b;
 	}
 	return NULL;
+}
+
+static struct reader *the_reader;
+static pthread_t the_thread;
+
+static void reader_stop(struct model *m)
+{
+	m->reader_stop = NULL;
+	atomic_store(&the_reader->stop, 1);
+	pthread_join(the_thread, NULL);
 }
 
 static uint32_t pick(struct model *m, const uint32_t *v, uint32_t n)
@@ -362,10 +376,10 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	rd.c = m.c;
 	if (pthread_create(&th, NULL, stats_reader, &rd))
 		M_FAIL(&m, "pthread_create failed");
+	the_reader = &rd;
+	the_thread = th;
+	m.reader_stop = reader_stop;
 	if (sigsetjmp(m.fail_jmp, 1)) {
-		atomic_store(&rd.stop, 1);
-		pthread_join(th, NULL);
-		current = NULL;
 		printf("model: seed %" PRIu64 " FAILED at %s\n", seed,
 		       m.failure);
 		fflush(stdout);
@@ -380,8 +394,7 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 			M_FAIL(&m, "stats reader: %s", rd.err);
 	}
 	m_finish(&m);
-	atomic_store(&rd.stop, 1);
-	pthread_join(th, NULL);
+	reader_stop(&m);
 	if (atomic_load(&rd.failed))
 		M_FAIL(&m, "stats reader: %s", rd.err);
 	{

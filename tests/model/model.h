@@ -95,6 +95,7 @@ struct model {
 	bool fail_armed;
 	char failure[1100];
 	unsigned char *shadow[M_MAXSEQ]; /* each slot's rows as stamped */
+	void (*reader_stop)(struct model *m); /* stops the stats thread */
 };
 
 /* Results as a set: one bit per result the API names (errno positive). */
