@@ -32,9 +32,9 @@ ALL_TARGETS += $(B)/tests/test_model
 # releases (new seeds each run unless MODEL_FIRST is given).
 MODEL_OPS ?= 20000
 ifeq ($(SANITIZE),)
-MODEL_SEEDS ?= 100
+MODEL_SEEDS ?= 75
 else
-MODEL_SEEDS ?= 10
+MODEL_SEEDS ?= 20
 endif
 MODEL_FIRST ?= 1
 FUZZ_SEEDS ?= 500
