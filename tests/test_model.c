@@ -16,6 +16,7 @@
  * The backend is VKV_BACKEND's; on cuda, small pages need the fake's
  * granularity (FAKECUDA_GRANULARITY=4096, set here unless given).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -189,6 +190,24 @@ static void *stats_reader(void *arg)
 	return NULL;
 }
 
+/* The fake's device size, where the cuda backend runs over it. */
+static bool set_device_mem(size_t bytes)
+{
+	const char *be = getenv("VKV_BACKEND");
+	void *lib, (*set)(size_t);
+
+	if (!be || strcmp(be, "cuda"))
+		return false;
+	lib = dlopen("libcuda.so.1", RTLD_NOW);
+	if (!lib)
+		return false;
+	*(void **)&set = dlsym(lib, "fakecuda_set_mem");
+	if (set)
+		set(bytes);
+	/* Kept open: unloaded, the fake would forget the size. */
+	return set != NULL;
+}
+
 static struct reader *the_reader;
 static pthread_t the_thread;
 
@@ -276,9 +295,13 @@ static void make_config(struct model *m)
 		m_below(m, 2)
 			? (1 + m_below(m, 2 * (uint32_t)m->budget_pages)) * page
 			: 0;
-	/* Now and then no cap: only the device may refuse, never -ENOMEM. */
+	/*
+	 * Now and then no cap: only the device may refuse, and
+	 * vkv_step_fits() says 0. On the fake, a device of a few pages.
+	 */
 	if (m_below(m, 16) == 0) {
 		cfg->budget = 0;
+		m->device_pages = m->budget_pages;
 		m->budget_pages = 1ull << 40;
 	}
 	cfg->swap_path = NULL;
@@ -313,6 +336,8 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 			strstr(getenv("VKV_MODEL_TOLERATE"), "worker-evict");
 		m.tol_poll_order =
 			strstr(getenv("VKV_MODEL_TOLERATE"), "poll-order");
+		m.tol_fits_nobudget =
+			strstr(getenv("VKV_MODEL_TOLERATE"), "fits-nobudget");
 	}
 	make_config(&m);
 	if (m_below(&m, 2)) {
@@ -344,6 +369,10 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 		m.cfg.pool_high / m.cfg.page_size, m.cfg.lookahead_tokens,
 		m.cfg.host_budget / m.cfg.page_size, m.has_disk ? "yes" : "no",
 		m.cfg.evict, m.cfg.quantize, m.cfg.io_uring);
+	if (m.device_pages)
+		snprintf(m.desc + strlen(m.desc),
+			 sizeof(m.desc) - strlen(m.desc),
+			 " device %" PRIu64 " pages", m.device_pages);
 	/* Any int is a valid argument, even those no call returns. */
 	for (int e = -140; e <= 0; e++)
 		M_REQ(&m, vkv_strerror(e) != NULL);
@@ -351,7 +380,11 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	      strstr(getenv("VKV_MODEL_TOLERATE"), "strerror")))
 		M_REQ(&m, vkv_strerror(INT_MIN) != NULL);
 	M_REQ(&m, vkv_strerror(INT_MAX) != NULL);
+	if (m.trace)
+		printf("model: seed %" PRIu64 ": %s\n", seed, m.desc);
 	m_shadow_init(&m);
+	if (m.device_pages && !set_device_mem(m.device_pages * m.cfg.page_size))
+		m.device_pages = 0;
 	ret = vkv_cache_create(&m.g, &m.cfg, &m.c);
 	/*
 	 * The disk tier holds the file open: unlinked now, it goes away with
@@ -411,6 +444,8 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	}
 	*reads += rd.reads;
 	vkv_cache_destroy(m.c);
+	if (m.device_pages)
+		set_device_mem(16ull << 30);
 	current = NULL;
 	m_shadow_free(&m);
 	return m.tolerated;

@@ -74,6 +74,7 @@ struct model {
 	size_t row; /* bytes of one layer's K or V row of a token */
 	uint32_t segs;
 	uint64_t budget_pages;
+	uint64_t device_pages; /* no budget, a device this small (fakecuda) */
 	bool has_host, has_disk, evict, quant;
 	bool async_pending; /* a step_async whose result is uncollected */
 	uint32_t batch[M_MAXSEQ], batch_lens[M_MAXSEQ], batch_n;
@@ -88,6 +89,7 @@ struct model {
 	 * so that a run can look past them for others. Never set in CI.
 	 */
 	bool tol_order, tol_failed_evict, tol_worker_evict, tol_poll_order;
+	bool tol_fits_nobudget;
 	uint64_t tolerated;
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
 	uint32_t force_first; /* slot + 1 the next batch must start with */

@@ -208,6 +208,9 @@ static void op_reserve(struct model *m)
 		want = R(E2BIG);
 	else
 		want = m_room(m, &slot, &len, 1, true);
+	/* Without a budget, a small device may refuse. */
+	if (m->device_pages && (want & RS_OK))
+		want |= R(ENOMEM);
 	ret = vkv_seq_reserve(m->c, slot, len);
 	expect_room(m, "vkv_seq_reserve", ret, want);
 	if (ret == -ENOMEM)
@@ -382,6 +385,11 @@ static void op_step(struct model *m, bool async)
 
 	if (!err && any_pending)
 		fwant |= R(EBUSY);
+	if (!err && m->device_pages) {
+		want |= R(ENOMEM);
+		if (m->tol_fits_nobudget)
+			fwant |= R(ENOMEM);
+	}
 	if (m->trace) {
 		printf("op %ld: batch", m->op);
 		for (uint32_t i = 0; i < n; i++)
@@ -430,7 +438,8 @@ static void op_step(struct model *m, bool async)
 	}
 	/* Asked with no swap running, the answer is the step's. */
 	if (!err && (fits == 0 || fits == -ENOMEM) && ret != fits &&
-	    !(fits == 0 && ret == -ENOMEM && m->evict && !m->has_disk))
+	    !(fits == 0 && ret == -ENOMEM &&
+	      ((m->evict && !m->has_disk) || m->device_pages)))
 		M_FAIL(m, "vkv_step_fits said %d, the step gave %d", fits, ret);
 	if (ret == -ENOMEM)
 		m->enomem++;
