@@ -223,7 +223,7 @@ static uint32_t pick(struct model *m, const uint32_t *v, uint32_t n)
 	return v[m_below(m, n)];
 }
 
-/* The seed's cache. Returns the segment token stride it aims at. */
+/* The seed's cache: geometry, budget, pool, tiers, policy, quantization. */
 static void make_config(struct model *m)
 {
 	static const uint32_t dims[] = {1,  2,	3,  4,	5,  8,	12, 16,

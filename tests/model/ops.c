@@ -112,14 +112,10 @@ static void resolve(struct model *m, uint32_t slot, bool poll)
 
 	if (poll) {
 		ret = vkv_seq_swap_poll(m->c, slot);
-		if (ret == 1) {
-			after(m, C_SWAP_POLL, NULL, 0, false);
-			if (!m->info[slot].busy && m->s[slot].pending)
-				/* Finished since: the next poll says how. */
-				return;
-			return;
-		}
 		after(m, C_SWAP_POLL, NULL, 0, false);
+		/* Still running (or finished since): a later call says how. */
+		if (ret == 1)
+			return;
 	} else {
 		ret = vkv_seq_swap_wait(m->c, slot);
 		after(m, C_SWAP_WAIT, NULL, 0, false);
