@@ -93,6 +93,7 @@ struct model {
 	uint64_t tolerated;
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
 	uint32_t force_first; /* slot + 1 the next batch must start with */
+	uint32_t polled_busy; /* slot + 1 a poll saw busy in a step's window */
 	sigjmp_buf fail_jmp; /* VKV_MODEL_KEEP_GOING: back to the seed loop */
 	bool fail_armed;
 	char failure[1100];
