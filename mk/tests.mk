@@ -55,7 +55,6 @@ define run_model
 endef
 
 .PHONY: check-model fuzz
-CHECK_TARGETS += check-model
 
 check-model: $(B)/tests/test_model $(FAKECUDA_LIB)
 	@$(call run_model,$(MODEL_SEEDS),$(MODEL_FIRST))
@@ -95,7 +94,8 @@ check-core-cuda: $(CORE_TEST_BINS) $(FAKECUDA_LIB)
 		LD_LIBRARY_PATH=$(FAKECUDA_DIR) $$t; \
 	done
 
-check-core: check-core-host check-core-cuda
+# The model test is a core suite too (CI runs check-core under sanitizers).
+check-core: check-core-host check-core-cuda check-model
 
 # make install into a scratch root, then build README's example the way a
 # user would: pkg-config, the installed header, the shared library.
