@@ -496,6 +496,12 @@ START_TEST(test_model_seeds)
 }
 END_TEST
 
+START_TEST(test_model_scenarios)
+{
+	m_scenarios();
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	Suite *s = suite_create("model");
@@ -519,6 +525,7 @@ int main(int argc, char **argv)
 	setenv("FAKECUDA_LATENCY", "0", 0);
 	/* Generous: sanitizers and a busy machine are slow. */
 	tcase_set_timeout(tc, (double)(600 + total / 1000));
+	tcase_add_test(tc, test_model_scenarios);
 	tcase_add_test(tc, test_model_seeds);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

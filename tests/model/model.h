@@ -156,6 +156,9 @@ void m_verify_slot(struct model *m, uint32_t slot);
 void m_verify_all(struct model *m);
 bool m_accessible(const struct model *m, uint32_t slot);
 
+/* scenarios.c: directed cases, each a finding of the random runs */
+void m_scenarios(void);
+
 /* ops.c */
 void m_set_len(struct model *m, uint32_t slot, uint32_t len);
 void m_one_op(struct model *m);
