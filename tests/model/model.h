@@ -80,8 +80,6 @@ struct model {
 	uint32_t batch[M_MAXSEQ], batch_lens[M_MAXSEQ], batch_n;
 	unsigned async_mask; /* results the queued step may give */
 	char desc[256]; /* the configuration, for messages */
-	uint64_t counts[C_NCALLS];
-	uint64_t enomem, evictions_seen;
 	bool trace; /* VKV_MODEL_TRACE=1: print every call */
 	uint32_t async_evicted; /* slots + 1 the queued step evicted, or 0 */
 	/*

@@ -19,7 +19,6 @@
 static void after(struct model *m, enum mcall call, const uint32_t *req,
 		  uint32_t n, bool failed)
 {
-	m->counts[call]++;
 	m_refresh(m);
 	if (m->trace) {
 		printf("op %ld: %s%s [", m->op, m_call_name(call),
@@ -209,8 +208,6 @@ static void op_reserve(struct model *m)
 		want |= R(ENOMEM);
 	ret = vkv_seq_reserve(m->c, slot, len);
 	expect_room(m, "vkv_seq_reserve", ret, want);
-	if (ret == -ENOMEM)
-		m->enomem++;
 	if (!ret)
 		m_set_len(m, slot, len);
 	after(m, C_RESERVE, &slot, 1, ret != 0);
@@ -451,8 +448,6 @@ static void op_step(struct model *m, bool async)
 	    !(fits == 0 && ret == -ENOMEM &&
 	      ((m->evict && !m->has_disk) || m->device_pages)))
 		M_FAIL(m, "vkv_step_fits said %d, the step gave %d", fits, ret);
-	if (ret == -ENOMEM)
-		m->enomem++;
 	if (!ret)
 		for (uint32_t i = 0; i < n; i++)
 			m_set_len(m, slots[i], lens[i]);

@@ -256,7 +256,6 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 				       in ? " (a swap-in is queued on the "
 					    "swap worker)"
 					  : "");
-			m->evictions_seen++;
 			if (m->async_pending && !m->async_evicted)
 				m->async_evicted = i + 1;
 			if (m->quant)
