@@ -5,7 +5,7 @@
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-CORE_TESTS := api integrity model concurrency swap swap_trace quant_swap
+CORE_TESTS := api integrity concurrency swap swap_trace quant_swap
 CORE_TEST_BINS := $(patsubst %,$(B)/tests/test_%,$(CORE_TESTS))
 ALL_TARGETS += $(CORE_TEST_BINS)
 
@@ -15,6 +15,53 @@ $(B)/tests/%.o: tests/%.c tests/harness.h lib/vkv.h
 
 $(B)/tests/test_%: $(B)/tests/test_%.o $(LIB_A)
 	$(CC) -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIB_LIBS) -lm
+
+# The model test: its driver plus the model in tests/model/.
+MODEL_OBJS := $(patsubst tests/%.c,$(B)/tests/%.o,$(sort $(wildcard tests/model/*.c)))
+$(B)/tests/test_model.o $(MODEL_OBJS): tests/model/model.h
+
+$(B)/tests/test_model: $(B)/tests/test_model.o $(MODEL_OBJS) $(LIB_A)
+	$(CC) -o $@ $(B)/tests/test_model.o $(MODEL_OBJS) $(LIB_A) $(ALL_LDFLAGS) \
+		$(CHECK_LIBS) $(LIB_LIBS) -lm
+
+ALL_TARGETS += $(B)/tests/test_model
+
+# The model test (tests/README.md), on the host backend and on the cuda
+# backend over fakecuda, with the same seeds. Sizes are seeds x operations
+# per seed: CI by default, smaller under sanitizers, `make fuzz` for before
+# releases (new seeds each run unless MODEL_FIRST is given).
+MODEL_OPS ?= 20000
+ifeq ($(SANITIZE),)
+MODEL_SEEDS ?= 75
+else
+MODEL_SEEDS ?= 20
+endif
+MODEL_FIRST ?= 1
+FUZZ_SEEDS ?= 500
+
+define run_model
+	echo "== test_model (host backend): $(1) seeds from $(2), $(MODEL_OPS) operations each"; \
+	rc=0; VKV_BACKEND=host VKV_MODEL_SEEDS=$(1) VKV_MODEL_FIRST=$(2) \
+		VKV_MODEL_OPS=$(MODEL_OPS) $(B)/tests/test_model || rc=1; \
+	if [ -z "$(FAKECUDA_DIR)" ]; then \
+		echo "== test_model: tests/fakecuda not built here, cuda skipped"; \
+	else \
+		echo "== test_model (cuda backend over fakecuda)"; \
+		VKV_BACKEND=cuda FAKECUDA_LATENCY=0 FAKECUDA_GRANULARITY=4096 \
+		LD_LIBRARY_PATH=$(FAKECUDA_DIR) VKV_MODEL_SEEDS=$(1) \
+		VKV_MODEL_FIRST=$(2) VKV_MODEL_OPS=$(MODEL_OPS) \
+			$(B)/tests/test_model || rc=1; \
+	fi; exit $$rc
+endef
+
+.PHONY: check-model fuzz
+
+check-model: $(B)/tests/test_model $(FAKECUDA_LIB)
+	@$(call run_model,$(MODEL_SEEDS),$(MODEL_FIRST))
+
+fuzz: $(B)/tests/test_model $(FAKECUDA_LIB)
+	@first=$${FUZZ_FIRST:-$$(date +%s)}; \
+	$(call run_model,$(FUZZ_SEEDS),$$first)
 
 # README's example, compiled and run as it stands in README.md.
 $(B)/tests/readme_example.c: README.md tests/extract-example.sh
@@ -47,7 +94,8 @@ check-core-cuda: $(CORE_TEST_BINS) $(FAKECUDA_LIB)
 		LD_LIBRARY_PATH=$(FAKECUDA_DIR) $$t; \
 	done
 
-check-core: check-core-host check-core-cuda
+# The model test is a core suite too (CI runs check-core under sanitizers).
+check-core: check-core-host check-core-cuda check-model
 
 # make install into a scratch root, then build README's example the way a
 # user would: pkg-config, the installed header, the shared library.

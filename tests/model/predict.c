@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * predict.c - what the model expects of the library.
+ *
+ * -ENOMEM is exact where the header makes it so: a request fits if and only
+ * if
+ *
+ *   sum over its slots of pages_for(max(len, new len))
+ *   + sum over open slots outside it of what they must keep  <= budget
+ *
+ * (per segment, times segments), where an idle sequence in the cache must
+ * keep pages_for(len), or nothing if an eviction policy may swap it out; a
+ * swapped-out one keeps nothing; one being swapped keeps what it holds. A
+ * swap queued on the worker may finish at any time, so each such slot is
+ * in one of a few states, and the prediction is the set of results over
+ * all combinations. With a policy but no disk tier, a full host tier may
+ * refuse an eviction: then -ENOMEM is allowed too, but nothing may move.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "model.h"
+
+uint32_t m_pf(const struct model *m, uint32_t tokens)
+{
+	size_t page = m->cfg.page_size;
+
+	return (uint32_t)(((uint64_t)tokens * m->token_stride + page - 1) /
+			  page);
+}
+
+void m_refresh(struct model *m)
+{
+	for (uint32_t i = 0; i < m->g.max_seqs; i++) {
+		int ret = vkv_seq_info(m->c, i, &m->info[i]);
+
+		if (ret)
+			M_FAIL(m, "vkv_seq_info(%u) = %d", i, ret);
+	}
+}
+
+/* One slot's state under one hypothesis. */
+struct hyp {
+	bool device; /* mapped in the cache (else in a tier) */
+	bool busy; /* a swap of it is running */
+	uint32_t pages;
+};
+
+static int nstates(const struct mslot *q)
+{
+	return q->pending == PEND_OUT ? 3 : q->pending == PEND_IN ? 4 : 1;
+}
+
+static struct hyp state_of(const struct model *m, const struct mslot *q, int k)
+{
+	uint32_t need = m_pf(m, q->len);
+
+	if (q->pending == PEND_OUT) {
+		/* running / failed / done */
+		if (k == 0)
+			return (struct hyp){true, true, q->pend_pages};
+		if (k == 1)
+			return (struct hyp){true, false, q->pend_pages};
+		return (struct hyp){false, false, 0};
+	}
+	if (q->pending == PEND_IN) {
+		/* running before or after its pages are mapped / failed /
+		 * done */
+		if (k == 0)
+			return (struct hyp){false, true, 0};
+		if (k == 1)
+			return (struct hyp){false, true, need};
+		if (k == 2)
+			return (struct hyp){false, false, 0};
+		return (struct hyp){true, false, need};
+	}
+	return (struct hyp){q->tier == VKV_TIER_DEVICE, false, q->pages};
+}
+
+rset m_room(struct model *m, const uint32_t *slots, const uint32_t *lens,
+	    uint32_t n, bool refusal)
+{
+	uint32_t ns = m->g.max_seqs, combos = 1;
+	rset out = 0;
+	bool inreq[M_MAXSEQ] = {0};
+
+	for (uint32_t i = 0; i < n; i++)
+		inreq[slots[i]] = true;
+	for (uint32_t i = 0; i < ns; i++)
+		if (m->s[i].open)
+			combos *= (uint32_t)nstates(&m->s[i]);
+	for (uint32_t k = 0; k < combos; k++) {
+		struct hyp h[M_MAXSEQ];
+		uint64_t total = 0, evictable = 0;
+		bool grows = false, skip = false;
+		uint32_t rest = k;
+
+		for (uint32_t i = 0; i < ns; i++) {
+			int st = 0;
+
+			if (!m->s[i].open)
+				continue;
+			st = (int)(rest % (uint32_t)nstates(&m->s[i]));
+			rest /= (uint32_t)nstates(&m->s[i]);
+			h[i] = state_of(m, &m->s[i], st);
+			/* The request waits for a swap of its own slots. */
+			if (inreq[i] && h[i].busy)
+				skip = true;
+		}
+		if (skip)
+			continue;
+		for (uint32_t i = 0; i < n; i++) {
+			const struct mslot *q = &m->s[slots[i]];
+			uint32_t want = m_pf(m, lens[i]), len = m_pf(m, q->len);
+
+			if (!h[slots[i]].device || want > h[slots[i]].pages)
+				grows = true;
+			total += want > len ? want : len;
+		}
+		if (!grows) {
+			out |= RS_OK;
+			continue;
+		}
+		for (uint32_t i = 0; i < ns; i++) {
+			const struct mslot *q = &m->s[i];
+
+			if (!q->open || inreq[i])
+				continue;
+			if (h[i].busy) {
+				total += h[i].pages;
+			} else if (h[i].device) {
+				total += m_pf(m, q->len);
+				if (h[i].pages)
+					evictable += m_pf(m, q->len);
+			}
+		}
+		if (m->evict && total * m->segs > m->budget_pages &&
+		    (total - evictable) * m->segs <= m->budget_pages) {
+			out |= RS_OK;
+			/* Only a tier with a bound can refuse a victim. */
+			if (refusal && !m->has_disk)
+				out |= R(ENOMEM);
+		} else if (total * m->segs <= m->budget_pages) {
+			out |= RS_OK;
+		} else {
+			out |= R(ENOMEM);
+		}
+	}
+	return out;
+}
+
+/* A slot + 1 whose swap-in is queued on the worker, or 0. */
+uint32_t m_swap_in_queued(const struct model *m)
+{
+	if (m->closed_in)
+		return m->closed_in;
+	for (uint32_t i = 0; i < m->g.max_seqs; i++)
+		if (m->s[i].open && m->s[i].pending == PEND_IN)
+			return i + 1;
+	return 0;
+}
+
+static bool in_list(uint32_t slot, const uint32_t *req, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (req[i] == slot)
+			return true;
+	return false;
+}
+
+const char *m_call_name(enum mcall c)
+{
+	static const char *const names[C_NCALLS] = {
+		"open",	   "close",	 "reserve",   "trim",
+		"step",	   "step_async", "step_wait", "swap_out",
+		"swap_in", "swap_wait",	 "swap_poll", "set_priority",
+		"verify",
+	};
+	return names[c];
+}
+
+/*
+ * After every call: the library's view of each slot against the model's,
+ * and who moved which sequence. A sequence leaves the cache only by its own
+ * swap or by an eviction inside a reserve or step that succeeded (or an
+ * explicit swap-in, which may make room); it comes back only by its own
+ * swap-in or by a reserve or step that names it.
+ */
+void m_observe(struct model *m, enum mcall call, const uint32_t *req,
+	       uint32_t nreq, bool failed)
+{
+	bool may_evict = (call == C_RESERVE || call == C_STEP ||
+			  call == C_STEP_WAIT || call == C_SWAP_IN) &&
+			 !failed;
+	bool may_bring = call == C_RESERVE || call == C_STEP ||
+			 call == C_STEP_WAIT || m->async_pending;
+
+	/*
+	 * Tolerating evictions on the swap worker: one may be undone by a call
+	 * naming the sequence before the model looks, its rows through int8.
+	 */
+	if (m->tol_worker_evict && m->quant && m_swap_in_queued(m))
+		for (uint32_t i = 0; i < m->g.max_seqs; i++)
+			m->s[i].lossy = m->s[i].valid;
+	/* While a step runs on the worker, its evictions show early. */
+	if (m->async_pending) {
+		may_evict = true;
+		req = m->batch;
+		nreq = m->batch_n;
+	}
+	for (uint32_t i = 0; i < m->g.max_seqs; i++) {
+		struct mslot *q = &m->s[i];
+		const struct vkv_seq_info *si = &m->info[i];
+		bool named = in_list(i, req, nreq);
+
+		if (si->open != (uint32_t)q->open)
+			M_FAIL(m, "after %s: slot %u open %u, model says %d",
+			       m_call_name(call), i, si->open, q->open);
+		if (!q->open || q->pending)
+			continue;
+		if (!(m->async_pending && named) && si->len != q->len)
+			M_FAIL(m, "after %s: slot %u len %u, model says %u",
+			       m_call_name(call), i, si->len, q->len);
+		if (si->busy)
+			M_FAIL(m, "after %s: slot %u busy with no swap queued",
+			       m_call_name(call), i);
+		if (si->tier == q->tier) {
+			if (q->tier == VKV_TIER_DEVICE && !m->async_pending &&
+			    si->backed < q->len)
+				M_FAIL(m, "slot %u: len %u but %u backed", i,
+				       q->len, si->backed);
+			q->pages = si->pages;
+			continue;
+		}
+		if (q->tier == VKV_TIER_DEVICE) {
+			uint32_t in = m_swap_in_queued(m);
+
+			if (in && m->tol_worker_evict &&
+			    (!may_evict || named)) {
+				m->tolerated++;
+			} else if (failed && !named && m->tol_failed_evict &&
+				   (call == C_RESERVE || call == C_STEP ||
+				    call == C_STEP_WAIT)) {
+				m->tolerated++;
+			} else if (!may_evict || named)
+				M_FAIL(m,
+				       "after %s%s: slot %u (len %u) moved to "
+				       "tier %u, though %s%s",
+				       m_call_name(call),
+				       failed ? " that failed" : "", i, q->len,
+				       si->tier,
+				       named	? "the call named it"
+				       : failed ? "a failed call must leave "
+						  "every sequence where it was"
+						: "no call that may evict ran",
+				       in ? " (a swap-in is queued on the "
+					    "swap worker)"
+					  : "");
+			if (m->async_pending && !m->async_evicted)
+				m->async_evicted = i + 1;
+			if (m->quant)
+				q->lossy = q->valid;
+		} else if (si->tier == VKV_TIER_DEVICE) {
+			if (!may_bring || !named)
+				M_FAIL(m,
+				       "after %s: slot %u came back from tier "
+				       "%u though nothing named it",
+				       m_call_name(call), i, q->tier);
+		} else if (!(q->tier == VKV_TIER_HOST &&
+			     si->tier == VKV_TIER_DISK)) {
+			M_FAIL(m, "after %s: slot %u went from tier %u to %u",
+			       m_call_name(call), i, q->tier, si->tier);
+		}
+		q->tier = si->tier;
+		q->pages = si->pages;
+	}
+}
+
+/* A queued swap's outcome, from _wait() or _poll() returning @ret. */
+void m_resolve(struct model *m, uint32_t slot, int ret)
+{
+	struct mslot *q = &m->s[slot];
+	const struct vkv_seq_info *si = &m->info[slot];
+	rset ok = RS_OK | R(ENOMEM);
+	bool later;
+
+	if (q->pending == PEND_OUT && m->has_disk)
+		ok = RS_OK; /* the disk tier has no bound */
+	M_EXPECT(m,
+		 q->pending == PEND_OUT ? "queued swap_out" : "queued swap_in",
+		 ret, ok);
+	if (si->busy)
+		M_FAIL(m, "slot %u busy after its swap returned %d", slot, ret);
+	/*
+	 * Once done, the sequence was idle: a later reserve or step may have
+	 * evicted it before this call collected the result.
+	 */
+	later = m->evict && si->tier != VKV_TIER_DEVICE;
+	if (q->pending == PEND_OUT) {
+		if (!ret && si->tier == VKV_TIER_DEVICE)
+			M_FAIL(m,
+			       "swap_out of slot %u gave 0, still in the "
+			       "device tier",
+			       slot);
+		if (!ret && q->pend_tier == VKV_TIER_DISK &&
+		    si->tier != VKV_TIER_DISK)
+			M_FAIL(m, "swap_out(DISK) of slot %u: now tier %u",
+			       slot, si->tier);
+		if (ret && si->tier != VKV_TIER_DEVICE && !later)
+			M_FAIL(m,
+			       "swap_out of slot %u failed (%d), now tier %u",
+			       slot, ret, si->tier);
+	} else {
+		if (!ret && si->tier != VKV_TIER_DEVICE && !later)
+			M_FAIL(m, "swap_in of slot %u gave 0, now tier %u",
+			       slot, si->tier);
+		if (ret && si->tier == VKV_TIER_DEVICE)
+			M_FAIL(m, "swap_in of slot %u failed (%d), yet back",
+			       slot, ret);
+	}
+	if (m->quant && si->tier != VKV_TIER_DEVICE)
+		q->lossy = q->valid;
+	if (si->len != q->len)
+		M_FAIL(m, "slot %u: len %u after a swap, model says %u", slot,
+		       si->len, q->len);
+	q->pending = PEND_NONE;
+	q->last_err = ret;
+	q->tier = si->tier;
+	q->pages = si->pages;
+}
+
+void m_check_stats(struct model *m)
+{
+	uint64_t live = 0, open = 0, cached = 0, nopen = 0, needed = 0;
+	uint64_t host = 0, disk = 0;
+	struct vkv_stats st;
+	bool settled = !m->async_pending;
+
+	for (uint32_t i = 0; i < m->g.max_seqs; i++) {
+		const struct vkv_seq_info *si = &m->info[i];
+
+		if (!m->s[i].open) {
+			cached += si->pages;
+			continue;
+		}
+		settled &= !m->s[i].pending;
+		nopen++;
+		open += si->pages;
+		if (si->tier == VKV_TIER_DEVICE) {
+			live += si->len;
+			needed += m_pf(m, si->len);
+		} else {
+			host += si->tier == VKV_TIER_HOST;
+			disk += si->tier == VKV_TIER_DISK;
+			if (si->pages && !m->s[i].pending)
+				M_FAIL(m, "slot %u swapped out with %u pages",
+				       i, si->pages);
+		}
+	}
+	if (vkv_cache_stats(m->c, &st))
+		M_FAIL(m, "vkv_cache_stats failed");
+	if (st.pages_created > m->budget_pages)
+		M_FAIL(m, "pages_created %llu over the budget %llu",
+		       (unsigned long long)st.pages_created,
+		       (unsigned long long)m->budget_pages);
+	if (!settled)
+		return;
+#define EQ(field, v)                                                           \
+	do {                                                                   \
+		if (st.field != (v))                                           \
+			M_FAIL(m, "stats: " #field " %llu, model %llu",        \
+			       (unsigned long long)st.field,                   \
+			       (unsigned long long)(v));                       \
+	} while (0)
+	EQ(seqs_open, nopen);
+	EQ(live_bytes, live * m->token_stride * m->segs);
+	EQ(pages_open, open * m->segs);
+	EQ(pages_needed, needed * m->segs);
+	EQ(pages_cached, cached * m->segs);
+	EQ(seqs_host, host);
+	EQ(seqs_disk, disk);
+#undef EQ
+	if (st.pages_created < st.pages_free + st.pages_open + st.pages_cached)
+		M_FAIL(m,
+		       "stats: created %llu < free %llu + open %llu + "
+		       "cached %llu",
+		       (unsigned long long)st.pages_created,
+		       (unsigned long long)st.pages_free,
+		       (unsigned long long)st.pages_open,
+		       (unsigned long long)st.pages_cached);
+}
