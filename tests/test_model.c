@@ -307,6 +307,11 @@ static void make_config(struct model *m)
 	cfg->swap_path = NULL;
 	cfg->evict = (int)m_below(m, 3);
 	cfg->quantize = (g->elem_size != 1 && m_below(m, 3) == 0);
+	/* 2-byte elements are fp16 or bf16; the library must be told which. */
+	g->dtype = g->elem_size == 4	? VKV_DTYPE_F32
+		   : g->elem_size == 1	? VKV_DTYPE_I8
+		   : m_below(m, 2) == 0 ? VKV_DTYPE_F16
+					: VKV_DTYPE_BF16;
 	cfg->io_uring = (int)m_below(m, 2);
 	cfg->log_fn = NULL;
 }

@@ -79,6 +79,24 @@ static uint16_t f16_exact(float f)
 			  ((u >> 13) & 0x3ffu));
 }
 
+/* bfloat16 is the top half of a float: exact for at most 8 significant bits. */
+static uint16_t bf16_exact(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return (uint16_t)(u >> 16);
+}
+
+static float bf16_val(uint16_t h)
+{
+	uint32_t u = (uint32_t)h << 16;
+	float v;
+
+	memcpy(&v, &u, 4);
+	return v;
+}
+
 static float f16_val(uint16_t h)
 {
 	uint32_t e = (h >> 10) & 31, mant = h & 1023, u;
@@ -100,12 +118,17 @@ static float f16_val(uint16_t h)
  * vector's first element at +-1024, so its largest magnitude is 2^e and
  * its int8 step 2^e / 127, whatever the other elements are.
  */
-static float elem_val(uint64_t key, uint32_t h, uint32_t d, int *e_out)
+static float elem_val(const struct model *m, uint64_t key, uint32_t h,
+		      uint32_t d, int *e_out)
 {
 	int e = (int)(mix(key ^ (0x51ull + h)) % 9) - 4;
 	uint64_t r =
 		mix(key + (((uint64_t)h << 32) | d) * 0x9e3779b97f4a7c15ull);
 	int k = d ? (int)(r % 2049) - 1024 : (r & 1 ? 1024 : -1024);
+
+	/* bf16 keeps 8 significant bits: the stamp must fit in them. */
+	if (m->g.dtype == VKV_DTYPE_BF16)
+		k = k / 8 * 8;
 
 	*e_out = e;
 	return ldexpf((float)k, e - 10);
@@ -122,12 +145,15 @@ static void gen_row(const struct model *m, uint64_t owner, uint32_t token,
 		for (uint32_t h = 0; h < m->g.kv_heads; h++)
 			for (uint32_t d = 0; d < m->g.head_dim; d++) {
 				int e;
-				float f = elem_val(key, h, d, &e);
+				float f = elem_val(m, key, h, d, &e);
 				size_t at = ((size_t)h * m->g.head_dim + d) *
 					    m->g.elem_size;
 
 				if (m->g.elem_size == 2) {
-					uint16_t b = f16_exact(f);
+					uint16_t b =
+						m->g.dtype == VKV_DTYPE_BF16
+							? bf16_exact(f)
+							: f16_exact(f);
 
 					memcpy(out + at, &b, 2);
 				} else {
@@ -273,7 +299,7 @@ static long lossy_diff(const struct model *m, uint64_t key,
 	for (uint32_t h = 0; h < m->g.kv_heads; h++)
 		for (uint32_t d = 0; d < m->g.head_dim; d++) {
 			int e;
-			float w = elem_val(key, h, d, &e), v, max, tol;
+			float w = elem_val(m, key, h, d, &e), v, max, tol;
 			size_t at = ((size_t)h * m->g.head_dim + d) *
 				    m->g.elem_size;
 
@@ -281,13 +307,20 @@ static long lossy_diff(const struct model *m, uint64_t key,
 				uint16_t b;
 
 				memcpy(&b, got + at, 2);
-				v = f16_val(b);
+				v = m->g.dtype == VKV_DTYPE_BF16 ? bf16_val(b)
+								 : f16_val(b);
 			} else {
 				memcpy(&v, got + at, 4);
 			}
-			/* Half a step of int8, plus fp16's own rounding. */
+			/*
+			 * Half a step of int8, plus the element type's own
+			 * rounding of the dequantized value (fp16: 11 bits,
+			 * bf16: 8).
+			 */
 			max = (float)(1u << (e + 4)) / 16.0f; /* 2^e */
-			tol = 0.6f * max / 127.0f + max / 512.0f;
+			tol = 0.6f * max / 127.0f +
+			      max / (m->g.dtype == VKV_DTYPE_BF16 ? 128.0f
+								  : 512.0f);
 			if (!(fabsf(v - w) <= tol)) {
 				*gv = v;
 				*wv = w;
