@@ -150,8 +150,10 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 		}
 		/* Cannot drop mmap_lock: the read path does not need it. */
 		if (c->state == VKV_CHUNK_LOADING) {
-			if (vkv_chunk_wait_io(ctx, c))
-				return VM_FAULT_SIGBUS;
+			if (vkv_chunk_wait_io(ctx, c)) {
+				ret = VM_FAULT_SIGBUS;
+				goto out;
+			}
 			continue;
 		}
 		swapped = c->state == VKV_CHUNK_SWAPPED;

@@ -60,6 +60,11 @@
  *    sees @aborted when it is done, and the chunk stays resident.
  *  - A LOADING chunk is waited for (killably): its loader waits for no lock
  *    that a faulting task may hold.
+ *  - Waiters take ctx->lock back unkillably: nobody holds it across I/O.
+ * This holds on 6.1 and 6.12 alike: both run ->fault for our vmas under
+ * mmap_lock (6.12 retries VMA-lock faults of vmas without ->map_pages
+ * under mmap_lock) and allow VM_FAULT_RETRY more than once. It does not
+ * hold on filesystems whose buffered reads take i_rwsem (XFS): docs/kmod.md.
  * The fault handler takes ctx->lock killably and, while it may retry,
  * drops mmap_lock before any I/O or wait and returns VM_FAULT_RETRY; a
  * fault that cannot retry (or was retried once) does the I/O itself with
@@ -89,14 +94,14 @@
 
 #include <linux/atomic.h>
 #include <linux/cred.h>
-#include <linux/kref.h>
-#include <linux/wait.h>
 #include <linux/fs.h>
+#include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <linux/xarray.h>
 
 #include "uapi/vkv.h"

@@ -127,9 +127,6 @@ static void vkv_shrink_worker(struct work_struct *work)
 		}
 		if (!freed)
 			break;	/* floor reached, or everything busy */
-		/* Progress, but short of the goal (batches): go round again. */
-		if (freed < goal)
-			atomic_long_add(goal - freed, &vkv_shrink_goal);
 	}
 }
 

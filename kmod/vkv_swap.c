@@ -170,18 +170,18 @@ static void vkv_chunk_io_done(struct vkv_ctx *ctx, struct vkv_chunk *c, u8 state
 
 /*
  * Wait, killably and without ctx->lock (held on entry and on return), until
- * the chunk is neither LOADING nor WRITING. Returns -EINTR if killed, with
- * ctx->lock not held.
+ * the chunk is neither LOADING nor WRITING. Returns -EINTR if killed. The
+ * lock is taken back unkillably: nobody holds it for long (no I/O under it).
  */
 int vkv_chunk_wait_io(struct vkv_ctx *ctx, struct vkv_chunk *c)
 {
+	int err;
+
 	lockdep_assert_held(&ctx->lock);
 	mutex_unlock(&ctx->lock);
-	if (wait_event_killable(ctx->io_wq, !vkv_chunk_in_io(c)))
-		return -EINTR;
-	if (mutex_lock_killable(&ctx->lock))
-		return -EINTR;
-	return 0;
+	err = wait_event_killable(ctx->io_wq, !vkv_chunk_in_io(c));
+	mutex_lock(&ctx->lock);
+	return err ? -EINTR : 0;
 }
 
 /*
@@ -251,8 +251,7 @@ int vkv_chunk_load(struct vkv_ctx *ctx, unsigned long idx,
  * backing file (unless VKV_EVICT_DISCARD), free it. Called and returns under
  * ctx->lock; drops it while the chunk is WRITING, so a fault may take the
  * chunk back meanwhile (-EBUSY then, the chunk stays resident).
- * A LOADING or WRITING chunk is waited for first (-EINTR if killed: then
- * ctx->lock is not held on return).
+ * A LOADING or WRITING chunk is waited for first (-EINTR if killed).
  */
 int vkv_chunk_evict(struct vkv_ctx *ctx, unsigned long idx,
 		    struct vkv_chunk *c, unsigned int flags)
@@ -579,8 +578,6 @@ int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
 			err = vkv_chunk_load(ctx, idx, c, false);
 			break;
 		}
-		if (err == -EINTR)
-			return err;	/* ctx->lock is not held */
 		mutex_unlock(&ctx->lock);
 		if (err)
 			return err;
