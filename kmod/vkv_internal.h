@@ -37,6 +37,11 @@
  *   vkv_ctxs_lock        global mutex: the list of contexts. A leaf: held
  *                        only to link, unlink, or take a reference on a
  *                        context; nothing sleeps on a context under it.
+ *   vkv_users_lock       global mutex: the per-user table (vkv_user.c). A
+ *                        leaf: taken to find, link or unlink a user's entry
+ *                        at open and at a context's last reference.
+ *   vkv_orphans_lock     spinlock: chunks freed while others still hold
+ *                        their pages (vkv_orphan.c). A leaf.
  *
  * No file I/O runs under any vkv lock. A chunk being read back is LOADING,
  * one being written out is WRITING; the task doing that I/O drops ctx->lock
