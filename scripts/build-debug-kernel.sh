@@ -37,9 +37,13 @@ fi
 
 start=$(date +%s)
 say "building $pkg $ver with $(basename "$frag") in $tree ($(nproc) jobs)"
-rm -rf "$tree.tmp"
-mkdir -p "$tree.tmp"
-tar -xJf "$tarball" -C "$tree.tmp" --strip-components=1
+# An interrupted build goes on where it stopped (same key, same sources).
+if [ ! -f "$tree.tmp/.vkv-extracted" ]; then
+	rm -rf "$tree.tmp"
+	mkdir -p "$tree.tmp"
+	tar -xJf "$tarball" -C "$tree.tmp" --strip-components=1
+	touch "$tree.tmp/.vkv-extracted"
+fi
 
 kmake() { make -C "$tree.tmp" -s ARCH=x86_64 "$@"; }
 kmake allnoconfig KCONFIG_ALLCONFIG="$frag" >/dev/null
