@@ -5,8 +5,12 @@
 #   make check-kmod     setup (scripts/setup.sh kmod), build, then boot every
 #                       kernel that has headers and /boot/vmlinuz-<release> in
 #                       qemu and run the in-guest suites (tests/vm/)
+#                       and then the debug kernel too (VM_DEBUG_KERNEL=0
+#                       skips it)
+#   make kdebug         build the debug kernel (lockdep, KASAN, kmemleak,
+#                       DEBUG_VM, ...) once, cached in build/kdebug/
 #   VKV_VM_KVM=1        use KVM instead of TCG emulation
-#   VKV_VM_TIMEOUT=900  seconds per guest boot
+#   VKV_VM_TIMEOUT=900  seconds per guest boot (debug kernel: 2400 unless set)
 #
 # Modules are built out of tree in $(B)/kmod/<release>/ (a copy of Kbuild
 # and kmod/), so the source tree stays clean and kernels do not collide.
@@ -30,7 +34,23 @@ VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
 	test_users test_shrinker test_lockorder test_abuse
 VM_BENCH ?= bench_kmod
 
-.PHONY: kmod kmod-tests check-kmod
+# The debug kernel (scripts/build-debug-kernel.sh, tests/vm/debug.config) is
+# kept under build/ whatever the sanitizer build directory, and rebuilt only
+# when the source package or the config fragment changes.
+KDEBUG_OUT ?= build/kdebug
+KDEBUG_TREE := $(abspath $(KDEBUG_OUT))/current
+VM_DEBUG_KERNEL ?= 1
+# Under KASAN and lockdep the guest runs the same suites several times slower.
+VM_DEBUG_TIMEOUT ?= 2400
+
+.PHONY: kmod kmod-tests check-kmod kdebug kmod-debug
+
+kdebug:
+	@sh scripts/build-debug-kernel.sh $(KDEBUG_OUT)
+
+# vkv.ko for the debug kernel, in $(KMOD_OUT)/<its release>/ like the others.
+kmod-debug: kdebug
+	@$(MAKE) --no-print-directory kmod KDIR=$(KDEBUG_TREE)
 
 kmod: $(KMOD_SRCS)
 	@set -e; kdirs="$(KMOD_KDIRS)"; \
@@ -105,6 +125,16 @@ check-kmod:
 			$(VM_BIN) $(KMOD_OUT)/vm/$$rel-bench $(VM_BENCH) || fail=1; fi; \
 	done; \
 	if [ $$n = 0 ]; then echo "check-kmod: no kernel to boot" >&2; exit 1; fi; \
+	if [ "$(VM_DEBUG_KERNEL)" = 1 ]; then \
+		$(MAKE) --no-print-directory kmod-debug || exit 1; \
+		t=$(KDEBUG_TREE); \
+		rel=$$($(MAKE) -s --no-print-directory -C $$t kernelrelease); \
+		n=$$((n + 1)); \
+		VKV_VM_KERNEL=$$t/arch/x86/boot/bzImage VKV_VM_KCONFIG=$$t/.config \
+		VKV_VM_TIMEOUT=$${VKV_VM_TIMEOUT:-$(VM_DEBUG_TIMEOUT)} \
+			sh tests/vm/run.sh $$rel $(KMOD_OUT)/$$rel/vkv.ko $(VM_BIN) \
+			$(KMOD_OUT)/vm/$$rel $(VM_SUITES) || fail=1; \
+	fi; \
 	if [ $$fail = 1 ]; then echo "check-kmod: FAILED" >&2; exit 1; fi; \
 	echo "check-kmod: passed on $$n kernel(s)"
 

@@ -48,6 +48,23 @@ while read -r suite params; do
 	if [ $ok = 1 ]; then echo "VKV-RESULT $suite PASS"; else echo "VKV-RESULT $suite FAIL"; fi
 done < /tests/list
 
+# On a debug kernel: what kmemleak finds unreferenced once every suite has
+# unloaded vkv.ko, and whether lockdep is still on. The second scan is the
+# one that reports: kmemleak holds back objects whose contents changed since
+# the scan before.
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan > /sys/kernel/debug/kmemleak
+	sleep 6
+	echo scan > /sys/kernel/debug/kmemleak
+	echo "VKV-KMEMLEAK-BEGIN"
+	cat /sys/kernel/debug/kmemleak
+	echo "VKV-KMEMLEAK-END"
+fi
+if [ -r /proc/lockdep_stats ]; then
+	echo "VKV-LOCKDEP debug_locks=$(awk '/debug_locks:/ {print $2}' /proc/lockdep_stats)"
+fi
+
 echo "VKV-DMESG-BEGIN"
 dmesg -s 4194304
 echo "VKV-DMESG-END"
