@@ -95,9 +95,10 @@ START_TEST(test_shrink_under_pressure)
 	hog(meminfo_kb("MemTotal") * 1024, 1);
 
 	pi = pool_info(fd);
-	printf("after: shrinker_scans +%lld, swap-outs +%lld, resident %llu swapped %llu chunks\n",
+	printf("after: shrinker_scans +%lld, swap-outs +%lld, resident %llu swapped %llu chunks, busy %lld, I/O errors %lld\n",
 	       counter("shrinker_scans") - scans0, counter("shrinker_swap_outs") - outs0,
-	       (unsigned long long)pi.resident_chunks, (unsigned long long)pi.swapped_chunks);
+	       (unsigned long long)pi.resident_chunks, (unsigned long long)pi.swapped_chunks,
+	       counter("busy_total"), counter("io_errors"));
 	ck_assert_int_gt(counter("shrinker_scans"), scans0);
 	ck_assert_int_gt(counter("shrinker_swap_outs"), outs0);
 	ck_assert_uint_gt(pi.swapped_chunks, 0);
