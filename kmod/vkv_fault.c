@@ -50,9 +50,11 @@ static void vkv_release_fault_lock(struct vm_fault *vmf)
  * How long a fault waits for a chunk's write to finish before it takes the
  * chunk back. The writer may be waiting for the backing file's i_rwsem held
  * by the faulting task itself (write(2) from the pool into that file), so
- * the wait must end on its own; it only saves a swap-out's work otherwise.
+ * the wait must end on its own. Otherwise it only saves the swap-out: long
+ * enough for a 2 MiB write on a slow disk (or a debug kernel), short enough
+ * not to matter when the write cannot finish before the fault does.
  */
-#define VKV_WRITE_WAIT	(HZ / 5)
+#define VKV_WRITE_WAIT	HZ
 
 /* The fault was killed while waiting: give up the access. */
 static vm_fault_t vkv_fault_killed(struct vm_fault *vmf)

@@ -5,6 +5,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/shrinker.h>
 #include <linux/version.h>
@@ -37,6 +38,17 @@
 static struct workqueue_struct *vkv_wq;
 static struct work_struct vkv_shrink_work;
 static atomic_long_t vkv_shrink_goal;	/* pages asked for, not yet freed */
+static unsigned long vkv_shrink_asked;	/* jiffies of the last scan */
+
+/*
+ * Reclaim has not asked for 100 ms (under pressure it asks many times a
+ * second): the pressure is over, and what is left of the goal would only
+ * swap out chunks that are being used again, e.g. faulted back in.
+ */
+static bool vkv_shrink_stale(void)
+{
+	return time_after(jiffies, READ_ONCE(vkv_shrink_asked) + HZ / 10);
+}
 
 static unsigned long vkv_shrink_count(struct shrinker *s,
 				      struct shrink_control *sc)
@@ -70,7 +82,7 @@ static unsigned long vkv_shrink_ctx(struct vkv_ctx *ctx, unsigned long goal)
 		int err;
 
 		if (!READ_ONCE(vkv_shrinker_enabled) || list_empty(&ctx->lru) ||
-		    !ctx->backing || ctx->dead ||
+		    !ctx->backing || ctx->dead || vkv_shrink_stale() ||
 		    atomic64_read(&vkv_stats.pool_bytes) - (s64)bytes < floor)
 			break;
 		c = list_first_entry(&ctx->lru, struct vkv_chunk, lru);
@@ -110,7 +122,8 @@ static void vkv_shrink_worker(struct work_struct *work)
 {
 	long goal;
 
-	while ((goal = atomic_long_xchg(&vkv_shrink_goal, 0)) > 0) {
+	while ((goal = atomic_long_xchg(&vkv_shrink_goal, 0)) > 0 &&
+	       !vkv_shrink_stale()) {
 		unsigned long freed = 0, n;
 
 		mutex_lock(&vkv_ctxs_lock);
@@ -138,6 +151,7 @@ static unsigned long vkv_shrink_scan(struct shrinker *s,
 	if (!avail)
 		return SHRINK_STOP;
 	atomic64_inc(&vkv_stats.shrinker_scans);
+	WRITE_ONCE(vkv_shrink_asked, jiffies);
 	if (atomic_long_read(&vkv_shrink_goal) < (long)avail)
 		atomic_long_add(min(sc->nr_to_scan, avail), &vkv_shrink_goal);
 	queue_work(vkv_wq, &vkv_shrink_work);

@@ -86,15 +86,23 @@ struct vkv_pool_info {
 /*
  * VKV_IOC_SET_BACKING: register the backing file for swap.
  *
- * in:  fd      a regular file opened O_RDWR; the module keeps its own
- *              reference (closing fd afterwards is fine). The module opens
- *              it again with O_DIRECT when the filesystem supports that.
+ * in:  fd      a regular file opened O_RDWR (not O_APPEND); the module opens
+ *              it again for itself (writes with O_DIRECT when the filesystem
+ *              supports that, reads buffered), so closing fd afterwards is
+ *              fine and later fcntl() on fd does not reach the module.
  *      flags   0, or VKV_BACKING_BUFFERED to never use O_DIRECT
  *      offset  file offset of chunk 0, a multiple of 4096; chunk i lives at
  *              offset + i * chunk_size.
+ * The whole area (offset .. offset + pool size) is allocated now with
+ * fallocate(), as the caller; all later I/O on the file runs with the
+ * caller's credentials.
  * fd = -1 with flags 0 and offset 0 unregisters the file.
- * Errors: -EBADF, -EINVAL (not a regular file, not read-write, bad offset),
- * -EBUSY (chunks are swapped out to the current file), -ENXIO (no pool).
+ * Errors: -EBADF, -EINVAL (not a regular file, not read-write, O_APPEND, bad
+ * offset), -EPERM (setuid, setgid with group execute, append-only or
+ * immutable file), -ETXTBSY (a swap file), -EFBIG (beyond RLIMIT_FSIZE or
+ * the filesystem's limit), -ENOSPC / -EDQUOT (the area cannot be allocated),
+ * -EBUSY (chunks are swapped out to the current file, or chunk I/O is under
+ * way), -ENXIO (no pool).
  */
 #define VKV_BACKING_BUFFERED (1U << 0)
 struct vkv_backing {

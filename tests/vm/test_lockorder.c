@@ -52,7 +52,7 @@ static double now_s(void)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -85,7 +85,8 @@ static void teardown(void)
 
 static void become(uid_t uid)
 {
-	if (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+	if (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+	    setresuid(uid, uid, uid))
 		_exit(90);
 }
 
@@ -130,7 +131,7 @@ static int wait_child(pid_t pid, double timeout, int *status, const char *what)
 /* One byte from @fd within @timeout seconds (a child says it is ready). */
 static int read_ready(int fd, int timeout)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
 	char c;
 
 	if (poll(&pfd, 1, timeout * 1000) != 1)
@@ -142,8 +143,10 @@ static void expect_exit0(pid_t pid, double timeout, const char *what)
 {
 	int st = 0, r = wait_child(pid, timeout, &st, what);
 
-	ck_assert_msg(r == 1, "%s hung (%s)", what, r == 0 ? "killed" : "unkillable");
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", what, st);
+	ck_assert_msg(r == 1, "%s hung (%s)", what,
+		      r == 0 ? "killed" : "unkillable");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x",
+		      what, st);
 }
 
 /* A user's pool of @nchunks chunks of @chunk bytes, filled, with a backing file. */
@@ -153,8 +156,8 @@ struct upool {
 	uint64_t size;
 };
 
-static int upool_open(struct upool *u, const char *tag, uint64_t size, uint32_t chunk,
-		      unsigned int bflags)
+static int upool_open(struct upool *u, const char *tag, uint64_t size,
+		      uint32_t chunk, unsigned int bflags)
 {
 	char path[128];
 	struct vkv_pool_create pc;
@@ -209,15 +212,17 @@ START_TEST(test_self_write_from_swapped_chunk)
 {
 	unsigned int bflags;
 
-	for (bflags = 0; bflags <= VKV_BACKING_BUFFERED; bflags += VKV_BACKING_BUFFERED) {
+	for (bflags = 0; bflags <= VKV_BACKING_BUFFERED;
+	     bflags += VKV_BACKING_BUFFERED) {
 		pid_t pid = fork();
 
 		if (pid == 0) {
 			become(USER_A);
 			_exit(self_write(bflags));
 		}
-		expect_exit0(pid, 60, bflags ? "pwrite from swapped chunk (buffered)" :
-					       "pwrite from swapped chunk (direct)");
+		expect_exit0(pid, 60,
+			     bflags ? "pwrite from swapped chunk (buffered)"
+				    : "pwrite from swapped chunk (direct)");
 	}
 }
 END_TEST
@@ -230,7 +235,8 @@ static atomic_long race_writes, race_swaps;
 static void *race_writer(void *arg)
 {
 	while (!atomic_load(&race_stop)) {
-		if (pwrite(race_u.bf, race_u.p, CHUNK, 4 * CHUNK) != (ssize_t)CHUNK)
+		if (pwrite(race_u.bf, race_u.p, CHUNK, 4 * CHUNK) !=
+		    (ssize_t)CHUNK)
 			return (void *)1;
 		atomic_fetch_add(&race_writes, 1);
 	}
@@ -250,7 +256,8 @@ static int write_vs_swap_out(unsigned int bflags)
 		return 70;
 	end = now_s() + 4;
 	while (now_s() < end) {
-		if (range_op(race_u.fd, VKV_IOC_SWAP_OUT, 0, CHUNK, NULL) && errno != EBUSY)
+		if (range_op(race_u.fd, VKV_IOC_SWAP_OUT, 0, CHUNK, NULL) &&
+		    errno != EBUSY)
 			return 71;
 		atomic_fetch_add(&race_swaps, 1);
 	}
@@ -269,15 +276,17 @@ START_TEST(test_write_vs_swap_out)
 {
 	unsigned int bflags;
 
-	for (bflags = 0; bflags <= VKV_BACKING_BUFFERED; bflags += VKV_BACKING_BUFFERED) {
+	for (bflags = 0; bflags <= VKV_BACKING_BUFFERED;
+	     bflags += VKV_BACKING_BUFFERED) {
 		pid_t pid = fork();
 
 		if (pid == 0) {
 			become(USER_A);
 			_exit(write_vs_swap_out(bflags));
 		}
-		expect_exit0(pid, 90, bflags ? "write vs swap-out (buffered)" :
-					       "write vs swap-out (direct)");
+		expect_exit0(pid, 90,
+			     bflags ? "write vs swap-out (buffered)"
+				    : "write vs swap-out (direct)");
 	}
 }
 END_TEST
@@ -354,7 +363,7 @@ static int splice_holder(int ready_fd)
 	if (err)
 		return err;
 	for (i = 0; i < SPLICE_PIPES; i++) {
-		struct iovec iov = { u.p + i * per, per };
+		struct iovec iov = {u.p + i * per, per};
 		size_t done = 0;
 
 		if (pipe(pipes[i]))
@@ -374,7 +383,7 @@ static int splice_holder(int ready_fd)
 	}
 	if (write(ready_fd, "r", 1) != 1)
 		return 53;
-	sleep(120);	/* killed by the parent */
+	sleep(120); /* killed by the parent */
 	return 0;
 }
 
@@ -453,7 +462,8 @@ static int shrink_until_exit(pid_t pid, const char *what)
 
 	while (now_s() < end) {
 		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
+			return WIFEXITED(st) ? WEXITSTATUS(st)
+					     : 256 + WTERMSIG(st);
 		run_shrinker();
 		sleep_ms(200);
 	}
@@ -509,7 +519,9 @@ START_TEST(test_worker_writes_as_registrant)
 		_exit(setuid_after_registration());
 	}
 	rc = shrink_until_exit(pid, "setuid after registration");
-	ck_assert_msg(rc != 33, "the shrink worker wrote the file without stripping setuid");
+	ck_assert_msg(
+		rc != 33,
+		"the shrink worker wrote the file without stripping setuid");
 	ck_assert_msg(rc == 0, "child failed: %d", rc);
 }
 END_TEST
@@ -546,8 +558,9 @@ START_TEST(test_setuid_file_refused)
 		_exit(errno == EPERM ? 0 : 23);
 	}
 	ck_assert_msg(wait_child(pid, 30, &st, "setuid file") == 1, "hung");
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 22,
-		      "a group-writable setuid-root file was accepted as backing");
+	ck_assert_msg(
+		WIFEXITED(st) && WEXITSTATUS(st) != 22,
+		"a group-writable setuid-root file was accepted as backing");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
 	req(unlink(path) == 0);
 }
@@ -560,7 +573,7 @@ START_TEST(test_rlimit_fsize)
 	int st;
 
 	if (pid == 0) {
-		struct rlimit rl = { MIB, MIB };
+		struct rlimit rl = {MIB, MIB};
 		struct upool u;
 		int err;
 
@@ -609,7 +622,8 @@ START_TEST(test_enospc_for_user)
 			else
 				_exit(11);
 		}
-		printf("enospc: user filled %lld MiB\n", (long long)(off / MIB));
+		printf("enospc: user filled %lld MiB\n",
+		       (long long)(off / MIB));
 		err = upool_open(&u, "full", 4 * CHUNK, 0, 0);
 		unlink(path);
 		if (err != 84)
@@ -617,8 +631,9 @@ START_TEST(test_enospc_for_user)
 		_exit(errno == ENOSPC ? 0 : 13);
 	}
 	ck_assert_msg(wait_child(pid, 120, &st, "ENOSPC") == 1, "hung");
-	ck_assert_msg(!(WIFEXITED(st) && WEXITSTATUS(st) == 12),
-		      "registration on a file system full for the user accepted");
+	ck_assert_msg(
+		!(WIFEXITED(st) && WEXITSTATUS(st) == 12),
+		"registration on a file system full for the user accepted");
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
 }
 END_TEST
@@ -690,17 +705,18 @@ static int cg_fault_child(int killable)
 		return err;
 	if (range_op(u.fd, VKV_IOC_SWAP_OUT, 0, 4 * CHUNK, NULL))
 		return 12;
-	p = mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-		 -1, 0);
+	p = mmap(NULL, 8 * MIB, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p == MAP_FAILED)
 		return 13;
-	snprintf(lim, sizeof(lim), "%lld", cg_value("memory.current", "") + 256 * 1024);
+	snprintf(lim, sizeof(lim), "%lld",
+		 cg_value("memory.current", "") + 256 * 1024);
 	if (write_file(CG "/fault/memory.max", lim))
 		return 14;
 	/* 8 MiB needed back, 256 KiB of room: reclaim cannot help. */
 	if (verify(u.p, 0, 4 * CHUNK, 5) != UINT64_MAX)
 		return 15;
-	return 16;	/* every chunk came back within the limit: no test */
+	return 16; /* every chunk came back within the limit: no test */
 }
 
 static void cg_fault(int killable)
@@ -714,20 +730,26 @@ static void cg_fault(int killable)
 	pid = fork();
 	if (pid == 0)
 		_exit(cg_fault_child(killable));
-	r = wait_child(pid, 60, &st, killable ? "fault-in at memcg limit" :
-					  "fault-in at memcg limit, unkillable");
+	r = wait_child(pid, 60, &st,
+		       killable ? "fault-in at memcg limit"
+				: "fault-in at memcg limit, unkillable");
 	ooms = cg_value("memory.events", "oom");
 	kills = cg_value("memory.events", "oom_kill");
-	printf("memcg fault-in: status %#x, oom %lld, oom_kill %lld\n", st, ooms, kills);
+	printf("memcg fault-in: status %#x, oom %lld, oom_kill %lld\n", st,
+	       ooms, kills);
 	write_file(CG "/fault/memory.max", "max");
 	cg_teardown();
-	ck_assert_msg(r == 1, "fault-in at the memcg limit spins (no OOM kill, no SIGBUS)");
+	ck_assert_msg(
+		r == 1,
+		"fault-in at the memcg limit spins (no OOM kill, no SIGBUS)");
 	ck_assert_msg(!WIFEXITED(st), "child exited with %d", WEXITSTATUS(st));
 	if (killable) {
-		ck_assert_msg(WTERMSIG(st) == SIGKILL, "child died of signal %d", WTERMSIG(st));
+		ck_assert_msg(WTERMSIG(st) == SIGKILL,
+			      "child died of signal %d", WTERMSIG(st));
 		ck_assert_int_ge(kills, 1);
 	} else {
-		ck_assert_msg(WTERMSIG(st) == SIGBUS, "child died of signal %d", WTERMSIG(st));
+		ck_assert_msg(WTERMSIG(st) == SIGBUS, "child died of signal %d",
+			      WTERMSIG(st));
 		ck_assert_int_ge(ooms, 1);
 		ck_assert_int_eq(kills, 0);
 	}

@@ -51,15 +51,18 @@ static int hog(long long limit, int until_floor)
 			fclose(f);
 		}
 		while (total < limit) {
-			char *m = mmap(NULL, 4 * MIB, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+			char *m =
+				mmap(NULL, 4 * MIB, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+				     -1, 0);
 
 			if (m == MAP_FAILED)
 				_exit(3);
 			memset(m, 0x77, 4 * MIB);
 			total += 4 * MIB;
 			if (until_floor && extra < 0 &&
-			    counter("pool_bytes") <= (long long)(FLOOR_MB * MIB + 2 * CHUNK))
+			    counter("pool_bytes") <=
+				    (long long)(FLOOR_MB * MIB + 2 * CHUNK))
 				extra = total + 16 * MIB;
 			if (extra >= 0 && total >= extra)
 				break;
@@ -78,7 +81,8 @@ START_TEST(test_shrink_under_pressure)
 	int fd = vkv_open_dev();
 	int bf = backing_file("shrink", 0);
 	char floor[32];
-	long long scans0 = counter("shrinker_scans"), outs0 = counter("shrinker_swap_outs");
+	long long scans0 = counter("shrinker_scans"),
+		  outs0 = counter("shrinker_swap_outs");
 	struct vkv_pool_info pi;
 	uint8_t *p;
 	uint64_t bad;
@@ -95,9 +99,13 @@ START_TEST(test_shrink_under_pressure)
 	hog(meminfo_kb("MemTotal") * 1024, 1);
 
 	pi = pool_info(fd);
-	printf("after: shrinker_scans +%lld, swap-outs +%lld, resident %llu swapped %llu chunks\n",
-	       counter("shrinker_scans") - scans0, counter("shrinker_swap_outs") - outs0,
-	       (unsigned long long)pi.resident_chunks, (unsigned long long)pi.swapped_chunks);
+	printf("after: shrinker_scans +%lld, swap-outs +%lld, resident %llu "
+	       "swapped %llu chunks, busy %lld, I/O errors %lld\n",
+	       counter("shrinker_scans") - scans0,
+	       counter("shrinker_swap_outs") - outs0,
+	       (unsigned long long)pi.resident_chunks,
+	       (unsigned long long)pi.swapped_chunks, counter("busy_total"),
+	       counter("io_errors"));
 	ck_assert_int_gt(counter("shrinker_scans"), scans0);
 	ck_assert_int_gt(counter("shrinker_swap_outs"), outs0);
 	ck_assert_uint_gt(pi.swapped_chunks, 0);
