@@ -6,9 +6,6 @@
 #   - linux-image-amd64 + linux-headers-amd64 (Debian's 6.1 LTS kernel)
 #   - the 6.12 kernel image + headers from bookworm-backports
 #   - dkms (make check-dkms builds the module through it)
-#   - linux-source-6.1 and what building it needs (bc, bison, flex,
-#     libelf-dev for objtool, libssl-dev), for the debug kernel of
-#     scripts/build-debug-kernel.sh
 #
 # The backports suite is added as a file under /etc/apt/sources.list.d/,
 # reusing the URI of the machine's own configured Debian source (deb822
@@ -36,8 +33,11 @@ bpo="$codename-backports"
 bpo_major=6.12
 
 base_pkgs="build-essential make qemu-system-x86 busybox-static e2fsprogs cpio xz-utils \
-kmod check libsubunit-dev linux-image-amd64 linux-headers-amd64 dkms \
-linux-source-6.1 bc bison flex libelf-dev libssl-dev"
+kmod check libsubunit-dev linux-image-amd64 linux-headers-amd64 dkms"
+
+# The debug kernel (scripts/build-debug-kernel.sh) is built from Debian's
+# linux-source-6.1 package; libelf-dev is for objtool.
+base_pkgs="$base_pkgs linux-source-6.1 bc bison flex libelf-dev libssl-dev"
 
 missing=""
 for p in $base_pkgs; do
