@@ -143,42 +143,23 @@ static uint32_t own_spare(const struct vkv_cache *c, uint32_t slot)
 }
 
 /*
- * Gather @n pages into c->scratch. Reclaimed pages may exceed the request by
- * less than one slot's segment count; the surplus goes back to the pool.
+ * Gather @n pages into @out, which has room for n + ntensors - 1: reclaim
+ * takes whole pages of every segment of a slot, so it may overshoot by less
+ * than one slot's segment count; the surplus goes back to the pool. @out
+ * belongs to the request, and nothing here drops the cache's lock.
  */
-static int acquire(struct vkv_cache *c, size_t n)
+static int acquire(struct vkv_cache *c, size_t n, vkv_handle_t *out)
 {
 	size_t got = 0;
 	long r;
 
-	if (n > c->scratch_cap) {
-		size_t cap = n + c->ntensors;
-		vkv_handle_t *s = realloc(c->scratch, cap * sizeof(*s));
-
-		if (!s)
-			return -ENOMEM;
-		c->scratch = s;
-		c->scratch_cap = cap;
-	}
-	r = vkv_pool_take(&c->pool, c->scratch, n, true);
+	r = vkv_pool_take(&c->pool, out, n, true);
 	if (r > 0)
 		got = (size_t)r;
-	/*
-	 * The look-ahead may hold pages it took unlocked and has yet to map:
-	 * stop it, let it give them back, and take from the pool again.
-	 */
-	if (got < n && c->phase == JOB_LOOKAHEAD) {
-		c->interrupt = true;
-		while (c->phase == JOB_LOOKAHEAD)
-			pthread_cond_wait(&c->job_cond, &c->lock);
-		r = vkv_pool_take(&c->pool, c->scratch + got, n - got, true);
-		if (r > 0)
-			got += (size_t)r;
-	}
 	/* Coldest closed slots first, whole or in part. */
 	while (got < n && c->lru_head != NO_SLOT) {
 		r = reclaim_slot(c, (uint32_t)c->lru_head, 0, n - got,
-				 c->scratch + got);
+				 out + got);
 		if (r < 0)
 			goto fail;
 		got += (size_t)r;
@@ -188,7 +169,7 @@ static int acquire(struct vkv_cache *c, size_t n)
 		if (!slot_spare(c, i))
 			continue;
 		r = reclaim_slot(c, i, pages_for(c, c->slots[i].len), n - got,
-				 c->scratch + got);
+				 out + got);
 		if (r < 0)
 			goto fail;
 		got += (size_t)r;
@@ -204,25 +185,25 @@ static int acquire(struct vkv_cache *c, size_t n)
 		if (!spare)
 			continue;
 		r = reclaim_slot(c, i, c->slots[i].npages - spare, n - got,
-				 c->scratch + got);
+				 out + got);
 		if (r < 0)
 			goto fail;
 		got += (size_t)r;
 	}
 	/* Then, if a policy is set, whole idle sequences to a lower tier. */
 	if (got < n && swap_can_evict(c) && swap_evict(c, n - got) > 0) {
-		r = vkv_pool_take(&c->pool, c->scratch + got, n - got, true);
+		r = vkv_pool_take(&c->pool, out + got, n - got, true);
 		if (r > 0)
 			got += (size_t)r;
 	}
 	if (got >= n) {
 		if (got > n)
-			vkv_pool_put(&c->pool, c->scratch + n, got - n);
+			vkv_pool_put(&c->pool, out + n, got - n);
 		return 0;
 	}
 	r = -ENOMEM;
 fail:
-	vkv_pool_put(&c->pool, c->scratch, got);
+	vkv_pool_put(&c->pool, out, got);
 	return (int)r;
 }
 
@@ -302,15 +283,13 @@ size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens)
 /*
  * Everything but what open slots need for their lengths, and what the
  * request's own slots hold, can be freed, created or reclaimed; with a
- * policy, idle sequences can also be swapped out whole. Checked before
- * touching anything, so that a request bound to fail creates, reclaims,
- * evicts and releases nothing. Only whether a tier takes an evicted
- * sequence is left to trying.
+ * policy, idle sequences can also be swapped out whole, as far as the tiers
+ * take them (swap_evict_room). Checked before touching anything, so that a
+ * request bound to fail creates, reclaims, evicts and releases nothing.
  */
 bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 {
 	uint64_t open, avail;
-	bool evict = swap_can_evict(c);
 
 	if (need <= vkv_pool_free(&c->pool))
 		return true;
@@ -329,39 +308,73 @@ bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 		keep = pages_for(c, s->len);
 		if (s->npages > keep)
 			avail += (uint64_t)(s->npages - keep) * c->ntensors;
-		if (evict && slot_victim(c, i, clock))
-			avail += (uint64_t)keep * c->ntensors;
 	}
-	return need <= avail;
+	if (need <= avail)
+		return true;
+	/*
+	 * acquire() evicts only once every tail above is taken, so a victim
+	 * then frees just what its length needs, which is what the plan sums.
+	 */
+	return swap_can_evict(c) &&
+	       swap_evict_room(c, need - avail, clock) >= need - avail;
+}
+
+/* Mark the request's slots (reclaim must not take from them); its need. */
+static size_t mark_request(struct vkv_cache *c, const uint32_t *slots,
+			   const uint32_t *tokens, uint32_t n, bool saved)
+{
+	size_t need = 0;
+
+	if (++c->mark == 0)
+		c->mark = 1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t t = tokens[i];
+
+		c->slots[slots[i]].mark = c->mark;
+		c->slots[slots[i]].want = t;
+		/* A swapped-out sequence comes back at its saved length. */
+		if (saved && c->sw[slots[i]].tier != VKV_TIER_DEVICE &&
+		    c->slots[slots[i]].len > t)
+			t = c->slots[slots[i]].len;
+		need += backing_need(c, slots[i], t);
+	}
+	return need;
+}
+
+bool backing_fits(struct vkv_cache *c, const uint32_t *slots,
+		  const uint32_t *tokens, uint32_t n, uint64_t clock)
+{
+	size_t need = mark_request(c, slots, tokens, n, true);
+
+	return !need || backing_room(c, need, clock);
 }
 
 int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 		 const uint32_t *tokens, uint32_t n)
 {
-	size_t need = 0;
+	size_t need = mark_request(c, slots, tokens, n, false);
+	vkv_handle_t *pages;
 	int ret;
 
-	/* Mark the request's slots: reclaim must not take from them. */
-	if (++c->mark == 0)
-		c->mark = 1;
-	for (uint32_t i = 0; i < n; i++) {
-		c->slots[slots[i]].mark = c->mark;
-		c->slots[slots[i]].want = tokens[i];
-		need += backing_need(c, slots[i], tokens[i]);
-	}
 	if (!need)
 		return 0;
 	if (!backing_room(c, need, c->use_clock)) {
 		vkv_add(&c->cnt.enomem, 1);
 		return -ENOMEM;
 	}
-	ret = acquire(c, need);
+	/* The request's own: never shared, so no other request can touch it. */
+	pages = malloc((need + c->ntensors) * sizeof(*pages));
+	if (!pages)
+		return -ENOMEM;
+	ret = acquire(c, need, pages);
 	if (ret) {
 		if (ret == -ENOMEM)
 			vkv_add(&c->cnt.enomem, 1);
-		return ret;
+	} else {
+		ret = backing_map(c, slots, tokens, n, pages, need);
 	}
-	return backing_map(c, slots, tokens, n, c->scratch, need);
+	free(pages);
+	return ret;
 }
 
 int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
@@ -372,7 +385,7 @@ int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
 
 	if (s->npages <= keep)
 		return 0;
-	/* Not scratch: eviction shrinks while scratch holds gathered pages. */
+	/* Lock held throughout: nothing else uses shrink_buf meanwhile. */
 	n = (size_t)(s->npages - keep) * c->ntensors;
 	ret = unmap_tail(c, slot, keep, c->shrink_buf);
 	if (ret)

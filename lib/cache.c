@@ -166,7 +166,6 @@ static void cache_free(struct vkv_cache *c)
 		munmap(c->handles, c->handles_bytes);
 	free(c->slots);
 	free(c->empty);
-	free(c->scratch);
 	free(c->shrink_buf);
 	free(c->job_slots);
 	free(c->job_lens);
@@ -272,7 +271,7 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 {
 	if (!c)
 		return;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	cache_leave(c);
 	step_worker_stop(c);
 	swap_fini(c);

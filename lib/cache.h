@@ -113,9 +113,11 @@ struct vkv_cache {
 	uint32_t batch_mark;
 	bool broken; /* a rollback failed: the backend state is unknown */
 
-	vkv_handle_t *scratch; /* pages being acquired for one request */
-	size_t scratch_cap;
-	vkv_handle_t *shrink_buf; /* pages being unmapped by backing_shrink */
+	/*
+	 * Pages being unmapped by backing_shrink, between an unmap and a put
+	 * to the pool with the lock held: never across a dropped lock.
+	 */
+	vkv_handle_t *shrink_buf;
 
 	/* Tiers (swap.c); the swap worker and its queue are under lock. */
 	struct swap_slot *sw;
@@ -133,22 +135,27 @@ struct vkv_cache {
 	uint32_t swap_qhead, swap_qlen;
 
 	/*
-	 * lock orders everything above: the scheduler's calls and the step
-	 * worker each hold it for a whole operation. The pool has its own lock,
-	 * taken inside this one, never the other way round.
+	 * lock guards everything above. Every thread that touches the cache
+	 * takes it through cache_enter() (see there for the order), and holds
+	 * it for a whole operation; the only places it is dropped mid-way are
+	 * a wait for a slot's swap, taken before the operation gathers
+	 * anything, and the swap worker's copy, which touches only its busy
+	 * slot. No buffer shared by the cache is kept across a drop. The pool
+	 * has its own lock, taken inside this one, never the other way round.
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t job_cond;
 	pthread_t worker;
 	bool worker_started;
 	bool worker_stop;
-	bool interrupt; /* cut the look-ahead short */
 	bool job_pending; /* queued and not yet collected by step_wait */
 	enum job_phase phase;
 	int job_result;
 	uint32_t job_n;
 	uint32_t *job_slots, *job_lens;
-	vkv_handle_t *la_pages; /* the look-ahead's pages, taken unlocked */
+	vkv_handle_t *la_pages; /* the look-ahead's pages, lock held */
+	uint64_t entering; /* atomic: threads in cache_enter(); the
+			    * look-ahead gives way to them */
 
 	struct cache_counters cnt;
 };
@@ -200,8 +207,22 @@ static inline void slot_set_len(struct vkv_cache *c, struct vkv_slot *s,
 	s->len = len;
 }
 
-/* Wait for a queued step, cut the look-ahead short; returns with lock held. */
-void cache_enter(struct vkv_cache *c);
+/* Who enters the cache; see cache_enter(). */
+enum cache_who {
+	ENTER_CALL, /* a call of the scheduler's */
+	ENTER_STEP, /* the step worker, to run the queued step */
+	ENTER_SWAP, /* the swap worker, to start or finish a swap */
+};
+
+/*
+ * The one way into the cache, for the scheduler's calls and the library's
+ * workers alike; returns with the lock held. A look-ahead running on the
+ * step worker gives way to whoever enters. A call of the scheduler's is
+ * also ordered after the step it queued, as its program order says; the
+ * workers are not, since the queued step may be waiting for the swap
+ * worker (a step waits for the swaps of its batch).
+ */
+void cache_enter(struct vkv_cache *c, enum cache_who who);
 void cache_leave(struct vkv_cache *c);
 
 /* Closed-slot bookkeeping (seq.c). */
@@ -238,10 +259,20 @@ void backing_drop_all(struct vkv_cache *c);
 /*
  * Could @need more pages be had for the request whose slots are marked,
  * by reclaim and, per the policy, eviction of sequences not stepped at
- * @clock? The same sum decides a request's -ENOMEM before anything is
- * touched, and answers vkv_step_fits(). Lock held.
+ * @clock, as far as the tiers take them? The same sum decides a request's
+ * -ENOMEM before anything is touched, and answers vkv_step_fits(). Lock
+ * held.
  */
 bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
+
+/*
+ * Mark the request (@slots[0..n) to @tokens[i]) and say whether all of it
+ * can be backed, swapped-out members at least at their saved length: the
+ * check of a whole step or reserve, swap-ins included, before any of it is
+ * done. Lock held.
+ */
+bool backing_fits(struct vkv_cache *c, const uint32_t *slots,
+		  const uint32_t *tokens, uint32_t n, uint64_t clock);
 
 /* tiers.c: open the tiers the config asks for; close them (lock not held) */
 int tiers_open(struct vkv_cache *c);
@@ -250,14 +281,27 @@ void tiers_close(struct vkv_cache *c);
 /* swap.c */
 int swap_init(struct vkv_cache *c);
 void swap_fini(struct vkv_cache *c);
-/* Wait while @slot is being swapped; lock held. */
+/*
+ * Wait while @slot is being swapped; lock held, and dropped while waiting:
+ * call it before gathering anything.
+ */
 void swap_wait_idle(struct vkv_cache *c, uint32_t slot);
 /* Bring @slot back synchronously if it is swapped out; lock held. */
 int swap_in_now(struct vkv_cache *c, uint32_t slot);
 /* Give up what a closing slot holds in the tiers; lock held. */
 void swap_forget(struct vkv_cache *c, uint32_t slot);
-/* Evict idle sequences per the policy until about @want pages are free. */
+/*
+ * Evict idle sequences per the policy until about @want pages are free;
+ * only ever called within a call of the scheduler's (or the step it
+ * queued), never by the swap worker.
+ */
 long swap_evict(struct vkv_cache *c, size_t want);
+/*
+ * Pages (of their lengths) that swap_evict() would free for @want, in the
+ * policy's order, stopping where it would stop: at the first victim the
+ * tiers cannot take. Changes nothing.
+ */
+uint64_t swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock);
 /* Could eviction free pages at all? */
 static inline bool swap_can_evict(const struct vkv_cache *c)
 {

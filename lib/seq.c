@@ -60,7 +60,7 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	if (c->broken) {
 		ret = -EIO;
 		goto out;
@@ -96,7 +96,7 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (ret)
 		goto out;
@@ -126,7 +126,7 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (ret)
 		goto out;
@@ -139,7 +139,16 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 		goto out;
 	}
 	s = &c->slots[slot];
+	/* Drops the lock while it waits: before anything is gathered. */
+	swap_wait_idle(c, slot);
 	c->sw[slot].last_use = ++c->use_clock;
+	/* All or nothing: a swap-in and the growth after it, checked as one. */
+	if ((ntokens > s->cap || c->sw[slot].tier != VKV_TIER_DEVICE) &&
+	    !backing_fits(c, &slot, &ntokens, 1, c->use_clock)) {
+		vkv_add(&c->cnt.enomem, 1);
+		ret = -ENOMEM;
+		goto out;
+	}
 	ret = swap_in_now(c, slot);
 	if (ret)
 		goto out;
@@ -160,7 +169,7 @@ VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (!ret && c->broken)
 		ret = -EIO;
@@ -184,7 +193,7 @@ VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (!ret)
 		ret = c->slots[slot].len;
@@ -200,7 +209,7 @@ VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
 
 	if (!c || !out || slot >= c->geom.max_seqs)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	s = &c->slots[slot];
 	out->open = s->state == SLOT_OPEN;
 	out->len = s->len;

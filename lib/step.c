@@ -15,14 +15,17 @@
 
 #include "cache.h"
 
-void cache_enter(struct vkv_cache *c)
+void cache_enter(struct vkv_cache *c, enum cache_who who)
 {
+	/*
+	 * Counted before blocking on the lock: the look-ahead holds it while
+	 * it runs and looks at this count between sequences.
+	 */
+	vkv_add(&c->entering, 1);
 	pthread_mutex_lock(&c->lock);
-	while (c->phase == JOB_QUEUED)
+	while (who == ENTER_CALL && c->phase == JOB_QUEUED)
 		pthread_cond_wait(&c->job_cond, &c->lock);
-	/* The worker re-checks this between sequences, holding the lock. */
-	if (c->phase == JOB_LOOKAHEAD)
-		c->interrupt = true;
+	vkv_sub(&c->entering, 1);
 }
 
 void cache_leave(struct vkv_cache *c)
@@ -60,6 +63,25 @@ static int step_check(struct vkv_cache *c, const uint32_t *slots,
 	return 0;
 }
 
+/*
+ * Wait for the swaps of the batch's sequences (a queued swap-in, or a
+ * swap-out the step will undo) before the step gathers anything: the wait
+ * drops the lock. Then check the batch again, marking it afresh.
+ */
+static int step_wait_swaps(struct vkv_cache *c, const uint32_t *slots,
+			   const uint32_t *lens, uint32_t n, bool *grow)
+{
+	bool waited = false;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (slot_busy(c, slots[i])) {
+			swap_wait_idle(c, slots[i]);
+			waited = true;
+		}
+	}
+	return waited ? step_check(c, slots, lens, n, grow) : 0;
+}
+
 /* The step itself, lock held. */
 static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 		       const uint32_t *lens, uint32_t n)
@@ -71,8 +93,18 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	if (c->broken)
 		return -EIO;
 	ret = step_check(c, slots, lens, n, &grow);
+	if (!ret)
+		ret = step_wait_swaps(c, slots, lens, n, &grow);
 	if (ret)
 		return ret;
+	/*
+	 * All or nothing, swap-ins and evictions included: the whole batch is
+	 * checked, as vkv_step_fits() checks it, before any of it is done.
+	 */
+	if (grow && !backing_fits(c, slots, lens, n, c->use_clock + 1)) {
+		vkv_add(&c->cnt.enomem, 1);
+		return -ENOMEM;
+	}
 	/*
 	 * Stamp the batch with this step's clock (eviction spares it), then
 	 * bring back any of it that was swapped out, at its old addresses.
@@ -82,8 +114,7 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 		c->sw[slots[i]].last_use = c->use_clock;
 	c->batch_mark = c->mark;
 	for (uint32_t i = 0; i < n && !ret; i++) {
-		if (c->sw[slots[i]].busy ||
-		    c->sw[slots[i]].tier != VKV_TIER_DEVICE) {
+		if (c->sw[slots[i]].tier != VKV_TIER_DEVICE) {
 			ret = swap_in_now(c, slots[i]);
 			grow = true;
 		}
@@ -123,7 +154,7 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 
 	if (ret)
 		return ret;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	if (c->job_pending)
 		ret = -EBUSY;
 	else
@@ -132,15 +163,10 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 	return ret;
 }
 
-/*
- * What vkv_step() would need, summed as backing_grow() sums it once the
- * step's swap-ins are done: a swapped-out sequence first gets its saved
- * length back, at its old addresses.
- */
+/* What vkv_step() checks before it does anything, and nothing else. */
 static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
 		       const uint32_t *lens, uint32_t n)
 {
-	size_t need = 0;
 	bool grow;
 	int ret;
 
@@ -155,16 +181,10 @@ static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
 	for (uint32_t i = 0; i < c->geom.max_seqs; i++)
 		if (slot_busy(c, i))
 			return -EBUSY;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t tokens = lens[i];
-
-		if (c->sw[slots[i]].tier != VKV_TIER_DEVICE &&
-		    c->slots[slots[i]].len > tokens)
-			tokens = c->slots[slots[i]].len;
-		need += backing_need(c, slots[i], tokens);
-	}
 	/* The step stamps its batch with a new clock: nobody has it yet. */
-	return backing_room(c, need, c->use_clock + 1) ? 0 : -ENOMEM;
+	return !grow || backing_fits(c, slots, lens, n, c->use_clock + 1)
+		       ? 0
+		       : -ENOMEM;
 }
 
 VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc, const uint32_t *slots,
@@ -176,30 +196,37 @@ VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc, const uint32_t *slots,
 
 	if (ret)
 		return ret;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = fits_locked(c, slots, lens, n);
 	cache_leave(c);
 	return ret;
 }
 
+/* Someone wants in, or the cache is going away: the look-ahead stops. */
+static bool lookahead_yield(struct vkv_cache *c)
+{
+	return vkv_load(&c->entering) || c->worker_stop;
+}
+
 /*
  * Back up to lookahead_tokens beyond each sequence's length. Speculation
  * must not slow the scheduler down or evict anything: pages come from the
- * pool's free list only, taken with the cache unlocked, so the scheduler can
- * call in meanwhile; then, if it did not and the slot is as it was, they
- * are mapped under the lock. When the pool is short the pool worker is asked
- * to create what was missing, off everyone's path. Closed slots are never
+ * pool's free list only, and the look-ahead gives way, between sequences,
+ * to anyone entering the cache. It holds the lock all along, and no pages
+ * across a drop of it, so whoever enters next finds every page either in
+ * the pool or mapped. When the pool is short the pool worker is asked to
+ * create what was missing, off everyone's path. Closed slots are never
  * reclaimed for this.
  */
 static void lookahead(struct vkv_cache *c)
 {
 	uint32_t ahead = (uint32_t)c->cfg.lookahead_tokens;
 
-	for (uint32_t i = 0; i < c->job_n && !c->interrupt; i++) {
+	for (uint32_t i = 0; i < c->job_n && !lookahead_yield(c); i++) {
 		uint32_t slot = c->job_slots[i];
 		struct vkv_slot *s = &c->slots[slot];
 		uint64_t want = (uint64_t)s->len + ahead;
-		uint32_t target, npages;
+		uint32_t target;
 		size_t need;
 		long got;
 
@@ -210,18 +237,13 @@ static void lookahead(struct vkv_cache *c)
 		    slot_busy(c, slot) || c->sw[slot].tier != VKV_TIER_DEVICE)
 			continue;
 		need = backing_need(c, slot, target);
-		npages = s->npages;
-		pthread_mutex_unlock(&c->lock);
 		got = vkv_pool_take(&c->pool, c->la_pages, need, false);
-		pthread_mutex_lock(&c->lock);
-		if (got < (long)need || c->interrupt || s->state != SLOT_OPEN ||
-		    s->npages != npages) {
+		if (got < (long)need) {
 			if (got > 0)
 				vkv_pool_put(&c->pool, c->la_pages,
 					     (size_t)got);
 			/* Have the pool worker create them for next time. */
-			if (got < (long)need && !c->interrupt)
-				vkv_pool_want(&c->pool, need);
+			vkv_pool_want(&c->pool, need);
 			break;
 		}
 		if (backing_map(c, &slot, &target, 1, c->la_pages, need))
@@ -233,15 +255,17 @@ static void *step_worker(void *arg)
 {
 	struct vkv_cache *c = arg;
 
-	pthread_mutex_lock(&c->lock);
+	cache_enter(c, ENTER_STEP);
 	for (;;) {
 		while (c->phase != JOB_QUEUED && !c->worker_stop)
 			pthread_cond_wait(&c->job_cond, &c->lock);
 		if (c->worker_stop)
 			break;
+		/* In through the one entry, like every other thread. */
+		cache_leave(c);
+		cache_enter(c, ENTER_STEP);
 		c->job_result =
 			step_locked(c, c->job_slots, c->job_lens, c->job_n);
-		c->interrupt = false;
 		c->phase = JOB_LOOKAHEAD;
 		pthread_cond_broadcast(&c->job_cond);
 		if (!c->job_result && c->cfg.lookahead_tokens)
@@ -249,7 +273,7 @@ static void *step_worker(void *arg)
 		c->phase = JOB_IDLE;
 		pthread_cond_broadcast(&c->job_cond);
 	}
-	pthread_mutex_unlock(&c->lock);
+	cache_leave(c);
 	return NULL;
 }
 
@@ -260,14 +284,11 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
 
 	if (ret)
 		return ret;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	if (c->job_pending) {
 		ret = -EBUSY;
 		goto out;
 	}
-	/* The previous look-ahead was told to stop; let it finish stopping. */
-	while (c->phase != JOB_IDLE)
-		pthread_cond_wait(&c->job_cond, &c->lock);
 	/* Argument errors now, not at wait; the cache is not changed by it. */
 	{
 		bool grow;
@@ -316,16 +337,15 @@ VKV_EXPORT int vkv_step_wait(struct vkv_cache *c)
 
 	if (!c)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
+	/* Entering orders this after the step and cuts its look-ahead. */
+	cache_enter(c, ENTER_CALL);
 	if (!c->job_pending) {
 		ret = -EINVAL;
 	} else {
-		while (c->phase == JOB_QUEUED)
-			pthread_cond_wait(&c->job_cond, &c->lock);
 		c->job_pending = false;
 		ret = c->job_result;
 	}
-	pthread_mutex_unlock(&c->lock);
+	cache_leave(c);
 	return ret;
 }
 
@@ -333,11 +353,10 @@ void step_worker_stop(struct vkv_cache *c)
 {
 	if (!c->worker_started)
 		return;
-	pthread_mutex_lock(&c->lock);
+	cache_enter(c, ENTER_CALL);
 	c->worker_stop = true;
-	c->interrupt = true;
 	pthread_cond_broadcast(&c->job_cond);
-	pthread_mutex_unlock(&c->lock);
+	cache_leave(c);
 	pthread_join(c->worker, NULL);
 	c->worker_started = false;
 }

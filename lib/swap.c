@@ -209,10 +209,10 @@ static int fetch_chunks(struct vkv_cache *c, uint32_t slot, bool unlocked)
 
 	for (;;) {
 		if (unlocked)
-			pthread_mutex_unlock(&c->lock);
+			cache_leave(c);
 		ret = vkv_host_tier_page_in(c->host, w->chunks, n);
 		if (unlocked)
-			pthread_mutex_lock(&c->lock);
+			cache_enter(c, ENTER_SWAP);
 		if (ret != -ENOMEM || demote_one(c, slot))
 			return ret;
 	}
@@ -322,7 +322,7 @@ static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
 		goto fail;
 
 	if (unlocked)
-		pthread_mutex_unlock(&c->lock);
+		cache_leave(c);
 	if (chunks) {
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = save_page(c, &io, saved_va(c, slot, pages, i),
@@ -333,7 +333,7 @@ static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
 		ret = save_to_disk(c, &io, slot, pages, ds, n);
 	}
 	if (unlocked)
-		pthread_mutex_lock(&c->lock);
+		cache_enter(c, ENTER_SWAP);
 	if (ret)
 		goto fail;
 
@@ -389,35 +389,43 @@ static void drop_saved(struct vkv_cache *c, uint32_t slot)
 }
 
 /*
- * Swap @slot back in: map its pages (which may evict others), then copy. On
- * -EIO the data is lost: the pages are given back and the sequence stays
- * swapped out, failing again until it is closed.
+ * First half of a swap-in, on the caller's thread within its call: map
+ * pages for the saved length at the old addresses. This is where a swap-in
+ * may evict others, per the policy; the counters still say "swapped".
  */
-static int swap_in(struct vkv_cache *c, uint32_t slot, bool unlocked)
+static int swap_in_map(struct vkv_cache *c, uint32_t slot)
+{
+	uint32_t len = c->slots[slot].len;
+	int ret = backing_grow(c, &slot, &len, 1);
+
+	if (ret)
+		vkv_add(&c->cnt.swap_errors, 1);
+	return ret;
+}
+
+/*
+ * Second half: copy the data back into the pages swap_in_map() mapped. With
+ * @unlocked (the swap worker) the copy runs outside the cache; nothing but
+ * @slot's own pages and saved copy is touched. On -EIO the data is lost:
+ * the pages are given back and the sequence stays swapped out, failing
+ * again until it is closed.
+ */
+static int swap_in_copy(struct vkv_cache *c, uint32_t slot, bool unlocked)
 {
 	struct swap_slot *w = &c->sw[slot];
-	struct vkv_slot *s = &c->slots[slot];
 	size_t n = (size_t)w->pages * c->ntensors;
-	uint32_t len = s->len;
 	struct swap_io io;
 	int ret;
 
 	ret = io_init(c, &io);
-	if (ret)
-		return ret;
-	/* Pages for the saved length; the counters still say "swapped". */
-	ret = backing_grow(c, &slot, &len, 1);
-	if (ret)
-		goto out;
-	if (w->chunks) {
+	if (!ret && w->chunks)
 		ret = fetch_chunks(c, slot, unlocked);
-		if (ret) {
-			backing_shrink(c, slot, 0);
-			goto out;
-		}
+	if (ret) {
+		backing_shrink(c, slot, 0);
+		goto out;
 	}
 	if (unlocked)
-		pthread_mutex_unlock(&c->lock);
+		cache_leave(c);
 	if (w->chunks) {
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = restore_page(c, &io,
@@ -427,7 +435,7 @@ static int swap_in(struct vkv_cache *c, uint32_t slot, bool unlocked)
 		ret = load_from_disk(c, &io, slot, w->pages, w->dslots, n);
 	}
 	if (unlocked)
-		pthread_mutex_lock(&c->lock);
+		cache_enter(c, ENTER_SWAP);
 	if (ret) {
 		backing_shrink(c, slot, 0);
 		goto out;
@@ -443,17 +451,27 @@ out:
 	return ret;
 }
 
+/*
+ * The swap worker only copies: a swap-out's pages go back to the pool once
+ * its data is saved, and a swap-in's pages were mapped by the call that
+ * queued it. It never evicts, so no sequence moves at a time no call names.
+ */
 static void *swap_worker(void *arg)
 {
 	struct vkv_cache *c = arg;
 
-	pthread_mutex_lock(&c->lock);
+	cache_enter(c, ENTER_SWAP);
 	for (;;) {
 		uint32_t slot;
 		struct swap_slot *w;
 
-		while (!c->swap_qlen && !c->swap_stop)
+		if (!c->swap_qlen && !c->swap_stop) {
 			pthread_cond_wait(&c->swap_cond, &c->lock);
+			/* Back in through the one entry, like everyone else. */
+			cache_leave(c);
+			cache_enter(c, ENTER_SWAP);
+			continue;
+		}
 		if (c->swap_stop)
 			break;
 		slot = c->swap_q[c->swap_qhead];
@@ -463,19 +481,24 @@ static void *swap_worker(void *arg)
 		if (w->op == SWAP_OP_OUT)
 			w->err = swap_out(c, slot, w->target, true);
 		else
-			w->err = swap_in(c, slot, true);
+			w->err = swap_in_copy(c, slot, true);
 		w->busy = 0;
 		pthread_cond_broadcast(&c->swap_cond);
 	}
 	/* Whatever is still queued is cancelled. */
 	while (c->swap_qlen) {
-		c->sw[c->swap_q[c->swap_qhead]].busy = 0;
-		c->sw[c->swap_q[c->swap_qhead]].err = -ECANCELED;
+		uint32_t slot = c->swap_q[c->swap_qhead];
+
+		/* A swap-in's pages are mapped: give them back. */
+		if (c->sw[slot].op == SWAP_OP_IN)
+			backing_shrink(c, slot, 0);
+		c->sw[slot].busy = 0;
+		c->sw[slot].err = -ECANCELED;
 		c->swap_qhead = (c->swap_qhead + 1) % c->geom.max_seqs;
 		c->swap_qlen--;
 	}
 	pthread_cond_broadcast(&c->swap_cond);
-	pthread_mutex_unlock(&c->lock);
+	cache_leave(c);
 	return NULL;
 }
 
@@ -491,10 +514,10 @@ int swap_init(struct vkv_cache *c)
 void swap_fini(struct vkv_cache *c)
 {
 	if (c->swap_started) {
-		pthread_mutex_lock(&c->lock);
+		cache_enter(c, ENTER_CALL);
 		c->swap_stop = true;
 		pthread_cond_broadcast(&c->swap_cond);
-		pthread_mutex_unlock(&c->lock);
+		cache_leave(c);
 		pthread_join(c->swap_worker, NULL);
 		c->swap_started = false;
 	}
@@ -516,10 +539,13 @@ void swap_wait_idle(struct vkv_cache *c, uint32_t slot)
 
 int swap_in_now(struct vkv_cache *c, uint32_t slot)
 {
+	int ret;
+
 	swap_wait_idle(c, slot);
 	if (c->sw[slot].tier == VKV_TIER_DEVICE)
 		return 0;
-	return swap_in(c, slot, false);
+	ret = swap_in_map(c, slot);
+	return ret ? ret : swap_in_copy(c, slot, false);
 }
 
 void swap_forget(struct vkv_cache *c, uint32_t slot)
@@ -533,32 +559,88 @@ void swap_forget(struct vkv_cache *c, uint32_t slot)
 	c->sw[slot].err = 0;
 }
 
+/* Does the policy evict @a before @b? Ties go to the lower slot. */
+static bool evicts_before(const struct vkv_cache *c, uint32_t a, uint32_t b)
+{
+	const struct swap_slot *x = &c->sw[a], *y = &c->sw[b];
+
+	if (c->cfg.evict == VKV_EVICT_PRIORITY && x->prio != y->prio)
+		return x->prio < y->prio;
+	if (x->last_use != y->last_use)
+		return x->last_use < y->last_use;
+	return a < b;
+}
+
+/* The policy's next victim after @prev (UINT32_MAX: its first), or none. */
+static uint32_t next_victim(const struct vkv_cache *c, uint64_t clock,
+			    uint32_t prev)
+{
+	uint32_t best = UINT32_MAX;
+
+	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+		if (!slot_victim(c, i, clock))
+			continue;
+		if (prev != UINT32_MAX && !evicts_before(c, prev, i))
+			continue;
+		if (best == UINT32_MAX || evicts_before(c, i, best))
+			best = i;
+	}
+	return best;
+}
+
+/*
+ * Chunks the tiers can still take from evictions, SIZE_MAX if no limit is
+ * known. With a disk tier every victim has a place: the host tier makes
+ * room by demotion, a full host tier is passed over for disk, and the
+ * swap file grows. Without one, only the host tier's free chunks count.
+ */
+static size_t tier_room(const struct vkv_cache *c)
+{
+	struct vkv_host_tier_counters hc;
+	uint64_t cap, used;
+
+	if (has_disk(c))
+		return SIZE_MAX;
+	if (!c->host)
+		return 0;
+	vkv_host_tier_counters(c->host, &hc);
+	if (!hc.budget || !hc.chunk)
+		return SIZE_MAX;
+	cap = hc.budget / hc.chunk;
+	used = (hc.used_bytes - hc.paged_bytes) / hc.chunk;
+	return cap > used ? (size_t)(cap - used) : 0;
+}
+
+uint64_t swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock)
+{
+	size_t room = tier_room(c);
+	uint64_t got = 0;
+	uint32_t v = UINT32_MAX;
+
+	while (got < want && (v = next_victim(c, clock, v)) != UINT32_MAX) {
+		uint64_t pages =
+			(uint64_t)pages_for(c, c->slots[v].len) * c->ntensors;
+
+		/* swap_evict() stops at the first victim it cannot place. */
+		if (room != SIZE_MAX) {
+			if (pages > room)
+				break;
+			room -= (size_t)pages;
+		}
+		got += pages;
+	}
+	return got;
+}
+
 long swap_evict(struct vkv_cache *c, size_t want)
 {
 	long freed = 0;
 
 	while ((size_t)freed < want) {
-		uint32_t victim = UINT32_MAX;
+		/* Evicted ones are no longer victims: the first is the next. */
+		uint32_t victim = next_victim(c, c->use_clock, UINT32_MAX);
 		uint64_t pages;
 
-		for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
-			const struct swap_slot *w = &c->sw[i], *v;
-
-			if (!slot_victim(c, i, c->use_clock))
-				continue;
-			if (victim == UINT32_MAX) {
-				victim = i;
-				continue;
-			}
-			v = &c->sw[victim];
-			if (c->cfg.evict == VKV_EVICT_PRIORITY &&
-			    w->prio != v->prio) {
-				if (w->prio < v->prio)
-					victim = i;
-			} else if (w->last_use < v->last_use) {
-				victim = i;
-			}
-		}
 		if (victim == UINT32_MAX)
 			break;
 		pages = (uint64_t)c->slots[victim].npages * c->ntensors;
@@ -613,7 +695,7 @@ VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = swap_check(c, slot);
 	if (!ret && tier != VKV_TIER_HOST && tier != VKV_TIER_DISK)
 		ret = -EINVAL;
@@ -634,12 +716,24 @@ VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = swap_check(c, slot);
 	if (!ret && c->sw[slot].tier == VKV_TIER_DEVICE)
 		ret = -EALREADY;
-	if (!ret)
+	/*
+	 * Pages (and any eviction for them) now, within this call. Stamped as
+	 * used, like a reserve: it is wanted back, and what was stepped last
+	 * is no longer the current step's, so may make room for it.
+	 */
+	if (!ret) {
+		c->sw[slot].last_use = ++c->use_clock;
+		ret = swap_in_map(c, slot);
+	}
+	if (!ret) {
 		ret = queue(c, slot, SWAP_OP_IN, VKV_TIER_DEVICE);
+		if (ret)
+			backing_shrink(c, slot, 0);
+	}
 	cache_leave(c);
 	return ret;
 }
@@ -650,10 +744,11 @@ VKV_EXPORT int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot)
 
 	if (!c || slot >= c->geom.max_seqs)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
+	/* Entering orders this after a queued step, as every call is. */
+	cache_enter(c, ENTER_CALL);
 	swap_wait_idle(c, slot);
 	ret = c->sw[slot].err;
-	pthread_mutex_unlock(&c->lock);
+	cache_leave(c);
 	return ret;
 }
 
@@ -664,9 +759,9 @@ VKV_EXPORT int vkv_seq_swap_poll(const struct vkv_cache *cc, uint32_t slot)
 
 	if (!c || slot >= c->geom.max_seqs)
 		return -EINVAL;
-	pthread_mutex_lock(&c->lock);
+	cache_enter(c, ENTER_CALL);
 	ret = c->sw[slot].busy ? 1 : c->sw[slot].err;
-	pthread_mutex_unlock(&c->lock);
+	cache_leave(c);
 	return ret;
 }
 
@@ -677,7 +772,7 @@ VKV_EXPORT int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot,
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c);
+	cache_enter(c, ENTER_CALL);
 	ret = slot >= c->geom.max_seqs		  ? -EINVAL
 	      : c->slots[slot].state != SLOT_OPEN ? -EBADF
 						  : 0;

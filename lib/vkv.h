@@ -10,6 +10,19 @@
  * Threads: a cache is driven by one scheduler thread (every function taking a
  * non-const struct vkv_cache *). vkv_cache_stats() may be called from any
  * thread at any time. The library's own worker threads are internal.
+ *
+ * Which sequences may move, and when: an open sequence's rows stay mapped at
+ * their addresses except within these calls, so that an engine may go on
+ * reading and writing the sequences a call does not name:
+ *  - vkv_seq_reserve(), vkv_step() (and the step vkv_step_async() queues,
+ *    from that call until vkv_step_wait() or the next call returns), and
+ *    vkv_seq_swap_in() may, when pages run short and an eviction policy is
+ *    set, swap out idle sequences (ones they do not name) whole; and they
+ *    may take back pages a sequence holds beyond its length.
+ *  - vkv_seq_swap_out() moves the sequence it names; it, and a swap-in, may
+ *    move other swapped-out sequences from the host tier to disk, which
+ *    no engine can see.
+ * The library's workers never evict: a queued swap only copies.
  */
 #ifndef VKV_H
 #define VKV_H
@@ -309,10 +322,11 @@ int vkv_seq_close(struct vkv_cache *c, uint32_t slot);
  * vkv_seq_reserve - back tokens [0, @ntokens) of @slot with physical memory
  * and set its length to @ntokens (a smaller length keeps the pages; see
  * vkv_seq_trim()). A swapped-out sequence is swapped back in first, as a
- * step does. -EINVAL if @slot is out of range, -EBADF if it is not open,
- * -E2BIG beyond max_tokens, -ENOMEM when memory runs out (after reclaiming
- * closed slots and, per the policy, evicting), -EIO if its swapped-out data
- * came back corrupt.
+ * step does; the swap-in and the growth are checked together, so -ENOMEM
+ * leaves it, and every other sequence, where it was. -EINVAL if @slot is
+ * out of range, -EBADF if it is not open, -E2BIG beyond max_tokens, -ENOMEM
+ * when memory runs out (after reclaiming closed slots and, per the policy,
+ * evicting), -EIO if its swapped-out data came back corrupt.
  */
 int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot, uint32_t ntokens);
 
@@ -364,20 +378,29 @@ int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
 int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier);
 
 /*
- * vkv_seq_swap_in - start bringing a swapped-out sequence back into the
- * cache at its old addresses. -EALREADY if it is already there. A step that
- * names a swapped-out sequence swaps it in first by itself.
+ * vkv_seq_swap_in - bring a swapped-out sequence back into the cache at its
+ * old addresses. The pages are mapped within this call (evicting idle
+ * sequences for them, if a policy is set); only the copy back runs on the
+ * swap worker, and it moves nothing else. -ENOMEM if the pages cannot be
+ * had (nothing moved), -EALREADY if it is already there, -EBUSY if a swap
+ * of it is in progress. A step or reserve that names a swapped-out
+ * sequence swaps it in first by itself.
  */
 int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot);
 
 /*
  * vkv_seq_swap_wait - wait until no swap of @slot is in progress; returns the
  * last swap's result: 0, -ENOMEM (no room in the target), -EIO (the data
- * came back corrupt: the sequence is lost and should be closed), ...
+ * came back corrupt: the sequence is lost and should be closed), ... Like
+ * every call, it comes after a step queued before it (which may itself
+ * have waited for, and undone, a swap-out of @slot).
  */
 int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot);
 
-/* vkv_seq_swap_poll - 1 while a swap of @slot runs, else as _wait(). */
+/*
+ * vkv_seq_swap_poll - 1 while a swap of @slot runs, else as _wait(); also
+ * after a queued step.
+ */
 int vkv_seq_swap_poll(const struct vkv_cache *c, uint32_t slot);
 
 /*
@@ -390,7 +413,10 @@ int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot, int32_t prio);
 /*
  * vkv_step - reserve for a whole batch: for each i < @n, back tokens
  * [0, @lens[i]) of @slots[i] and set its length to @lens[i]. All or
- * nothing: on any error no sequence has changed. Entries are checked in
+ * nothing: on any error no sequence has changed, none was evicted and
+ * none swapped in (swap-ins of the batch's swapped-out sequences and the
+ * growth are checked together, as vkv_step_fits() checks them; only an
+ * -EIO reading one back can fail after others came back). Entries are checked in
  * order; the first bad one gives -EINVAL (slot out of range, or given twice),
  * -EBADF (not open) or -E2BIG (beyond max_tokens); then -ENOMEM if the batch
  * does not fit. (So @n above max_seqs, which must name a slot twice or one
@@ -413,9 +439,10 @@ int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
  * anything, so the answer is exact, with three limits: without a budget
  * the sum's cap is the device's whole memory, which other users of the
  * device may already hold, so the step can still fail where 0 was
- * returned (never the other way round); with an eviction policy, sequences it may evict count as room, which a full tier can
- * still refuse; and a step that names a swapped-out sequence may fail
- * with -EIO reading it back before it finds memory short.
+ * returned (never the other way round); with an eviction policy, sequences
+ * it may evict count as room as far as the tiers can take them, in the
+ * policy's order (with a disk tier, all); and a step that names a
+ * swapped-out sequence may fail with -EIO reading it back.
  */
 int vkv_step_fits(const struct vkv_cache *c, const uint32_t *slots,
 		  const uint32_t *lens, uint32_t n);

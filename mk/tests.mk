@@ -5,7 +5,7 @@
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-CORE_TESTS := api integrity concurrency swap swap_trace quant_swap
+CORE_TESTS := api integrity concurrency swap swap_trace quant_swap regress
 CORE_TEST_BINS := $(patsubst %,$(B)/tests/test_%,$(CORE_TESTS))
 ALL_TARGETS += $(CORE_TEST_BINS)
 

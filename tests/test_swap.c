@@ -317,12 +317,17 @@ START_TEST(test_fits_swapped)
 	ck_assert_uint_eq(si.tier, VKV_TIER_HOST); /* nothing was done */
 	lens[1] = 1000;
 	/*
-	 * b grown to 10 pages: 26. The step brings b back (taking a's spare)
-	 * before it finds that out; that much stays done.
+	 * b grown to 10 pages: 26. The step checks the swap-in and the growth
+	 * together, so it does not bring b back only to find that out.
 	 */
 	lens[0] = 1200;
 	ck_err(vkv_step_fits(c, slots, lens, 1), -ENOMEM);
 	ck_err(vkv_step(c, slots, lens, 1), -ENOMEM);
+	ck_ok(vkv_seq_info(c, (uint32_t)b, &si));
+	ck_assert_uint_eq(si.tier, VKV_TIER_HOST);
+	ck_err(vkv_seq_reserve(c, (uint32_t)b, 1200), -ENOMEM);
+	ck_ok(vkv_seq_info(c, (uint32_t)b, &si));
+	ck_assert_uint_eq(si.tier, VKV_TIER_HOST);
 	lens[0] = 1000;
 	ck_ok(vkv_step_fits(c, slots, lens, 2));
 	ck_ok(vkv_step(c, slots, lens, 2));
