@@ -296,13 +296,13 @@ static void make_config(struct model *m)
 			? (1 + m_below(m, 2 * (uint32_t)m->budget_pages)) * page
 			: 0;
 	/*
-	 * Now and then no cap: only the device may refuse, and
-	 * vkv_step_fits() says 0. On the fake, a device of a few pages.
+	 * Now and then no cap: the cache's cap is then the device's memory
+	 * (on the fake, a device of a few pages), and vkv_step_fits() sums
+	 * against it exactly; the device may still refuse first.
 	 */
 	if (m_below(m, 16) == 0) {
 		cfg->budget = 0;
 		m->device_pages = m->budget_pages;
-		m->budget_pages = 1ull << 40;
 	}
 	cfg->swap_path = NULL;
 	cfg->evict = (int)m_below(m, 3);
@@ -341,8 +341,6 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 			strstr(getenv("VKV_MODEL_TOLERATE"), "worker-evict");
 		m.tol_poll_order =
 			strstr(getenv("VKV_MODEL_TOLERATE"), "poll-order");
-		m.tol_fits_nobudget =
-			strstr(getenv("VKV_MODEL_TOLERATE"), "fits-nobudget");
 	}
 	make_config(&m);
 	if (m_below(&m, 2)) {
@@ -388,8 +386,12 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	if (m.trace)
 		printf("model: seed %" PRIu64 ": %s\n", seed, m.desc);
 	m_shadow_init(&m);
-	if (m.device_pages && !set_device_mem(m.device_pages * m.cfg.page_size))
+	/* Where the device's size cannot be set, it is as good as no cap. */
+	if (m.device_pages &&
+	    !set_device_mem(m.device_pages * m.cfg.page_size)) {
 		m.device_pages = 0;
+		m.budget_pages = 1ull << 40;
+	}
 	ret = vkv_cache_create(&m.g, &m.cfg, &m.c);
 	/*
 	 * The disk tier holds the file open: unlinked now, it goes away with

@@ -25,7 +25,8 @@
 /* The smallest page the backend takes: 4 KiB (host), else 2 MiB. */
 static size_t small_page(void)
 {
-	struct vkv_geometry g = {1, 1, 1024, 4, 1, 1, VKV_LAYOUT_PER_LAYER};
+	struct vkv_geometry g = {
+		1, 1, 1024, 4, 1, 1, VKV_LAYOUT_PER_LAYER, VKV_DTYPE_F32};
 	struct vkv_config cfg;
 	struct vkv_cache *c = NULL;
 

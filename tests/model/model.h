@@ -87,7 +87,6 @@ struct model {
 	 * so that a run can look past them for others. Never set in CI.
 	 */
 	bool tol_order, tol_failed_evict, tol_worker_evict, tol_poll_order;
-	bool tol_fits_nobudget;
 	uint64_t tolerated;
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
 	uint32_t force_first; /* slot + 1 the next batch must start with */

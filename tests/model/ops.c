@@ -391,11 +391,9 @@ static void op_step(struct model *m, bool async)
 
 	if (!err && any_pending)
 		fwant |= R(EBUSY);
-	if (!err && m->device_pages) {
+	/* The device may refuse before the sum says so (never after). */
+	if (!err && m->device_pages)
 		want |= R(ENOMEM);
-		if (m->tol_fits_nobudget)
-			fwant |= R(ENOMEM);
-	}
 	if (m->trace) {
 		printf("op %ld: batch", m->op);
 		for (uint32_t i = 0; i < n; i++)
@@ -520,8 +518,8 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 		want = R(EBADF);
 	else if (q->tier == VKV_TIER_DEVICE)
 		want = R(EALREADY);
-	else
-		want = RS_OK;
+	else /* its pages are found within the call, by the step's sum */
+		want = m_room(m, &slot, &q->len, 1, true);
 	if (window && m->evict && want == R(EALREADY))
 		want |= RS_OK;
 	if (m->tol_worker_evict && m_swap_in_queued(m) && want == R(EALREADY))
