@@ -161,6 +161,8 @@ struct vkv_ctx {
 	struct file *backing;		/* NULL if none; our own open, for writes */
 	struct file *backing_rd;	/* our own buffered open, for reads */
 	const struct cred *backing_cred; /* the registrant's: for all its I/O */
+	/* The registrant's I/O cgroup: the shrink worker's I/O is charged to it. */
+	struct cgroup_subsys_state *backing_blkcg;
 	u64 backing_off;
 	bool backing_direct;
 	struct xarray pins;		/* u32 handle -> struct vkv_upin */

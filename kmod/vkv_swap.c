@@ -7,11 +7,13 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bvec.h>
+#include <linux/cgroup.h>
 #include <linux/crc32c.h>
 #include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/overflow.h>
 #include <linux/pagemap.h>
@@ -92,6 +94,19 @@ static u32 vkv_chunk_crc(struct vkv_pool *pool, struct vkv_chunk *c)
  * WRITING, which keeps the backing file registered (see vkv_set_backing).
  * Reads go through our buffered file (no i_rwsem, see vkv_internal.h).
  */
+/*
+ * The registrant's I/O cgroup, so that the shrink worker's I/O is charged
+ * (and throttled) there, not to the root group a kworker belongs to.
+ */
+static struct cgroup_subsys_state *vkv_current_blkcg(void)
+{
+#ifdef CONFIG_BLK_CGROUP
+	return task_get_css(current, io_cgrp_id);
+#else
+	return NULL;
+#endif
+}
+
 static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 			struct vkv_chunk *c, bool write)
 {
@@ -100,6 +115,7 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	size_t piece_bytes = PAGE_SIZE << c->piece_order;
 	struct bio_vec one, *bv = &one;
 	struct file *f = write ? ctx->backing : ctx->backing_rd;
+	struct cgroup_subsys_state *blkcg;
 	const struct cred *old_cred;
 	struct iov_iter iter;
 	loff_t pos, start;
@@ -120,6 +136,10 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bv, n,
 		      vkv_chunk_bytes(pool));
 	old_cred = override_creds(ctx->backing_cred);
+	/* A task's own I/O goes to its own group; a worker's to the owner's. */
+	blkcg = (current->flags & PF_KTHREAD) ? ctx->backing_blkcg : NULL;
+	if (blkcg)
+		kthread_associate_blkcg(blkcg);
 	while (iov_iter_count(&iter)) {
 		ssize_t r;
 
@@ -143,6 +163,8 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 			break;
 		}
 	}
+	if (blkcg)
+		kthread_associate_blkcg(NULL);
 	revert_creds(old_cred);
 	/*
 	 * With direct writes the page cache is only the read path's bounce
@@ -373,9 +395,12 @@ void vkv_drop_backing(struct vkv_ctx *ctx)
 	fput(ctx->backing);
 	fput(ctx->backing_rd);
 	put_cred(ctx->backing_cred);
+	if (ctx->backing_blkcg)
+		css_put(ctx->backing_blkcg);
 	ctx->backing = NULL;
 	ctx->backing_rd = NULL;
 	ctx->backing_cred = NULL;
+	ctx->backing_blkcg = NULL;
 	ctx->backing_off = 0;
 	ctx->backing_direct = false;
 }
@@ -440,6 +465,7 @@ static int vkv_backing_open(struct file *f, bool direct, struct file **wf,
 int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 {
 	struct file *f, *wf = NULL, *rf = NULL;
+	struct cgroup_subsys_state *blkcg = NULL;
 	const struct cred *cred = NULL;
 	struct vkv_pool *pool;
 	bool direct;
@@ -505,6 +531,7 @@ int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 	if (err)
 		goto out_put;
 	cred = get_current_cred();
+	blkcg = vkv_current_blkcg();
 
 	mutex_lock(&ctx->lock);
 	if (pool->nr_swapped || ctx->nr_io) {
@@ -514,6 +541,7 @@ int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 		ctx->backing = wf;
 		ctx->backing_rd = rf;
 		ctx->backing_cred = cred;
+		ctx->backing_blkcg = blkcg;
 		ctx->backing_off = b->offset;
 		ctx->backing_direct = direct;
 		atomic64_add((s64)pool->nr_resident * vkv_chunk_bytes(pool),
@@ -521,9 +549,12 @@ int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 		wf = NULL;
 		rf = NULL;
 		cred = NULL;
+		blkcg = NULL;
 	}
 	mutex_unlock(&ctx->lock);
 out_put:
+	if (blkcg)
+		css_put(blkcg);
 	if (cred)
 		put_cred(cred);
 	if (wf)

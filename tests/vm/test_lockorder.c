@@ -16,6 +16,7 @@
  *   credentials: a setuid bit set after registration is stripped; a setuid
  *   file is refused; the file is preallocated at registration, so
  *   RLIMIT_FSIZE and a full file system (for the user) refuse registration;
+ *   its I/O is charged to the user's I/O cgroup;
  * - a fault-in in a memory cgroup at its limit invokes the OOM killer, or
  *   gives SIGBUS when it has nobody to kill, instead of spinning.
  *
@@ -526,6 +527,90 @@ START_TEST(test_worker_writes_as_registrant)
 }
 END_TEST
 
+/*
+ * The worker's I/O is charged to the registrant's I/O cgroup (so io.max and
+ * io.weight hold for it), not to the root group every kworker runs in: the
+ * group's io.stat counts what the worker wrote of its pool.
+ */
+#define CG_IO "/tmp/vkv-cg-io"
+
+static long long io_wbytes(void)
+{
+	char line[512];
+	long long sum = 0;
+	FILE *f = fopen(CG_IO "/vkv/io.stat", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *w = strstr(line, " wbytes=");
+
+		if (w)
+			sum += strtoll(w + 8, NULL, 10);
+	}
+	fclose(f);
+	return sum;
+}
+
+static int io_cgroup_child(void)
+{
+	char me[32];
+	struct upool u;
+	int err;
+
+	snprintf(me, sizeof(me), "%d", (int)getpid());
+	if (write_file(CG_IO "/vkv/cgroup.procs", me))
+		return 40;
+	become(USER_A);
+	err = upool_open(&u, "blkcg", 2 * CHUNK, 0, 0);
+	return err ? err : wait_swapped(&u);
+}
+
+START_TEST(test_worker_io_charged_to_registrant)
+{
+	char ctl[256] = "";
+	long long before, after;
+	pid_t pid;
+	int rc, fd;
+
+	mkdir(CG_IO, 0755);
+	if (mount("none", CG_IO, "cgroup2", 0, NULL) && errno != EBUSY)
+		ck_abort_msg("mount cgroup2: %s", strerror(errno));
+	fd = open(CG_IO "/cgroup.controllers", O_RDONLY);
+	if (fd >= 0) {
+		ssize_t n = read(fd, ctl, sizeof(ctl) - 1);
+
+		ctl[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	if (!strstr(ctl, "io")) {
+		printf("io cgroup test skipped: no io controller in this "
+		       "kernel\n");
+		umount(CG_IO);
+		rmdir(CG_IO);
+		return;
+	}
+	req(write_file(CG_IO "/cgroup.subtree_control", "+io") == 0);
+	mkdir(CG_IO "/vkv", 0755);
+	before = io_wbytes();
+	pid = fork();
+	if (pid == 0)
+		_exit(io_cgroup_child());
+	rc = shrink_until_exit(pid, "io cgroup");
+	after = io_wbytes();
+	rmdir(CG_IO "/vkv");
+	umount(CG_IO);
+	rmdir(CG_IO);
+	ck_assert_msg(rc == 0, "child failed: %d", rc);
+	printf("io cgroup: the group's io.stat counts %lld bytes written\n",
+	       after - (before > 0 ? before : 0));
+	ck_assert_msg(after - (before > 0 ? before : 0) >= (long long)CHUNK,
+		      "the shrink worker's writes were not charged to the "
+		      "registrant's I/O cgroup (io.stat wbytes %lld -> %lld)",
+		      before, after);
+}
+END_TEST
+
 /* A group-writable setuid-root file is refused as a backing file. */
 START_TEST(test_setuid_file_refused)
 {
@@ -779,6 +864,7 @@ int main(void)
 	tcase_add_test(tc, test_rlimit_fsize);
 	tcase_add_test(tc, test_enospc_for_user);
 	tcase_add_test(tc, test_worker_writes_as_registrant);
+	tcase_add_test(tc, test_worker_io_charged_to_registrant);
 	tcase_add_test(tc, test_memcg_fault_oom_kill);
 	tcase_add_test(tc, test_memcg_fault_sigbus);
 	tcase_add_test(tc, test_self_write_from_swapped_chunk);
