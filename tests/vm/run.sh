@@ -124,7 +124,7 @@ if [ $qrc = 124 ]; then
 	echo "vm: $rel: timed out after ${timeout_s}s"
 	fail=1
 fi
-grep -E "^(VKV-RESULT|VKV-ERROR|VKV-BENCH)" "$log" || true
+grep -E "^(VKV-RESULT|VKV-SKIP|VKV-ERROR|VKV-BENCH)" "$log" || true
 for s in "$@"; do
 	name=${s%%:*}
 	if ! grep -q "^VKV-RESULT $name PASS" "$log"; then
