@@ -60,6 +60,7 @@ static const char *const counter_names[] = {
 	"contexts",
 	"pins",
 	"user_denied_total",
+	"orphan_bytes",
 };
 
 /* Metric names for counter_names[], in order. */
@@ -83,6 +84,7 @@ static const char *const metric_names[] = {
 	"vkv_contexts",
 	"vkv_pins",
 	"vkv_per_user_limit_denials_total",
+	"vkv_orphan_bytes",
 };
 
 static void make_tree(void)

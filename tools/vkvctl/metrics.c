@@ -57,6 +57,8 @@ static const struct family module_counters[] = {
 	{"pins", "vkv_pins", "gauge", "User-range pins held."},
 	{"user_denied_total", "vkv_per_user_limit_denials_total", "counter",
 	 "Pool creations and pins refused by a per-user limit."},
+	{"orphan_bytes", "vkv_orphan_bytes", "gauge",
+	 "Freed pool memory others still reference, counted until released."},
 };
 
 /* Tunables in MiB, exported in bytes; 0 in a per-user one means none. */

@@ -53,6 +53,7 @@ const char *const counters[] = {
 	"contexts",
 	"pins",
 	"user_denied_total",
+	"orphan_bytes",
 };
 const size_t n_counters = N(counters);
 
