@@ -9,7 +9,8 @@
  *   + sum over open slots outside it of what they must keep  <= budget
  *
  * (per segment, times segments), where an idle sequence in the cache must
- * keep pages_for(len), or nothing if an eviction policy may swap it out; a
+ * keep pages_for(len), or nothing if an eviction policy may swap it out
+ * (never one in the batch of an uncollected vkv_step_async()); a
  * swapped-out one keeps nothing; one being swapped keeps what it holds. A
  * swap queued on the worker may finish at any time, so each such slot is
  * in one of a few states, and the prediction is the set of results over
@@ -82,10 +83,12 @@ rset m_room(struct model *m, const uint32_t *slots, const uint32_t *lens,
 {
 	uint32_t ns = m->g.max_seqs, combos = 1;
 	rset out = 0;
-	bool inreq[M_MAXSEQ] = {0};
+	bool inreq[M_MAXSEQ] = {0}, inbatch[M_MAXSEQ] = {0};
 
 	for (uint32_t i = 0; i < n; i++)
 		inreq[slots[i]] = true;
+	for (uint32_t i = 0; m->async_pending && i < m->batch_n; i++)
+		inbatch[m->batch[i]] = true;
 	for (uint32_t i = 0; i < ns; i++)
 		if (m->s[i].open)
 			combos *= (uint32_t)nstates(&m->s[i]);
@@ -126,6 +129,16 @@ rset m_room(struct model *m, const uint32_t *slots, const uint32_t *lens,
 
 			if (!q->open || inreq[i])
 				continue;
+			/*
+			 * The batch of a step queued and not collected is no
+			 * victim. The step has run (vkv_seq_info() after it
+			 * was queued waited for it): it keeps what it has.
+			 */
+			if (m->async_pending && inbatch[i]) {
+				if (m->info[i].tier == VKV_TIER_DEVICE)
+					total += m_pf(m, m->info[i].len);
+				continue;
+			}
 			if (h[i].busy) {
 				total += h[i].pages;
 			} else if (h[i].device) {
