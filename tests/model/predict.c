@@ -215,9 +215,15 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 	if (m->tol_worker_evict && m->quant && m_swap_in_queued(m))
 		for (uint32_t i = 0; i < m->g.max_seqs; i++)
 			m->s[i].lossy = m->s[i].valid;
-	/* While a step runs on the worker, its evictions show early. */
+	/*
+	 * A queued step's evictions show at the first call after it is
+	 * queued, which waits for it (vkv_seq_info() included); later calls
+	 * in its window evict only as they themselves may (a swap-in). Its
+	 * batch stays named until it is collected.
+	 */
 	if (m->async_pending) {
-		may_evict = true;
+		may_evict =
+			call == C_STEP_ASYNC || (call == C_SWAP_IN && !failed);
 		req = m->batch;
 		nreq = m->batch_n;
 	}
@@ -269,7 +275,7 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 				       in ? " (a swap-in is queued on the "
 					    "swap worker)"
 					  : "");
-			if (m->async_pending && !m->async_evicted)
+			if (call == C_STEP_ASYNC && !m->async_evicted)
 				m->async_evicted = i + 1;
 			if (m->quant)
 				q->lossy = q->valid;
