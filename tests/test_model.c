@@ -316,6 +316,39 @@ static void make_config(struct model *m)
 	cfg->log_fn = NULL;
 }
 
+/*
+ * Bytes of one page in the host tier: the page, or with quantization what
+ * the library stores for it, found as a user would, from a sequence of one
+ * page per segment swapped out in a cache of the same shape.
+ */
+static size_t host_chunk(struct model *m)
+{
+	struct vkv_config cfg = m->cfg;
+	struct vkv_cache *c;
+	struct vkv_stats st;
+	struct vkv_seq_info si;
+	int s;
+
+	if (!m->cfg.quantize || !m->cfg.host_budget)
+		return m->cfg.page_size;
+	cfg.swap_path = NULL;
+	cfg.evict = VKV_EVICT_NONE;
+	cfg.host_budget = (size_t)m->segs * 2 * m->cfg.page_size;
+	if (vkv_cache_create(&m->g, &cfg, &c))
+		M_FAIL(m, "host_chunk: vkv_cache_create: %s",
+		       vkv_config_error());
+	s = vkv_seq_open(c);
+	if (s < 0 || vkv_seq_reserve(c, (uint32_t)s, 1) ||
+	    vkv_seq_info(c, (uint32_t)s, &si) ||
+	    vkv_seq_swap_out(c, (uint32_t)s, VKV_TIER_HOST) ||
+	    vkv_seq_swap_wait(c, (uint32_t)s) || vkv_cache_stats(c, &st) ||
+	    !st.host_tier_bytes || st.host_tier_bytes % si.segments)
+		M_FAIL(m, "host_chunk: one page swapped out gave %llu bytes",
+		       (unsigned long long)st.host_tier_bytes);
+	vkv_cache_destroy(c);
+	return (size_t)(st.host_tier_bytes / si.segments);
+}
+
 static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 			 uint64_t *reads, long *failed)
 {
@@ -386,6 +419,7 @@ static uint64_t run_seed(uint64_t seed, long ops, struct vkv_stats *sum,
 	if (m.trace)
 		printf("model: seed %" PRIu64 ": %s\n", seed, m.desc);
 	m_shadow_init(&m);
+	m.chunk = host_chunk(&m);
 	/* Where the device's size cannot be set, it is as good as no cap. */
 	if (m.device_pages &&
 	    !set_device_mem(m.device_pages * m.cfg.page_size)) {

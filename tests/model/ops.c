@@ -152,6 +152,11 @@ static void op_open(struct model *m)
 	if (s < 0 || (uint32_t)s >= m->g.max_seqs || m->s[s].open)
 		M_FAIL(m, "vkv_seq_open = %d (%s)", s, vkv_strerror(s));
 	m->s[s] = (struct mslot){.open = true, .owner = m->next_owner++};
+	{
+		uint32_t u = (uint32_t)s;
+
+		m_stamp_use(m, &u, 1, ++m->clock, true);
+	}
 	after(m, C_OPEN, NULL, 0, false);
 	m->s[s].tier = m->info[s].tier;
 	m->s[s].pages = m->info[s].pages;
@@ -208,6 +213,10 @@ static void op_reserve(struct model *m)
 		want |= R(ENOMEM);
 	ret = vkv_seq_reserve(m->c, slot, len);
 	expect_room(m, "vkv_seq_reserve", ret, want);
+	/* Stamped before its sum is checked: a refused one too. */
+	if (!(want & (R(EINVAL) | R(EBADF) | R(E2BIG))))
+		m_stamp_use(m, &slot, 1, ++m->clock,
+			    ret == 0 || ret == -ENOMEM);
 	if (!ret)
 		m_set_len(m, slot, len);
 	after(m, C_RESERVE, &slot, 1, ret != 0);
@@ -422,6 +431,7 @@ static void op_step(struct model *m, bool async)
 			m->batch_n = n;
 			m->async_mask = want;
 			m->async_evicted = 0;
+			m->async_clock = ++m->clock;
 			if (forced)
 				poll_first(m);
 			after(m, C_STEP_ASYNC, slots, n, false);
@@ -441,6 +451,14 @@ static void op_step(struct model *m, bool async)
 				       ret, m->async_evicted - 1);
 		}
 	}
+	/*
+	 * A step stamps its batch once its sum passes: surely if it succeeded,
+	 * surely not if the sum failed (fits, asked just before, says so),
+	 * else perhaps.
+	 */
+	if (!err && !(ret == -ENOMEM && fits == -ENOMEM))
+		m_stamp_use(m, slots, n, async ? m->async_clock : ++m->clock,
+			    ret == 0);
 	/* Asked with no swap running, the answer is the step's. */
 	if (!err && (fits == 0 || fits == -ENOMEM) && ret != fits &&
 	    !(fits == 0 && ret == -ENOMEM &&
@@ -526,6 +544,9 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 		want |= RS_OK;
 	ret = vkv_seq_swap_in(m->c, slot);
 	M_EXPECT(m, "vkv_seq_swap_in", ret, want);
+	/* Stamped before it looks for pages: a refused one too. */
+	if (ret == 0 || ret == -ENOMEM)
+		m_stamp_use(m, &slot, 1, ++m->clock, true);
 	if (!ret) {
 		q->pending = PEND_IN;
 		/* Evicted by the running step and now on its way back. */
