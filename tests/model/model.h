@@ -92,12 +92,6 @@ struct model {
 	uint64_t clock; /* the last stamp given (struct mslot's use) */
 	uint64_t async_clock; /* the queued step's stamp, if it stamps */
 	size_t chunk; /* bytes of one page in the host tier */
-	/*
-	 * VKV_MODEL_TOLERATE: known library bugs to count instead of fail on,
-	 * so that a run can look past them for others. Never set in CI.
-	 */
-	bool tol_order, tol_failed_evict, tol_worker_evict, tol_poll_order;
-	uint64_t tolerated;
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
 	uint32_t force_first; /* slot + 1 the next batch must start with */
 	uint32_t polled_busy; /* slot + 1 a poll saw busy in a step's window */

@@ -80,8 +80,6 @@ static void expect_room(struct model *m, const char *what, int ret, rset want)
 	char q[160] = "";
 	size_t len = 0;
 
-	if (m->tol_worker_evict && m->evict && m_swap_in_queued(m))
-		want |= R(ENOMEM);
 	if (ret != -ENOMEM || (want & R(ENOMEM))) {
 		M_EXPECT(m, what, ret, want);
 		return;
@@ -379,14 +377,11 @@ static void check_poll(struct model *m, int step_ret)
 	m->polled_busy = 0;
 	if (!slot || step_ret)
 		return;
-	if (m->tol_poll_order)
-		m->tolerated++;
-	else
-		M_FAIL(m,
-		       "swap_poll(%u) = 1 while a step naming it was queued, "
-		       "and the step succeeded: polls must be ordered after "
-		       "the step",
-		       slot - 1);
+	M_FAIL(m,
+	       "swap_poll(%u) = 1 while a step naming it was queued, "
+	       "and the step succeeded: polls must be ordered after "
+	       "the step",
+	       slot - 1);
 }
 
 static void op_step(struct model *m, bool async)
@@ -408,12 +403,6 @@ static void op_step(struct model *m, bool async)
 		for (uint32_t i = 0; i < n; i++)
 			printf(" %u:%u", slots[i], lens[i]);
 		printf("\n");
-	}
-	/* A known bug: more entries than slots refused before any entry. */
-	if (err && n > m->g.max_seqs && m->tol_order) {
-		fwant |= R(EINVAL);
-		want |= R(EINVAL);
-		m->tolerated++;
 	}
 	fits = vkv_step_fits(m->c, slots, lens, n);
 	M_EXPECT(m, "vkv_step_fits", fits, fwant);
@@ -441,9 +430,7 @@ static void op_step(struct model *m, bool async)
 			m->async_pending = false;
 			check_poll(m, ret);
 			expect_room(m, "vkv_step_wait", ret, m->async_mask);
-			if (ret && m->async_evicted && m->tol_failed_evict)
-				m->tolerated++;
-			else if (ret && m->async_evicted)
+			if (ret && m->async_evicted)
 				M_FAIL(m,
 				       "the queued step failed (%d) after "
 				       "evicting slot %u: a failed call must "
@@ -503,9 +490,6 @@ static void op_swap_out(struct model *m, uint32_t slot, bool window)
 	/* The running step may evict it first. */
 	if (window && m->evict && want == RS_OK)
 		want |= R(EALREADY);
-	if (m->tol_worker_evict && m_swap_in_queued(m) &&
-	    (want == RS_OK || want == R(ENODEV)))
-		want |= R(EALREADY);
 	ret = vkv_seq_swap_out(m->c, slot, (enum vkv_tier)tier);
 	M_EXPECT(m, "vkv_seq_swap_out", ret, want);
 	if (!ret) {
@@ -539,8 +523,6 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 	else /* its pages are found within the call, by the step's sum */
 		want = m_room(m, &slot, &q->len, 1, true);
 	if (window && m->evict && want == R(EALREADY))
-		want |= RS_OK;
-	if (m->tol_worker_evict && m_swap_in_queued(m) && want == R(EALREADY))
 		want |= RS_OK;
 	ret = vkv_seq_swap_in(m->c, slot);
 	M_EXPECT(m, "vkv_seq_swap_in", ret, want);

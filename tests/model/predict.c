@@ -304,13 +304,6 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 			 call == C_STEP_WAIT || m->async_pending;
 
 	/*
-	 * Tolerating evictions on the swap worker: one may be undone by a call
-	 * naming the sequence before the model looks, its rows through int8.
-	 */
-	if (m->tol_worker_evict && m->quant && m_swap_in_queued(m))
-		for (uint32_t i = 0; i < m->g.max_seqs; i++)
-			m->s[i].lossy = m->s[i].valid;
-	/*
 	 * A queued step's evictions show at the first call after it is
 	 * queued, which waits for it (vkv_seq_info() included); later calls
 	 * in its window evict only as they themselves may (a swap-in). Its
@@ -349,14 +342,7 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 		if (q->tier == VKV_TIER_DEVICE) {
 			uint32_t in = m_swap_in_queued(m);
 
-			if (in && m->tol_worker_evict &&
-			    (!may_evict || named)) {
-				m->tolerated++;
-			} else if (failed && !named && m->tol_failed_evict &&
-				   (call == C_RESERVE || call == C_STEP ||
-				    call == C_STEP_WAIT)) {
-				m->tolerated++;
-			} else if (!may_evict || named)
+			if (!may_evict || named)
 				M_FAIL(m,
 				       "after %s%s: slot %u (len %u) moved to "
 				       "tier %u, though %s%s",
