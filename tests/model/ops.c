@@ -487,9 +487,6 @@ static void op_swap_out(struct model *m, uint32_t slot, bool window)
 		want = R(ENODEV);
 	else
 		want = RS_OK;
-	/* The running step may evict it first. */
-	if (window && m->evict && want == RS_OK)
-		want |= R(EALREADY);
 	ret = vkv_seq_swap_out(m->c, slot, (enum vkv_tier)tier);
 	M_EXPECT(m, "vkv_seq_swap_out", ret, want);
 	if (!ret) {
@@ -522,8 +519,6 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 		want = R(EALREADY);
 	else /* its pages are found within the call, by the step's sum */
 		want = m_room(m, &slot, &q->len, 1, true);
-	if (window && m->evict && want == R(EALREADY))
-		want |= RS_OK;
 	ret = vkv_seq_swap_in(m->c, slot);
 	M_EXPECT(m, "vkv_seq_swap_in", ret, want);
 	/* Stamped before it looks for pages: a refused one too. */
@@ -531,7 +526,7 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 		m_stamp_use(m, &slot, 1, ++m->clock, true);
 	if (!ret) {
 		q->pending = PEND_IN;
-		/* Evicted by the running step and now on its way back. */
+		/* Its rows come back as the tier holds them. */
 		if (m->quant)
 			q->lossy = q->valid;
 	}
