@@ -326,15 +326,31 @@ static inline bool slot_spare(const struct vkv_cache *c, uint32_t slot)
 }
 
 /*
+ * In the batch of a step vkv_step_async() queued and vkv_step_wait() has not
+ * collected: the engine computes on it once the step is collected, so it is
+ * not idle, though a later call has stamped a newer clock.
+ */
+static inline bool slot_queued(const struct vkv_cache *c, uint32_t slot)
+{
+	if (!c->job_pending)
+		return false;
+	for (uint32_t i = 0; i < c->job_n; i++)
+		if (c->job_slots[i] == slot)
+			return true;
+	return false;
+}
+
+/*
  * ... and one the eviction policy may swap out whole: it holds pages, sits
- * in the cache, and was not stepped at @clock (the current step's).
+ * in the cache, was not stepped at @clock (the current step's) and is not
+ * in a queued step's batch.
  */
 static inline bool slot_victim(const struct vkv_cache *c, uint32_t slot,
 			       uint64_t clock)
 {
 	return slot_spare(c, slot) && c->slots[slot].npages &&
 	       c->sw[slot].last_use != clock &&
-	       c->sw[slot].tier == VKV_TIER_DEVICE;
+	       c->sw[slot].tier == VKV_TIER_DEVICE && !slot_queued(c, slot);
 }
 
 /* step.c: stop and join the step worker, at destroy. */

@@ -57,7 +57,11 @@ static int step_check(struct vkv_cache *c, const uint32_t *slots,
 			return -EINVAL;
 		s->mark = c->mark;
 		s->want = lens[i];
-		if (lens[i] > s->cap)
+		/*
+		 * A swapped-out entry comes back at its saved length, whatever
+		 * length it is given: room to check even at length 0.
+		 */
+		if (lens[i] > s->cap || c->sw[slots[i]].tier != VKV_TIER_DEVICE)
 			*grow = true;
 	}
 	return 0;

@@ -17,8 +17,10 @@
  *  - vkv_seq_reserve(), vkv_step() (and the step vkv_step_async() queues,
  *    from that call until vkv_step_wait() or the next call returns), and
  *    vkv_seq_swap_in() may, when pages run short and an eviction policy is
- *    set, swap out idle sequences (ones they do not name) whole; and they
- *    may take back pages a sequence holds beyond its length.
+ *    set, swap out idle sequences whole (ones they do not name, nor the
+ *    batch of a queued step vkv_step_wait() has not yet collected, which
+ *    the engine is about to compute on); and they may take back pages a
+ *    sequence holds beyond its length.
  *  - vkv_seq_swap_out() moves the sequence it names; it, and a swap-in, may
  *    move other swapped-out sequences from the host tier to disk, which
  *    no engine can see.

@@ -4,7 +4,9 @@
  * they were found: reclaim overshooting the pages a request gathered, a
  * page mapped under two sequences when a swap-in and a step met, a queued
  * swap-in evicting on its own time, a refused step leaving an eviction
- * behind, and swap_poll() racing a queued step.
+ * behind, swap_poll() racing a queued step, and a swap-in evicting the
+ * batch of a queued step, and a step naming a swapped-out sequence at
+ * length 0 taken as growing nothing.
  *
  * Budgets are a few pages of one token each, so that every step reclaims
  * or evicts. Pages are 4 KiB where the backend allows it (host), else the
@@ -372,6 +374,109 @@ START_TEST(test_poll_after_async_step)
 }
 END_TEST
 
+/*
+ * The batch of a step queued by vkv_step_async() is not idle until the step
+ * is collected: the engine computes on it after vkv_step_wait(). A swap-in
+ * in that window that needs pages may evict other sequences, never those.
+ * Budget 3 pages: b (2 pages) is the queued step's, a (2 pages) waits in
+ * the host tier; only b could make room, so the swap-in must fail. With an
+ * idle d beside them, d goes and b stays.
+ */
+START_TEST(test_swap_in_spares_queued_step)
+{
+	size_t page = small_page();
+	struct vkv_geometry g = one_token_per_page(page, 4, 8);
+	struct vkv_config cfg = small_config(page, 3);
+	struct vkv_cache *c;
+	uint32_t a, b, d, len = 2;
+
+	cfg.host_budget = 8 * page;
+	cfg.evict = VKV_EVICT_LRU;
+	c = cache_of(g, &cfg);
+	a = (uint32_t)vkv_seq_open(c);
+	b = (uint32_t)vkv_seq_open(c);
+	ck_ok(vkv_step(c, &a, &len, 1));
+	fill_rows(c, a, 1, 0, 2);
+	ck_ok(vkv_seq_swap_out(c, a, VKV_TIER_HOST));
+	ck_ok(vkv_seq_swap_wait(c, a));
+	ck_ok(vkv_step_async(c, &b, &len, 1));
+	ck_err(vkv_seq_swap_in(c, a), -ENOMEM);
+	ck_assert_uint_eq(tier_of(c, (int)b), VKV_TIER_DEVICE);
+	ck_ok(vkv_step_wait(c));
+	ck_assert_uint_eq(tier_of(c, (int)b), VKV_TIER_DEVICE);
+	fill_rows(c, b, 2, 0, 2);
+	vkv_cache_destroy(c);
+
+	cfg.budget = 4 * page;
+	c = cache_of(g, &cfg);
+	a = (uint32_t)vkv_seq_open(c);
+	b = (uint32_t)vkv_seq_open(c);
+	d = (uint32_t)vkv_seq_open(c);
+	ck_ok(vkv_step(c, &a, &len, 1));
+	fill_rows(c, a, 1, 0, 2);
+	ck_ok(vkv_seq_swap_out(c, a, VKV_TIER_HOST));
+	ck_ok(vkv_seq_swap_wait(c, a));
+	len = 1;
+	ck_ok(vkv_step(c, &d, &len, 1));
+	fill_rows(c, d, 3, 0, 1);
+	len = 2;
+	ck_ok(vkv_step_async(c, &b, &len, 1));
+	ck_ok(vkv_seq_swap_in(c, a));
+	ck_assert_uint_eq(tier_of(c, (int)d), VKV_TIER_HOST);
+	ck_assert_uint_eq(tier_of(c, (int)b), VKV_TIER_DEVICE);
+	ck_ok(vkv_step_wait(c));
+	fill_rows(c, b, 2, 0, 2);
+	ck_ok(vkv_seq_swap_wait(c, a));
+	ck_assert_int_eq(verify_rows(c, a, 1, 0, 2), -1);
+	vkv_cache_destroy(c);
+}
+END_TEST
+
+/*
+ * A step that names a swapped-out sequence at length 0 still swaps it in
+ * (at its saved length): the batch must be checked as a whole even though
+ * no length grows. Budget 3 pages, b (2 pages) in the host tier, a holds
+ * all 3: neither vkv_step_fits() nor the step may say it fits.
+ */
+START_TEST(test_step_len0_swapped_out)
+{
+	size_t page = small_page();
+	struct vkv_geometry g = one_token_per_page(page, 4, 8);
+	struct vkv_config cfg = small_config(page, 3);
+	struct vkv_cache *c;
+	uint32_t a, b, len = 2, slots[2], lens[2];
+
+	cfg.host_budget = 8 * page;
+	c = cache_of(g, &cfg);
+	a = (uint32_t)vkv_seq_open(c);
+	b = (uint32_t)vkv_seq_open(c);
+	ck_ok(vkv_step(c, &b, &len, 1));
+	fill_rows(c, b, 1, 0, 2);
+	ck_ok(vkv_seq_swap_out(c, b, VKV_TIER_HOST));
+	ck_ok(vkv_seq_swap_wait(c, b));
+	len = 3;
+	ck_ok(vkv_step(c, &a, &len, 1));
+	fill_rows(c, a, 2, 0, 3);
+	slots[0] = a;
+	slots[1] = b;
+	lens[0] = 3;
+	lens[1] = 0;
+	ck_err(vkv_step_fits(c, slots, lens, 2), -ENOMEM);
+	ck_err(vkv_step(c, slots, lens, 2), -ENOMEM);
+	ck_assert_uint_eq(tier_of(c, (int)b), VKV_TIER_HOST);
+	ck_assert_int_eq(verify_rows(c, a, 2, 0, 3), -1);
+	/* Once a is smaller, b comes back at its saved length. */
+	ck_ok(vkv_seq_reserve(c, a, 1));
+	ck_assert_int_eq(vkv_seq_trim(c, a), 2);
+	lens[0] = 1;
+	ck_ok(vkv_step_fits(c, slots, lens, 2));
+	ck_ok(vkv_step(c, slots, lens, 2));
+	ck_assert_uint_eq(tier_of(c, (int)b), VKV_TIER_DEVICE);
+	ck_assert_int_eq(verify_rows(c, b, 1, 0, 2), -1);
+	vkv_cache_destroy(c);
+}
+END_TEST
+
 static Suite *regress_suite(void)
 {
 	Suite *s = suite_create("regress");
@@ -383,6 +488,8 @@ static Suite *regress_suite(void)
 	tcase_add_test(tc, test_swap_in_evicts_in_call);
 	tcase_add_test(tc, test_enomem_evicts_nothing);
 	tcase_add_test(tc, test_poll_after_async_step);
+	tcase_add_test(tc, test_swap_in_spares_queued_step);
+	tcase_add_test(tc, test_step_len0_swapped_out);
 	suite_add_tcase(s, tc);
 	return s;
 }

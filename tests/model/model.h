@@ -38,6 +38,13 @@ struct mslot {
 	uint32_t pend_pages; /* pages held when the swap-out was queued */
 	int32_t prio;
 	int last_err; /* the last swap's result, or LAST_UNKNOWN */
+	/*
+	 * The eviction order: the clock of the last call that stamped it
+	 * (open, reserve, swap-in, a step), as the library's; unsure when a
+	 * failed call may or may not have stamped it.
+	 */
+	uint64_t use;
+	bool use_unsure;
 };
 #define LAST_UNKNOWN 1
 
@@ -82,12 +89,9 @@ struct model {
 	char desc[256]; /* the configuration, for messages */
 	bool trace; /* VKV_MODEL_TRACE=1: print every call */
 	uint32_t async_evicted; /* slots + 1 the queued step evicted, or 0 */
-	/*
-	 * VKV_MODEL_TOLERATE: known library bugs to count instead of fail on,
-	 * so that a run can look past them for others. Never set in CI.
-	 */
-	bool tol_order, tol_failed_evict, tol_worker_evict, tol_poll_order;
-	uint64_t tolerated;
+	uint64_t clock; /* the last stamp given (struct mslot's use) */
+	uint64_t async_clock; /* the queued step's stamp, if it stamps */
+	size_t chunk; /* bytes of one page in the host tier */
 	uint32_t closed_in; /* slot + 1 closed with its swap-in queued */
 	uint32_t force_first; /* slot + 1 the next batch must start with */
 	uint32_t polled_busy; /* slot + 1 a poll saw busy in a step's window */
@@ -143,6 +147,9 @@ void m_check_stats(struct model *m);
 const char *m_call_name(enum mcall c);
 uint32_t m_swap_in_queued(const struct model *m);
 void m_resolve(struct model *m, uint32_t slot, int ret);
+
+void m_stamp_use(struct model *m, const uint32_t *slots, uint32_t n,
+		 uint64_t clock, bool sure);
 
 /* rows.c */
 void m_rows_init(void);

@@ -80,8 +80,6 @@ static void expect_room(struct model *m, const char *what, int ret, rset want)
 	char q[160] = "";
 	size_t len = 0;
 
-	if (m->tol_worker_evict && m->evict && m_swap_in_queued(m))
-		want |= R(ENOMEM);
 	if (ret != -ENOMEM || (want & R(ENOMEM))) {
 		M_EXPECT(m, what, ret, want);
 		return;
@@ -152,6 +150,11 @@ static void op_open(struct model *m)
 	if (s < 0 || (uint32_t)s >= m->g.max_seqs || m->s[s].open)
 		M_FAIL(m, "vkv_seq_open = %d (%s)", s, vkv_strerror(s));
 	m->s[s] = (struct mslot){.open = true, .owner = m->next_owner++};
+	{
+		uint32_t u = (uint32_t)s;
+
+		m_stamp_use(m, &u, 1, ++m->clock, true);
+	}
 	after(m, C_OPEN, NULL, 0, false);
 	m->s[s].tier = m->info[s].tier;
 	m->s[s].pages = m->info[s].pages;
@@ -208,6 +211,10 @@ static void op_reserve(struct model *m)
 		want |= R(ENOMEM);
 	ret = vkv_seq_reserve(m->c, slot, len);
 	expect_room(m, "vkv_seq_reserve", ret, want);
+	/* Stamped before its sum is checked: a refused one too. */
+	if (!(want & (R(EINVAL) | R(EBADF) | R(E2BIG))))
+		m_stamp_use(m, &slot, 1, ++m->clock,
+			    ret == 0 || ret == -ENOMEM);
 	if (!ret)
 		m_set_len(m, slot, len);
 	after(m, C_RESERVE, &slot, 1, ret != 0);
@@ -370,14 +377,11 @@ static void check_poll(struct model *m, int step_ret)
 	m->polled_busy = 0;
 	if (!slot || step_ret)
 		return;
-	if (m->tol_poll_order)
-		m->tolerated++;
-	else
-		M_FAIL(m,
-		       "swap_poll(%u) = 1 while a step naming it was queued, "
-		       "and the step succeeded: polls must be ordered after "
-		       "the step",
-		       slot - 1);
+	M_FAIL(m,
+	       "swap_poll(%u) = 1 while a step naming it was queued, "
+	       "and the step succeeded: polls must be ordered after "
+	       "the step",
+	       slot - 1);
 }
 
 static void op_step(struct model *m, bool async)
@@ -400,12 +404,6 @@ static void op_step(struct model *m, bool async)
 			printf(" %u:%u", slots[i], lens[i]);
 		printf("\n");
 	}
-	/* A known bug: more entries than slots refused before any entry. */
-	if (err && n > m->g.max_seqs && m->tol_order) {
-		fwant |= R(EINVAL);
-		want |= R(EINVAL);
-		m->tolerated++;
-	}
 	fits = vkv_step_fits(m->c, slots, lens, n);
 	M_EXPECT(m, "vkv_step_fits", fits, fwant);
 	if (!async) {
@@ -422,6 +420,7 @@ static void op_step(struct model *m, bool async)
 			m->batch_n = n;
 			m->async_mask = want;
 			m->async_evicted = 0;
+			m->async_clock = ++m->clock;
 			if (forced)
 				poll_first(m);
 			after(m, C_STEP_ASYNC, slots, n, false);
@@ -431,9 +430,7 @@ static void op_step(struct model *m, bool async)
 			m->async_pending = false;
 			check_poll(m, ret);
 			expect_room(m, "vkv_step_wait", ret, m->async_mask);
-			if (ret && m->async_evicted && m->tol_failed_evict)
-				m->tolerated++;
-			else if (ret && m->async_evicted)
+			if (ret && m->async_evicted)
 				M_FAIL(m,
 				       "the queued step failed (%d) after "
 				       "evicting slot %u: a failed call must "
@@ -441,6 +438,14 @@ static void op_step(struct model *m, bool async)
 				       ret, m->async_evicted - 1);
 		}
 	}
+	/*
+	 * A step stamps its batch once its sum passes: surely if it succeeded,
+	 * surely not if the sum failed (fits, asked just before, says so),
+	 * else perhaps.
+	 */
+	if (!err && !(ret == -ENOMEM && fits == -ENOMEM))
+		m_stamp_use(m, slots, n, async ? m->async_clock : ++m->clock,
+			    ret == 0);
 	/* Asked with no swap running, the answer is the step's. */
 	if (!err && (fits == 0 || fits == -ENOMEM) && ret != fits &&
 	    !(fits == 0 && ret == -ENOMEM &&
@@ -482,12 +487,6 @@ static void op_swap_out(struct model *m, uint32_t slot, bool window)
 		want = R(ENODEV);
 	else
 		want = RS_OK;
-	/* The running step may evict it first. */
-	if (window && m->evict && want == RS_OK)
-		want |= R(EALREADY);
-	if (m->tol_worker_evict && m_swap_in_queued(m) &&
-	    (want == RS_OK || want == R(ENODEV)))
-		want |= R(EALREADY);
 	ret = vkv_seq_swap_out(m->c, slot, (enum vkv_tier)tier);
 	M_EXPECT(m, "vkv_seq_swap_out", ret, want);
 	if (!ret) {
@@ -520,15 +519,14 @@ static void op_swap_in(struct model *m, uint32_t slot, bool window)
 		want = R(EALREADY);
 	else /* its pages are found within the call, by the step's sum */
 		want = m_room(m, &slot, &q->len, 1, true);
-	if (window && m->evict && want == R(EALREADY))
-		want |= RS_OK;
-	if (m->tol_worker_evict && m_swap_in_queued(m) && want == R(EALREADY))
-		want |= RS_OK;
 	ret = vkv_seq_swap_in(m->c, slot);
 	M_EXPECT(m, "vkv_seq_swap_in", ret, want);
+	/* Stamped before it looks for pages: a refused one too. */
+	if (ret == 0 || ret == -ENOMEM)
+		m_stamp_use(m, &slot, 1, ++m->clock, true);
 	if (!ret) {
 		q->pending = PEND_IN;
-		/* Evicted by the running step and now on its way back. */
+		/* Its rows come back as the tier holds them. */
 		if (m->quant)
 			q->lossy = q->valid;
 	}

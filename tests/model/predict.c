@@ -9,7 +9,8 @@
  *   + sum over open slots outside it of what they must keep  <= budget
  *
  * (per segment, times segments), where an idle sequence in the cache must
- * keep pages_for(len), or nothing if an eviction policy may swap it out; a
+ * keep pages_for(len), or nothing if an eviction policy may swap it out
+ * (never one in the batch of an uncollected vkv_step_async()); a
  * swapped-out one keeps nothing; one being swapped keeps what it holds. A
  * swap queued on the worker may finish at any time, so each such slot is
  * in one of a few states, and the prediction is the set of results over
@@ -77,21 +78,116 @@ static struct hyp state_of(const struct model *m, const struct mslot *q, int k)
 	return (struct hyp){q->tier == VKV_TIER_DEVICE, false, q->pages};
 }
 
+/*
+ * Stamp @slots with @clock (sure) or say their place in the order is no
+ * longer known (a failed call that may have stamped them).
+ */
+void m_stamp_use(struct model *m, const uint32_t *slots, uint32_t n,
+		 uint64_t clock, bool sure)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		m->s[slots[i]].use = sure ? clock : m->s[slots[i]].use;
+		m->s[slots[i]].use_unsure = !sure;
+	}
+}
+
+/* Does the policy evict @a before @b? As the library orders them. */
+static bool evicts_before(const struct model *m, uint32_t a, uint32_t b)
+{
+	const struct mslot *x = &m->s[a], *y = &m->s[b];
+
+	if (m->cfg.evict == VKV_EVICT_PRIORITY &&
+	    m->info[a].priority != m->info[b].priority)
+		return m->info[a].priority < m->info[b].priority;
+	if (x->use != y->use)
+		return x->use < y->use;
+	return a < b;
+}
+
+/*
+ * Host-tier chunks free for evictions, or -1 if a swap on the worker may
+ * be taking or giving some back as the call runs.
+ */
+static int64_t host_room(const struct model *m)
+{
+	struct vkv_stats st;
+	uint64_t cap = m->cfg.host_budget / m->chunk;
+
+	if (m_swap_in_queued(m))
+		return -1;
+	for (uint32_t i = 0; i < m->g.max_seqs; i++)
+		if (m->s[i].open && m->s[i].pending)
+			return -1;
+	if (vkv_cache_stats(m->c, &st))
+		return -1;
+	return st.host_tier_bytes / m->chunk >= cap
+		       ? 0
+		       : (int64_t)(cap - st.host_tier_bytes / m->chunk);
+}
+
+/*
+ * Can eviction free @deficit pages (all segments)? The victims go in the
+ * policy's order, and without a disk tier the walk stops at the first the
+ * host tier cannot take (the header's "as far as the tiers can take them,
+ * in the policy's order"). RS_OK, R(ENOMEM), or both where the order or
+ * the tier's room is not known.
+ */
+static rset evict_room(struct model *m, const bool *victim, uint64_t deficit,
+		       int64_t room)
+{
+	uint64_t all = 0, got = 0;
+	bool done[M_MAXSEQ] = {0}, unsure = room < 0;
+
+	for (uint32_t i = 0; i < m->g.max_seqs; i++)
+		if (victim[i]) {
+			all += (uint64_t)m_pf(m, m->s[i].len) * m->segs;
+			unsure |= m->s[i].use_unsure;
+		}
+	if (all < deficit)
+		return R(ENOMEM);
+	if (m->has_disk)
+		return RS_OK;
+	if (unsure)
+		return RS_OK | R(ENOMEM);
+	while (got < deficit) {
+		uint32_t v = UINT32_MAX;
+		uint64_t pages;
+
+		for (uint32_t i = 0; i < m->g.max_seqs; i++)
+			if (victim[i] && !done[i] &&
+			    (v == UINT32_MAX || evicts_before(m, i, v)))
+				v = i;
+		if (v == UINT32_MAX)
+			break;
+		done[v] = true;
+		pages = (uint64_t)m_pf(m, m->s[v].len) * m->segs;
+		if ((int64_t)pages > room)
+			break;
+		room -= (int64_t)pages;
+		got += pages;
+	}
+	return got >= deficit ? RS_OK : R(ENOMEM);
+}
+
 rset m_room(struct model *m, const uint32_t *slots, const uint32_t *lens,
 	    uint32_t n, bool refusal)
 {
+	int64_t room = m->evict && !m->has_disk ? host_room(m) : -1;
 	uint32_t ns = m->g.max_seqs, combos = 1;
 	rset out = 0;
-	bool inreq[M_MAXSEQ] = {0};
+	bool inreq[M_MAXSEQ] = {0}, inbatch[M_MAXSEQ] = {0};
 
 	for (uint32_t i = 0; i < n; i++)
 		inreq[slots[i]] = true;
+	for (uint32_t i = 0; m->async_pending && i < m->batch_n; i++)
+		inbatch[m->batch[i]] = true;
 	for (uint32_t i = 0; i < ns; i++)
 		if (m->s[i].open)
 			combos *= (uint32_t)nstates(&m->s[i]);
 	for (uint32_t k = 0; k < combos; k++) {
 		struct hyp h[M_MAXSEQ];
-		uint64_t total = 0, evictable = 0;
+		bool victim[M_MAXSEQ] = {0};
+		uint64_t total = 0;
 		bool grows = false, skip = false;
 		uint32_t rest = k;
 
@@ -126,22 +222,34 @@ rset m_room(struct model *m, const uint32_t *slots, const uint32_t *lens,
 
 			if (!q->open || inreq[i])
 				continue;
+			/*
+			 * The batch of a step queued and not collected is no
+			 * victim. The step has run (vkv_seq_info() after it
+			 * was queued waited for it): it keeps what it has.
+			 */
+			if (m->async_pending && inbatch[i]) {
+				if (m->info[i].tier == VKV_TIER_DEVICE)
+					total += m_pf(m, m->info[i].len);
+				continue;
+			}
 			if (h[i].busy) {
 				total += h[i].pages;
 			} else if (h[i].device) {
 				total += m_pf(m, q->len);
-				if (h[i].pages)
-					evictable += m_pf(m, q->len);
+				victim[i] = h[i].pages != 0;
 			}
 		}
-		if (m->evict && total * m->segs > m->budget_pages &&
-		    (total - evictable) * m->segs <= m->budget_pages) {
+		if (total * m->segs <= m->budget_pages) {
 			out |= RS_OK;
+		} else if (m->evict) {
+			rset r = evict_room(m, victim,
+					    total * m->segs - m->budget_pages,
+					    room);
+
 			/* Only a tier with a bound can refuse a victim. */
-			if (refusal && !m->has_disk)
-				out |= R(ENOMEM);
-		} else if (total * m->segs <= m->budget_pages) {
-			out |= RS_OK;
+			if ((r & RS_OK) && refusal && !m->has_disk)
+				r |= R(ENOMEM);
+			out |= r;
 		} else {
 			out |= R(ENOMEM);
 		}
@@ -196,15 +304,14 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 			 call == C_STEP_WAIT || m->async_pending;
 
 	/*
-	 * Tolerating evictions on the swap worker: one may be undone by a call
-	 * naming the sequence before the model looks, its rows through int8.
+	 * A queued step's evictions show at the first call after it is
+	 * queued, which waits for it (vkv_seq_info() included); later calls
+	 * in its window evict only as they themselves may (a swap-in). Its
+	 * batch stays named until it is collected.
 	 */
-	if (m->tol_worker_evict && m->quant && m_swap_in_queued(m))
-		for (uint32_t i = 0; i < m->g.max_seqs; i++)
-			m->s[i].lossy = m->s[i].valid;
-	/* While a step runs on the worker, its evictions show early. */
 	if (m->async_pending) {
-		may_evict = true;
+		may_evict =
+			call == C_STEP_ASYNC || (call == C_SWAP_IN && !failed);
 		req = m->batch;
 		nreq = m->batch_n;
 	}
@@ -235,14 +342,7 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 		if (q->tier == VKV_TIER_DEVICE) {
 			uint32_t in = m_swap_in_queued(m);
 
-			if (in && m->tol_worker_evict &&
-			    (!may_evict || named)) {
-				m->tolerated++;
-			} else if (failed && !named && m->tol_failed_evict &&
-				   (call == C_RESERVE || call == C_STEP ||
-				    call == C_STEP_WAIT)) {
-				m->tolerated++;
-			} else if (!may_evict || named)
+			if (!may_evict || named)
 				M_FAIL(m,
 				       "after %s%s: slot %u (len %u) moved to "
 				       "tier %u, though %s%s",
@@ -256,7 +356,7 @@ void m_observe(struct model *m, enum mcall call, const uint32_t *req,
 				       in ? " (a swap-in is queued on the "
 					    "swap worker)"
 					  : "");
-			if (m->async_pending && !m->async_evicted)
+			if (call == C_STEP_ASYNC && !m->async_evicted)
 				m->async_evicted = i + 1;
 			if (m->quant)
 				q->lossy = q->valid;

@@ -178,11 +178,6 @@ bool m_accessible(const struct model *m, uint32_t slot)
 {
 	const struct mslot *q = &m->s[slot];
 
-	/* Tolerating it, keep away from what the swap worker may evict. */
-	if (m->tol_worker_evict)
-		for (uint32_t i = 0; i < m->g.max_seqs; i++)
-			if (m->s[i].open && m->s[i].pending == PEND_IN)
-				return false;
 	return q->open && q->tier == VKV_TIER_DEVICE && !q->pending &&
 	       !m->async_pending;
 }
