@@ -69,9 +69,10 @@ check: setup
 
 # vkv.pc is written here, not taken from the build: PREFIX may differ.
 install: $(LIB_SO) $(LIB_A)
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/linux \
 		$(DESTDIR)$(LIBDIR)/pkgconfig
-	install -m 644 lib/vkv.h $(DESTDIR)$(INCLUDEDIR)/vkv.h
+	install -m 644 include/vkv.h $(DESTDIR)$(INCLUDEDIR)/vkv.h
+	install -m 644 include/uapi/linux/vkv.h $(DESTDIR)$(INCLUDEDIR)/linux/vkv.h
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME_FULL)
 	ln -sf $(LIB_SONAME_FULL) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libvkv.so
@@ -82,7 +83,8 @@ install: $(LIB_SO) $(LIB_A)
 	$(INSTALL_EXTRA)
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/vkv.h $(DESTDIR)$(LIBDIR)/libvkv.* \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/vkv.h $(DESTDIR)$(INCLUDEDIR)/linux/vkv.h \
+		$(DESTDIR)$(LIBDIR)/libvkv.* \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/vkv.pc
 
 format:

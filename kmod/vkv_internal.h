@@ -109,7 +109,7 @@
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
-#include "uapi/vkv.h"
+#include "../include/uapi/linux/vkv.h"
 
 #define VKV_MAX_CHUNK_ORDER	(21 - PAGE_SHIFT)	/* 2 MiB */
 

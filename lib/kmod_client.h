@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The ioctl ABI; lib/vkv.h has the same file name, so name the path. */
-#include "../kmod/uapi/vkv.h"
+/* The module ABI, as installed to <linux/vkv.h>. */
+#include "../include/uapi/linux/vkv.h"
 
 struct vkv_kmod {
 	int fd;			/* -1 when closed */

@@ -28,7 +28,7 @@ ALL_TARGETS += $(FAKECUDA_LIB) $(CUDA_TESTS)
 
 $(FAKECUDA_DIR)/%.o: tests/fakecuda/%.c $(FAKECUDA_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Ilib -Itests/fakecuda -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Iinclude -Ilib -Itests/fakecuda -c $< -o $@
 
 $(FAKECUDA_LIB): $(FAKECUDA_OBJS)
 	$(CC) -shared -Wl,-soname,libcuda.so.1 -o $@ $(FAKECUDA_OBJS) $(ALL_LDFLAGS)
@@ -36,7 +36,7 @@ $(FAKECUDA_LIB): $(FAKECUDA_OBJS)
 # Linked against the fake: it tests the fake itself.
 $(CUDA_TEST_DIR)/test_fakecuda: tests/test_fakecuda.c $(FAKECUDA_LIB) $(FAKECUDA_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
+	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Iinclude -Ilib -Itests/fakecuda -o $@ $< \
 		-L$(FAKECUDA_DIR) -l:libcuda.so.1 $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS)
 
 # Not linked against it: the backend must dlopen whatever libcuda.so.1 the
@@ -46,12 +46,12 @@ BACKEND_CUDA_TEST_SRCS := tests/test_backend_cuda.c tests/test_backend_cuda_faul
 $(CUDA_TEST_DIR)/test_backend_cuda: $(BACKEND_CUDA_TEST_SRCS) tests/test_backend_cuda.h \
 		$(LIB_A) $(FAKECUDA_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Ilib -Itests -Itests/fakecuda -o $@ \
+	$(CC) $(ALL_CFLAGS) $(CUDA_CHECK_CFLAGS) -Iinclude -Ilib -Itests -Itests/fakecuda -o $@ \
 		$(BACKEND_CUDA_TEST_SRCS) $(LIB_A) $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS) $(LIB_LIBS)
 
 $(CUDA_TEST_DIR)/test_cuda_abi: tests/test_cuda_abi.c lib/cuda_drv.h $(CUDA_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -I$(CUDA_HOME)/include -o $@ $< $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -I$(CUDA_HOME)/include -o $@ $< $(ALL_LDFLAGS)
 
 .PHONY: check-cuda
 CHECK_TARGETS += check-cuda

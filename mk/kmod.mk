@@ -16,7 +16,7 @@
 # and kmod/), so the source tree stays clean and kernels do not collide.
 # The in-guest test programs are linked statically and without sanitizers.
 
-KMOD_SRCS := Kbuild $(wildcard kmod/*.c kmod/*.h kmod/uapi/*.h)
+KMOD_SRCS := Kbuild $(wildcard kmod/*.c kmod/*.h include/uapi/linux/*.h)
 KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
@@ -26,7 +26,7 @@ VM_BIN := $(KMOD_OUT)/bin
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
 VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -pthread \
-	-Ikmod/uapi -Ilib -Itests/vm
+	-Iinclude/uapi -Ilib -Itests/vm
 VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm) -pthread
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
@@ -63,34 +63,34 @@ kmod: $(KMOD_SRCS)
 		*) rel=$$($(MAKE) -s --no-print-directory -C $$k kernelrelease) ;; \
 		esac; \
 		out=$(KMOD_OUT)/$$rel; \
-		mkdir -p $$out/kmod/uapi; \
+		mkdir -p $$out/kmod $$out/include/uapi/linux; \
 		cp Kbuild $$out/; cp kmod/*.c kmod/*.h $$out/kmod/; \
-		cp kmod/uapi/*.h $$out/kmod/uapi/; \
+		cp include/uapi/linux/*.h $$out/include/uapi/linux/; \
 		echo "  KMOD    $$rel"; \
 		$(MAKE) -s --no-print-directory -C $$k M=$$(cd $$out && pwd) modules \
 			2>&1 | grep -v "Skipping BTF generation" || true; \
 		test -f $$out/vkv.ko || { echo "kmod: build for $$rel failed" >&2; exit 1; }; \
 	done
 
-$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h tests/vm/promparse.h kmod/uapi/vkv.h
+$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h tests/vm/promparse.h include/uapi/linux/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
 $(VM_BIN)/test_client: tests/vm/test_client.c lib/kmod_client.c lib/kmod_client.h \
-		tests/vm/vmtest.h kmod/uapi/vkv.h
+		tests/vm/vmtest.h include/uapi/linux/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ tests/vm/test_client.c lib/kmod_client.c $(VM_LIBS)
 
-# libvkv itself over the module: the public header only, so no -Ikmod/uapi.
-$(VM_BIN)/test_lib: tests/vm/test_lib.c $(LIB_A) lib/vkv.h
+# libvkv itself over the module: the public header only, so no -Iinclude/uapi.
+$(VM_BIN)/test_lib: tests/vm/test_lib.c $(LIB_A) include/vkv.h
 	@mkdir -p $(@D)
 	@# glibc warns that dlopen (of libcuda) needs shared libraries at run
 	@# time: true, and the guest has none, so the cuda backend says -ENODEV.
-	$(CC) -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -pthread -Ilib \
+	$(CC) -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -pthread -Iinclude \
 		-static -o $@ $< $(LIB_A) -lnuma -luring -ldl $(VM_LIBS) 2> $@.log || \
 		{ cat $@.log; exit 1; }
 
-$(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h kmod/uapi/vkv.h
+$(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h include/uapi/linux/vkv.h
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
@@ -174,10 +174,10 @@ DKMS_SRC = $(DESTDIR)/usr/src/vkv-$(VERSION)
 .PHONY: install-kmod install-kmod-files uninstall-kmod check-dkms
 
 install-kmod-files: $(VKVCTL)
-	install -d $(DKMS_SRC)/kmod/uapi
+	install -d $(DKMS_SRC)/kmod $(DKMS_SRC)/include/uapi/linux
 	install -m 644 Kbuild $(DKMS_SRC)/Kbuild
 	install -m 644 kmod/*.c kmod/*.h $(DKMS_SRC)/kmod/
-	install -m 644 kmod/uapi/*.h $(DKMS_SRC)/kmod/uapi/
+	install -m 644 include/uapi/linux/*.h $(DKMS_SRC)/include/uapi/linux/
 	sed 's/@VERSION@/$(VERSION)/' dist/dkms.conf.in > $(DKMS_SRC)/dkms.conf
 	install -D -m 644 dist/60-vkv.rules $(DESTDIR)$(UDEVRULESDIR)/60-vkv.rules
 	@if [ -e $(DESTDIR)$(MODPROBEDIR)/vkv.conf ]; then \

@@ -9,9 +9,9 @@ CORE_TESTS := api integrity concurrency swap swap_trace quant_swap regress
 CORE_TEST_BINS := $(patsubst %,$(B)/tests/test_%,$(CORE_TESTS))
 ALL_TARGETS += $(CORE_TEST_BINS)
 
-$(B)/tests/%.o: tests/%.c tests/harness.h lib/vkv.h
+$(B)/tests/%.o: tests/%.c tests/harness.h include/vkv.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iinclude -Ilib -Itests -c $< -o $@
 
 $(B)/tests/test_%: $(B)/tests/test_%.o $(LIB_A)
 	$(CC) -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIB_LIBS) -lm
@@ -69,7 +69,7 @@ $(B)/tests/readme_example.c: README.md tests/extract-example.sh
 	sh tests/extract-example.sh README.md > $@
 
 $(B)/tests/readme_example: $(B)/tests/readme_example.c $(LIB_A)
-	$(CC) $(ALL_CFLAGS) -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS)
+	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS)
 
 ALL_TARGETS += $(B)/tests/readme_example
 
@@ -136,7 +136,7 @@ check-install: $(B)/tests/readme_example.c
 # backend over fakecuda with its A100 latencies; see docs/bench-swap.md.
 $(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A) tests/fakecuda/fakecuda.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Ilib -Itests/fakecuda -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -Itests/fakecuda -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
 ALL_TARGETS += $(B)/tests/bench_swap
 

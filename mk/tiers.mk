@@ -25,7 +25,7 @@ CHECK_TARGETS += check-tiers
 $(TIERS_TESTS:%=$(B)/tests/%.o): $(TIERS_HDRS) tests/tiers_util.h
 
 $(B)/bench_tiers: tests/bench_tiers.c $(TIERS_HDRS) $(LIB_A)
-	$(CC) $(ALL_CFLAGS) -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
+	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
 		$(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
 .PHONY: check-tiers bench-tiers

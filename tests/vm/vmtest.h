@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vkv.h"
+#include <linux/vkv.h>
 
 #define MIB (1024ull * 1024ull)
 #define CHUNK (2 * MIB)
