@@ -26,15 +26,15 @@ struct vkv_geometry_v01 {
 	enum vkv_layout layout;
 };
 
-VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
-				    const struct vkv_config *cfg,
-				    struct vkv_cache **out);
-VKV_EXPORT int vkv_cache_geometry_v03(const struct vkv_cache *c,
-				      struct vkv_geometry *out);
-VKV_EXPORT int vkv_cache_create_v01(const struct vkv_geometry_v01 *geom,
-				    const struct vkv_config *cfg,
-				    struct vkv_cache **out);
-VKV_EXPORT int vkv_cache_geometry_v01(const struct vkv_cache *c,
-				      struct vkv_geometry_v01 *out);
+VKV_EXPORT int vkvi_cache_create_v03(const struct vkv_geometry *geom,
+				     const struct vkv_config *cfg,
+				     struct vkv_cache **out);
+VKV_EXPORT int vkvi_cache_geometry_v03(const struct vkv_cache *c,
+				       struct vkv_geometry *out);
+VKV_EXPORT int vkvi_cache_create_v01(const struct vkv_geometry_v01 *geom,
+				     const struct vkv_config *cfg,
+				     struct vkv_cache **out);
+VKV_EXPORT int vkvi_cache_geometry_v01(const struct vkv_cache *c,
+				       struct vkv_geometry_v01 *out);
 
 #endif /* VKV_ABI_H */

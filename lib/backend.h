@@ -75,16 +75,16 @@ struct vkv_backend {
 };
 
 /*
- * vkv_backend_open - open the backend @cfg asks for (auto: cuda if it works,
+ * vkvi_backend_open - open the backend @cfg asks for (auto: cuda if it works,
  * else host, logged once). Returns 0 and sets *@out, or a negative errno.
  */
-int vkv_backend_open(const struct vkv_config *cfg, struct vkv_backend **out);
+int vkvi_backend_open(const struct vkv_config *cfg, struct vkv_backend **out);
 
 /* Constructors, each returning 0 or -errno (-ENODEV: not usable here). */
-int vkv_backend_host_open(const struct vkv_config *cfg,
-			  struct vkv_backend **out);
-int vkv_backend_cuda_open(const struct vkv_config *cfg,
-			  struct vkv_backend **out);
+int vkvi_backend_host_open(const struct vkv_config *cfg,
+			   struct vkv_backend **out);
+int vkvi_backend_cuda_open(const struct vkv_config *cfg,
+			   struct vkv_backend **out);
 
 static inline void vkv_backend_destroy(struct vkv_backend *be)
 {

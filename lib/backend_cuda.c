@@ -151,19 +151,19 @@ static const char *cu_name(const struct cuda_fns *f, cudrv_result r)
 }
 
 /* A failed driver call: log it for debugging, return the errno. */
-int cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r)
+int vkvi_cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r)
 {
 	if (!cb->opened && !cb->open_what) {
 		cb->open_what = what;
 		cb->open_r = r;
 	}
-	vkv_log(cb->be.cfg, VKV_LOG_DEBUG, "vkv: cuda: %s failed: %s (%u)",
-		what, cu_name(&cb->f, r), r);
+	vkvi_log(cb->be.cfg, VKV_LOG_DEBUG, "vkv: cuda: %s failed: %s (%u)",
+		 what, cu_name(&cb->f, r), r);
 	return cu_errno(r);
 }
 
 /* Make the primary context current; *@pushed says whether to pop it. */
-int cuda_ctx_enter(struct cuda_backend *cb, bool *pushed)
+int vkvi_cuda_ctx_enter(struct cuda_backend *cb, bool *pushed)
 {
 	cudrv_context cur = NULL;
 	cudrv_result r;
@@ -171,16 +171,16 @@ int cuda_ctx_enter(struct cuda_backend *cb, bool *pushed)
 	*pushed = false;
 	r = cb->f.ctxGetCurrent(&cur);
 	if (r)
-		return cuda_fail(cb, "cuCtxGetCurrent", r);
+		return vkvi_cuda_fail(cb, "cuCtxGetCurrent", r);
 	if (cur == cb->ctx)
 		return 0;
 	if (!cur) {
 		r = cb->f.ctxSetCurrent(cb->ctx);
-		return r ? cuda_fail(cb, "cuCtxSetCurrent", r) : 0;
+		return r ? vkvi_cuda_fail(cb, "cuCtxSetCurrent", r) : 0;
 	}
 	r = cb->f.ctxPushCurrent(cb->ctx);
 	if (r)
-		return cuda_fail(cb, "cuCtxPushCurrent", r);
+		return vkvi_cuda_fail(cb, "cuCtxPushCurrent", r);
 	*pushed = true;
 	return 0;
 }
@@ -189,7 +189,7 @@ int cuda_ctx_enter(struct cuda_backend *cb, bool *pushed)
  * The operation has happened by now; a failed pop cannot undo it, and
  * reporting an error would make the caller believe it had not.
  */
-void cuda_ctx_leave(struct cuda_backend *cb, bool pushed)
+void vkvi_cuda_ctx_leave(struct cuda_backend *cb, bool pushed)
 {
 	cudrv_context c;
 	cudrv_result r;
@@ -198,7 +198,7 @@ void cuda_ctx_leave(struct cuda_backend *cb, bool pushed)
 		return;
 	r = cb->f.ctxPopCurrent(&c);
 	if (r)
-		cuda_fail(cb, "cuCtxPopCurrent", r);
+		vkvi_cuda_fail(cb, "cuCtxPopCurrent", r);
 }
 
 static void alloc_prop(const struct cuda_backend *cb,
@@ -302,14 +302,14 @@ static void cuda_teardown(struct cuda_backend *cb)
 {
 	const struct cuda_fns *f = &cb->f;
 	bool pushed = false;
-	bool in_ctx = cb->ctx && !cuda_ctx_enter(cb, &pushed);
+	bool in_ctx = cb->ctx && !vkvi_cuda_ctx_enter(cb, &pushed);
 
 	if (cb->ctx && !in_ctx)
-		vkv_log(cb->be.cfg, VKV_LOG_WARN,
-			"vkv: cuda: no context at teardown, leaking a stream");
-	cuda_copy_close(cb, in_ctx);
+		vkvi_log(cb->be.cfg, VKV_LOG_WARN,
+			 "vkv: cuda: no context at teardown, leaking a stream");
+	vkvi_cuda_copy_close(cb, in_ctx);
 	if (in_ctx)
-		cuda_ctx_leave(cb, pushed);
+		vkvi_cuda_ctx_leave(cb, pushed);
 	if (cb->ctx)
 		f->primaryCtxRelease(cb->dev);
 	pthread_rwlock_destroy(&cb->reg_lock);
@@ -332,9 +332,9 @@ static const struct vkv_backend_ops cuda_ops = {
 	.map = cuda_map,
 	.set_access = cuda_set_access,
 	.unmap = cuda_unmap,
-	.copy = cuda_copy,
-	.host_register = cuda_host_register,
-	.host_unregister = cuda_host_unregister,
+	.copy = vkvi_cuda_copy,
+	.host_register = vkvi_cuda_host_register,
+	.host_unregister = vkvi_cuda_host_unregister,
 };
 
 /*
@@ -357,8 +357,8 @@ static int unusable_level(const struct vkv_config *cfg)
 #define unusable(cb, fmt, ...)                                                 \
 	do {                                                                   \
 		(cb)->said = true;                                             \
-		vkv_log((cb)->be.cfg, unusable_level((cb)->be.cfg),            \
-			"vkv: cuda backend unavailable: " fmt, __VA_ARGS__);   \
+		vkvi_log((cb)->be.cfg, unusable_level((cb)->be.cfg),           \
+			 "vkv: cuda backend unavailable: " fmt, __VA_ARGS__);  \
 	} while (0)
 
 static int resolve(struct cuda_backend *cb, void *lib)
@@ -406,20 +406,20 @@ static int open_device(struct cuda_backend *cb)
 	}
 	r = f->deviceGetCount(&n);
 	if (r)
-		return cuda_fail(cb, "cuDeviceGetCount", r);
+		return vkvi_cuda_fail(cb, "cuDeviceGetCount", r);
 	if (cfg->device < 0 || cfg->device >= n) {
 		unusable(cb, "device %d asked for, %d present", cfg->device, n);
 		return -ENODEV;
 	}
 	r = f->deviceGet(&cb->dev, cfg->device);
 	if (r)
-		return cuda_fail(cb, "cuDeviceGet", r);
+		return vkvi_cuda_fail(cb, "cuDeviceGet", r);
 	r = f->deviceGetAttribute(
 		&vmm,
 		CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED,
 		cb->dev);
 	if (r)
-		return cuda_fail(cb, "cuDeviceGetAttribute", r);
+		return vkvi_cuda_fail(cb, "cuDeviceGetAttribute", r);
 	if (!vmm) {
 		unusable(cb, "device %d has no virtual memory management",
 			 cfg->device);
@@ -427,14 +427,14 @@ static int open_device(struct cuda_backend *cb)
 	}
 	r = f->deviceGetPCIBusId(cb->bus_id, sizeof(cb->bus_id), cb->dev);
 	if (r)
-		return cuda_fail(cb, "cuDeviceGetPCIBusId", r);
+		return vkvi_cuda_fail(cb, "cuDeviceGetPCIBusId", r);
 	cb->bus_id[sizeof(cb->bus_id) - 1] = '\0';
 
 	alloc_prop(cb, &prop);
 	r = f->memGetAllocationGranularity(
 		&gran, &prop, CUDRV_MEM_ALLOC_GRANULARITY_RECOMMENDED);
 	if (r)
-		return cuda_fail(cb, "cuMemGetAllocationGranularity", r);
+		return vkvi_cuda_fail(cb, "cuMemGetAllocationGranularity", r);
 	if (!gran || (gran & (gran - 1))) {
 		unusable(cb, "granularity %zu is not a power of two", gran);
 		return -ENODEV;
@@ -455,17 +455,17 @@ static int open_mem_total(struct cuda_backend *cb)
 
 	r = f->memGetInfo(&mfree, &mtotal);
 	if (r) {
-		cuda_fail(cb, "cuMemGetInfo", r);
+		vkvi_cuda_fail(cb, "cuMemGetInfo", r);
 		r = f->deviceTotalMem(&mtotal, cb->dev);
 		if (r)
-			return cuda_fail(cb, "cuDeviceTotalMem", r);
+			return vkvi_cuda_fail(cb, "cuDeviceTotalMem", r);
 	}
 	cb->be.mem_total = mtotal;
 	return 0;
 }
 
-int vkv_backend_cuda_open(const struct vkv_config *cfg,
-			  struct vkv_backend **out)
+int vkvi_backend_cuda_open(const struct vkv_config *cfg,
+			   struct vkv_backend **out)
 {
 	struct cuda_backend *cb;
 	bool pushed = false;
@@ -476,10 +476,10 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	*out = NULL;
 	lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
 	if (!lib) {
-		vkv_log(cfg, unusable_level(cfg),
-			"vkv: cuda backend unavailable: cannot load "
-			"libcuda.so.1: %s",
-			dlerror());
+		vkvi_log(cfg, unusable_level(cfg),
+			 "vkv: cuda backend unavailable: cannot load "
+			 "libcuda.so.1: %s",
+			 dlerror());
 		return -ENODEV;
 	}
 	cb = calloc(1, sizeof(*cb));
@@ -499,36 +499,37 @@ int vkv_backend_cuda_open(const struct vkv_config *cfg,
 	r = cb->f.primaryCtxRetain(&cb->ctx, cb->dev);
 	if (r) {
 		cb->ctx = NULL;
-		ret = cuda_fail(cb, "cuDevicePrimaryCtxRetain", r);
+		ret = vkvi_cuda_fail(cb, "cuDevicePrimaryCtxRetain", r);
 		goto fail;
 	}
-	ret = cuda_ctx_enter(cb, &pushed);
+	ret = vkvi_cuda_ctx_enter(cb, &pushed);
 	if (ret)
 		goto fail;
 	ret = open_mem_total(cb);
 	if (!ret)
-		ret = cuda_copy_open(cb);
-	cuda_ctx_leave(cb, pushed);
+		ret = vkvi_cuda_copy_open(cb);
+	vkvi_cuda_ctx_leave(cb, pushed);
 	if (ret)
 		goto fail;
-	vkv_log(cfg, VKV_LOG_INFO,
-		"vkv: cuda device %d (%s): granularity %zu KiB, %zu MiB, "
-		"staging on NUMA node %d",
-		cfg->device, cb->bus_id, cb->be.granularity >> 10,
-		cb->be.mem_total >> 20, cb->numa_node);
+	vkvi_log(cfg, VKV_LOG_INFO,
+		 "vkv: cuda device %d (%s): granularity %zu KiB, %zu MiB, "
+		 "staging on NUMA node %d",
+		 cfg->device, cb->bus_id, cb->be.granularity >> 10,
+		 cb->be.mem_total >> 20, cb->numa_node);
 	cb->opened = true;
 	*out = &cb->be;
 	return 0;
 fail:
 	/* Exactly one line, whatever failed. */
 	if (!cb->said && cb->open_what)
-		vkv_log(cfg,
-			ret == -ENODEV ? unusable_level(cfg) : VKV_LOG_ERROR,
-			"vkv: cuda backend unavailable: %s: %s", cb->open_what,
-			cu_name(&cb->f, cb->open_r));
+		vkvi_log(cfg,
+			 ret == -ENODEV ? unusable_level(cfg) : VKV_LOG_ERROR,
+			 "vkv: cuda backend unavailable: %s: %s", cb->open_what,
+			 cu_name(&cb->f, cb->open_r));
 	else if (!cb->said)
-		vkv_log(cfg, VKV_LOG_ERROR, "vkv: cuda backend unavailable: %s",
-			vkv_strerror(ret));
+		vkvi_log(cfg, VKV_LOG_ERROR,
+			 "vkv: cuda backend unavailable: %s",
+			 vkv_strerror(ret));
 	cuda_teardown(cb);
 	return ret;
 }

@@ -97,35 +97,35 @@ static inline struct cuda_backend *to_cuda(struct vkv_backend *be)
 }
 
 /* A failed driver call: logged at debug level; returns the errno. */
-int cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r);
+int vkvi_cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r);
 /* Make the primary context current; *@pushed says whether to pop it. */
-int cuda_ctx_enter(struct cuda_backend *cb, bool *pushed);
-void cuda_ctx_leave(struct cuda_backend *cb, bool pushed);
+int vkvi_cuda_ctx_enter(struct cuda_backend *cb, bool *pushed);
+void vkvi_cuda_ctx_leave(struct cuda_backend *cb, bool pushed);
 
 /* Run one driver call under the context: ret = call, with a name for logs. */
 #define CU_CALL(cb, what, call)                                                \
 	({                                                                     \
 		bool pushed_;                                                  \
-		int ret_ = cuda_ctx_enter((cb), &pushed_);                     \
+		int ret_ = vkvi_cuda_ctx_enter((cb), &pushed_);                \
 		if (!ret_) {                                                   \
 			cudrv_result r_ = (call);                              \
-			ret_ = r_ ? cuda_fail((cb), (what), r_) : 0;           \
-			cuda_ctx_leave((cb), pushed_);                         \
+			ret_ = r_ ? vkvi_cuda_fail((cb), (what), r_) : 0;      \
+			vkvi_cuda_ctx_leave((cb), pushed_);                    \
 		}                                                              \
 		ret_;                                                          \
 	})
 
 /* cuda_copy.c: the copy path. */
-int cuda_copy(struct vkv_backend *be, void *dst, const void *src, size_t size,
-	      enum vkv_copy_dir dir);
-int cuda_host_register(struct vkv_backend *be, void *p, size_t len);
-int cuda_host_unregister(struct vkv_backend *be, void *p);
+int vkvi_cuda_copy(struct vkv_backend *be, void *dst, const void *src,
+		   size_t size, enum vkv_copy_dir dir);
+int vkvi_cuda_host_register(struct vkv_backend *be, void *p, size_t len);
+int vkvi_cuda_host_unregister(struct vkv_backend *be, void *p);
 /* The copy stream, its events and the pinned staging; context current. */
-int cuda_copy_open(struct cuda_backend *cb);
+int vkvi_cuda_copy_open(struct cuda_backend *cb);
 /*
- * Undo cuda_copy_open and drop registrations left over; @in_ctx: the
+ * Undo vkvi_cuda_copy_open and drop registrations left over; @in_ctx: the
  * context is current (else driver objects are leaked, not touched).
  */
-void cuda_copy_close(struct cuda_backend *cb, bool in_ctx);
+void vkvi_cuda_copy_close(struct cuda_backend *cb, bool in_ctx);
 
 #endif /* VKV_BACKEND_CUDA_H */

@@ -297,7 +297,7 @@ static void host_destroy(struct vkv_backend *be)
 	struct host_backend *hb = to_host(be);
 
 	if (hb->kmod)
-		vkv_kmod_close(&hb->km);
+		vkvi_kmod_close(&hb->km);
 	else
 		close(hb->memfd);
 	pthread_mutex_destroy(&hb->lock);
@@ -328,12 +328,12 @@ static int open_kmod_pool(struct host_backend *hb, const struct vkv_config *cfg)
 
 	if (!cfg->budget)
 		return -EINVAL;
-	ret = vkv_kmod_open(&hb->km, NULL);
+	ret = vkvi_kmod_open(&hb->km, NULL);
 	if (ret)
 		return ret;
-	ret = vkv_kmod_pool_create(&hb->km, cfg->budget, 0, cfg->numa_node);
+	ret = vkvi_kmod_pool_create(&hb->km, cfg->budget, 0, cfg->numa_node);
 	if (ret) {
-		vkv_kmod_close(&hb->km);
+		vkvi_kmod_close(&hb->km);
 		return ret;
 	}
 	hb->kmod = true;
@@ -344,8 +344,8 @@ static int open_kmod_pool(struct host_backend *hb, const struct vkv_config *cfg)
 
 static bool kmod_said;
 
-int vkv_backend_host_open(const struct vkv_config *cfg,
-			  struct vkv_backend **out)
+int vkvi_backend_host_open(const struct vkv_config *cfg,
+			   struct vkv_backend **out)
 {
 	struct host_backend *hb = calloc(1, sizeof(*hb));
 	long pages = sysconf(_SC_PHYS_PAGES);
@@ -357,25 +357,25 @@ int vkv_backend_host_open(const struct vkv_config *cfg,
 	hb->km.fd = -1;
 	kret = open_kmod_pool(hb, cfg);
 	if (!kret) {
-		vkv_log(cfg, VKV_LOG_INFO,
-			"vkv: host memory from /dev/vkv: %llu bytes pinned "
-			"on node %d",
-			(unsigned long long)hb->pool_size, hb->km.node);
+		vkvi_log(cfg, VKV_LOG_INFO,
+			 "vkv: host memory from /dev/vkv: %llu bytes pinned "
+			 "on node %d",
+			 (unsigned long long)hb->pool_size, hb->km.node);
 		goto ready;
 	}
 	/* Once per process: why the module is not used. */
 	if (!__atomic_exchange_n(&kmod_said, true, __ATOMIC_RELAXED))
-		vkv_log(cfg, VKV_LOG_INFO, "vkv: host memory from memfd (%s)",
-			kret == -EINVAL	  ? "no budget to size a /dev/vkv pool"
-			: kret == -ENOENT ? "vkv.ko not loaded"
-					  : vkv_strerror(kret));
+		vkvi_log(cfg, VKV_LOG_INFO, "vkv: host memory from memfd (%s)",
+			 kret == -EINVAL   ? "no budget to size a /dev/vkv pool"
+			 : kret == -ENOENT ? "vkv.ko not loaded"
+					   : vkv_strerror(kret));
 	hb->memfd = memfd_create("vkv-host", MFD_CLOEXEC);
 	if (hb->memfd < 0) {
 		int ret = -errno;
 
 		free(hb);
-		vkv_log(cfg, VKV_LOG_ERROR, "vkv: memfd_create failed: %s",
-			vkv_strerror(ret));
+		vkvi_log(cfg, VKV_LOG_ERROR, "vkv: memfd_create failed: %s",
+			 vkv_strerror(ret));
 		return ret;
 	}
 ready:

@@ -41,7 +41,7 @@ static int map_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
 	}
 	per = (vkv_now_ns() - t0) / (to - from);
 	for (p = from; p < to; p++)
-		vkv_hist_add(&c->cnt.map_lat, per);
+		vkvi_hist_add(&c->cnt.map_lat, per);
 	vkv_add(&c->cnt.map_calls, to - from);
 	return 0;
 }
@@ -118,8 +118,8 @@ static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
 	got = (long)drop * c->ntensors;
 	vkv_add(&c->cnt.reclaimed, (uint64_t)got);
 	if (s->state == SLOT_FREE && !s->npages) {
-		lru_remove(c, (int32_t)slot);
-		empty_push(c, (int32_t)slot);
+		vkvi_lru_remove(c, (int32_t)slot);
+		vkvi_empty_push(c, (int32_t)slot);
 	}
 	return got;
 }
@@ -153,7 +153,7 @@ static int acquire(struct vkv_cache *c, size_t n, vkv_handle_t *out)
 	size_t got = 0;
 	long r;
 
-	r = vkv_pool_take(&c->pool, out, n, true);
+	r = vkvi_pool_take(&c->pool, out, n, true);
 	if (r > 0)
 		got = (size_t)r;
 	/* Coldest closed slots first, whole or in part. */
@@ -191,19 +191,19 @@ static int acquire(struct vkv_cache *c, size_t n, vkv_handle_t *out)
 		got += (size_t)r;
 	}
 	/* Then, if a policy is set, whole idle sequences to a lower tier. */
-	if (got < n && swap_can_evict(c) && swap_evict(c, n - got) > 0) {
-		r = vkv_pool_take(&c->pool, out + got, n - got, true);
+	if (got < n && swap_can_evict(c) && vkvi_swap_evict(c, n - got) > 0) {
+		r = vkvi_pool_take(&c->pool, out + got, n - got, true);
 		if (r > 0)
 			got += (size_t)r;
 	}
 	if (got >= n) {
 		if (got > n)
-			vkv_pool_put(&c->pool, out + n, got - n);
+			vkvi_pool_put(&c->pool, out + n, got - n);
 		return 0;
 	}
 	r = -ENOMEM;
 fail:
-	vkv_pool_put(&c->pool, out, got);
+	vkvi_pool_put(&c->pool, out, got);
 	return (int)r;
 }
 
@@ -212,9 +212,9 @@ fail:
  * slots. All or nothing: on failure nothing stays mapped and the pages go
  * back to the pool.
  */
-int backing_map(struct vkv_cache *c, const uint32_t *slots,
-		const uint32_t *tokens, uint32_t n, const vkv_handle_t *pages,
-		size_t npages)
+int vkvi_backing_map(struct vkv_cache *c, const uint32_t *slots,
+		     const uint32_t *tokens, uint32_t n,
+		     const vkv_handle_t *pages, size_t npages)
 {
 	size_t used = 0;
 	uint32_t i, seg = 0;
@@ -269,11 +269,12 @@ unwind:
 			break;
 		seg = c->ntensors;
 	}
-	vkv_pool_put(&c->pool, pages, npages);
+	vkvi_pool_put(&c->pool, pages, npages);
 	return ret;
 }
 
-size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens)
+size_t vkvi_backing_need(const struct vkv_cache *c, uint32_t slot,
+			 uint32_t tokens)
 {
 	uint32_t want = pages_for(c, tokens), have = c->slots[slot].npages;
 
@@ -284,14 +285,14 @@ size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens)
  * Everything but what open slots need for their lengths, and what the
  * request's own slots hold, can be freed, created or reclaimed; with a
  * policy, idle sequences can also be swapped out whole, as far as the tiers
- * take them (swap_evict_room). Checked before touching anything, so that a
+ * take them (vkvi_swap_evict_room). Checked before touching anything, so that a
  * request bound to fail creates, reclaims, evicts and releases nothing.
  */
-bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
+bool vkvi_backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 {
 	uint64_t open, avail;
 
-	if (need <= vkv_pool_free(&c->pool))
+	if (need <= vkvi_pool_free(&c->pool))
 		return true;
 	if (c->pool.budget >= SIZE_MAX / 2)
 		return true; /* no cap known: only the device can refuse */
@@ -316,7 +317,7 @@ bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 	 * then frees just what its length needs, which is what the plan sums.
 	 */
 	return swap_can_evict(c) &&
-	       swap_evict_room(c, need - avail, clock) >= need - avail;
+	       vkvi_swap_evict_room(c, need - avail, clock) >= need - avail;
 }
 
 /* Mark the request's slots (reclaim must not take from them); its need. */
@@ -336,21 +337,21 @@ static size_t mark_request(struct vkv_cache *c, const uint32_t *slots,
 		if (saved && c->sw[slots[i]].tier != VKV_TIER_DEVICE &&
 		    c->slots[slots[i]].len > t)
 			t = c->slots[slots[i]].len;
-		need += backing_need(c, slots[i], t);
+		need += vkvi_backing_need(c, slots[i], t);
 	}
 	return need;
 }
 
-bool backing_fits(struct vkv_cache *c, const uint32_t *slots,
-		  const uint32_t *tokens, uint32_t n, uint64_t clock)
+bool vkvi_backing_fits(struct vkv_cache *c, const uint32_t *slots,
+		       const uint32_t *tokens, uint32_t n, uint64_t clock)
 {
 	size_t need = mark_request(c, slots, tokens, n, true);
 
-	return !need || backing_room(c, need, clock);
+	return !need || vkvi_backing_room(c, need, clock);
 }
 
-int backing_grow(struct vkv_cache *c, const uint32_t *slots,
-		 const uint32_t *tokens, uint32_t n)
+int vkvi_backing_grow(struct vkv_cache *c, const uint32_t *slots,
+		      const uint32_t *tokens, uint32_t n)
 {
 	size_t need = mark_request(c, slots, tokens, n, false);
 	vkv_handle_t *pages;
@@ -358,7 +359,7 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 
 	if (!need)
 		return 0;
-	if (!backing_room(c, need, c->use_clock)) {
+	if (!vkvi_backing_room(c, need, c->use_clock)) {
 		vkv_add(&c->cnt.enomem, 1);
 		return -ENOMEM;
 	}
@@ -371,13 +372,13 @@ int backing_grow(struct vkv_cache *c, const uint32_t *slots,
 		if (ret == -ENOMEM)
 			vkv_add(&c->cnt.enomem, 1);
 	} else {
-		ret = backing_map(c, slots, tokens, n, pages, need);
+		ret = vkvi_backing_map(c, slots, tokens, n, pages, need);
 	}
 	free(pages);
 	return ret;
 }
 
-int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
+int vkvi_backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
 {
 	struct vkv_slot *s = &c->slots[slot];
 	size_t n;
@@ -390,17 +391,17 @@ int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
 	ret = unmap_tail(c, slot, keep, c->shrink_buf);
 	if (ret)
 		return ret;
-	vkv_pool_put(&c->pool, c->shrink_buf, n);
+	vkvi_pool_put(&c->pool, c->shrink_buf, n);
 	return (int)n;
 }
 
-void backing_drop_all(struct vkv_cache *c)
+void vkvi_backing_drop_all(struct vkv_cache *c)
 {
 	/* Unmapped pages go to the pool, which releases them at its end. */
 	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
 		struct vkv_slot *s = &c->slots[i];
 
 		if (s->npages)
-			backing_shrink(c, i, 0);
+			vkvi_backing_shrink(c, i, 0);
 	}
 }

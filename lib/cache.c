@@ -51,15 +51,16 @@ static int dtype_init(struct vkv_geometry *g)
 	if (g->dtype == VKV_DTYPE_UNSPECIFIED)
 		return 0;
 	if (!size) {
-		vkv_config_seterr("geometry: unknown dtype %d", (int)g->dtype);
+		vkvi_config_seterr("geometry: unknown dtype %d", (int)g->dtype);
 		return -EINVAL;
 	}
 	if (!g->elem_size) {
 		g->elem_size = size;
 	} else if (g->elem_size != size) {
-		vkv_config_seterr("geometry: elem_size %u contradicts dtype %d "
-				  "(%u bytes)",
-				  g->elem_size, (int)g->dtype, size);
+		vkvi_config_seterr(
+			"geometry: elem_size %u contradicts dtype %d "
+			"(%u bytes)",
+			g->elem_size, (int)g->dtype, size);
 		return -EINVAL;
 	}
 	return 0;
@@ -72,13 +73,13 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 
 	if (!g->layers || !g->kv_heads || !g->head_dim || !g->elem_size ||
 	    !g->max_seqs || !g->max_tokens) {
-		vkv_config_seterr("geometry: every field must be non-zero");
+		vkvi_config_seterr("geometry: every field must be non-zero");
 		return -EINVAL;
 	}
 	/* Oversized fields are -EOVERFLOW, like an oversized product below. */
 	if (g->max_seqs > (1u << 30)) {
-		vkv_config_seterr("geometry: max_seqs %u is too large",
-				  g->max_seqs);
+		vkvi_config_seterr("geometry: max_seqs %u is too large",
+				   g->max_seqs);
 		return -EOVERFLOW;
 	}
 	switch (g->layout) {
@@ -92,19 +93,20 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 		c->ntensors = 1;
 		break;
 	default:
-		vkv_config_seterr("geometry: unknown layout %d",
-				  (int)g->layout);
+		vkvi_config_seterr("geometry: unknown layout %d",
+				   (int)g->layout);
 		return -EINVAL;
 	}
 	if (g->layers > (1u << 20)) {
-		vkv_config_seterr("geometry: %u layers is too many", g->layers);
+		vkvi_config_seterr("geometry: %u layers is too many",
+				   g->layers);
 		return -EOVERFLOW;
 	}
 	if (!mul_ok(g->kv_heads, g->head_dim, &row) ||
 	    !mul_ok(row, g->elem_size, &row) ||
 	    !mul_ok(row, (uint64_t)2 * g->layers / c->ntensors, &stride) ||
 	    !mul_ok(stride, g->max_tokens, &seg) || seg > VA_MAX) {
-		vkv_config_seterr(
+		vkvi_config_seterr(
 			"geometry: a sequence of %u tokens does not fit",
 			g->max_tokens);
 		return -EOVERFLOW;
@@ -112,7 +114,7 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 	seg = (seg + c->page_size - 1) & ~(uint64_t)(c->page_size - 1);
 	if (!mul_ok(seg, g->max_seqs, &tensor) ||
 	    !mul_ok(tensor, c->ntensors, &va) || va > VA_MAX) {
-		vkv_config_seterr(
+		vkvi_config_seterr(
 			"geometry: %u slots of %u tokens need more than "
 			"%llu bytes of address space",
 			g->max_seqs, g->max_tokens, (unsigned long long)VA_MAX);
@@ -158,7 +160,7 @@ static int slots_init(struct vkv_cache *c)
 
 static void cache_free(struct vkv_cache *c)
 {
-	swap_fini(c);
+	vkvi_swap_fini(c);
 	if (c->base)
 		c->be->ops->unreserve(c->be, c->base, c->va_size);
 	vkv_backend_destroy(c->be);
@@ -177,19 +179,19 @@ static void cache_free(struct vkv_cache *c)
 }
 
 /* The default versions of the public names; see abi.h. */
-__asm__(".symver vkv_cache_create_v03, vkv_cache_create@@VKV_0.3");
-__asm__(".symver vkv_cache_geometry_v03, vkv_cache_geometry@@VKV_0.3");
+__asm__(".symver vkvi_cache_create_v03, vkv_cache_create@@VKV_0.3");
+__asm__(".symver vkvi_cache_geometry_v03, vkv_cache_geometry@@VKV_0.3");
 
-VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
-				    const struct vkv_config *cfg,
-				    struct vkv_cache **out)
+VKV_EXPORT int vkvi_cache_create_v03(const struct vkv_geometry *geom,
+				     const struct vkv_config *cfg,
+				     struct vkv_cache **out)
 {
 	struct vkv_cache *c;
 	size_t budget, low, high;
 	int ret;
 
 	if (!geom || !out) {
-		vkv_config_seterr("geometry and out must not be NULL");
+		vkvi_config_seterr("geometry and out must not be NULL");
 		return -EINVAL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -205,7 +207,7 @@ VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
 		if (ret)
 			goto err;
 	}
-	ret = vkv_config_validate(&c->cfg);
+	ret = vkvi_config_validate(&c->cfg);
 	if (ret)
 		goto err;
 	c->geom = *geom;
@@ -216,17 +218,17 @@ VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
 	ret = layout_init(c, &c->geom);
 	if (ret)
 		goto err;
-	ret = vkv_backend_open(&c->cfg, &c->be);
+	ret = vkvi_backend_open(&c->cfg, &c->be);
 	if (ret) {
-		vkv_config_seterr("backend could not be opened: %s",
-				  vkv_strerror(ret));
+		vkvi_config_seterr("backend could not be opened: %s",
+				   vkv_strerror(ret));
 		goto err;
 	}
 	if (c->page_size % c->be->granularity) {
-		vkv_config_seterr("page_size %zu is not a multiple of the %s "
-				  "backend's granularity %zu",
-				  c->page_size, c->be->ops->name,
-				  c->be->granularity);
+		vkvi_config_seterr("page_size %zu is not a multiple of the %s "
+				   "backend's granularity %zu",
+				   c->page_size, c->be->ops->name,
+				   c->be->granularity);
 		ret = -EINVAL;
 		goto err;
 	}
@@ -239,14 +241,15 @@ VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
 		ret = -ENOMEM;
 		goto err;
 	}
-	ret = swap_init(c);
+	ret = vkvi_swap_init(c);
 	if (ret)
 		goto err;
 	ret = c->be->ops->reserve(c->be, c->va_size, &c->base);
 	if (ret) {
 		c->base = 0;
-		vkv_config_seterr("reserving %zu bytes of address space failed",
-				  c->va_size);
+		vkvi_config_seterr(
+			"reserving %zu bytes of address space failed",
+			c->va_size);
 		goto err;
 	}
 	/* Without a budget the device's memory is the cap. */
@@ -254,12 +257,13 @@ VKV_EXPORT int vkv_cache_create_v03(const struct vkv_geometry *geom,
 	budget /= c->page_size;
 	low = c->cfg.pool_low / c->page_size;
 	high = c->cfg.pool_high / c->page_size;
-	ret = vkv_pool_init(&c->pool, c->be, c->page_size, budget, low, high);
+	ret = vkvi_pool_init(&c->pool, c->be, c->page_size, budget, low, high);
 	if (ret)
 		goto err;
-	vkv_log(&c->cfg, VKV_LOG_DEBUG,
-		"vkv: cache of %u slots x %u tokens, %zu bytes reserved on %s",
-		geom->max_seqs, geom->max_tokens, c->va_size, c->be->ops->name);
+	vkvi_log(&c->cfg, VKV_LOG_DEBUG,
+		 "vkv: cache of %u slots x %u tokens, %zu bytes reserved on %s",
+		 geom->max_seqs, geom->max_tokens, c->va_size,
+		 c->be->ops->name);
 	*out = c;
 	return 0;
 err:
@@ -271,17 +275,17 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 {
 	if (!c)
 		return;
-	cache_enter(c, ENTER_CALL);
-	cache_leave(c);
-	step_worker_stop(c);
-	swap_fini(c);
-	backing_drop_all(c);
-	vkv_pool_fini(&c->pool);
+	vkvi_cache_enter(c, ENTER_CALL);
+	vkvi_cache_leave(c);
+	vkvi_step_worker_stop(c);
+	vkvi_swap_fini(c);
+	vkvi_backing_drop_all(c);
+	vkvi_pool_fini(&c->pool);
 	cache_free(c);
 }
 
-VKV_EXPORT int vkv_cache_geometry_v03(const struct vkv_cache *c,
-				      struct vkv_geometry *out)
+VKV_EXPORT int vkvi_cache_geometry_v03(const struct vkv_cache *c,
+				       struct vkv_geometry *out)
 {
 	if (!c || !out)
 		return -EINVAL;
@@ -378,20 +382,20 @@ VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
 	s->swap_out_bytes = vkv_load(&k->swap_out_bytes);
 	s->swap_in_bytes = vkv_load(&k->swap_in_bytes);
 	if (c->host) {
-		struct vkv_host_tier_counters hc;
+		struct vkvi_host_tier_counters hc;
 
-		vkv_host_tier_counters(c->host, &hc);
+		vkvi_host_tier_counters(c->host, &hc);
 		/* Chunks the module paged out are on disk. */
 		s->host_tier_bytes = hc.used_bytes - hc.paged_bytes;
 		s->disk_tier_bytes = hc.paged_bytes;
 	}
 	if (c->disk) {
-		struct vkv_disk_counters dc;
+		struct vkvi_disk_counters dc;
 
-		vkv_disk_counters(c->disk, &dc);
+		vkvi_disk_counters(c->disk, &dc);
 		s->disk_tier_bytes += dc.slots_used * dc.chunk;
 	}
-	vkv_hist_read(&k->map_lat, &s->map_lat);
-	vkv_hist_read(&k->step_lat, &s->step_lat);
+	vkvi_hist_read(&k->map_lat, &s->map_lat);
+	vkvi_hist_read(&k->step_lat, &s->step_lat);
 	return 0;
 }

@@ -114,7 +114,7 @@ struct vkv_cache {
 	bool broken; /* a rollback failed: the backend state is unknown */
 
 	/*
-	 * Pages being unmapped by backing_shrink, between an unmap and a put
+	 * Pages being unmapped by vkvi_backing_shrink, between an unmap and a put
 	 * to the pool with the lock held: never across a dropped lock.
 	 */
 	vkv_handle_t *shrink_buf;
@@ -136,7 +136,7 @@ struct vkv_cache {
 
 	/*
 	 * lock guards everything above. Every thread that touches the cache
-	 * takes it through cache_enter() (see there for the order), and holds
+	 * takes it through vkvi_cache_enter() (see there for the order), and holds
 	 * it for a whole operation; the only places it is dropped mid-way are
 	 * a wait for a slot's swap, taken before the operation gathers
 	 * anything, and the swap worker's copy, which touches only its busy
@@ -154,7 +154,7 @@ struct vkv_cache {
 	uint32_t job_n;
 	uint32_t *job_slots, *job_lens;
 	vkv_handle_t *la_pages; /* the look-ahead's pages, lock held */
-	uint64_t entering; /* atomic: threads in cache_enter(); the
+	uint64_t entering; /* atomic: threads in vkvi_cache_enter(); the
 			    * look-ahead gives way to them */
 
 	struct cache_counters cnt;
@@ -207,7 +207,7 @@ static inline void slot_set_len(struct vkv_cache *c, struct vkv_slot *s,
 	s->len = len;
 }
 
-/* Who enters the cache; see cache_enter(). */
+/* Who enters the cache; see vkvi_cache_enter(). */
 enum cache_who {
 	ENTER_CALL, /* a call of the scheduler's */
 	ENTER_STEP, /* the step worker, to run the queued step */
@@ -222,13 +222,13 @@ enum cache_who {
  * workers are not, since the queued step may be waiting for the swap
  * worker (a step waits for the swaps of its batch).
  */
-void cache_enter(struct vkv_cache *c, enum cache_who who);
-void cache_leave(struct vkv_cache *c);
+void vkvi_cache_enter(struct vkv_cache *c, enum cache_who who);
+void vkvi_cache_leave(struct vkv_cache *c);
 
 /* Closed-slot bookkeeping (seq.c). */
-void lru_remove(struct vkv_cache *c, int32_t slot);
-void lru_push_tail(struct vkv_cache *c, int32_t slot);
-void empty_push(struct vkv_cache *c, int32_t slot);
+void vkvi_lru_remove(struct vkv_cache *c, int32_t slot);
+void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot);
+void vkvi_empty_push(struct vkv_cache *c, int32_t slot);
 
 /*
  * backing.c: back the slots in @slots[0..n) up to @tokens[i] tokens each.
@@ -236,25 +236,26 @@ void empty_push(struct vkv_cache *c, int32_t slot);
  * then closed slots (coldest first), then the unused tail of open slots
  * not in the request.
  */
-int backing_grow(struct vkv_cache *c, const uint32_t *slots,
-		 const uint32_t *tokens, uint32_t n);
+int vkvi_backing_grow(struct vkv_cache *c, const uint32_t *slots,
+		      const uint32_t *tokens, uint32_t n);
 
 /* Pages @slot needs, over all its segments, to hold @tokens. */
-size_t backing_need(const struct vkv_cache *c, uint32_t slot, uint32_t tokens);
+size_t vkvi_backing_need(const struct vkv_cache *c, uint32_t slot,
+			 uint32_t tokens);
 
 /*
  * Map @npages pages the caller took from the pool (exactly what the
  * request needs) under the slots; on failure they go back to the pool.
  */
-int backing_map(struct vkv_cache *c, const uint32_t *slots,
-		const uint32_t *tokens, uint32_t n, const vkv_handle_t *pages,
-		size_t npages);
+int vkvi_backing_map(struct vkv_cache *c, const uint32_t *slots,
+		     const uint32_t *tokens, uint32_t n,
+		     const vkv_handle_t *pages, size_t npages);
 
 /* Unmap @slot's pages beyond @keep per segment and return them to the pool. */
-int backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
+int vkvi_backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
 
 /* Release everything mapped, at destroy. */
-void backing_drop_all(struct vkv_cache *c);
+void vkvi_backing_drop_all(struct vkv_cache *c);
 
 /*
  * Could @need more pages be had for the request whose slots are marked,
@@ -263,7 +264,7 @@ void backing_drop_all(struct vkv_cache *c);
  * -ENOMEM before anything is touched, and answers vkv_step_fits(). Lock
  * held.
  */
-bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
+bool vkvi_backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
 
 /*
  * Mark the request (@slots[0..n) to @tokens[i]) and say whether all of it
@@ -271,37 +272,37 @@ bool backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
  * check of a whole step or reserve, swap-ins included, before any of it is
  * done. Lock held.
  */
-bool backing_fits(struct vkv_cache *c, const uint32_t *slots,
-		  const uint32_t *tokens, uint32_t n, uint64_t clock);
+bool vkvi_backing_fits(struct vkv_cache *c, const uint32_t *slots,
+		       const uint32_t *tokens, uint32_t n, uint64_t clock);
 
 /* tiers.c: open the tiers the config asks for; close them (lock not held) */
-int tiers_open(struct vkv_cache *c);
-void tiers_close(struct vkv_cache *c);
+int vkvi_tiers_open(struct vkv_cache *c);
+void vkvi_tiers_close(struct vkv_cache *c);
 
 /* swap.c */
-int swap_init(struct vkv_cache *c);
-void swap_fini(struct vkv_cache *c);
+int vkvi_swap_init(struct vkv_cache *c);
+void vkvi_swap_fini(struct vkv_cache *c);
 /*
  * Wait while @slot is being swapped; lock held, and dropped while waiting:
  * call it before gathering anything.
  */
-void swap_wait_idle(struct vkv_cache *c, uint32_t slot);
+void vkvi_swap_wait_idle(struct vkv_cache *c, uint32_t slot);
 /* Bring @slot back synchronously if it is swapped out; lock held. */
-int swap_in_now(struct vkv_cache *c, uint32_t slot);
+int vkvi_swap_in_now(struct vkv_cache *c, uint32_t slot);
 /* Give up what a closing slot holds in the tiers; lock held. */
-void swap_forget(struct vkv_cache *c, uint32_t slot);
+void vkvi_swap_forget(struct vkv_cache *c, uint32_t slot);
 /*
  * Evict idle sequences per the policy until about @want pages are free;
  * only ever called within a call of the scheduler's (or the step it
  * queued), never by the swap worker.
  */
-long swap_evict(struct vkv_cache *c, size_t want);
+long vkvi_swap_evict(struct vkv_cache *c, size_t want);
 /*
- * Pages (of their lengths) that swap_evict() would free for @want, in the
+ * Pages (of their lengths) that vkvi_swap_evict() would free for @want, in the
  * policy's order, stopping where it would stop: at the first victim the
  * tiers cannot take. Changes nothing.
  */
-uint64_t swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock);
+uint64_t vkvi_swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock);
 /* Could eviction free pages at all? */
 static inline bool swap_can_evict(const struct vkv_cache *c)
 {
@@ -354,6 +355,6 @@ static inline bool slot_victim(const struct vkv_cache *c, uint32_t slot,
 }
 
 /* step.c: stop and join the step worker, at destroy. */
-void step_worker_stop(struct vkv_cache *c);
+void vkvi_step_worker_stop(struct vkv_cache *c);
 
 #endif /* VKV_CACHE_H */

@@ -11,17 +11,17 @@
 
 #include "abi.h"
 
-__asm__(".symver vkv_cache_create_v01, vkv_cache_create@VKV_0.1");
-__asm__(".symver vkv_cache_geometry_v01, vkv_cache_geometry@VKV_0.1");
+__asm__(".symver vkvi_cache_create_v01, vkv_cache_create@VKV_0.1");
+__asm__(".symver vkvi_cache_geometry_v01, vkv_cache_geometry@VKV_0.1");
 
-VKV_EXPORT int vkv_cache_create_v01(const struct vkv_geometry_v01 *geom,
-				    const struct vkv_config *cfg,
-				    struct vkv_cache **out)
+VKV_EXPORT int vkvi_cache_create_v01(const struct vkv_geometry_v01 *geom,
+				     const struct vkv_config *cfg,
+				     struct vkv_cache **out)
 {
 	struct vkv_geometry g;
 
 	if (!geom)
-		return vkv_cache_create_v03(NULL, cfg, out);
+		return vkvi_cache_create_v03(NULL, cfg, out);
 	memset(&g, 0, sizeof(g));
 	g.layers = geom->layers;
 	g.kv_heads = geom->kv_heads;
@@ -31,18 +31,18 @@ VKV_EXPORT int vkv_cache_create_v01(const struct vkv_geometry_v01 *geom,
 	g.max_tokens = geom->max_tokens;
 	g.layout = geom->layout;
 	g.dtype = VKV_DTYPE_UNSPECIFIED;
-	return vkv_cache_create_v03(&g, cfg, out);
+	return vkvi_cache_create_v03(&g, cfg, out);
 }
 
-VKV_EXPORT int vkv_cache_geometry_v01(const struct vkv_cache *c,
-				      struct vkv_geometry_v01 *out)
+VKV_EXPORT int vkvi_cache_geometry_v01(const struct vkv_cache *c,
+				       struct vkv_geometry_v01 *out)
 {
 	struct vkv_geometry g;
 	int ret;
 
 	if (!out)
 		return -EINVAL;
-	ret = vkv_cache_geometry_v03(c, &g);
+	ret = vkvi_cache_geometry_v03(c, &g);
 	if (ret)
 		return ret;
 	/* Only the old struct's bytes: the caller's is that short. */

@@ -23,7 +23,7 @@ VKV_EXPORT const char *vkv_config_error(void)
 	return config_err;
 }
 
-void vkv_config_seterr(const char *fmt, ...)
+void vkvi_config_seterr(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -32,7 +32,7 @@ void vkv_config_seterr(const char *fmt, ...)
 	va_end(ap);
 }
 
-void vkv_log(const struct vkv_config *cfg, int level, const char *fmt, ...)
+void vkvi_log(const struct vkv_config *cfg, int level, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -45,7 +45,7 @@ void vkv_log(const struct vkv_config *cfg, int level, const char *fmt, ...)
 	cfg->log_fn(cfg->log_arg, level, msg);
 }
 
-int vkv_parse_size(const char *s, size_t *out)
+int vkvi_parse_size(const char *s, size_t *out)
 {
 	unsigned long long v;
 	unsigned shift = 0;
@@ -180,7 +180,7 @@ static const struct env_var env_vars[] = {
 };
 
 /*
- * Ranges of the one-field checks vkv_config_validate() makes, applied to a
+ * Ranges of the one-field checks vkvi_config_validate() makes, applied to a
  * variable as it is read, so that a value create would refuse is refused
  * here, named, and leaves its field at the default.
  */
@@ -203,7 +203,7 @@ static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
 
 	switch (ev->kind) {
 	case ENV_SIZE:
-		err = vkv_parse_size(val, &sz);
+		err = vkvi_parse_size(val, &sz);
 		if (!err)
 			err = size_in_range(ev->off, sz);
 		if (!err)
@@ -270,69 +270,70 @@ VKV_EXPORT int vkv_config_init(struct vkv_config *cfg)
 		if (apply_env(cfg, &env_vars[i], val)) {
 			/* Keep going: the others still apply; report the first. */
 			if (!ret)
-				vkv_config_seterr("%s=\"%.64s\": expected %s",
-						  env_vars[i].name, val,
-						  env_vars[i].expect);
+				vkvi_config_seterr("%s=\"%.64s\": expected %s",
+						   env_vars[i].name, val,
+						   env_vars[i].expect);
 			ret = -EINVAL;
 		}
 	}
 	return ret;
 }
 
-int vkv_config_validate(const struct vkv_config *cfg)
+int vkvi_config_validate(const struct vkv_config *cfg)
 {
 	if (cfg->backend < VKV_BACKEND_AUTO ||
 	    cfg->backend > VKV_BACKEND_CUDA) {
-		vkv_config_seterr("backend %d: expected auto, host or cuda",
-				  (int)cfg->backend);
+		vkvi_config_seterr("backend %d: expected auto, host or cuda",
+				   (int)cfg->backend);
 		return -EINVAL;
 	}
 	if (!cfg->page_size || (cfg->page_size & (cfg->page_size - 1))) {
-		vkv_config_seterr("page_size %zu: expected a power of two",
-				  cfg->page_size);
+		vkvi_config_seterr("page_size %zu: expected a power of two",
+				   cfg->page_size);
 		return -EINVAL;
 	}
 	if (cfg->budget && cfg->budget < cfg->page_size) {
-		vkv_config_seterr("budget %zu is smaller than one page (%zu)",
-				  cfg->budget, cfg->page_size);
+		vkvi_config_seterr("budget %zu is smaller than one page (%zu)",
+				   cfg->budget, cfg->page_size);
 		return -EINVAL;
 	}
 	if (cfg->pool_low > cfg->pool_high) {
-		vkv_config_seterr("pool_low %zu is above pool_high %zu",
-				  cfg->pool_low, cfg->pool_high);
+		vkvi_config_seterr("pool_low %zu is above pool_high %zu",
+				   cfg->pool_low, cfg->pool_high);
 		return -EINVAL;
 	}
 	if (cfg->lookahead_tokens > UINT32_MAX) {
-		vkv_config_seterr("lookahead_tokens %zu is too large",
-				  cfg->lookahead_tokens);
+		vkvi_config_seterr("lookahead_tokens %zu is too large",
+				   cfg->lookahead_tokens);
 		return -EINVAL;
 	}
 	if (cfg->device < 0) {
-		vkv_config_seterr("device %d: expected >= 0", cfg->device);
+		vkvi_config_seterr("device %d: expected >= 0", cfg->device);
 		return -EINVAL;
 	}
 	if (cfg->numa_node < -1) {
-		vkv_config_seterr("numa_node %d: expected >= -1",
-				  cfg->numa_node);
+		vkvi_config_seterr("numa_node %d: expected >= -1",
+				   cfg->numa_node);
 		return -EINVAL;
 	}
 	if (cfg->swap_qdepth < 1 || cfg->swap_qdepth > 4096) {
-		vkv_config_seterr("swap_qdepth %u: expected 1 to 4096",
-				  cfg->swap_qdepth);
+		vkvi_config_seterr("swap_qdepth %u: expected 1 to 4096",
+				   cfg->swap_qdepth);
 		return -EINVAL;
 	}
 	if (cfg->evict < VKV_EVICT_NONE || cfg->evict > VKV_EVICT_PRIORITY) {
-		vkv_config_seterr("evict %d: expected none, lru or priority",
-				  cfg->evict);
+		vkvi_config_seterr("evict %d: expected none, lru or priority",
+				   cfg->evict);
 		return -EINVAL;
 	}
 	if (cfg->quantize < 0 || cfg->quantize > 1 || cfg->io_uring < 0 ||
 	    cfg->io_uring > 1) {
-		vkv_config_seterr("quantize and io_uring are 0 or 1");
+		vkvi_config_seterr("quantize and io_uring are 0 or 1");
 		return -EINVAL;
 	}
 	if (cfg->log_level < VKV_LOG_ERROR || cfg->log_level > VKV_LOG_DEBUG) {
-		vkv_config_seterr("log_level %d: expected 0-3", cfg->log_level);
+		vkvi_config_seterr("log_level %d: expected 0-3",
+				   cfg->log_level);
 		return -EINVAL;
 	}
 	return 0;

@@ -41,7 +41,7 @@ static inline uint64_t load_le64(const unsigned char *p)
 	return v;
 }
 
-uint32_t vkv_crc32c_sw(uint32_t crc, const void *buf, size_t len)
+uint32_t vkvi_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	uint32_t c = ~crc;
@@ -57,8 +57,10 @@ uint32_t vkv_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 		uint64_t v = load_le64(p) ^ c;
 
 		c = crc_tab[7][v & 0xff] ^ crc_tab[6][(v >> 8) & 0xff] ^
-		    crc_tab[5][(v >> 16) & 0xff] ^ crc_tab[4][(v >> 24) & 0xff] ^
-		    crc_tab[3][(v >> 32) & 0xff] ^ crc_tab[2][(v >> 40) & 0xff] ^
+		    crc_tab[5][(v >> 16) & 0xff] ^
+		    crc_tab[4][(v >> 24) & 0xff] ^
+		    crc_tab[3][(v >> 32) & 0xff] ^
+		    crc_tab[2][(v >> 40) & 0xff] ^
 		    crc_tab[1][(v >> 48) & 0xff] ^ crc_tab[0][v >> 56];
 		p += 8;
 		len -= 8;
@@ -118,7 +120,8 @@ static void shift_init(void)
 
 		for (int byte = 0; byte < 4; byte++)
 			for (uint32_t v = 0; v < 256; v++)
-				shift_tab[s][byte][v] = gf_mul(v << (8 * byte), op);
+				shift_tab[s][byte][v] =
+					gf_mul(v << (8 * byte), op);
 	}
 }
 
@@ -128,8 +131,8 @@ static inline uint32_t shift(int s, uint32_t c)
 	       shift_tab[s][2][(c >> 16) & 0xff] ^ shift_tab[s][3][c >> 24];
 }
 
-__attribute__((target("sse4.2")))
-static uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	uint64_t c = ~crc;
@@ -142,12 +145,15 @@ static uint32_t crc32c_hw(uint32_t crc, const void *buf, size_t len)
 		pthread_once(&shift_once, shift_init);
 		while (len >= 3 * HW_BLOCK) {
 			uint64_t c1 = 0, c2 = 0;
-			const unsigned char *p1 = p + HW_BLOCK, *p2 = p + 2 * HW_BLOCK;
+			const unsigned char *p1 = p + HW_BLOCK,
+					    *p2 = p + 2 * HW_BLOCK;
 
 			for (size_t i = 0; i < HW_BLOCK; i += 8) {
 				c = __builtin_ia32_crc32di(c, load_le64(p + i));
-				c1 = __builtin_ia32_crc32di(c1, load_le64(p1 + i));
-				c2 = __builtin_ia32_crc32di(c2, load_le64(p2 + i));
+				c1 = __builtin_ia32_crc32di(c1,
+							    load_le64(p1 + i));
+				c2 = __builtin_ia32_crc32di(c2,
+							    load_le64(p2 + i));
 			}
 			/* crc(a|b|d) from crc(a) ~ shifted past b and d. */
 			c = shift(1, (uint32_t)c) ^ shift(0, (uint32_t)c1) ^ c2;
@@ -182,27 +188,28 @@ static bool cpu_has_hw(void)
 #define VKV_CRC_HAVE_HW 0
 #endif
 
-bool vkv_crc32c_hw(void)
+bool vkvi_crc32c_hw(void)
 {
 #if VKV_CRC_HAVE_HW
-	return cpu_has_hw() && !__atomic_load_n(&crc_force_sw, __ATOMIC_RELAXED);
+	return cpu_has_hw() &&
+	       !__atomic_load_n(&crc_force_sw, __ATOMIC_RELAXED);
 #else
 	return false;
 #endif
 }
 
-void vkv_crc32c_force_table(bool on)
+void vkvi_crc32c_force_table(bool on)
 {
 	__atomic_store_n(&crc_force_sw, on ? 1 : 0, __ATOMIC_RELAXED);
 }
 
-uint32_t vkv_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t vkvi_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	if (!buf || !len)
 		return crc;
 #if VKV_CRC_HAVE_HW
-	if (vkv_crc32c_hw())
+	if (vkvi_crc32c_hw())
 		return crc32c_hw(crc, buf, len);
 #endif
-	return vkv_crc32c_sw(crc, buf, len);
+	return vkvi_crc32c_sw(crc, buf, len);
 }

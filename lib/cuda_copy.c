@@ -103,7 +103,7 @@ static int copy_staged(struct cuda_backend *cb, char *dst, const char *src,
 	return 0;
 fail:
 	f->streamSynchronize(cb->stream);
-	return cuda_fail(cb, what, r);
+	return vkvi_cuda_fail(cb, what, r);
 }
 
 /*
@@ -136,7 +136,7 @@ static int copy_direct(struct cuda_backend *cb, char *dst, const char *src,
 	if (!r)
 		return 0;
 	f->streamSynchronize(cb->stream);
-	return cuda_fail(cb, what, r);
+	return vkvi_cuda_fail(cb, what, r);
 }
 
 /* Index of the last range whose base is <= @a, or nregs if none; reg_lock. */
@@ -169,8 +169,8 @@ static bool reg_covers(const struct cuda_backend *cb, const void *p,
 	       size <= cb->regs[i].len - (a - cb->regs[i].base);
 }
 
-int cuda_copy(struct vkv_backend *be, void *dst, const void *src, size_t size,
-	      enum vkv_copy_dir dir)
+int vkvi_cuda_copy(struct vkv_backend *be, void *dst, const void *src,
+		   size_t size, enum vkv_copy_dir dir)
 {
 	struct cuda_backend *cb = to_cuda(be);
 	bool pushed, direct;
@@ -182,7 +182,7 @@ int cuda_copy(struct vkv_backend *be, void *dst, const void *src, size_t size,
 	    (dir != VKV_COPY_TO_HOST && dir != VKV_COPY_FROM_HOST))
 		return -EINVAL;
 	pthread_mutex_lock(&cb->copy_lock);
-	ret = cuda_ctx_enter(cb, &pushed);
+	ret = vkvi_cuda_ctx_enter(cb, &pushed);
 	if (!ret) {
 		pthread_rwlock_rdlock(&cb->reg_lock);
 		direct = reg_covers(cb, dir == VKV_COPY_TO_HOST ? dst : src,
@@ -192,7 +192,7 @@ int cuda_copy(struct vkv_backend *be, void *dst, const void *src, size_t size,
 		pthread_rwlock_unlock(&cb->reg_lock);
 		if (!direct)
 			ret = copy_staged(cb, dst, src, size, dir);
-		cuda_ctx_leave(cb, pushed);
+		vkvi_cuda_ctx_leave(cb, pushed);
 	}
 	pthread_mutex_unlock(&cb->copy_lock);
 	return ret;
@@ -207,7 +207,7 @@ int cuda_copy(struct vkv_backend *be, void *dst, const void *src, size_t size,
  * mapping every slab would only use up device address space. Not
  * READ_ONLY: swap-out writes here. Not IOMEMORY: this is RAM.
  */
-int cuda_host_register(struct vkv_backend *be, void *p, size_t len)
+int vkvi_cuda_host_register(struct vkv_backend *be, void *p, size_t len)
 {
 	struct cuda_backend *cb = to_cuda(be);
 	uintptr_t a = (uintptr_t)p;
@@ -253,7 +253,7 @@ int cuda_host_register(struct vkv_backend *be, void *p, size_t len)
  * its DMA. A range the driver no longer knows (-ENOENT) leaves the table
  * too; any other failure keeps it, registered as before.
  */
-int cuda_host_unregister(struct vkv_backend *be, void *p)
+int vkvi_cuda_host_unregister(struct vkv_backend *be, void *p)
 {
 	struct cuda_backend *cb = to_cuda(be);
 	size_t i;
@@ -325,12 +325,12 @@ static void place_staging(struct cuda_backend *cb)
 	mask[node / (8 * sizeof(long))] = 1ul << (node % (8 * sizeof(long)));
 	if (mbind(cb->staging, NSTAGE * STAGE_SIZE, MPOL_PREFERRED, mask,
 		  sizeof(mask) * 8, 0))
-		vkv_log(cfg, VKV_LOG_DEBUG,
-			"vkv: cuda: staging on node %d: mbind: %s", node,
-			strerror(errno));
+		vkvi_log(cfg, VKV_LOG_DEBUG,
+			 "vkv: cuda: staging on node %d: mbind: %s", node,
+			 strerror(errno));
 }
 
-int cuda_copy_open(struct cuda_backend *cb)
+int vkvi_cuda_copy_open(struct cuda_backend *cb)
 {
 	const struct cuda_fns *f = &cb->f;
 	cudrv_result r;
@@ -340,13 +340,13 @@ int cuda_copy_open(struct cuda_backend *cb)
 	r = f->streamCreate(&cb->stream, CUDRV_STREAM_NON_BLOCKING);
 	if (r) {
 		cb->stream = NULL;
-		return cuda_fail(cb, "cuStreamCreate", r);
+		return vkvi_cuda_fail(cb, "cuStreamCreate", r);
 	}
 	for (k = 0; k < NSTAGE; k++) {
 		r = f->eventCreate(&cb->ev[k], CUDRV_EVENT_DISABLE_TIMING);
 		if (r) {
 			cb->ev[k] = NULL;
-			return cuda_fail(cb, "cuEventCreate", r);
+			return vkvi_cuda_fail(cb, "cuEventCreate", r);
 		}
 	}
 	cb->staging = mmap(NULL, NSTAGE * STAGE_SIZE, PROT_READ | PROT_WRITE,
@@ -359,12 +359,12 @@ int cuda_copy_open(struct cuda_backend *cb)
 	r = f->memHostRegister(cb->staging, NSTAGE * STAGE_SIZE,
 			       CUDRV_MEMHOSTREGISTER_PORTABLE);
 	if (r)
-		return cuda_fail(cb, "cuMemHostRegister", r);
+		return vkvi_cuda_fail(cb, "cuMemHostRegister", r);
 	cb->staging_pinned = true;
 	return 0;
 }
 
-void cuda_copy_close(struct cuda_backend *cb, bool in_ctx)
+void vkvi_cuda_copy_close(struct cuda_backend *cb, bool in_ctx)
 {
 	const struct cuda_fns *f = &cb->f;
 	size_t i;

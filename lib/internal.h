@@ -50,22 +50,22 @@ static inline uint64_t vkv_now_ns(void)
 }
 
 /* Record one sample; lock-free so that the workers and readers never wait. */
-void vkv_hist_add(struct vkv_hist *h, uint64_t ns);
+void vkvi_hist_add(struct vkv_hist *h, uint64_t ns);
 /* Copy @src into @dst field by field with atomic loads. */
-void vkv_hist_read(const struct vkv_hist *src, struct vkv_hist *dst);
+void vkvi_hist_read(const struct vkv_hist *src, struct vkv_hist *dst);
 
 /* Logging through the caller's callback, if any, at or below its level. */
-void vkv_log(const struct vkv_config *cfg, int level, const char *fmt, ...)
+void vkvi_log(const struct vkv_config *cfg, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Record why a configuration was refused, for vkv_config_error(). */
-void vkv_config_seterr(const char *fmt, ...)
+void vkvi_config_seterr(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
 /* Validate a whole configuration; -EINVAL with the reason recorded. */
-int vkv_config_validate(const struct vkv_config *cfg);
+int vkvi_config_validate(const struct vkv_config *cfg);
 
 /* Parse "123", "64K", "2M", "8G", "1T" (binary units); -EINVAL if not. */
-int vkv_parse_size(const char *s, size_t *out);
+int vkvi_parse_size(const char *s, size_t *out);
 
 #endif /* VKV_INTERNAL_H */

@@ -24,7 +24,7 @@ static int kmod_ioctl(struct vkv_kmod *km, unsigned long cmd, void *arg)
 	return r < 0 ? -errno : 0;
 }
 
-int vkv_kmod_open(struct vkv_kmod *km, const char *path)
+int vkvi_kmod_open(struct vkv_kmod *km, const char *path)
 {
 	struct vkv_version v;
 	int fd, r;
@@ -41,7 +41,7 @@ int vkv_kmod_open(struct vkv_kmod *km, const char *path)
 	memset(&v, 0, sizeof(v));
 	r = kmod_ioctl(km, VKV_IOC_GET_VERSION, &v);
 	if (r == -ENOTTY || r == -EINVAL)
-		r = -EPROTO;	/* not vkv, or a module without GET_VERSION */
+		r = -EPROTO; /* not vkv, or a module without GET_VERSION */
 	else if (!r && v.major != VKV_ABI_MAJOR)
 		r = -EPROTO;
 	if (r) {
@@ -54,7 +54,7 @@ int vkv_kmod_open(struct vkv_kmod *km, const char *path)
 	return 0;
 }
 
-void vkv_kmod_close(struct vkv_kmod *km)
+void vkvi_kmod_close(struct vkv_kmod *km)
 {
 	if (!km)
 		return;
@@ -67,8 +67,8 @@ void vkv_kmod_close(struct vkv_kmod *km)
 	km->node = -1;
 }
 
-int vkv_kmod_pool_create(struct vkv_kmod *km, uint64_t size,
-			 uint32_t chunk_size, int node)
+int vkvi_kmod_pool_create(struct vkv_kmod *km, uint64_t size,
+			  uint32_t chunk_size, int node)
 {
 	struct vkv_pool_create pc;
 	int r;
@@ -88,7 +88,7 @@ int vkv_kmod_pool_create(struct vkv_kmod *km, uint64_t size,
 	return 0;
 }
 
-int vkv_kmod_map(struct vkv_kmod *km, void **addr)
+int vkvi_kmod_map(struct vkv_kmod *km, void **addr)
 {
 	void *p;
 
@@ -97,8 +97,8 @@ int vkv_kmod_map(struct vkv_kmod *km, void **addr)
 	if (!km->pool_size)
 		return -ENXIO;
 	if (!km->base) {
-		p = mmap(NULL, km->pool_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 km->fd, 0);
+		p = mmap(NULL, km->pool_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, km->fd, 0);
 		if (p == MAP_FAILED)
 			return -errno;
 		km->base = p;
@@ -108,7 +108,7 @@ int vkv_kmod_map(struct vkv_kmod *km, void **addr)
 	return 0;
 }
 
-int vkv_kmod_pool_info(struct vkv_kmod *km, struct vkv_pool_info *info)
+int vkvi_kmod_pool_info(struct vkv_kmod *km, struct vkv_pool_info *info)
 {
 	if (!info)
 		return -EINVAL;
@@ -116,8 +116,8 @@ int vkv_kmod_pool_info(struct vkv_kmod *km, struct vkv_pool_info *info)
 	return kmod_ioctl(km, VKV_IOC_POOL_INFO, info);
 }
 
-int vkv_kmod_set_backing(struct vkv_kmod *km, int fd, uint64_t offset,
-			 uint32_t flags)
+int vkvi_kmod_set_backing(struct vkv_kmod *km, int fd, uint64_t offset,
+			  uint32_t flags)
 {
 	struct vkv_backing b;
 
@@ -146,26 +146,26 @@ static int kmod_range(struct vkv_kmod *km, unsigned long cmd, uint64_t offset,
 	return ret;
 }
 
-int vkv_kmod_swap_out(struct vkv_kmod *km, uint64_t offset, uint64_t length,
-		      uint64_t *done)
+int vkvi_kmod_swap_out(struct vkv_kmod *km, uint64_t offset, uint64_t length,
+		       uint64_t *done)
 {
 	return kmod_range(km, VKV_IOC_SWAP_OUT, offset, length, done);
 }
 
-int vkv_kmod_prefetch(struct vkv_kmod *km, uint64_t offset, uint64_t length,
-		      uint64_t *done)
+int vkvi_kmod_prefetch(struct vkv_kmod *km, uint64_t offset, uint64_t length,
+		       uint64_t *done)
 {
 	return kmod_range(km, VKV_IOC_PREFETCH, offset, length, done);
 }
 
-int vkv_kmod_discard(struct vkv_kmod *km, uint64_t offset, uint64_t length,
-		     uint64_t *done)
+int vkvi_kmod_discard(struct vkv_kmod *km, uint64_t offset, uint64_t length,
+		      uint64_t *done)
 {
 	return kmod_range(km, VKV_IOC_DISCARD, offset, length, done);
 }
 
-int vkv_kmod_pin(struct vkv_kmod *km, const void *addr, size_t length,
-		 int writable, uint64_t *handle)
+int vkvi_kmod_pin(struct vkv_kmod *km, const void *addr, size_t length,
+		  int writable, uint64_t *handle)
 {
 	struct vkv_pin p;
 	int r;
@@ -182,7 +182,7 @@ int vkv_kmod_pin(struct vkv_kmod *km, const void *addr, size_t length,
 	return r;
 }
 
-int vkv_kmod_unpin(struct vkv_kmod *km, uint64_t handle)
+int vkvi_kmod_unpin(struct vkv_kmod *km, uint64_t handle)
 {
 	struct vkv_unpin u;
 

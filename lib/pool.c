@@ -106,8 +106,8 @@ static void *pool_worker(void *arg)
 	return NULL;
 }
 
-int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be, size_t page_size,
-		  size_t budget, size_t low, size_t high)
+int vkvi_pool_init(struct vkv_pool *p, struct vkv_backend *be, size_t page_size,
+		   size_t budget, size_t low, size_t high)
 {
 	int ret;
 
@@ -157,7 +157,7 @@ err:
 	return ret;
 }
 
-void vkv_pool_fini(struct vkv_pool *p)
+void vkvi_pool_fini(struct vkv_pool *p)
 {
 	if (p->worker_started) {
 		pthread_mutex_lock(&p->lock);
@@ -180,7 +180,8 @@ void vkv_pool_fini(struct vkv_pool *p)
 	pthread_mutex_destroy(&p->lock);
 }
 
-long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n, bool create)
+long vkvi_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
+		    bool create)
 {
 	size_t got = 0;
 	int err = 0;
@@ -216,7 +217,7 @@ long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n, bool create)
 	return (long)got;
 }
 
-void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n)
+void vkvi_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n)
 {
 	size_t i = 0, nrel = 0;
 	const vkv_handle_t *rel = NULL;
@@ -241,7 +242,7 @@ void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n)
 	}
 }
 
-void vkv_pool_want(struct vkv_pool *p, size_t n)
+void vkvi_pool_want(struct vkv_pool *p, size_t n)
 {
 	pthread_mutex_lock(&p->lock);
 	if (n > p->budget)
@@ -253,12 +254,12 @@ void vkv_pool_want(struct vkv_pool *p, size_t n)
 	pthread_mutex_unlock(&p->lock);
 }
 
-size_t vkv_pool_free(struct vkv_pool *p)
+size_t vkvi_pool_free(struct vkv_pool *p)
 {
 	return vkv_load(&p->cnt.free);
 }
 
-size_t vkv_pool_budget_left(struct vkv_pool *p)
+size_t vkvi_pool_budget_left(struct vkv_pool *p)
 {
 	size_t left;
 

@@ -46,41 +46,41 @@ struct vkv_pool {
 };
 
 /*
- * vkv_pool_init - set up a pool of @page_size pages capped at @budget pages
+ * vkvi_pool_init - set up a pool of @page_size pages capped at @budget pages
  * (0: none). Starts the refill worker when @low > 0.
  */
-int vkv_pool_init(struct vkv_pool *p, struct vkv_backend *be, size_t page_size,
-		  size_t budget, size_t low, size_t high);
+int vkvi_pool_init(struct vkv_pool *p, struct vkv_backend *be, size_t page_size,
+		   size_t budget, size_t low, size_t high);
 
-/* vkv_pool_fini - stop the worker and release every free page. */
-void vkv_pool_fini(struct vkv_pool *p);
+/* vkvi_pool_fini - stop the worker and release every free page. */
+void vkvi_pool_fini(struct vkv_pool *p);
 
 /*
- * vkv_pool_take - take up to @n pages into @out: free ones first, then, if
+ * vkvi_pool_take - take up to @n pages into @out: free ones first, then, if
  * @create, new ones on the caller's thread within the budget. Returns how
  * many it took (maybe fewer than @n), or a negative errno if it took none
  * because the backend failed.
  */
-long vkv_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
-		   bool create);
+long vkvi_pool_take(struct vkv_pool *p, vkv_handle_t *out, size_t n,
+		    bool create);
 
 /*
- * vkv_pool_put - give back @n pages. Above the high watermark the surplus
+ * vkvi_pool_put - give back @n pages. Above the high watermark the surplus
  * is released to the backend.
  */
-void vkv_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n);
+void vkvi_pool_put(struct vkv_pool *p, const vkv_handle_t *h, size_t n);
 
 /*
- * vkv_pool_want - ask the worker to have @n more free pages ready than there
+ * vkvi_pool_want - ask the worker to have @n more free pages ready than there
  * are now (beyond the high watermark if need be), without waiting: the
  * look-ahead's way to get pages created off the scheduler's path.
  */
-void vkv_pool_want(struct vkv_pool *p, size_t n);
+void vkvi_pool_want(struct vkv_pool *p, size_t n);
 
-/* vkv_pool_free - free pages now (a snapshot). */
-size_t vkv_pool_free(struct vkv_pool *p);
+/* vkvi_pool_free - free pages now (a snapshot). */
+size_t vkvi_pool_free(struct vkv_pool *p);
 
-/* vkv_pool_budget_left - pages that may still be created. */
-size_t vkv_pool_budget_left(struct vkv_pool *p);
+/* vkvi_pool_budget_left - pages that may still be created. */
+size_t vkvi_pool_budget_left(struct vkv_pool *p);
 
 #endif /* VKV_POOL_H */

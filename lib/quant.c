@@ -93,19 +93,19 @@ ALWAYS_INLINE uint16_t f2b(float f)
 	return (uint16_t)r;
 }
 
-float vkv_f16_to_f32(uint16_t h)
+float vkvi_f16_to_f32(uint16_t h)
 {
 	return h2f(h);
 }
-uint16_t vkv_f32_to_f16(float f)
+uint16_t vkvi_f32_to_f16(float f)
 {
 	return f2h(f);
 }
-float vkv_bf16_to_f32(uint16_t h)
+float vkvi_bf16_to_f32(uint16_t h)
 {
 	return b2f(h);
 }
-uint16_t vkv_f32_to_bf16(float f)
+uint16_t vkvi_f32_to_bf16(float f)
 {
 	return f2b(f);
 }
@@ -212,7 +212,7 @@ static int check_args(size_t nrows, size_t heads, size_t head_dim,
 	return 0;
 }
 
-size_t vkv_quant_bytes(size_t nrows, size_t heads, size_t head_dim)
+size_t vkvi_quant_bytes(size_t nrows, size_t heads, size_t head_dim)
 {
 	size_t nvec, n;
 
@@ -287,8 +287,8 @@ int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
 	return 0;
 }
 
-int vkv_qpage_init(struct vkv_qpage *q, size_t page_size, size_t head_dim,
-		   unsigned elem)
+int vkvi_qpage_init(struct vkv_qpage *q, size_t page_size, size_t head_dim,
+		    unsigned elem)
 {
 	size_t esz = elem == VKV_QUANT_F32 ? 4 : 2;
 
@@ -341,7 +341,7 @@ static size_t gcd(size_t a, size_t b)
 	return a;
 }
 
-size_t vkv_qpage_bytes(const struct vkv_qpage *q, size_t npages)
+size_t vkvi_qpage_bytes(const struct vkv_qpage *q, size_t npages)
 {
 	/* Page offsets modulo the vector size repeat with this period. */
 	size_t period = q->vec_bytes / gcd(q->page_size, q->vec_bytes);
@@ -359,8 +359,8 @@ size_t vkv_qpage_bytes(const struct vkv_qpage *q, size_t npages)
 	return most;
 }
 
-int vkv_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
-		   void *dst)
+int vkvi_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		    void *dst)
 {
 	size_t lead, nfull, tail;
 	const char *s = src;
@@ -383,8 +383,8 @@ int vkv_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
 	return 0;
 }
 
-int vkv_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
-		     void *dst)
+int vkvi_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		      void *dst)
 {
 	size_t lead, nfull, tail;
 	const char *s = src;

@@ -26,7 +26,7 @@
  *     quiet NaN.
  *
  * Footprint: head_dim + 4 bytes per (row, head) instead of head_dim *
- * element size; see vkv_quant_bytes().
+ * element size; see vkvi_quant_bytes().
  */
 #ifndef VKV_QUANT_H
 #define VKV_QUANT_H
@@ -52,7 +52,7 @@ int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
 		     size_t heads, size_t head_dim, unsigned elem, void *dst);
 
 /* Bytes vkv_quant_rows() produces (values plus scales); 0 on overflow. */
-size_t vkv_quant_bytes(size_t nrows, size_t heads, size_t head_dim);
+size_t vkvi_quant_bytes(size_t nrows, size_t heads, size_t head_dim);
 
 /*
  * Whole pages of a cache segment. A segment is a run of head vectors
@@ -79,35 +79,35 @@ struct vkv_qpage {
 };
 
 /*
- * vkv_qpage_init - describe pages of @page_size bytes over vectors of
+ * vkvi_qpage_init - describe pages of @page_size bytes over vectors of
  * @head_dim elements of type @elem. -EINVAL for zero sizes, an unknown
  * element code or sizes that overflow.
  */
-int vkv_qpage_init(struct vkv_qpage *q, size_t page_size, size_t head_dim,
-		   unsigned elem);
+int vkvi_qpage_init(struct vkv_qpage *q, size_t page_size, size_t head_dim,
+		    unsigned elem);
 
 /*
- * vkv_qpage_bytes - the most bytes any of the first @npages pages of a
+ * vkvi_qpage_bytes - the most bytes any of the first @npages pages of a
  * segment takes stored (pages differ by where the vectors are cut); 0 on
  * overflow.
  */
-size_t vkv_qpage_bytes(const struct vkv_qpage *q, size_t npages);
+size_t vkvi_qpage_bytes(const struct vkv_qpage *q, size_t npages);
 
 /*
- * vkv_quant_page - store the page at byte offset @off of its segment, read
+ * vkvi_quant_page - store the page at byte offset @off of its segment, read
  * from @src (page_size bytes), into @dst (4-byte aligned, room for
- * vkv_qpage_bytes()). vkv_dequant_page() is the inverse. -EINVAL for NULL
+ * vkvi_qpage_bytes()). vkvi_dequant_page() is the inverse. -EINVAL for NULL
  * pointers or an @off that is not a multiple of the page size.
  */
-int vkv_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
-		   void *dst);
-int vkv_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
-		     void *dst);
+int vkvi_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		    void *dst);
+int vkvi_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
+		      void *dst);
 
 /* Scalar conversions, exposed for tests; round to nearest even. */
-float vkv_f16_to_f32(uint16_t h);
-uint16_t vkv_f32_to_f16(float f);
-float vkv_bf16_to_f32(uint16_t h);
-uint16_t vkv_f32_to_bf16(float f);
+float vkvi_f16_to_f32(uint16_t h);
+uint16_t vkvi_f32_to_f16(float f);
+float vkvi_bf16_to_f32(uint16_t h);
+uint16_t vkvi_f32_to_bf16(float f);
 
 #endif /* VKV_QUANT_H */

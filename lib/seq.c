@@ -11,7 +11,7 @@
 
 #include "cache.h"
 
-void lru_remove(struct vkv_cache *c, int32_t slot)
+void vkvi_lru_remove(struct vkv_cache *c, int32_t slot)
 {
 	struct vkv_slot *s = &c->slots[slot];
 
@@ -26,7 +26,7 @@ void lru_remove(struct vkv_cache *c, int32_t slot)
 	s->prev = s->next = NO_SLOT;
 }
 
-void lru_push_tail(struct vkv_cache *c, int32_t slot)
+void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot)
 {
 	struct vkv_slot *s = &c->slots[slot];
 
@@ -39,7 +39,7 @@ void lru_push_tail(struct vkv_cache *c, int32_t slot)
 	c->lru_tail = slot;
 }
 
-void empty_push(struct vkv_cache *c, int32_t slot)
+void vkvi_empty_push(struct vkv_cache *c, int32_t slot)
 {
 	c->empty[c->nempty++] = slot;
 }
@@ -60,7 +60,7 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	if (c->broken) {
 		ret = -EIO;
 		goto out;
@@ -68,7 +68,7 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 	/* The most recently closed slot with pages: its memory is warm. */
 	if (c->lru_tail != NO_SLOT) {
 		slot = c->lru_tail;
-		lru_remove(c, slot);
+		vkvi_lru_remove(c, slot);
 		vkv_sub(&c->cnt.pages_cached,
 			(uint64_t)c->slots[slot].npages * c->ntensors);
 		vkv_add(&c->cnt.pages_open,
@@ -85,7 +85,7 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 	vkv_add(&c->cnt.seqs_open, 1);
 	ret = slot;
 out:
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -96,12 +96,12 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (ret)
 		goto out;
 	s = &c->slots[slot];
-	swap_forget(c, slot);
+	vkvi_swap_forget(c, slot);
 	slot_set_len(c, s, 0);
 	s->state = SLOT_FREE;
 	vkv_sub(&c->cnt.seqs_open, 1);
@@ -109,12 +109,12 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 		vkv_sub(&c->cnt.pages_open, (uint64_t)s->npages * c->ntensors);
 		vkv_add(&c->cnt.pages_cached,
 			(uint64_t)s->npages * c->ntensors);
-		lru_push_tail(c, (int32_t)slot);
+		vkvi_lru_push_tail(c, (int32_t)slot);
 	} else {
-		empty_push(c, (int32_t)slot);
+		vkvi_empty_push(c, (int32_t)slot);
 	}
 out:
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -126,7 +126,7 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (ret)
 		goto out;
@@ -140,26 +140,26 @@ VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
 	}
 	s = &c->slots[slot];
 	/* Drops the lock while it waits: before anything is gathered. */
-	swap_wait_idle(c, slot);
+	vkvi_swap_wait_idle(c, slot);
 	c->sw[slot].last_use = ++c->use_clock;
 	/* All or nothing: a swap-in and the growth after it, checked as one. */
 	if ((ntokens > s->cap || c->sw[slot].tier != VKV_TIER_DEVICE) &&
-	    !backing_fits(c, &slot, &ntokens, 1, c->use_clock)) {
+	    !vkvi_backing_fits(c, &slot, &ntokens, 1, c->use_clock)) {
 		vkv_add(&c->cnt.enomem, 1);
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = swap_in_now(c, slot);
+	ret = vkvi_swap_in_now(c, slot);
 	if (ret)
 		goto out;
 	if (ntokens > s->cap) {
-		ret = backing_grow(c, &slot, &ntokens, 1);
+		ret = vkvi_backing_grow(c, &slot, &ntokens, 1);
 		if (ret)
 			goto out;
 	}
 	slot_set_len(c, s, ntokens);
 out:
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -169,19 +169,19 @@ VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (!ret && c->broken)
 		ret = -EIO;
 	if (!ret) {
-		swap_wait_idle(c, slot);
+		vkvi_swap_wait_idle(c, slot);
 		if (c->sw[slot].tier != VKV_TIER_DEVICE)
 			ret = 0; /* nothing mapped to trim */
 		else
-			ret = backing_shrink(c, slot,
-					     pages_for(c, c->slots[slot].len));
+			ret = vkvi_backing_shrink(
+				c, slot, pages_for(c, c->slots[slot].len));
 	}
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -193,11 +193,11 @@ VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = check_open(c, slot);
 	if (!ret)
 		ret = c->slots[slot].len;
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -209,7 +209,7 @@ VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
 
 	if (!c || !out || slot >= c->geom.max_seqs)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	s = &c->slots[slot];
 	out->open = s->state == SLOT_OPEN;
 	out->len = s->len;
@@ -219,6 +219,6 @@ VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
 	out->tier = c->sw[slot].tier;
 	out->busy = c->sw[slot].busy;
 	out->priority = c->sw[slot].prio;
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return 0;
 }

@@ -4,7 +4,7 @@
  */
 #include "internal.h"
 
-void vkv_hist_add(struct vkv_hist *h, uint64_t ns)
+void vkvi_hist_add(struct vkv_hist *h, uint64_t ns)
 {
 	unsigned b = ns ? 63 - (unsigned)__builtin_clzll(ns) : 0;
 	uint64_t cur;
@@ -22,7 +22,7 @@ void vkv_hist_add(struct vkv_hist *h, uint64_t ns)
 	vkv_add(&h->count, 1);
 }
 
-void vkv_hist_read(const struct vkv_hist *src, struct vkv_hist *dst)
+void vkvi_hist_read(const struct vkv_hist *src, struct vkv_hist *dst)
 {
 	dst->count = vkv_load(&src->count);
 	dst->sum_ns = vkv_load(&src->sum_ns);

@@ -15,7 +15,7 @@
 
 #include "cache.h"
 
-void cache_enter(struct vkv_cache *c, enum cache_who who)
+void vkvi_cache_enter(struct vkv_cache *c, enum cache_who who)
 {
 	/*
 	 * Counted before blocking on the lock: the look-ahead holds it while
@@ -28,14 +28,14 @@ void cache_enter(struct vkv_cache *c, enum cache_who who)
 	vkv_sub(&c->entering, 1);
 }
 
-void cache_leave(struct vkv_cache *c)
+void vkvi_cache_leave(struct vkv_cache *c)
 {
 	pthread_mutex_unlock(&c->lock);
 }
 
 /*
  * Check the whole batch before changing anything. Marks catch a slot given
- * twice; backing_grow re-marks with a fresh value afterwards.
+ * twice; vkvi_backing_grow re-marks with a fresh value afterwards.
  */
 static int step_check(struct vkv_cache *c, const uint32_t *slots,
 		      const uint32_t *lens, uint32_t n, bool *grow)
@@ -79,7 +79,7 @@ static int step_wait_swaps(struct vkv_cache *c, const uint32_t *slots,
 
 	for (uint32_t i = 0; i < n; i++) {
 		if (slot_busy(c, slots[i])) {
-			swap_wait_idle(c, slots[i]);
+			vkvi_swap_wait_idle(c, slots[i]);
 			waited = true;
 		}
 	}
@@ -105,7 +105,7 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	 * All or nothing, swap-ins and evictions included: the whole batch is
 	 * checked, as vkv_step_fits() checks it, before any of it is done.
 	 */
-	if (grow && !backing_fits(c, slots, lens, n, c->use_clock + 1)) {
+	if (grow && !vkvi_backing_fits(c, slots, lens, n, c->use_clock + 1)) {
 		vkv_add(&c->cnt.enomem, 1);
 		return -ENOMEM;
 	}
@@ -119,7 +119,7 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	c->batch_mark = c->mark;
 	for (uint32_t i = 0; i < n && !ret; i++) {
 		if (c->sw[slots[i]].tier != VKV_TIER_DEVICE) {
-			ret = swap_in_now(c, slots[i]);
+			ret = vkvi_swap_in_now(c, slots[i]);
 			grow = true;
 		}
 	}
@@ -127,14 +127,14 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
 	if (ret)
 		return ret;
 	if (grow) {
-		ret = backing_grow(c, slots, lens, n);
+		ret = vkvi_backing_grow(c, slots, lens, n);
 		if (ret)
 			return ret;
 	}
 	for (uint32_t i = 0; i < n; i++)
 		slot_set_len(c, &c->slots[slots[i]], lens[i]);
 	vkv_add(&c->cnt.steps, 1);
-	vkv_hist_add(&c->cnt.step_lat, vkv_now_ns() - t0);
+	vkvi_hist_add(&c->cnt.step_lat, vkv_now_ns() - t0);
 	return 0;
 }
 
@@ -158,12 +158,12 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 
 	if (ret)
 		return ret;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	if (c->job_pending)
 		ret = -EBUSY;
 	else
 		ret = step_locked(c, slots, lens, n);
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -186,7 +186,7 @@ static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
 		if (slot_busy(c, i))
 			return -EBUSY;
 	/* The step stamps its batch with a new clock: nobody has it yet. */
-	return !grow || backing_fits(c, slots, lens, n, c->use_clock + 1)
+	return !grow || vkvi_backing_fits(c, slots, lens, n, c->use_clock + 1)
 		       ? 0
 		       : -ENOMEM;
 }
@@ -200,9 +200,9 @@ VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc, const uint32_t *slots,
 
 	if (ret)
 		return ret;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = fits_locked(c, slots, lens, n);
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -240,17 +240,17 @@ static void lookahead(struct vkv_cache *c)
 		if (s->state != SLOT_OPEN || target <= s->cap ||
 		    slot_busy(c, slot) || c->sw[slot].tier != VKV_TIER_DEVICE)
 			continue;
-		need = backing_need(c, slot, target);
-		got = vkv_pool_take(&c->pool, c->la_pages, need, false);
+		need = vkvi_backing_need(c, slot, target);
+		got = vkvi_pool_take(&c->pool, c->la_pages, need, false);
 		if (got < (long)need) {
 			if (got > 0)
-				vkv_pool_put(&c->pool, c->la_pages,
-					     (size_t)got);
+				vkvi_pool_put(&c->pool, c->la_pages,
+					      (size_t)got);
 			/* Have the pool worker create them for next time. */
-			vkv_pool_want(&c->pool, need);
+			vkvi_pool_want(&c->pool, need);
 			break;
 		}
-		if (backing_map(c, &slot, &target, 1, c->la_pages, need))
+		if (vkvi_backing_map(c, &slot, &target, 1, c->la_pages, need))
 			break;
 	}
 }
@@ -259,15 +259,15 @@ static void *step_worker(void *arg)
 {
 	struct vkv_cache *c = arg;
 
-	cache_enter(c, ENTER_STEP);
+	vkvi_cache_enter(c, ENTER_STEP);
 	for (;;) {
 		while (c->phase != JOB_QUEUED && !c->worker_stop)
 			pthread_cond_wait(&c->job_cond, &c->lock);
 		if (c->worker_stop)
 			break;
 		/* In through the one entry, like every other thread. */
-		cache_leave(c);
-		cache_enter(c, ENTER_STEP);
+		vkvi_cache_leave(c);
+		vkvi_cache_enter(c, ENTER_STEP);
 		c->job_result =
 			step_locked(c, c->job_slots, c->job_lens, c->job_n);
 		c->phase = JOB_LOOKAHEAD;
@@ -277,7 +277,7 @@ static void *step_worker(void *arg)
 		c->phase = JOB_IDLE;
 		pthread_cond_broadcast(&c->job_cond);
 	}
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return NULL;
 }
 
@@ -288,7 +288,7 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
 
 	if (ret)
 		return ret;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	if (c->job_pending) {
 		ret = -EBUSY;
 		goto out;
@@ -331,7 +331,7 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
 	c->phase = JOB_QUEUED;
 	pthread_cond_broadcast(&c->job_cond);
 out:
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -342,25 +342,25 @@ VKV_EXPORT int vkv_step_wait(struct vkv_cache *c)
 	if (!c)
 		return -EINVAL;
 	/* Entering orders this after the step and cuts its look-ahead. */
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	if (!c->job_pending) {
 		ret = -EINVAL;
 	} else {
 		c->job_pending = false;
 		ret = c->job_result;
 	}
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
-void step_worker_stop(struct vkv_cache *c)
+void vkvi_step_worker_stop(struct vkv_cache *c)
 {
 	if (!c->worker_started)
 		return;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	c->worker_stop = true;
 	pthread_cond_broadcast(&c->job_cond);
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	pthread_join(c->worker, NULL);
 	c->worker_started = false;
 }

@@ -15,7 +15,7 @@
  * decided by the policy run on the caller's thread with the lock held: the
  * caller needs the pages before it can go on.
  *
- * Stored form: a page as it is, or (quantize) vkv_quant_page()'s form:
+ * Stored form: a page as it is, or (quantize) vkvi_quant_page()'s form:
  * int8 head vectors with one scale each, and the vectors cut by the page's
  * edges as they are; chunk_bytes is the largest, rounded up to 4 KiB.
  *
@@ -23,8 +23,8 @@
  * library's swap file (tier_disk.c), and a sequence there holds disk slots.
  * With the module (c->kdisk), the module is the host tier's backing store:
  * a sequence on disk keeps its host-tier chunks, which the module has
- * written to the file and freed (vkv_host_tier_page_out), and they come
- * back through it (vkv_host_tier_page_in) with their checksums verified.
+ * written to the file and freed (vkvi_host_tier_page_out), and they come
+ * back through it (vkvi_host_tier_page_in) with their checksums verified.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -84,8 +84,8 @@ static int save_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 	if (ret)
 		return ret;
 	/* Where head vectors are cut depends on the page's segment offset. */
-	return vkv_quant_page(&c->qpage, (va - c->base) % c->slot_bytes,
-			      io->page, dst);
+	return vkvi_quant_page(&c->qpage, (va - c->base) % c->slot_bytes,
+			       io->page, dst);
 }
 
 static int restore_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
@@ -97,8 +97,8 @@ static int restore_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 	if (!c->cfg.quantize)
 		return ops->copy(c->be, (void *)va, src, c->page_size,
 				 VKV_COPY_FROM_HOST);
-	ret = vkv_dequant_page(&c->qpage, (va - c->base) % c->slot_bytes, src,
-			       io->page);
+	ret = vkvi_dequant_page(&c->qpage, (va - c->base) % c->slot_bytes, src,
+				io->page);
 	if (ret)
 		return ret;
 	return ops->copy(c->be, (void *)va, io->page, c->page_size,
@@ -116,7 +116,7 @@ static void free_chunks(struct vkv_cache *c, void **chunks, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (chunks[i])
-			vkv_host_tier_free(c->host, chunks[i]);
+			vkvi_host_tier_free(c->host, chunks[i]);
 }
 
 static bool has_disk(const struct vkv_cache *c)
@@ -151,7 +151,7 @@ static int demote_one(struct vkv_cache *c, uint32_t except)
 	if (c->kdisk) {
 		/* The chunks stay; the module writes them out and frees
 		 * their memory. */
-		ret = vkv_host_tier_page_out(c->host, v->chunks, n);
+		ret = vkvi_host_tier_page_out(c->host, v->chunks, n);
 		if (ret)
 			return ret;
 		v->tier = VKV_TIER_DISK;
@@ -162,8 +162,8 @@ static int demote_one(struct vkv_cache *c, uint32_t except)
 	ds = malloc(n * sizeof(*ds));
 	if (!ds)
 		return -ENOMEM;
-	ret = vkv_disk_write(c->disk, (const void *const *)v->chunks,
-			     (unsigned)n, ds);
+	ret = vkvi_disk_write(c->disk, (const void *const *)v->chunks,
+			      (unsigned)n, ds);
 	if (ret) {
 		free(ds);
 		return ret;
@@ -183,10 +183,10 @@ static int alloc_chunks(struct vkv_cache *c, uint32_t slot, void **chunks,
 			size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int ret = vkv_host_tier_alloc(c->host, &chunks[i]);
+		int ret = vkvi_host_tier_alloc(c->host, &chunks[i]);
 
 		while (ret == -ENOMEM && !demote_one(c, slot))
-			ret = vkv_host_tier_alloc(c->host, &chunks[i]);
+			ret = vkvi_host_tier_alloc(c->host, &chunks[i]);
 		if (ret) {
 			free_chunks(c, chunks, i);
 			memset(chunks, 0, n * sizeof(*chunks));
@@ -209,10 +209,10 @@ static int fetch_chunks(struct vkv_cache *c, uint32_t slot, bool unlocked)
 
 	for (;;) {
 		if (unlocked)
-			cache_leave(c);
-		ret = vkv_host_tier_page_in(c->host, w->chunks, n);
+			vkvi_cache_leave(c);
+		ret = vkvi_host_tier_page_in(c->host, w->chunks, n);
 		if (unlocked)
-			cache_enter(c, ENTER_SWAP);
+			vkvi_cache_enter(c, ENTER_SWAP);
 		if (ret != -ENOMEM || demote_one(c, slot))
 			return ret;
 	}
@@ -231,12 +231,12 @@ static int save_to_disk(struct vkv_cache *c, struct swap_io *io, uint32_t slot,
 			ret = save_page(c, io, saved_va(c, slot, pages, i + j),
 					io->bounce[j]);
 		if (!ret)
-			ret = vkv_disk_write(c->disk,
-					     (const void *const *)io->bounce, b,
-					     ds + i);
+			ret = vkvi_disk_write(c->disk,
+					      (const void *const *)io->bounce,
+					      b, ds + i);
 		if (ret) {
 			if (i)
-				vkv_disk_free(c->disk, ds, (unsigned)i);
+				vkvi_disk_free(c->disk, ds, (unsigned)i);
 			return ret;
 		}
 	}
@@ -250,7 +250,7 @@ static int load_from_disk(struct vkv_cache *c, struct swap_io *io,
 	for (size_t i = 0; i < n; i += DISK_BATCH) {
 		unsigned b =
 			(unsigned)(n - i < DISK_BATCH ? n - i : DISK_BATCH);
-		int ret = vkv_disk_read(c->disk, io->bounce, ds + i, b);
+		int ret = vkvi_disk_read(c->disk, io->bounce, ds + i, b);
 
 		for (unsigned j = 0; j < b && !ret; j++)
 			ret = restore_page(c, io,
@@ -322,26 +322,26 @@ static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
 		goto fail;
 
 	if (unlocked)
-		cache_leave(c);
+		vkvi_cache_leave(c);
 	if (chunks) {
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = save_page(c, &io, saved_va(c, slot, pages, i),
 					chunks[i]);
 		if (!ret && tier == VKV_TIER_DISK)
-			ret = vkv_host_tier_page_out(c->host, chunks, n);
+			ret = vkvi_host_tier_page_out(c->host, chunks, n);
 	} else {
 		ret = save_to_disk(c, &io, slot, pages, ds, n);
 	}
 	if (unlocked)
-		cache_enter(c, ENTER_SWAP);
+		vkvi_cache_enter(c, ENTER_SWAP);
 	if (ret)
 		goto fail;
 
 	/* Saved: now the pages can go, all of them. */
-	ret = backing_shrink(c, slot, 0);
+	ret = vkvi_backing_shrink(c, slot, 0);
 	if (ret < 0) {
 		if (ds)
-			vkv_disk_free(c->disk, ds, (unsigned)n);
+			vkvi_disk_free(c->disk, ds, (unsigned)n);
 		goto fail;
 	}
 	account(c, slot, -1);
@@ -375,7 +375,7 @@ static void drop_saved(struct vkv_cache *c, uint32_t slot)
 	if (w->chunks)
 		free_chunks(c, w->chunks, n);
 	else if (w->dslots)
-		vkv_disk_free(c->disk, w->dslots, (unsigned)n);
+		vkvi_disk_free(c->disk, w->dslots, (unsigned)n);
 	if (w->tier == VKV_TIER_HOST)
 		vkv_sub(&c->cnt.seqs_host, 1);
 	else if (w->tier == VKV_TIER_DISK)
@@ -396,7 +396,7 @@ static void drop_saved(struct vkv_cache *c, uint32_t slot)
 static int swap_in_map(struct vkv_cache *c, uint32_t slot)
 {
 	uint32_t len = c->slots[slot].len;
-	int ret = backing_grow(c, &slot, &len, 1);
+	int ret = vkvi_backing_grow(c, &slot, &len, 1);
 
 	if (ret)
 		vkv_add(&c->cnt.swap_errors, 1);
@@ -421,11 +421,11 @@ static int swap_in_copy(struct vkv_cache *c, uint32_t slot, bool unlocked)
 	if (!ret && w->chunks)
 		ret = fetch_chunks(c, slot, unlocked);
 	if (ret) {
-		backing_shrink(c, slot, 0);
+		vkvi_backing_shrink(c, slot, 0);
 		goto out;
 	}
 	if (unlocked)
-		cache_leave(c);
+		vkvi_cache_leave(c);
 	if (w->chunks) {
 		for (size_t i = 0; i < n && !ret; i++)
 			ret = restore_page(c, &io,
@@ -435,9 +435,9 @@ static int swap_in_copy(struct vkv_cache *c, uint32_t slot, bool unlocked)
 		ret = load_from_disk(c, &io, slot, w->pages, w->dslots, n);
 	}
 	if (unlocked)
-		cache_enter(c, ENTER_SWAP);
+		vkvi_cache_enter(c, ENTER_SWAP);
 	if (ret) {
-		backing_shrink(c, slot, 0);
+		vkvi_backing_shrink(c, slot, 0);
 		goto out;
 	}
 	drop_saved(c, slot);
@@ -460,7 +460,7 @@ static void *swap_worker(void *arg)
 {
 	struct vkv_cache *c = arg;
 
-	cache_enter(c, ENTER_SWAP);
+	vkvi_cache_enter(c, ENTER_SWAP);
 	for (;;) {
 		uint32_t slot;
 		struct swap_slot *w;
@@ -468,8 +468,8 @@ static void *swap_worker(void *arg)
 		if (!c->swap_qlen && !c->swap_stop) {
 			pthread_cond_wait(&c->swap_cond, &c->lock);
 			/* Back in through the one entry, like everyone else. */
-			cache_leave(c);
-			cache_enter(c, ENTER_SWAP);
+			vkvi_cache_leave(c);
+			vkvi_cache_enter(c, ENTER_SWAP);
 			continue;
 		}
 		if (c->swap_stop)
@@ -491,66 +491,66 @@ static void *swap_worker(void *arg)
 
 		/* A swap-in's pages are mapped: give them back. */
 		if (c->sw[slot].op == SWAP_OP_IN)
-			backing_shrink(c, slot, 0);
+			vkvi_backing_shrink(c, slot, 0);
 		c->sw[slot].busy = 0;
 		c->sw[slot].err = -ECANCELED;
 		c->swap_qhead = (c->swap_qhead + 1) % c->geom.max_seqs;
 		c->swap_qlen--;
 	}
 	pthread_cond_broadcast(&c->swap_cond);
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return NULL;
 }
 
-int swap_init(struct vkv_cache *c)
+int vkvi_swap_init(struct vkv_cache *c)
 {
 	c->sw = calloc(c->geom.max_seqs, sizeof(*c->sw));
 	c->swap_q = malloc(c->geom.max_seqs * sizeof(*c->swap_q));
 	if (!c->sw || !c->swap_q)
 		return -ENOMEM;
-	return tiers_open(c);
+	return vkvi_tiers_open(c);
 }
 
-void swap_fini(struct vkv_cache *c)
+void vkvi_swap_fini(struct vkv_cache *c)
 {
 	if (c->swap_started) {
-		cache_enter(c, ENTER_CALL);
+		vkvi_cache_enter(c, ENTER_CALL);
 		c->swap_stop = true;
 		pthread_cond_broadcast(&c->swap_cond);
-		cache_leave(c);
+		vkvi_cache_leave(c);
 		pthread_join(c->swap_worker, NULL);
 		c->swap_started = false;
 	}
 	if (c->sw)
 		for (uint32_t i = 0; i < c->geom.max_seqs; i++)
 			drop_saved(c, i);
-	tiers_close(c);
+	vkvi_tiers_close(c);
 	free(c->sw);
 	free(c->swap_q);
 	c->sw = NULL;
 	c->swap_q = NULL;
 }
 
-void swap_wait_idle(struct vkv_cache *c, uint32_t slot)
+void vkvi_swap_wait_idle(struct vkv_cache *c, uint32_t slot)
 {
 	while (c->sw[slot].busy)
 		pthread_cond_wait(&c->swap_cond, &c->lock);
 }
 
-int swap_in_now(struct vkv_cache *c, uint32_t slot)
+int vkvi_swap_in_now(struct vkv_cache *c, uint32_t slot)
 {
 	int ret;
 
-	swap_wait_idle(c, slot);
+	vkvi_swap_wait_idle(c, slot);
 	if (c->sw[slot].tier == VKV_TIER_DEVICE)
 		return 0;
 	ret = swap_in_map(c, slot);
 	return ret ? ret : swap_in_copy(c, slot, false);
 }
 
-void swap_forget(struct vkv_cache *c, uint32_t slot)
+void vkvi_swap_forget(struct vkv_cache *c, uint32_t slot)
 {
-	swap_wait_idle(c, slot);
+	vkvi_swap_wait_idle(c, slot);
 	if (c->sw[slot].tier != VKV_TIER_DEVICE) {
 		account(c, slot, +1);
 		drop_saved(c, slot);
@@ -596,14 +596,14 @@ static uint32_t next_victim(const struct vkv_cache *c, uint64_t clock,
  */
 static size_t tier_room(const struct vkv_cache *c)
 {
-	struct vkv_host_tier_counters hc;
+	struct vkvi_host_tier_counters hc;
 	uint64_t cap, used;
 
 	if (has_disk(c))
 		return SIZE_MAX;
 	if (!c->host)
 		return 0;
-	vkv_host_tier_counters(c->host, &hc);
+	vkvi_host_tier_counters(c->host, &hc);
 	if (!hc.budget || !hc.chunk)
 		return SIZE_MAX;
 	cap = hc.budget / hc.chunk;
@@ -611,7 +611,7 @@ static size_t tier_room(const struct vkv_cache *c)
 	return cap > used ? (size_t)(cap - used) : 0;
 }
 
-uint64_t swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock)
+uint64_t vkvi_swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock)
 {
 	size_t room = tier_room(c);
 	uint64_t got = 0;
@@ -621,7 +621,7 @@ uint64_t swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock)
 		uint64_t pages =
 			(uint64_t)pages_for(c, c->slots[v].len) * c->ntensors;
 
-		/* swap_evict() stops at the first victim it cannot place. */
+		/* vkvi_swap_evict() stops at the first victim it cannot place. */
 		if (room != SIZE_MAX) {
 			if (pages > room)
 				break;
@@ -632,7 +632,7 @@ uint64_t swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock)
 	return got;
 }
 
-long swap_evict(struct vkv_cache *c, size_t want)
+long vkvi_swap_evict(struct vkv_cache *c, size_t want)
 {
 	long freed = 0;
 
@@ -695,7 +695,7 @@ VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = swap_check(c, slot);
 	if (!ret && tier != VKV_TIER_HOST && tier != VKV_TIER_DISK)
 		ret = -EINVAL;
@@ -706,7 +706,7 @@ VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
 		ret = -ENODEV;
 	if (!ret)
 		ret = queue(c, slot, SWAP_OP_OUT, tier);
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -716,7 +716,7 @@ VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot)
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = swap_check(c, slot);
 	if (!ret && c->sw[slot].tier == VKV_TIER_DEVICE)
 		ret = -EALREADY;
@@ -732,9 +732,9 @@ VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot)
 	if (!ret) {
 		ret = queue(c, slot, SWAP_OP_IN, VKV_TIER_DEVICE);
 		if (ret)
-			backing_shrink(c, slot, 0);
+			vkvi_backing_shrink(c, slot, 0);
 	}
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -745,10 +745,10 @@ VKV_EXPORT int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot)
 	if (!c || slot >= c->geom.max_seqs)
 		return -EINVAL;
 	/* Entering orders this after a queued step, as every call is. */
-	cache_enter(c, ENTER_CALL);
-	swap_wait_idle(c, slot);
+	vkvi_cache_enter(c, ENTER_CALL);
+	vkvi_swap_wait_idle(c, slot);
 	ret = c->sw[slot].err;
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -759,9 +759,9 @@ VKV_EXPORT int vkv_seq_swap_poll(const struct vkv_cache *cc, uint32_t slot)
 
 	if (!c || slot >= c->geom.max_seqs)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = c->sw[slot].busy ? 1 : c->sw[slot].err;
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }
 
@@ -772,12 +772,12 @@ VKV_EXPORT int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot,
 
 	if (!c)
 		return -EINVAL;
-	cache_enter(c, ENTER_CALL);
+	vkvi_cache_enter(c, ENTER_CALL);
 	ret = slot >= c->geom.max_seqs		  ? -EINVAL
 	      : c->slots[slot].state != SLOT_OPEN ? -EBADF
 						  : 0;
 	if (!ret)
 		c->sw[slot].prio = prio;
-	cache_leave(c);
+	vkvi_cache_leave(c);
 	return ret;
 }

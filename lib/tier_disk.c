@@ -26,9 +26,9 @@ struct reg_buf {
 };
 
 struct disk_op {
-	unsigned idx;  /* chunk of the call */
-	size_t done;   /* bytes transferred so far */
-	int fixed;     /* registered table index, or -1 */
+	unsigned idx; /* chunk of the call */
+	size_t done; /* bytes transferred so far */
+	int fixed; /* registered table index, or -1 */
 	struct iovec iov;
 };
 
@@ -40,26 +40,26 @@ struct vkv_disk_tier {
 	unsigned qdepth;
 
 	pthread_mutex_t io_lock; /* the ring, the registered set, ops */
-	bool uring;              /* I/O goes through the ring */
-	bool ring_init;          /* the ring exists (to be torn down) */
+	bool uring; /* I/O goes through the ring */
+	bool ring_init; /* the ring exists (to be torn down) */
 	struct io_uring ring;
-	struct disk_op *ops;     /* qdepth */
-	unsigned *op_free;       /* stack of free op indices */
-	unsigned *pend;          /* chunks awaiting their checksum, 2 * qdepth */
-	struct reg_buf *regs;    /* sorted by base */
+	struct disk_op *ops; /* qdepth */
+	unsigned *op_free; /* stack of free op indices */
+	unsigned *pend; /* chunks awaiting their checksum, 2 * qdepth */
+	struct reg_buf *regs; /* sorted by base */
 	unsigned nregs, regs_cap;
-	unsigned reg_table;      /* entries of the registered table, 0: none */
-	bool sparse;             /* the table was made for vkv_disk_buffer_add */
-	bool said_sparse;        /* logged why buffers stay unregistered */
+	unsigned reg_table; /* entries of the registered table, 0: none */
+	bool sparse; /* the table was made for vkvi_disk_buffer_add */
+	bool said_sparse; /* logged why buffers stay unregistered */
 	uint64_t idx_used[VKV_DISK_MAX_BUFS / 64]; /* sparse table entries */
 
 	pthread_mutex_t slot_lock; /* everything below */
 	uint64_t nslots;
-	uint64_t *used;            /* bit per slot */
-	uint32_t *crc;             /* per slot */
-	uint64_t hint;             /* word to search from */
+	uint64_t *used; /* bit per slot */
+	uint32_t *crc; /* per slot */
+	uint64_t hint; /* word to search from */
 
-	struct vkv_disk_counters cnt; /* atomics */
+	struct vkvi_disk_counters cnt; /* atomics */
 };
 
 static const struct vkv_config *dcfg(const struct vkv_disk_tier *d)
@@ -67,9 +67,9 @@ static const struct vkv_config *dcfg(const struct vkv_disk_tier *d)
 	return d->have_cfg ? &d->cfg : NULL;
 }
 
-int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
-		       size_t chunk, unsigned qdepth, unsigned flags,
-		       struct vkv_disk_tier **out)
+int vkvi_disk_tier_open(const struct vkv_config *cfg, const char *path,
+			size_t chunk, unsigned qdepth, unsigned flags,
+			struct vkv_disk_tier **out)
 {
 	struct vkv_disk_tier *d;
 	struct stat st;
@@ -146,22 +146,24 @@ int vkv_disk_tier_open(const struct vkv_config *cfg, const char *path,
 			d->uring = true;
 			d->ring_init = true;
 		} else {
-			vkv_log(dcfg(d), VKV_LOG_WARN,
-				"disk tier: io_uring unavailable (%s); "
-				"using pread/pwrite", strerror(-ret));
+			vkvi_log(dcfg(d), VKV_LOG_WARN,
+				 "disk tier: io_uring unavailable (%s); "
+				 "using pread/pwrite",
+				 strerror(-ret));
 		}
 	}
 	d->cnt.uring = d->uring;
-	vkv_log(dcfg(d), VKV_LOG_INFO,
-		"disk tier: %s, %s I/O, %s, chunk %zu, queue depth %u", path,
-		d->cnt.direct ? "direct" :
-		(flags & VKV_DISK_NO_DIRECT) ? "buffered" :
-		"buffered (the filesystem refused O_DIRECT)",
-		d->uring ? "io_uring" : "pread/pwrite", chunk, qdepth);
+	vkvi_log(dcfg(d), VKV_LOG_INFO,
+		 "disk tier: %s, %s I/O, %s, chunk %zu, queue depth %u", path,
+		 d->cnt.direct ? "direct"
+		 : (flags & VKV_DISK_NO_DIRECT)
+			 ? "buffered"
+			 : "buffered (the filesystem refused O_DIRECT)",
+		 d->uring ? "io_uring" : "pread/pwrite", chunk, qdepth);
 	*out = d;
 	return 0;
 fail:
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 	return ret;
 }
 
@@ -184,8 +186,8 @@ static void reg_clear(struct vkv_disk_tier *d)
 	memset(d->idx_used, 0, sizeof(d->idx_used));
 }
 
-int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
-			      unsigned n)
+int vkvi_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
+			       unsigned n)
 {
 	struct reg_buf *regs = NULL;
 	int ret = 0;
@@ -223,10 +225,10 @@ int vkv_disk_register_buffers(struct vkv_disk_tier *d, const struct iovec *iov,
 	if (n) {
 		ret = io_uring_register_buffers(&d->ring, iov, n);
 		if (ret) {
-			vkv_log(dcfg(d), VKV_LOG_WARN,
-				"disk tier: io_uring_register_buffers of %u "
-				"buffers: %s; using unregistered I/O", n,
-				strerror(-ret));
+			vkvi_log(dcfg(d), VKV_LOG_WARN,
+				 "disk tier: io_uring_register_buffers of %u "
+				 "buffers: %s; using unregistered I/O",
+				 n, strerror(-ret));
 			free(regs);
 		} else {
 			d->regs = regs;
@@ -243,15 +245,15 @@ static void sparse_warn(struct vkv_disk_tier *d, const char *what, int err)
 	if (d->said_sparse)
 		return;
 	d->said_sparse = true;
-	vkv_log(dcfg(d), VKV_LOG_WARN,
-		"disk tier: %s: %s; those buffers use unregistered I/O", what,
-		strerror(-err));
+	vkvi_log(dcfg(d), VKV_LOG_WARN,
+		 "disk tier: %s: %s; those buffers use unregistered I/O", what,
+		 strerror(-err));
 }
 
-int vkv_disk_buffer_add(void *arg, void *base, size_t len)
+int vkvi_disk_buffer_add(void *arg, void *base, size_t len)
 {
 	struct vkv_disk_tier *d = arg;
-	struct iovec iov = { base, len };
+	struct iovec iov = {base, len};
 	unsigned idx = VKV_DISK_MAX_BUFS, pos;
 	const char *b = base;
 	int r, ret = 0;
@@ -263,7 +265,7 @@ int vkv_disk_buffer_add(void *arg, void *base, size_t len)
 	if (!d->uring)
 		goto out;
 	if (d->reg_table && !d->sparse) {
-		ret = -EBUSY; /* a whole set from vkv_disk_register_buffers */
+		ret = -EBUSY; /* a whole set from vkvi_disk_register_buffers */
 		goto out;
 	}
 	for (pos = 0; pos < d->nregs && d->regs[pos].base < b; pos++)
@@ -274,7 +276,8 @@ int vkv_disk_buffer_add(void *arg, void *base, size_t len)
 		goto out;
 	}
 	if (!d->sparse) {
-		r = io_uring_register_buffers_sparse(&d->ring, VKV_DISK_MAX_BUFS);
+		r = io_uring_register_buffers_sparse(&d->ring,
+						     VKV_DISK_MAX_BUFS);
 		if (r) {
 			sparse_warn(d, "io_uring_register_buffers_sparse", r);
 			goto out;
@@ -282,10 +285,11 @@ int vkv_disk_buffer_add(void *arg, void *base, size_t len)
 		d->sparse = true;
 		d->reg_table = VKV_DISK_MAX_BUFS;
 	}
-	for (unsigned w = 0; w < VKV_DISK_MAX_BUFS / 64 && idx == VKV_DISK_MAX_BUFS;
-	     w++)
+	for (unsigned w = 0;
+	     w < VKV_DISK_MAX_BUFS / 64 && idx == VKV_DISK_MAX_BUFS; w++)
 		if (~d->idx_used[w])
-			idx = w * 64 + (unsigned)__builtin_ctzll(~d->idx_used[w]);
+			idx = w * 64 +
+			      (unsigned)__builtin_ctzll(~d->idx_used[w]);
 	if (idx == VKV_DISK_MAX_BUFS) {
 		sparse_warn(d, "buffer table full", -ENOSPC);
 		goto out;
@@ -306,7 +310,7 @@ int vkv_disk_buffer_add(void *arg, void *base, size_t len)
 	}
 	memmove(&d->regs[pos + 1], &d->regs[pos],
 		(d->nregs - pos) * sizeof(*d->regs));
-	d->regs[pos] = (struct reg_buf){ b, len, idx };
+	d->regs[pos] = (struct reg_buf){b, len, idx};
 	d->nregs++;
 	d->idx_used[idx / 64] |= 1ull << (idx % 64);
 out:
@@ -314,10 +318,10 @@ out:
 	return ret;
 }
 
-void vkv_disk_buffer_remove(void *arg, void *base, size_t len)
+void vkvi_disk_buffer_remove(void *arg, void *base, size_t len)
 {
 	struct vkv_disk_tier *d = arg;
-	struct iovec iov = { NULL, 0 };
+	struct iovec iov = {NULL, 0};
 
 	if (!d)
 		return;
@@ -351,8 +355,9 @@ static int reg_find(const struct vkv_disk_tier *d, const char *p, size_t len)
 		else if (p >= r->base + r->len)
 			lo = mid + 1;
 		else
-			return (size_t)(r->base + r->len - p) >= len ?
-				       (int)r->index : -1;
+			return (size_t)(r->base + r->len - p) >= len
+				       ? (int)r->index
+				       : -1;
 	}
 	return -1;
 }
@@ -479,7 +484,7 @@ struct xfer {
 	const uint64_t *slots;
 	uint32_t *crcs;
 	unsigned n;
-	int err;     /* first I/O error */
+	int err; /* first I/O error */
 	int crc_err; /* -EIO if any chunk failed its checksum */
 };
 
@@ -497,7 +502,7 @@ static void chunk_done(struct vkv_disk_tier *d, struct xfer *x, unsigned i)
 /* Checksum work for chunk @i: record it (write) or check it (read). */
 static void chunk_crc(struct vkv_disk_tier *d, struct xfer *x, unsigned i)
 {
-	uint32_t c = vkv_crc32c(0, x->bufs[i], d->chunk);
+	uint32_t c = vkvi_crc32c(0, x->bufs[i], d->chunk);
 
 	if (x->write) {
 		x->crcs[i] = c;
@@ -507,10 +512,11 @@ static void chunk_crc(struct vkv_disk_tier *d, struct xfer *x, unsigned i)
 		x->crc_err = -EIO;
 		vkv_add(&d->cnt.crc_errors, 1);
 		vkv_store(&d->cnt.last_bad_slot, x->slots[i]);
-		vkv_log(dcfg(d), VKV_LOG_ERROR,
-			"disk tier: checksum mismatch in slot %llu "
-			"(file offset %llu)", (unsigned long long)x->slots[i],
-			(unsigned long long)(x->slots[i] * d->chunk));
+		vkvi_log(dcfg(d), VKV_LOG_ERROR,
+			 "disk tier: checksum mismatch in slot %llu "
+			 "(file offset %llu)",
+			 (unsigned long long)x->slots[i],
+			 (unsigned long long)(x->slots[i] * d->chunk));
 	}
 }
 
@@ -531,9 +537,12 @@ static void xfer_sync(struct vkv_disk_tier *d, struct xfer *x)
 		if (x->write)
 			chunk_crc(d, x, i);
 		while (done < d->chunk) {
-			ssize_t r = x->write ?
-				pwrite(d->fd, p + done, d->chunk - done, off + (off_t)done) :
-				pread(d->fd, p + done, d->chunk - done, off + (off_t)done);
+			ssize_t r = x->write ? pwrite(d->fd, p + done,
+						      d->chunk - done,
+						      off + (off_t)done)
+					     : pread(d->fd, p + done,
+						     d->chunk - done,
+						     off + (off_t)done);
 
 			if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
 				vkv_add(&d->cnt.resubmits, 1);
@@ -607,7 +616,8 @@ static void xfer_uring(struct vkv_disk_tier *d, struct xfer *x)
 			op->idx = next++;
 			op->done = 0;
 			op->fixed = d->nregs ? reg_find(d, x->bufs[op->idx],
-							d->chunk) : -1;
+							d->chunk)
+					     : -1;
 			op_prep(d, x, o);
 			inflight++;
 			if (x->write)
@@ -632,9 +642,10 @@ static void xfer_uring(struct vkv_disk_tier *d, struct xfer *x)
 				io_uring_cqe_seen(&d->ring, cqe);
 			d->uring = false;
 			vkv_store(&d->cnt.uring, 0);
-			vkv_log(dcfg(d), VKV_LOG_ERROR,
-				"disk tier: io_uring failed (%s); using "
-				"pread/pwrite from now on", strerror(-r));
+			vkvi_log(dcfg(d), VKV_LOG_ERROR,
+				 "disk tier: io_uring failed (%s); using "
+				 "pread/pwrite from now on",
+				 strerror(-r));
 			return;
 		}
 		while (io_uring_peek_cqe(&d->ring, &cqe) == 0) {
@@ -679,10 +690,10 @@ static int xfer_run(struct vkv_disk_tier *d, struct xfer *x)
 	return x->err ? x->err : x->crc_err;
 }
 
-int vkv_disk_write(struct vkv_disk_tier *d, const void *const *bufs,
-		   unsigned n, uint64_t *slots_out)
+int vkvi_disk_write(struct vkv_disk_tier *d, const void *const *bufs,
+		    unsigned n, uint64_t *slots_out)
 {
-	struct xfer x = { .write = true, .n = n };
+	struct xfer x = {.write = true, .n = n};
 	int ret;
 
 	if (!d || !slots_out || !bufs_ok(bufs, n))
@@ -712,10 +723,10 @@ int vkv_disk_write(struct vkv_disk_tier *d, const void *const *bufs,
 	return ret;
 }
 
-int vkv_disk_read(struct vkv_disk_tier *d, void *const *bufs,
-		  const uint64_t *slots, unsigned n)
+int vkvi_disk_read(struct vkv_disk_tier *d, void *const *bufs,
+		   const uint64_t *slots, unsigned n)
 {
-	struct xfer x = { .write = false, .n = n };
+	struct xfer x = {.write = false, .n = n};
 	int ret = 0;
 
 	if (!d || !slots || !bufs_ok((const void *const *)bufs, n))
@@ -743,7 +754,7 @@ int vkv_disk_read(struct vkv_disk_tier *d, void *const *bufs,
 	return ret;
 }
 
-int vkv_disk_free(struct vkv_disk_tier *d, const uint64_t *slots, unsigned n)
+int vkvi_disk_free(struct vkv_disk_tier *d, const uint64_t *slots, unsigned n)
 {
 	if (!d || (n && !slots))
 		return -EINVAL;
@@ -758,8 +769,8 @@ int vkv_disk_free(struct vkv_disk_tier *d, const uint64_t *slots, unsigned n)
 	return 0;
 }
 
-void vkv_disk_counters(const struct vkv_disk_tier *d,
-		       struct vkv_disk_counters *c)
+void vkvi_disk_counters(const struct vkv_disk_tier *d,
+			struct vkvi_disk_counters *c)
 {
 	const uint64_t *src;
 	uint64_t *dst;
@@ -772,7 +783,7 @@ void vkv_disk_counters(const struct vkv_disk_tier *d,
 		dst[i] = vkv_load(&src[i]);
 }
 
-void vkv_disk_tier_close(struct vkv_disk_tier *d)
+void vkvi_disk_tier_close(struct vkv_disk_tier *d)
 {
 	if (!d)
 		return;

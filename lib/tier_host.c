@@ -49,7 +49,7 @@ struct vkv_host_tier {
 	size_t resident; /* chunks */
 	bool said_unlocked, said_mbind;
 
-	struct vkv_host_tier_counters cnt; /* atomics */
+	struct vkvi_host_tier_counters cnt; /* atomics */
 };
 
 static const struct vkv_config *tcfg(const struct vkv_host_tier *t)
@@ -57,8 +57,8 @@ static const struct vkv_config *tcfg(const struct vkv_host_tier *t)
 	return t->have_cfg ? &t->cfg : NULL;
 }
 
-int vkv_host_tier_open(const struct vkv_config *cfg, size_t chunk,
-		       size_t budget, int node, struct vkv_host_tier **out)
+int vkvi_host_tier_open(const struct vkv_config *cfg, size_t chunk,
+			size_t budget, int node, struct vkv_host_tier **out)
 {
 	long pg = sysconf(_SC_PAGESIZE);
 	struct vkv_host_tier *t;
@@ -110,15 +110,15 @@ int vkv_host_tier_open(const struct vkv_config *cfg, size_t chunk,
 	pthread_mutex_init(&t->lock, NULL);
 	t->cnt.chunk = chunk;
 	t->cnt.budget = t->max_chunks * chunk;
-	vkv_log(tcfg(t), VKV_LOG_DEBUG,
-		"host tier: chunk %zu, budget %zu, slab %zu, node %d", chunk,
-		budget, t->slab_chunks * chunk, node);
+	vkvi_log(tcfg(t), VKV_LOG_DEBUG,
+		 "host tier: chunk %zu, budget %zu, slab %zu, node %d", chunk,
+		 budget, t->slab_chunks * chunk, node);
 	*out = t;
 	return 0;
 }
 
-int vkv_host_tier_set_ops(struct vkv_host_tier *t,
-			  const struct vkv_host_tier_ops *ops)
+int vkvi_host_tier_set_ops(struct vkv_host_tier *t,
+			   const struct vkv_host_tier_ops *ops)
 {
 	int ret = 0;
 
@@ -169,11 +169,11 @@ static int default_slab_alloc(struct vkv_host_tier *t, size_t len, void **base,
 				  sizeof(mask) * 8, 0) &&
 			    !t->said_mbind) {
 				t->said_mbind = true;
-				vkv_log(tcfg(t), VKV_LOG_WARN,
-					"host tier: mbind to node %d failed "
-					"(%s); "
-					"memory is not placed",
-					t->node, strerror(errno));
+				vkvi_log(tcfg(t), VKV_LOG_WARN,
+					 "host tier: mbind to node %d failed "
+					 "(%s); "
+					 "memory is not placed",
+					 t->node, strerror(errno));
 			}
 		}
 	}
@@ -184,11 +184,11 @@ static int default_slab_alloc(struct vkv_host_tier *t, size_t len, void **base,
 	} else if (errno == EPERM || errno == ENOMEM || errno == EAGAIN) {
 		if (!t->said_unlocked) {
 			t->said_unlocked = true;
-			vkv_log(tcfg(t), VKV_LOG_WARN,
-				"host tier: mlock refused (%s; "
-				"RLIMIT_MEMLOCK?); "
-				"using unlocked memory",
-				strerror(errno));
+			vkvi_log(tcfg(t), VKV_LOG_WARN,
+				 "host tier: mlock refused (%s; "
+				 "RLIMIT_MEMLOCK?); "
+				 "using unlocked memory",
+				 strerror(errno));
 		}
 	} else {
 		int e = errno;
@@ -461,7 +461,7 @@ static int alloc_locked(struct vkv_host_tier *t, void **chunk)
 	return 0;
 }
 
-int vkv_host_tier_alloc(struct vkv_host_tier *t, void **chunk)
+int vkvi_host_tier_alloc(struct vkv_host_tier *t, void **chunk)
 {
 	int ret;
 
@@ -515,7 +515,7 @@ static struct host_slab *chunk_find(struct vkv_host_tier *t, const void *p,
 	return s;
 }
 
-int vkv_host_tier_free(struct vkv_host_tier *t, void *chunk)
+int vkvi_host_tier_free(struct vkv_host_tier *t, void *chunk)
 {
 	struct host_slab *s;
 	size_t i;
@@ -580,8 +580,8 @@ static size_t run_of(struct vkv_host_tier *t, void *const *chunks, size_t n,
 	return len;
 }
 
-int vkv_host_tier_page_out(struct vkv_host_tier *t, void *const *chunks,
-			   size_t n)
+int vkvi_host_tier_page_out(struct vkv_host_tier *t, void *const *chunks,
+			    size_t n)
 {
 	int ret;
 
@@ -645,8 +645,8 @@ static void drop_free(struct vkv_host_tier *t, size_t want)
 	}
 }
 
-int vkv_host_tier_page_in(struct vkv_host_tier *t, void *const *chunks,
-			  size_t n)
+int vkvi_host_tier_page_in(struct vkv_host_tier *t, void *const *chunks,
+			   size_t n)
 {
 	size_t out = 0, i;
 	int ret;
@@ -687,7 +687,7 @@ int vkv_host_tier_page_in(struct vkv_host_tier *t, void *const *chunks,
 	return ret > 0 ? -ret : ret;
 }
 
-size_t vkv_host_tier_trim(struct vkv_host_tier *t)
+size_t vkvi_host_tier_trim(struct vkv_host_tier *t)
 {
 	size_t freed = 0, i = 0;
 
@@ -712,8 +712,8 @@ size_t vkv_host_tier_trim(struct vkv_host_tier *t)
 	return freed;
 }
 
-void vkv_host_tier_counters(const struct vkv_host_tier *t,
-			    struct vkv_host_tier_counters *c)
+void vkvi_host_tier_counters(const struct vkv_host_tier *t,
+			     struct vkvi_host_tier_counters *c)
 {
 	const uint64_t *src;
 	uint64_t *dst;
@@ -726,17 +726,17 @@ void vkv_host_tier_counters(const struct vkv_host_tier *t,
 		dst[i] = vkv_load(&src[i]);
 }
 
-size_t vkv_host_tier_slab_size(const struct vkv_host_tier *t)
+size_t vkvi_host_tier_slab_size(const struct vkv_host_tier *t)
 {
 	return t ? t->slab_chunks * t->chunk : 0;
 }
 
-int vkv_host_tier_node(const struct vkv_host_tier *t)
+int vkvi_host_tier_node(const struct vkv_host_tier *t)
 {
 	return t ? t->node : -1;
 }
 
-void vkv_host_tier_close(struct vkv_host_tier *t)
+void vkvi_host_tier_close(struct vkv_host_tier *t)
 {
 	if (!t)
 		return;

@@ -32,7 +32,7 @@ struct vkv_kmod_slabs {
 	int fd; /* the swap file, or -1 */
 };
 
-int vkv_kmod_slabs_open(size_t chunk, struct vkv_kmod_slabs **out)
+int vkvi_kmod_slabs_open(size_t chunk, struct vkv_kmod_slabs **out)
 {
 	long pg = sysconf(_SC_PAGESIZE);
 	struct vkv_kmod probe;
@@ -44,10 +44,10 @@ int vkv_kmod_slabs_open(size_t chunk, struct vkv_kmod_slabs **out)
 		kc = KMOD_CHUNK_MAX;
 	if (!chunk || kc < (size_t)(pg > 0 ? pg : 4096))
 		return -EINVAL;
-	ret = vkv_kmod_open(&probe, NULL);
+	ret = vkvi_kmod_open(&probe, NULL);
 	if (ret)
 		return ret;
-	vkv_kmod_close(&probe);
+	vkvi_kmod_close(&probe);
 	ks = calloc(1, sizeof(*ks));
 	if (!ks)
 		return -ENOMEM;
@@ -58,7 +58,7 @@ int vkv_kmod_slabs_open(size_t chunk, struct vkv_kmod_slabs **out)
 	return 0;
 }
 
-int vkv_kmod_slabs_set_swap(struct vkv_kmod_slabs *ks, const char *path)
+int vkvi_kmod_slabs_set_swap(struct vkv_kmod_slabs *ks, const char *path)
 {
 	int fd;
 
@@ -71,7 +71,7 @@ int vkv_kmod_slabs_set_swap(struct vkv_kmod_slabs *ks, const char *path)
 	return 0;
 }
 
-void vkv_kmod_slabs_close(struct vkv_kmod_slabs *ks)
+void vkvi_kmod_slabs_close(struct vkv_kmod_slabs *ks)
 {
 	if (!ks)
 		return;
@@ -79,7 +79,7 @@ void vkv_kmod_slabs_close(struct vkv_kmod_slabs *ks)
 		struct slab *s = ks->slabs;
 
 		ks->slabs = s->next;
-		vkv_kmod_close(&s->km);
+		vkvi_kmod_close(&s->km);
 		free(s);
 	}
 	if (ks->fd >= 0)
@@ -88,7 +88,7 @@ void vkv_kmod_slabs_close(struct vkv_kmod_slabs *ks)
 	free(ks);
 }
 
-bool vkv_kmod_slabs_backed(const struct vkv_kmod_slabs *ks)
+bool vkvi_kmod_slabs_backed(const struct vkv_kmod_slabs *ks)
 {
 	return ks && ks->fd >= 0;
 }
@@ -119,7 +119,7 @@ static void unlink_slab(struct vkv_kmod_slabs *ks, struct slab *s)
 	}
 }
 
-int vkv_kmod_slab_alloc(void *arg, size_t len, int node, void **base)
+int vkvi_kmod_slab_alloc(void *arg, size_t len, int node, void **base)
 {
 	struct vkv_kmod_slabs *ks = arg;
 	struct slab *s = calloc(1, sizeof(*s));
@@ -127,24 +127,24 @@ int vkv_kmod_slab_alloc(void *arg, size_t len, int node, void **base)
 
 	if (!s)
 		return -ENOMEM;
-	ret = vkv_kmod_open(&s->km, NULL);
+	ret = vkvi_kmod_open(&s->km, NULL);
 	if (!ret)
-		ret = vkv_kmod_pool_create(&s->km, len, ks->chunk, node);
+		ret = vkvi_kmod_pool_create(&s->km, len, ks->chunk, node);
 	if (!ret)
-		ret = vkv_kmod_map(&s->km, base);
+		ret = vkvi_kmod_map(&s->km, base);
 	pthread_mutex_lock(&ks->lock);
 	if (!ret) {
 		place(ks, s, s->km.pool_size);
 		if (ks->fd >= 0) {
-			ret = vkv_kmod_set_backing(&s->km, ks->fd, s->file_off,
-						   0);
+			ret = vkvi_kmod_set_backing(&s->km, ks->fd, s->file_off,
+						    0);
 			if (ret)
 				unlink_slab(ks, s);
 		}
 	}
 	pthread_mutex_unlock(&ks->lock);
 	if (ret) {
-		vkv_kmod_close(&s->km);
+		vkvi_kmod_close(&s->km);
 		free(s);
 	}
 	return ret;
@@ -162,7 +162,7 @@ static struct slab *find(struct vkv_kmod_slabs *ks, const void *base)
 	return s;
 }
 
-void vkv_kmod_slab_free(void *arg, void *base, size_t len)
+void vkvi_kmod_slab_free(void *arg, void *base, size_t len)
 {
 	struct vkv_kmod_slabs *ks = arg;
 	struct slab *s = find(ks, base);
@@ -173,7 +173,7 @@ void vkv_kmod_slab_free(void *arg, void *base, size_t len)
 	pthread_mutex_lock(&ks->lock);
 	unlink_slab(ks, s);
 	pthread_mutex_unlock(&ks->lock);
-	vkv_kmod_close(&s->km);
+	vkvi_kmod_close(&s->km);
 	free(s);
 }
 
@@ -194,17 +194,17 @@ static int range_op(void *arg, void *slab, size_t off, size_t len,
 	return ret == -EBADMSG ? -EIO : ret;
 }
 
-int vkv_kmod_slab_page_out(void *arg, void *slab, size_t off, size_t len)
+int vkvi_kmod_slab_page_out(void *arg, void *slab, size_t off, size_t len)
 {
-	return range_op(arg, slab, off, len, vkv_kmod_swap_out);
+	return range_op(arg, slab, off, len, vkvi_kmod_swap_out);
 }
 
-int vkv_kmod_slab_page_in(void *arg, void *slab, size_t off, size_t len)
+int vkvi_kmod_slab_page_in(void *arg, void *slab, size_t off, size_t len)
 {
-	return range_op(arg, slab, off, len, vkv_kmod_prefetch);
+	return range_op(arg, slab, off, len, vkvi_kmod_prefetch);
 }
 
-int vkv_kmod_slab_discard(void *arg, void *slab, size_t off, size_t len)
+int vkvi_kmod_slab_discard(void *arg, void *slab, size_t off, size_t len)
 {
-	return range_op(arg, slab, off, len, vkv_kmod_discard);
+	return range_op(arg, slab, off, len, vkvi_kmod_discard);
 }

@@ -20,35 +20,35 @@
 struct vkv_kmod_slabs;
 
 /*
- * vkv_kmod_slabs_open - check once whether /dev/vkv can be used; 0 and a
+ * vkvi_kmod_slabs_open - check once whether /dev/vkv can be used; 0 and a
  * provider of slabs for a host tier of @chunk-byte chunks (the module's
  * chunk is the largest power of two dividing it, at most 2 MiB).
  * -ENOENT (no module), -EACCES, -EPROTO (other ABI version), -EINVAL (a
  * chunk the module cannot divide).
  */
-int vkv_kmod_slabs_open(size_t chunk, struct vkv_kmod_slabs **out);
+int vkvi_kmod_slabs_open(size_t chunk, struct vkv_kmod_slabs **out);
 
 /*
- * vkv_kmod_slabs_set_swap - make @path (created 0600 if missing) the backing
+ * vkvi_kmod_slabs_set_swap - make @path (created 0600 if missing) the backing
  * file of every slab to come. Before the first slab; the error of open(2).
  */
-int vkv_kmod_slabs_set_swap(struct vkv_kmod_slabs *ks, const char *path);
-void vkv_kmod_slabs_close(struct vkv_kmod_slabs *ks);
+int vkvi_kmod_slabs_set_swap(struct vkv_kmod_slabs *ks, const char *path);
+void vkvi_kmod_slabs_close(struct vkv_kmod_slabs *ks);
 
 /* Has a backing file: the host tier may use the page hooks below. */
-bool vkv_kmod_slabs_backed(const struct vkv_kmod_slabs *ks);
+bool vkvi_kmod_slabs_backed(const struct vkv_kmod_slabs *ks);
 
 /* The host tier's slab_alloc / slab_free hooks (arg: the provider). */
-int vkv_kmod_slab_alloc(void *arg, size_t len, int node, void **base);
-void vkv_kmod_slab_free(void *arg, void *base, size_t len);
+int vkvi_kmod_slab_alloc(void *arg, size_t len, int node, void **base);
+void vkvi_kmod_slab_free(void *arg, void *base, size_t len);
 
 /*
  * The host tier's page_out / page_in / discard hooks: VKV_IOC_SWAP_OUT,
  * VKV_IOC_PREFETCH and VKV_IOC_DISCARD on bytes [off, off + len) of the slab
  * at @slab. A checksum mismatch on the way in is -EIO.
  */
-int vkv_kmod_slab_page_out(void *arg, void *slab, size_t off, size_t len);
-int vkv_kmod_slab_page_in(void *arg, void *slab, size_t off, size_t len);
-int vkv_kmod_slab_discard(void *arg, void *slab, size_t off, size_t len);
+int vkvi_kmod_slab_page_out(void *arg, void *slab, size_t off, size_t len);
+int vkvi_kmod_slab_page_in(void *arg, void *slab, size_t off, size_t len);
+int vkvi_kmod_slab_discard(void *arg, void *slab, size_t off, size_t len);
 
 #endif /* VKV_TIER_KMOD_H */

@@ -22,38 +22,38 @@
 /* The host tier's hooks take one argument, the cache. */
 static int hook_alloc(void *arg, size_t len, int node, void **base)
 {
-	return vkv_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len, node,
-				   base);
+	return vkvi_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len,
+				    node, base);
 }
 
 static void hook_free(void *arg, void *base, size_t len)
 {
-	vkv_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
+	vkvi_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
 }
 
 static int hook_page_out(void *arg, void *slab, size_t off, size_t len)
 {
-	return vkv_kmod_slab_page_out(((struct vkv_cache *)arg)->kslabs, slab,
-				      off, len);
+	return vkvi_kmod_slab_page_out(((struct vkv_cache *)arg)->kslabs, slab,
+				       off, len);
 }
 
 static int hook_page_in(void *arg, void *slab, size_t off, size_t len)
 {
-	return vkv_kmod_slab_page_in(((struct vkv_cache *)arg)->kslabs, slab,
-				     off, len);
+	return vkvi_kmod_slab_page_in(((struct vkv_cache *)arg)->kslabs, slab,
+				      off, len);
 }
 
 static int hook_discard(void *arg, void *slab, size_t off, size_t len)
 {
-	return vkv_kmod_slab_discard(((struct vkv_cache *)arg)->kslabs, slab,
-				     off, len);
+	return vkvi_kmod_slab_discard(((struct vkv_cache *)arg)->kslabs, slab,
+				      off, len);
 }
 
 static int hook_register(void *arg, void *base, size_t len)
 {
 	static bool said; /* once per process: a server has many caches */
 	struct vkv_cache *c = arg;
-	int ret = c->disk ? vkv_disk_buffer_add(c->disk, base, len) : 0;
+	int ret = c->disk ? vkvi_disk_buffer_add(c->disk, base, len) : 0;
 
 	/*
 	 * Last, so that nothing needs undoing when the disk tier fails the
@@ -63,10 +63,10 @@ static int hook_register(void *arg, void *base, size_t len)
 		int r = c->be->ops->host_register(c->be, base, len);
 
 		if (r && !__atomic_exchange_n(&said, true, __ATOMIC_RELAXED))
-			vkv_log(&c->cfg, VKV_LOG_WARN,
-				"vkv: host tier not registered with the %s "
-				"backend (%s): swap copies are staged",
-				c->be->ops->name, vkv_strerror(r));
+			vkvi_log(&c->cfg, VKV_LOG_WARN,
+				 "vkv: host tier not registered with the %s "
+				 "backend (%s): swap copies are staged",
+				 c->be->ops->name, vkv_strerror(r));
 	}
 	return ret;
 }
@@ -79,7 +79,7 @@ static void hook_unregister(void *arg, void *base, size_t len)
 	if (c->be->ops->host_unregister)
 		c->be->ops->host_unregister(c->be, base);
 	if (c->disk)
-		vkv_disk_buffer_remove(c->disk, base, len);
+		vkvi_disk_buffer_remove(c->disk, base, len);
 }
 
 /*
@@ -95,37 +95,37 @@ static int host_tier_hooks(struct vkv_cache *c)
 		.arg = c,
 	};
 	const char *path = c->cfg.swap_path;
-	int ret = vkv_kmod_slabs_open(c->chunk_bytes, &c->kslabs);
+	int ret = vkvi_kmod_slabs_open(c->chunk_bytes, &c->kslabs);
 
 	if (!ret) {
 		ops.slab_alloc = hook_alloc;
 		ops.slab_free = hook_free;
-		vkv_log(&c->cfg, VKV_LOG_INFO,
-			"vkv: host tier memory from /dev/vkv (pinned by "
-			"vkv.ko)");
+		vkvi_log(&c->cfg, VKV_LOG_INFO,
+			 "vkv: host tier memory from /dev/vkv (pinned by "
+			 "vkv.ko)");
 		if (path) {
-			ret = vkv_kmod_slabs_set_swap(c->kslabs, path);
+			ret = vkvi_kmod_slabs_set_swap(c->kslabs, path);
 			if (ret) {
-				vkv_config_seterr("disk tier %s: %s", path,
-						  vkv_strerror(ret));
+				vkvi_config_seterr("disk tier %s: %s", path,
+						   vkv_strerror(ret));
 				return ret;
 			}
 			ops.page_out = hook_page_out;
 			ops.page_in = hook_page_in;
 			ops.discard = hook_discard;
 			c->kdisk = true;
-			vkv_log(&c->cfg, VKV_LOG_INFO,
-				"vkv: disk tier: vkv.ko swaps the host tier "
-				"to %s",
-				path);
+			vkvi_log(&c->cfg, VKV_LOG_INFO,
+				 "vkv: disk tier: vkv.ko swaps the host tier "
+				 "to %s",
+				 path);
 		}
 	} else {
-		vkv_log(&c->cfg, VKV_LOG_INFO,
-			"vkv: host tier memory from mmap + mbind + mlock (%s)",
-			ret == -ENOENT ? "vkv.ko not loaded"
-				       : vkv_strerror(ret));
+		vkvi_log(&c->cfg, VKV_LOG_INFO,
+			 "vkv: host tier memory from mmap + mbind + mlock (%s)",
+			 ret == -ENOENT ? "vkv.ko not loaded"
+					: vkv_strerror(ret));
 	}
-	return vkv_host_tier_set_ops(c->host, &ops);
+	return vkvi_host_tier_set_ops(c->host, &ops);
 }
 
 /*
@@ -152,19 +152,19 @@ static int quant_elem(const struct vkv_geometry *g, unsigned *elem)
 			return 0;
 		}
 		if (g->elem_size == 2) {
-			vkv_config_seterr("quantize: 2-byte elements may be "
-					  "fp16 or bf16; set the geometry's "
-					  "dtype");
+			vkvi_config_seterr("quantize: 2-byte elements may be "
+					   "fp16 or bf16; set the geometry's "
+					   "dtype");
 			return -EINVAL;
 		}
-		vkv_config_seterr("quantize needs fp16, bf16 or fp32 "
-				  "elements, not %u bytes",
-				  g->elem_size);
+		vkvi_config_seterr("quantize needs fp16, bf16 or fp32 "
+				   "elements, not %u bytes",
+				   g->elem_size);
 		return -EINVAL;
 	default:
-		vkv_config_seterr("quantize needs fp16, bf16 or fp32 "
-				  "elements: dtype %d is already 8-bit",
-				  (int)g->dtype);
+		vkvi_config_seterr("quantize needs fp16, bf16 or fp32 "
+				   "elements: dtype %d is already 8-bit",
+				   (int)g->dtype);
 		return -EINVAL;
 	}
 }
@@ -178,18 +178,18 @@ static int quant_open(struct vkv_cache *c)
 
 	if (ret)
 		return ret;
-	ret = vkv_qpage_init(&c->qpage, c->page_size, c->geom.head_dim, elem);
-	n = ret ? 0 : vkv_qpage_bytes(&c->qpage, c->seg_pages);
+	ret = vkvi_qpage_init(&c->qpage, c->page_size, c->geom.head_dim, elem);
+	n = ret ? 0 : vkvi_qpage_bytes(&c->qpage, c->seg_pages);
 	if (!n || n > SIZE_MAX - 4095) {
-		vkv_config_seterr("quantize: head_dim %u is too large",
-				  c->geom.head_dim);
+		vkvi_config_seterr("quantize: head_dim %u is too large",
+				   c->geom.head_dim);
 		return -EOVERFLOW;
 	}
 	c->chunk_bytes = (n + 4095) & ~(size_t)4095;
 	return 0;
 }
 
-int tiers_open(struct vkv_cache *c)
+int vkvi_tiers_open(struct vkv_cache *c)
 {
 	const struct vkv_config *cfg = &c->cfg;
 	unsigned flags = cfg->io_uring ? 0 : VKV_DISK_NO_URING;
@@ -203,10 +203,10 @@ int tiers_open(struct vkv_cache *c)
 		c->chunk_bytes = c->page_size;
 	}
 	if (cfg->host_budget) {
-		ret = vkv_host_tier_open(cfg, c->chunk_bytes, cfg->host_budget,
-					 cfg->numa_node, &c->host);
+		ret = vkvi_host_tier_open(cfg, c->chunk_bytes, cfg->host_budget,
+					  cfg->numa_node, &c->host);
 		if (ret) {
-			vkv_config_seterr("host tier: %s", vkv_strerror(ret));
+			vkvi_config_seterr("host tier: %s", vkv_strerror(ret));
 			return ret;
 		}
 		ret = host_tier_hooks(c);
@@ -214,25 +214,25 @@ int tiers_open(struct vkv_cache *c)
 			return ret;
 	}
 	if (cfg->swap_path && !c->kdisk) {
-		ret = vkv_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
-					 cfg->swap_qdepth, flags, &c->disk);
+		ret = vkvi_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
+					  cfg->swap_qdepth, flags, &c->disk);
 		if (ret) {
-			vkv_config_seterr("disk tier %s: %s", cfg->swap_path,
-					  vkv_strerror(ret));
+			vkvi_config_seterr("disk tier %s: %s", cfg->swap_path,
+					   vkv_strerror(ret));
 			return ret;
 		}
 	}
 	return 0;
 }
 
-void tiers_close(struct vkv_cache *c)
+void vkvi_tiers_close(struct vkv_cache *c)
 {
 	/* The host tier first: its slabs are registered with the disk tier
 	 * and the backend, and come from the module's contexts. */
 	if (c->host)
-		vkv_host_tier_close(c->host);
-	vkv_kmod_slabs_close(c->kslabs);
-	vkv_disk_tier_close(c->disk);
+		vkvi_host_tier_close(c->host);
+	vkvi_kmod_slabs_close(c->kslabs);
+	vkvi_disk_tier_close(c->disk);
 	c->disk = NULL;
 	c->host = NULL;
 	c->kslabs = NULL;

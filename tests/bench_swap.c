@@ -236,7 +236,7 @@ static int copy_bench(size_t bytes, double staged[2], double direct[2])
 
 	vkv_config_init(&cfg);
 	cfg.backend = VKV_BACKEND_CUDA;
-	if (vkv_backend_cuda_open(&cfg, &be))
+	if (vkvi_backend_cuda_open(&cfg, &be))
 		return 1;
 	pg = be->granularity;
 	n = bytes / pg;

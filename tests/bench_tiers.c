@@ -2,7 +2,7 @@
 /*
  * bench_tiers.c - throughput of the tier building blocks, in one run:
  *
- *   1. host -> disk and disk -> host through vkv_disk_write/read (io_uring,
+ *   1. host -> disk and disk -> host through vkvi_disk_write/read (io_uring,
  *      registered host-tier buffers, O_DIRECT, CRC-32C on every chunk)
  *      against fio on the same file, block size and queue depth
  *      (--direct=1 --ioengine=io_uring), as a ratio; plus the pread/pwrite
@@ -129,8 +129,8 @@ static double run_fio(const char *path, const char *rw, bool fixedbufs)
 	out[len] = 0;
 	/* "jobs" : [ { ... "read" : { ... "bw_bytes" : N ... }, "write" : { */
 	sect = strstr(out, "\"jobs\"");
-	sect = sect ? strstr(sect, strcmp(rw, "read") ? "\"write\" : {" :
-							  "\"read\" : {")
+	sect = sect ? strstr(sect, strcmp(rw, "read") ? "\"write\" : {"
+						      : "\"read\" : {")
 		    : NULL;
 	bw = sect ? json_num(sect, "bw_bytes") : -1;
 	free(out);
@@ -141,7 +141,8 @@ static double run_fio(const char *path, const char *rw, bool fixedbufs)
 
 static int cmp_ptr(const void *a, const void *b)
 {
-	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+	uintptr_t x = (uintptr_t) * (void *const *)a,
+		  y = (uintptr_t) * (void *const *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -157,15 +158,16 @@ static void register_chunks(struct vkv_disk_tier *d, void **chunks, size_t n)
 	memcpy(sorted, chunks, n * sizeof(*sorted));
 	qsort(sorted, n, sizeof(*sorted), cmp_ptr);
 	for (size_t i = 0; i < n; i++) {
-		if (niov && (char *)iov[niov - 1].iov_base +
-					iov[niov - 1].iov_len == (char *)sorted[i]) {
+		if (niov &&
+		    (char *)iov[niov - 1].iov_base + iov[niov - 1].iov_len ==
+			    (char *)sorted[i]) {
 			iov[niov - 1].iov_len += opt_chunk;
 		} else {
 			iov[niov].iov_base = sorted[i];
 			iov[niov++].iov_len = opt_chunk;
 		}
 	}
-	r = vkv_disk_register_buffers(d, iov, niov);
+	r = vkvi_disk_register_buffers(d, iov, niov);
 	printf("  registered %u buffer range(s): %s\n", niov,
 	       r ? vkv_strerror(r) : "ok");
 	free(sorted);
@@ -184,17 +186,17 @@ static struct disk_res disk_pass(struct vkv_disk_tier *d, void **chunks,
 	int r;
 
 	t0 = vkv_now_ns();
-	r = vkv_disk_write(d, (const void *const *)chunks, (unsigned)n, slots);
+	r = vkvi_disk_write(d, (const void *const *)chunks, (unsigned)n, slots);
 	if (r)
-		die("vkv_disk_write", r);
+		die("vkvi_disk_write", r);
 	t1 = vkv_now_ns();
-	r = vkv_disk_read(d, chunks, slots, (unsigned)n);
+	r = vkvi_disk_read(d, chunks, slots, (unsigned)n);
 	if (r)
-		die("vkv_disk_read", r);
+		die("vkvi_disk_read", r);
 	t2 = vkv_now_ns();
-	r = vkv_disk_free(d, slots, (unsigned)n);
+	r = vkvi_disk_free(d, slots, (unsigned)n);
 	if (r)
-		die("vkv_disk_free", r);
+		die("vkvi_disk_free", r);
 	res.w = gbps(n * opt_chunk, t1 - t0);
 	res.r = gbps(n * opt_chunk, t2 - t1);
 	return res;
@@ -217,21 +219,23 @@ static void bench_disk(const char *path)
 	cfg.log_level = VKV_LOG_INFO;
 	if (!chunks || !slots)
 		die("calloc", -ENOMEM);
-	r = vkv_host_tier_open(&cfg, opt_chunk, opt_size, -1, &ht);
+	r = vkvi_host_tier_open(&cfg, opt_chunk, opt_size, -1, &ht);
 	if (r)
-		die("vkv_host_tier_open", r);
+		die("vkvi_host_tier_open", r);
 	for (size_t i = 0; i < n; i++) {
-		r = vkv_host_tier_alloc(ht, &chunks[i]);
+		r = vkvi_host_tier_alloc(ht, &chunks[i]);
 		if (r)
-			die("vkv_host_tier_alloc", r);
+			die("vkvi_host_tier_alloc", r);
 		for (size_t k = 0; k < opt_chunk / 8; k++)
-			((uint64_t *)chunks[i])[k] = (i * 0x9e3779b97f4a7c15ull) ^ k;
+			((uint64_t *)chunks[i])[k] =
+				(i * 0x9e3779b97f4a7c15ull) ^ k;
 	}
 	printf("host<->disk: %zu chunks of %zu KiB (%zu MiB), queue depth %u, "
-	       "file %s\n", n, opt_chunk >> 10, opt_size >> 20, opt_qd, path);
-	r = vkv_disk_tier_open(&cfg, path, opt_chunk, opt_qd, 0, &d);
+	       "file %s\n",
+	       n, opt_chunk >> 10, opt_size >> 20, opt_qd, path);
+	r = vkvi_disk_tier_open(&cfg, path, opt_chunk, opt_qd, 0, &d);
 	if (r)
-		die("vkv_disk_tier_open", r);
+		die("vkvi_disk_tier_open", r);
 	register_chunks(d, chunks, n);
 	disk_pass(d, chunks, n, slots); /* lays the file out */
 
@@ -246,7 +250,8 @@ static void bench_disk(const char *path)
 			frf[rep] = run_fio(path, "read", true);
 			if (fw[rep] < 0 || fr[rep] < 0 || fwf[rep] < 0 ||
 			    frf[rep] < 0) {
-				printf("  fio failed or is missing (apt-get install "
+				printf("  fio failed or is missing (apt-get "
+				       "install "
 				       "fio); no comparison\n");
 				opt_fio = false;
 			}
@@ -255,40 +260,48 @@ static void bench_disk(const char *path)
 		       vr[rep]);
 		if (opt_fio)
 			printf(" | fio write %.2f read %.2f, fixedbufs write "
-			       "%.2f read %.2f GB/s", fw[rep], fr[rep], fwf[rep],
-			       frf[rep]);
+			       "%.2f read %.2f GB/s",
+			       fw[rep], fr[rep], fwf[rep], frf[rep]);
 		printf("\n");
 	}
 	{
 		double mvw = median(vw, opt_reps), mvr = median(vr, opt_reps);
 
-		printf("\n| direction | vkv_disk (GB/s) | fio (GB/s) | fio fixedbufs "
+		printf("\n| direction | vkv_disk (GB/s) | fio (GB/s) | fio "
+		       "fixedbufs "
 		       "(GB/s) | vkv / best fio |\n|---|---|---|---|---|\n");
 		if (opt_fio) {
-			double mfw = median(fw, opt_reps), mfr = median(fr, opt_reps);
-			double mfwf = median(fwf, opt_reps), mfrf = median(frf, opt_reps);
-			double bw = mfw > mfwf ? mfw : mfwf, br = mfr > mfrf ? mfr : mfrf;
+			double mfw = median(fw, opt_reps),
+			       mfr = median(fr, opt_reps);
+			double mfwf = median(fwf, opt_reps),
+			       mfrf = median(frf, opt_reps);
+			double bw = mfw > mfwf ? mfw : mfwf,
+			       br = mfr > mfrf ? mfr : mfrf;
 
-			printf("| host->disk (write) | %.2f | %.2f | %.2f | %.0f%% |\n",
+			printf("| host->disk (write) | %.2f | %.2f | %.2f | "
+			       "%.0f%% |\n",
 			       mvw, mfw, mfwf, 100 * mvw / bw);
-			printf("| disk->host (read)  | %.2f | %.2f | %.2f | %.0f%% |\n",
+			printf("| disk->host (read)  | %.2f | %.2f | %.2f | "
+			       "%.0f%% |\n",
 			       mvr, mfr, mfrf, 100 * mvr / br);
 		} else {
-			printf("| host->disk (write) | %.2f | - | - | - |\n", mvw);
-			printf("| disk->host (read)  | %.2f | - | - | - |\n", mvr);
+			printf("| host->disk (write) | %.2f | - | - | - |\n",
+			       mvw);
+			printf("| disk->host (read)  | %.2f | - | - | - |\n",
+			       mvr);
 		}
 	}
 	{
-		struct vkv_disk_counters c;
+		struct vkvi_disk_counters c;
 
-		vkv_disk_counters(d, &c);
+		vkvi_disk_counters(d, &c);
 		printf("  (medians of %u; uring %d, direct %d, %" PRIu64
 		       " fixed-buffer requests, %" PRIu64 " resubmits, "
-		       "CRC %s)\n", opt_reps, (int)c.uring, (int)c.direct,
-		       c.fixed_ios, c.resubmits,
-		       vkv_crc32c_hw() ? "SSE4.2" : "table");
+		       "CRC %s)\n",
+		       opt_reps, (int)c.uring, (int)c.direct, c.fixed_ios,
+		       c.resubmits, vkvi_crc32c_hw() ? "SSE4.2" : "table");
 	}
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 
 	/*
 	 * The same engine on plain 4 KiB-page buffers (what fio uses), not
@@ -306,35 +319,37 @@ static void bench_disk(const char *path)
 		memset(plain, 0x5a, n * opt_chunk);
 		for (size_t i = 0; i < n; i++)
 			pc[i] = plain + i * opt_chunk;
-		r = vkv_disk_tier_open(NULL, path, opt_chunk, opt_qd, 0, &d);
+		r = vkvi_disk_tier_open(NULL, path, opt_chunk, opt_qd, 0, &d);
 		if (r)
-			die("vkv_disk_tier_open", r);
+			die("vkvi_disk_tier_open", r);
 		a = disk_pass(d, pc, n, slots);
 		{
-			struct iovec iov = { plain, n * opt_chunk };
+			struct iovec iov = {plain, n * opt_chunk};
 
-			r = vkv_disk_register_buffers(d, &iov, 1);
+			r = vkvi_disk_register_buffers(d, &iov, 1);
 		}
 		b = disk_pass(d, pc, n, slots);
-		printf("| 4 KiB pages, unregistered | write %.2f | read %.2f | | |\n",
+		printf("| 4 KiB pages, unregistered | write %.2f | read %.2f | "
+		       "| |\n",
 		       a.w, a.r);
-		printf("| 4 KiB pages, registered%s | write %.2f | read %.2f | | |\n",
+		printf("| 4 KiB pages, registered%s | write %.2f | read %.2f | "
+		       "| |\n",
 		       r ? " (failed)" : "", b.w, b.r);
-		vkv_disk_tier_close(d);
+		vkvi_disk_tier_close(d);
 		free(plain);
 		free(pc);
 	}
 
 	/* The fallback, for reference. */
-	r = vkv_disk_tier_open(&cfg, path, opt_chunk, opt_qd, VKV_DISK_NO_URING,
-			       &d);
+	r = vkvi_disk_tier_open(&cfg, path, opt_chunk, opt_qd,
+				VKV_DISK_NO_URING, &d);
 	if (r)
-		die("vkv_disk_tier_open", r);
+		die("vkvi_disk_tier_open", r);
 	res = disk_pass(d, chunks, n, slots);
 	printf("| pread/pwrite fallback | write %.2f | read %.2f | | |\n\n",
 	       res.w, res.r);
-	vkv_disk_tier_close(d);
-	vkv_host_tier_close(ht);
+	vkvi_disk_tier_close(d);
+	vkvi_host_tier_close(ht);
 	free(chunks);
 	free(slots);
 }
@@ -373,15 +388,15 @@ static uint64_t swap_round(struct vkv_disk_tier *d, char *buf, size_t bytes,
 	for (size_t i = 0; i < n; i++)
 		c[i] = buf + i * opt_chunk;
 	t0 = vkv_now_ns();
-	r = vkv_disk_write(d, (const void *const *)c, (unsigned)n, slots);
+	r = vkvi_disk_write(d, (const void *const *)c, (unsigned)n, slots);
 	if (r)
-		die("vkv_disk_write", r);
+		die("vkvi_disk_write", r);
 	t1 = vkv_now_ns();
-	r = vkv_disk_read(d, c, slots, (unsigned)n);
+	r = vkvi_disk_read(d, c, slots, (unsigned)n);
 	if (r)
-		die("vkv_disk_read", r);
+		die("vkvi_disk_read", r);
 	t2 = vkv_now_ns();
-	vkv_disk_free(d, slots, (unsigned)n);
+	vkvi_disk_free(d, slots, (unsigned)n);
 	free(c);
 	free(slots);
 	*t_write = t1 - t0;
@@ -399,9 +414,9 @@ static uint64_t swap_round(struct vkv_disk_tier *d, char *buf, size_t bytes,
 struct qpipe {
 	pthread_mutex_t m;
 	pthread_cond_t c;
-	unsigned done;        /* batches handed over */
+	unsigned done; /* batches handed over */
 	unsigned nb;
-	bool out;             /* swap out: the thread quantizes */
+	bool out; /* swap out: the thread quantizes */
 	const uint16_t *src;
 	uint16_t *dst;
 	char *qbuf;
@@ -472,14 +487,14 @@ static void qp_run(struct vkv_disk_tier *d, struct qpipe *p, uint64_t *t_out,
 				while (p->done <= b)
 					pthread_cond_wait(&p->c, &p->m);
 				pthread_mutex_unlock(&p->m);
-				r = vkv_disk_write(d, (const void *const *)c, per,
-						   &slots[b * per]);
+				r = vkvi_disk_write(d, (const void *const *)c,
+						    per, &slots[b * per]);
 				if (r)
-					die("vkv_disk_write", r);
+					die("vkvi_disk_write", r);
 			} else {
-				r = vkv_disk_read(d, c, &slots[b * per], per);
+				r = vkvi_disk_read(d, c, &slots[b * per], per);
 				if (r)
-					die("vkv_disk_read", r);
+					die("vkvi_disk_read", r);
 				pthread_mutex_lock(&p->m);
 				p->done++;
 				pthread_cond_signal(&p->c);
@@ -489,7 +504,7 @@ static void qp_run(struct vkv_disk_tier *d, struct qpipe *p, uint64_t *t_out,
 		pthread_join(th, NULL);
 		*(dir == 0 ? t_out : t_in) = vkv_now_ns() - t0;
 	}
-	vkv_disk_free(d, slots, p->nb * per);
+	vkvi_disk_free(d, slots, p->nb * per);
 	free(slots);
 }
 
@@ -497,7 +512,7 @@ static void bench_quant(const char *path)
 {
 	const size_t heads = 8, hd = 128;
 	size_t rows = opt_qsize / (heads * hd * 2), nel = rows * heads * hd;
-	size_t raw = nel * 2, qbytes = vkv_quant_bytes(rows, heads, hd);
+	size_t raw = nel * 2, qbytes = vkvi_quant_bytes(rows, heads, hd);
 	size_t raw_pad = (raw + opt_chunk - 1) / opt_chunk * opt_chunk;
 	size_t q_pad = (qbytes + opt_chunk - 1) / opt_chunk * opt_chunk;
 	uint16_t *src = xalign(raw_pad), *back = xalign(raw_pad);
@@ -505,7 +520,8 @@ static void bench_quant(const char *path)
 	int8_t *q = (int8_t *)qbuf;
 	float *scales = (float *)(qbuf + nel);
 	double maxabs = 0, se = 0, sx = 0;
-	uint64_t s = 12345, tq, tdq, tq_best = UINT64_MAX, tdq_best = UINT64_MAX;
+	uint64_t s = 12345, tq, tdq, tq_best = UINT64_MAX,
+		 tdq_best = UINT64_MAX;
 	uint64_t raw_w = UINT64_MAX, raw_r = UINT64_MAX, q_w = UINT64_MAX,
 		 q_r = UINT64_MAX, qp_out = UINT64_MAX, qp_in = UINT64_MAX;
 	uint16_t *back_serial;
@@ -521,18 +537,20 @@ static void bench_quant(const char *path)
 
 		if (i % 211 == 0)
 			v *= 8;
-		src[i] = vkv_f32_to_f16(v);
+		src[i] = vkvi_f32_to_f16(v);
 	}
 	memset((char *)src + raw, 0, raw_pad - raw);
 	for (unsigned rep = 0; rep < opt_reps; rep++) {
 		uint64_t t0 = vkv_now_ns();
 
-		r = vkv_quant_rows(src, rows, heads, hd, VKV_QUANT_F16, q, scales);
+		r = vkv_quant_rows(src, rows, heads, hd, VKV_QUANT_F16, q,
+				   scales);
 		if (r)
 			die("vkv_quant_rows", r);
 		tq = vkv_now_ns() - t0;
 		t0 = vkv_now_ns();
-		r = vkv_dequant_rows(q, scales, rows, heads, hd, VKV_QUANT_F16, back);
+		r = vkv_dequant_rows(q, scales, rows, heads, hd, VKV_QUANT_F16,
+				     back);
 		if (r)
 			die("vkv_dequant_rows", r);
 		tdq = vkv_now_ns() - t0;
@@ -542,7 +560,8 @@ static void bench_quant(const char *path)
 	back_serial = xalign(raw_pad);
 	memcpy(back_serial, back, raw);
 	for (size_t i = 0; i < nel; i++) {
-		double x = vkv_f16_to_f32(src[i]), y = vkv_f16_to_f32(back[i]);
+		double x = vkvi_f16_to_f32(src[i]),
+		       y = vkvi_f16_to_f32(back[i]);
 		double e = fabs(x - y);
 
 		maxabs = e > maxabs ? e : maxabs;
@@ -550,13 +569,13 @@ static void bench_quant(const char *path)
 		sx += x * x;
 	}
 
-	r = vkv_disk_tier_open(NULL, path, opt_chunk, opt_qd, 0, &d);
+	r = vkvi_disk_tier_open(NULL, path, opt_chunk, opt_qd, 0, &d);
 	if (r)
-		die("vkv_disk_tier_open", r);
-	iov[0] = (struct iovec){ src, raw_pad };
-	iov[1] = (struct iovec){ back, raw_pad };
-	iov[2] = (struct iovec){ qbuf, q_pad };
-	vkv_disk_register_buffers(d, iov, 3);
+		die("vkvi_disk_tier_open", r);
+	iov[0] = (struct iovec){src, raw_pad};
+	iov[1] = (struct iovec){back, raw_pad};
+	iov[2] = (struct iovec){qbuf, q_pad};
+	vkvi_disk_register_buffers(d, iov, 3);
 	for (unsigned rep = 0; rep < opt_reps; rep++) {
 		uint64_t w, rd;
 
@@ -572,8 +591,12 @@ static void bench_quant(const char *path)
 		struct qpipe p = {
 			.m = PTHREAD_MUTEX_INITIALIZER,
 			.c = PTHREAD_COND_INITIALIZER,
-			.src = src, .dst = back, .rows = rows, .heads = heads,
-			.hd = hd, .batch_bytes = QP_BATCH * opt_chunk,
+			.src = src,
+			.dst = back,
+			.rows = rows,
+			.heads = heads,
+			.hd = hd,
+			.batch_bytes = QP_BATCH * opt_chunk,
 		};
 		struct iovec piov[3];
 
@@ -584,8 +607,8 @@ static void bench_quant(const char *path)
 		memset(back, 0, raw);
 		piov[0] = iov[0];
 		piov[1] = iov[1];
-		piov[2] = (struct iovec){ p.qbuf, (size_t)p.nb * p.batch_bytes };
-		vkv_disk_register_buffers(d, piov, 3);
+		piov[2] = (struct iovec){p.qbuf, (size_t)p.nb * p.batch_bytes};
+		vkvi_disk_register_buffers(d, piov, 3);
 		for (unsigned rep = 0; rep < opt_reps; rep++) {
 			uint64_t to, ti;
 
@@ -599,9 +622,10 @@ static void bench_quant(const char *path)
 				die("pipelined dequantization differs", 0);
 		free(p.qbuf);
 	}
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 
-	printf("quantized swap: %zu MiB of fp16 KV (%zu tokens x %zu heads x %zu "
+	printf("quantized swap: %zu MiB of fp16 KV (%zu tokens x %zu heads x "
+	       "%zu "
 	       "dims), int8 + one fp32 scale per token and head\n",
 	       raw >> 20, rows, heads, hd);
 	printf("\n| | unquantized fp16 | int8 quantized |\n|---|---|---|\n");
@@ -609,20 +633,26 @@ static void bench_quant(const char *path)
 	       100.0 * (double)qbytes / (double)raw);
 	printf("| quantize / dequantize (GB/s of fp16) | - | %.2f / %.2f |\n",
 	       gbps(raw, tq_best), gbps(raw, tdq_best));
-	printf("| swap out, serial: host->disk (GB/s of fp16 KV) | %.2f | %.2f |\n",
+	printf("| swap out, serial: host->disk (GB/s of fp16 KV) | %.2f | %.2f "
+	       "|\n",
 	       gbps(raw, raw_w), gbps(raw, q_w + tq_best));
-	printf("| swap in, serial: disk->host (GB/s of fp16 KV) | %.2f | %.2f |\n",
+	printf("| swap in, serial: disk->host (GB/s of fp16 KV) | %.2f | %.2f "
+	       "|\n",
 	       gbps(raw, raw_r), gbps(raw, q_r + tdq_best));
 	printf("| swap out, pipelined: quantize on a 2nd thread (GB/s of fp16 "
-	       "KV) | %.2f | %.2f |\n", gbps(raw, raw_w), gbps(raw, qp_out));
+	       "KV) | %.2f | %.2f |\n",
+	       gbps(raw, raw_w), gbps(raw, qp_out));
 	printf("| swap in, pipelined: dequantize on a 2nd thread (GB/s of fp16 "
-	       "KV) | %.2f | %.2f |\n", gbps(raw, raw_r), gbps(raw, qp_in));
-	printf("| reconstruction error | 0 | max abs %.3g, RMS relative %.3g |\n",
+	       "KV) | %.2f | %.2f |\n",
+	       gbps(raw, raw_r), gbps(raw, qp_in));
+	printf("| reconstruction error | 0 | max abs %.3g, RMS relative %.3g "
+	       "|\n",
 	       maxabs, sqrt(se / sx));
 	printf("  (best of %u; serial rows: quantize, then write / read, then "
-	       "dequantize on one thread;\n   pipelined rows: %d-chunk batches, "
-	       "%zu bytes on the tier with per-batch padding)\n", opt_reps,
-	       QP_BATCH, qp_bytes);
+	       "dequantize on one thread;\n   pipelined rows: %d-chunk "
+	       "batches, "
+	       "%zu bytes on the tier with per-batch padding)\n",
+	       opt_reps, QP_BATCH, qp_bytes);
 	free(src);
 	free(back);
 	free(back_serial);
@@ -633,7 +663,8 @@ int main(int argc, char **argv)
 {
 	char path[4096];
 
-	opt_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	opt_dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
+							: "/tmp";
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		size_t sz;
@@ -659,7 +690,7 @@ int main(int argc, char **argv)
 			if (!n || n > 16)
 				goto usage;
 			opt_reps = (unsigned)n;
-		} else if (vkv_parse_size(v, &sz) == 0 && sz) {
+		} else if (vkvi_parse_size(v, &sz) == 0 && sz) {
 			if (!strcmp(a, "--size"))
 				opt_size = sz;
 			else if (!strcmp(a, "--chunk"))
@@ -676,14 +707,16 @@ int main(int argc, char **argv)
 	    opt_qsize < 2 * 8 * 128)
 		goto usage;
 	opt_size = opt_size / opt_chunk * opt_chunk;
-	snprintf(path, sizeof(path), "%s/vkv-bench-%d.swap", opt_dir, (int)getpid());
+	snprintf(path, sizeof(path), "%s/vkv-bench-%d.swap", opt_dir,
+		 (int)getpid());
 	unlink(path);
 	bench_disk(path);
 	bench_quant(path);
 	unlink(path);
 	return 0;
 usage:
-	fprintf(stderr, "usage: bench_tiers [--dir D] [--size 1G] [--chunk 2M] "
-			"[--qd 32] [--reps 3] [--quant-size 256M] [--no-fio]\n");
+	fprintf(stderr,
+		"usage: bench_tiers [--dir D] [--size 1G] [--chunk 2M] "
+		"[--qd 32] [--reps 3] [--quant-size 256M] [--no-fio]\n");
 	return 2;
 }

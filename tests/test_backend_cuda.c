@@ -83,7 +83,7 @@ struct vkv_backend *open_be(void)
 {
 	struct vkv_backend *be = NULL;
 
-	ck_assert_int_eq(vkv_backend_cuda_open(&cfg, &be), 0);
+	ck_assert_int_eq(vkvi_backend_cuda_open(&cfg, &be), 0);
 	ck_assert_ptr_nonnull(be);
 	return be;
 }
@@ -176,7 +176,7 @@ START_TEST(test_bad_device)
 	struct vkv_backend *be = (void *)1;
 
 	cfg.device = 1;
-	ck_assert_int_eq(vkv_backend_cuda_open(&cfg, &be), -ENODEV);
+	ck_assert_int_eq(vkvi_backend_cuda_open(&cfg, &be), -ENODEV);
 	ck_assert_ptr_null(be);
 	ck_assert_int_eq(nlogs, 1);
 	ck_assert_ptr_nonnull(strstr(last_log, "device 1"));
@@ -461,7 +461,7 @@ static int env_case(const char *name)
 	cfg.backend = VKV_BACKEND_CUDA;
 	cfg.log_fn = log_fn;
 	cfg.log_level = VKV_LOG_INFO;
-	ret = vkv_backend_cuda_open(&cfg, &be);
+	ret = vkvi_backend_cuda_open(&cfg, &be);
 	if (!strcmp(name, "nolib") && !ret) {
 		/* A machine with a real driver installed: nothing to test. */
 		printf("  a libcuda.so.1 is installed here: case skipped\n");
@@ -484,7 +484,7 @@ static int env_case(const char *name)
 		nlogs = 0;
 		for (i = 0; i < 3; i++) {
 			be = NULL;
-			if (vkv_backend_open(&cfg, &be) || !be)
+			if (vkvi_backend_open(&cfg, &be) || !be)
 				return 8;
 			if (!strcmp(be->ops->name, "cuda")) {
 				printf("  a libcuda.so.1 is installed here: "
@@ -514,7 +514,7 @@ static int env_case(const char *name)
 		vkv_backend_destroy(be);
 		if (!load_fake() || fk.retain(&mine, 1) || fk.ctx_set(mine))
 			return 3;
-		if (vkv_backend_cuda_open(&cfg, &be) || fk.ctx_get(&cur) ||
+		if (vkvi_backend_cuda_open(&cfg, &be) || fk.ctx_get(&cur) ||
 		    cur != mine)
 			return 4;
 		if (be->ops->reserve(be, G, &va) ||

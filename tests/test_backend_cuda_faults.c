@@ -313,7 +313,7 @@ START_TEST(test_fault_injection_open)
 				fk.inject(fns[i], k, CUDRV_ERROR_OUT_OF_MEMORY),
 				0);
 			nlogs = 0;
-			ret = vkv_backend_cuda_open(&cfg, &be);
+			ret = vkvi_backend_cuda_open(&cfg, &be);
 			fk.fail_clear();
 			/* Failed or not, one line says what happened. */
 			ck_assert_msg(nlogs == 1, "open, %s #%lu: %d lines",

@@ -16,66 +16,68 @@ START_TEST(test_disk_bad_input)
 {
 	char path[600];
 	struct vkv_disk_tier *d;
-	struct vkv_disk_counters c;
+	struct vkvi_disk_counters c;
 	void *b = xalign(64 * KIB), *bufs[2];
 	uint64_t slots[2], bad = 12345;
 	struct stat st;
 
 	swap_path(path, sizeof(path), 0, "bad");
-	ck_err(vkv_disk_tier_open(NULL, NULL, 64 * KIB, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, "", 64 * KIB, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 0, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 1000, 4, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 0, 0, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 100000, 0, &d),
+	ck_err(vkvi_disk_tier_open(NULL, NULL, 64 * KIB, 4, 0, &d), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, "", 64 * KIB, 4, 0, &d), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, path, 0, 4, 0, &d), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, path, 1000, 4, 0, &d), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, path, 64 * KIB, 0, 0, &d), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, path, 64 * KIB, 100000, 0, &d),
 	       -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0x80, &d), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0, NULL), -EINVAL);
-	ck_err(vkv_disk_tier_open(NULL, "/nonexistent-dir/x", 64 * KIB, 4, 0,
-				  &d),
+	ck_err(vkvi_disk_tier_open(NULL, path, 64 * KIB, 4, 0x80, &d), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, path, 64 * KIB, 4, 0, NULL), -EINVAL);
+	ck_err(vkvi_disk_tier_open(NULL, "/nonexistent-dir/x", 64 * KIB, 4, 0,
+				   &d),
 	       -ENOENT);
-	ck_err(vkv_disk_tier_open(NULL, swapdirs[0], 64 * KIB, 4, 0, &d),
+	ck_err(vkvi_disk_tier_open(NULL, swapdirs[0], 64 * KIB, 4, 0, &d),
 	       -EISDIR);
 	ck_assert_int_eq(access(path, F_OK), -1); /* nothing created */
 
-	ck_ok(vkv_disk_tier_open(NULL, path, 64 * KIB, 4, 0, &d));
+	ck_ok(vkvi_disk_tier_open(NULL, path, 64 * KIB, 4, 0, &d));
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_uint_eq(st.st_mode & 0777, 0600);
 	bufs[0] = b;
 	bufs[1] = NULL;
-	ck_err(vkv_disk_write(NULL, (const void *const *)bufs, 1, slots),
+	ck_err(vkvi_disk_write(NULL, (const void *const *)bufs, 1, slots),
 	       -EINVAL);
-	ck_err(vkv_disk_write(d, NULL, 1, slots), -EINVAL);
-	ck_err(vkv_disk_write(d, (const void *const *)bufs, 1, NULL), -EINVAL);
-	ck_err(vkv_disk_write(d, (const void *const *)bufs, 2, slots), -EINVAL);
+	ck_err(vkvi_disk_write(d, NULL, 1, slots), -EINVAL);
+	ck_err(vkvi_disk_write(d, (const void *const *)bufs, 1, NULL), -EINVAL);
+	ck_err(vkvi_disk_write(d, (const void *const *)bufs, 2, slots),
+	       -EINVAL);
 	bufs[1] = (char *)b + 512; /* unaligned */
-	ck_err(vkv_disk_write(d, (const void *const *)bufs, 2, slots), -EINVAL);
-	ck_ok(vkv_disk_write(d, (const void *const *)bufs, 0, slots));
-	vkv_disk_counters(d, &c);
+	ck_err(vkvi_disk_write(d, (const void *const *)bufs, 2, slots),
+	       -EINVAL);
+	ck_ok(vkvi_disk_write(d, (const void *const *)bufs, 0, slots));
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_eq(c.slots_used, 0);
-	ck_ok(vkv_disk_write(d, (const void *const *)bufs, 1, slots));
-	ck_err(vkv_disk_read(d, &bufs[1], slots, 1), -EINVAL);
-	ck_err(vkv_disk_read(d, bufs, &bad, 1), -EINVAL);
-	ck_err(vkv_disk_read(d, bufs, NULL, 1), -EINVAL);
+	ck_ok(vkvi_disk_write(d, (const void *const *)bufs, 1, slots));
+	ck_err(vkvi_disk_read(d, &bufs[1], slots, 1), -EINVAL);
+	ck_err(vkvi_disk_read(d, bufs, &bad, 1), -EINVAL);
+	ck_err(vkvi_disk_read(d, bufs, NULL, 1), -EINVAL);
 	slots[1] = slots[0] + 1; /* in the file, never written */
-	ck_err(vkv_disk_read(d, bufs, &slots[1], 1), -EINVAL);
-	ck_err(vkv_disk_free(d, &bad, 1), -EINVAL);
-	ck_err(vkv_disk_free(d, slots, 2), -EINVAL); /* slots[1] not in use */
-	vkv_disk_counters(d, &c);
+	ck_err(vkvi_disk_read(d, bufs, &slots[1], 1), -EINVAL);
+	ck_err(vkvi_disk_free(d, &bad, 1), -EINVAL);
+	ck_err(vkvi_disk_free(d, slots, 2), -EINVAL); /* slots[1] not in use */
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_eq(c.slots_used, 1); /* nothing freed */
-	ck_err(vkv_disk_free(d, NULL, 1), -EINVAL);
-	ck_ok(vkv_disk_free(d, slots, 1));
-	ck_err(vkv_disk_free(d, slots, 1), -EINVAL);
-	ck_err(vkv_disk_read(d, bufs, slots, 1), -EINVAL); /* freed */
+	ck_err(vkvi_disk_free(d, NULL, 1), -EINVAL);
+	ck_ok(vkvi_disk_free(d, slots, 1));
+	ck_err(vkvi_disk_free(d, slots, 1), -EINVAL);
+	ck_err(vkvi_disk_read(d, bufs, slots, 1), -EINVAL); /* freed */
 	{
 		struct iovec iov = {(char *)b + 1, 4096};
 
-		ck_err(vkv_disk_register_buffers(d, &iov, 1), -EINVAL);
-		ck_err(vkv_disk_register_buffers(d, NULL, 1), -EINVAL);
-		ck_ok(vkv_disk_register_buffers(d, NULL, 0));
+		ck_err(vkvi_disk_register_buffers(d, &iov, 1), -EINVAL);
+		ck_err(vkvi_disk_register_buffers(d, NULL, 1), -EINVAL);
+		ck_ok(vkvi_disk_register_buffers(d, NULL, 0));
 	}
-	vkv_disk_tier_close(d);
-	vkv_disk_tier_close(NULL);
+	vkvi_disk_tier_close(d);
+	vkvi_disk_tier_close(NULL);
 	unlink(path);
 	free(b);
 }
@@ -91,7 +93,7 @@ END_TEST
 
 static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 			    bool registered, uint64_t seed,
-			    struct vkv_disk_counters *out)
+			    struct vkvi_disk_counters *out)
 {
 	struct vkv_config cfg = log_cfg();
 	struct vkv_host_tier *ht;
@@ -103,10 +105,10 @@ static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 
 	rng_state = seed;
 	/* Buffers from the host tier, as in the library. */
-	ck_ok(vkv_host_tier_open(NULL, RT_CHUNK, 0, -1, &ht));
+	ck_ok(vkvi_host_tier_open(NULL, RT_CHUNK, 0, -1, &ht));
 	for (int i = 0; i < RT_LIVE; i++)
-		ck_ok(vkv_host_tier_alloc(ht, &buf[i]));
-	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, qdepth, flags, &d));
+		ck_ok(vkvi_host_tier_alloc(ht, &buf[i]));
+	ck_ok(vkvi_disk_tier_open(&cfg, path, RT_CHUNK, qdepth, flags, &d));
 	if (registered) {
 		/* One slab holds them all: register it. */
 		char *lo = buf[0], *hi = buf[0];
@@ -118,7 +120,7 @@ static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 		}
 		iov.iov_base = lo;
 		iov.iov_len = (size_t)(hi - lo) + RT_CHUNK;
-		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
+		ck_ok(vkvi_disk_register_buffers(d, &iov, 1));
 	}
 	for (int round = 0; round < 300; round++) {
 		unsigned op = rnd() % 3, n = 1 + rnd() % 16, k = 0;
@@ -139,7 +141,7 @@ static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 					wb[k++] = buf[j];
 				}
 			}
-			ck_ok(vkv_disk_write(d, wb, k, sl));
+			ck_ok(vkvi_disk_write(d, wb, k, sl));
 			for (unsigned i = 0; i < k; i++) {
 				live[idx[i]] = true;
 				slot[idx[i]] = sl[i];
@@ -163,7 +165,7 @@ static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 					sl[k++] = slot[j];
 				}
 			}
-			ck_ok(vkv_disk_read(d, rb, sl, k));
+			ck_ok(vkvi_disk_read(d, rb, sl, k));
 			for (unsigned i = 0; i < k; i++)
 				req(check_fill(buf[idx[i]], RT_CHUNK,
 					       stamp[idx[i]]));
@@ -177,7 +179,7 @@ static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 					sl[k++] = slot[j];
 				}
 			}
-			ck_ok(vkv_disk_free(d, sl, k));
+			ck_ok(vkvi_disk_free(d, sl, k));
 			nlive -= k;
 		}
 	}
@@ -185,16 +187,16 @@ static uint64_t disk_random(const char *path, unsigned flags, unsigned qdepth,
 	for (unsigned j = 0; j < RT_LIVE; j++)
 		if (live[j]) {
 			memset(buf[j], 0, RT_CHUNK);
-			ck_ok(vkv_disk_read(d, &buf[j], &slot[j], 1));
+			ck_ok(vkvi_disk_read(d, &buf[j], &slot[j], 1));
 			ck_assert(check_fill(buf[j], RT_CHUNK, stamp[j]));
 		}
-	vkv_disk_counters(d, out);
+	vkvi_disk_counters(d, out);
 	ck_assert_uint_eq(out->slots_used, nlive);
 	ck_assert_uint_eq(out->crc_errors, 0);
 	ck_assert_uint_eq(out->io_errors, 0);
 	ck_assert_uint_eq(log_count("disk tier: "), 1); /* the open line */
-	vkv_disk_tier_close(d);
-	vkv_host_tier_close(ht);
+	vkvi_disk_tier_close(d);
+	vkvi_host_tier_close(ht);
 	return digest;
 }
 
@@ -219,7 +221,7 @@ START_TEST(test_disk_random_modes)
 	for (unsigned dir = 0; dir < nswapdirs; dir++) {
 		for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]);
 		     m++) {
-			struct vkv_disk_counters c;
+			struct vkvi_disk_counters c;
 			char path[600];
 			uint64_t dg;
 
@@ -256,7 +258,7 @@ END_TEST
 
 START_TEST(test_disk_reuse)
 {
-	struct vkv_disk_counters c;
+	struct vkvi_disk_counters c;
 	struct vkv_disk_tier *d;
 	char path[600];
 	void *b = xalign(RT_CHUNK);
@@ -264,30 +266,30 @@ START_TEST(test_disk_reuse)
 	uint64_t s[8], s2[8], fr[2];
 
 	swap_path(path, sizeof(path), 0, "reuse");
-	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
+	ck_ok(vkvi_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
 	fill(b, RT_CHUNK, 1);
-	ck_ok(vkv_disk_write(d, bufs, 8, s));
+	ck_ok(vkvi_disk_write(d, bufs, 8, s));
 	for (int i = 0; i < 8; i++)
 		ck_assert_uint_eq(s[i], (uint64_t)i); /* lowest first */
-	vkv_disk_counters(d, &c);
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_ge(c.slots_total, 16); /* grown in a big step */
 	fr[0] = s[2];
 	fr[1] = s[5];
-	ck_ok(vkv_disk_free(d, fr, 2));
-	ck_ok(vkv_disk_write(d, bufs, 3, s2));
+	ck_ok(vkvi_disk_free(d, fr, 2));
+	ck_ok(vkvi_disk_write(d, bufs, 3, s2));
 	ck_assert_uint_eq(s2[0], 2);
 	ck_assert_uint_eq(s2[1], 5);
 	ck_assert_uint_eq(s2[2], 8);
-	vkv_disk_counters(d, &c);
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_eq(c.slots_used, 9);
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 
 	/* Reopening an existing file keeps its size as capacity. */
-	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
-	vkv_disk_counters(d, &c);
+	ck_ok(vkvi_disk_tier_open(NULL, path, RT_CHUNK, 4, 0, &d));
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_ge(c.slots_total, 16);
 	ck_assert_uint_eq(c.slots_used, 0);
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 	unlink(path);
 	free(b);
 }
@@ -299,7 +301,7 @@ START_TEST(test_disk_corruption)
 	for (unsigned dir = 0; dir < nswapdirs; dir++) {
 		for (unsigned mode = 0; mode < 2; mode++) {
 			struct vkv_config cfg = log_cfg();
-			struct vkv_disk_counters c;
+			struct vkvi_disk_counters c;
 			struct vkv_disk_tier *d;
 			char path[600], want[64];
 			void *b[8];
@@ -307,14 +309,14 @@ START_TEST(test_disk_corruption)
 			int fd;
 
 			swap_path(path, sizeof(path), dir, "corrupt");
-			ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4,
-						 mode ? VKV_DISK_NO_URING : 0,
-						 &d));
+			ck_ok(vkvi_disk_tier_open(&cfg, path, RT_CHUNK, 4,
+						  mode ? VKV_DISK_NO_URING : 0,
+						  &d));
 			for (int i = 0; i < 8; i++) {
 				b[i] = xalign(RT_CHUNK);
 				fill(b[i], RT_CHUNK, 100 + (uint64_t)i);
 			}
-			ck_ok(vkv_disk_write(d, (const void *const *)b, 8, s));
+			ck_ok(vkvi_disk_write(d, (const void *const *)b, 8, s));
 			fd = open(path, O_RDWR);
 			ck_assert_int_ge(fd, 0);
 			ck_assert_int_eq(
@@ -325,31 +327,31 @@ START_TEST(test_disk_corruption)
 			close(fd);
 			for (int i = 0; i < 8; i++)
 				memset(b[i], 0, RT_CHUNK);
-			ck_err(vkv_disk_read(d, b, s, 8), -EIO);
+			ck_err(vkvi_disk_read(d, b, s, 8), -EIO);
 			for (int i = 0; i < 8; i++)
 				if (i != 3)
 					ck_assert(
 						check_fill(b[i], RT_CHUNK,
 							   100 + (uint64_t)i));
-			vkv_disk_counters(d, &c);
+			vkvi_disk_counters(d, &c);
 			ck_assert_uint_eq(c.crc_errors, 1);
 			ck_assert_uint_eq(c.last_bad_slot, s[3]);
 			snprintf(want, sizeof(want), "slot %llu ",
 				 (unsigned long long)s[3]);
 			ck_assert_msg(log_count(want) == 1, "log: %s", log_buf);
 			/* The others alone read fine; the bad one stays bad. */
-			ck_ok(vkv_disk_read(d, b, s, 3));
-			ck_ok(vkv_disk_read(d, &b[4], &s[4], 4));
-			ck_err(vkv_disk_read(d, &b[3], &s[3], 1), -EIO);
+			ck_ok(vkvi_disk_read(d, b, s, 3));
+			ck_ok(vkvi_disk_read(d, &b[4], &s[4], 4));
+			ck_err(vkvi_disk_read(d, &b[3], &s[3], 1), -EIO);
 			/* Rewritten, it is good again. */
-			ck_ok(vkv_disk_free(d, &s[3], 1));
+			ck_ok(vkvi_disk_free(d, &s[3], 1));
 			fill(b[3], RT_CHUNK, 103);
-			ck_ok(vkv_disk_write(d, (const void *const *)&b[3], 1,
-					     &s[3]));
+			ck_ok(vkvi_disk_write(d, (const void *const *)&b[3], 1,
+					      &s[3]));
 			memset(b[3], 0, RT_CHUNK);
-			ck_ok(vkv_disk_read(d, &b[3], &s[3], 1));
+			ck_ok(vkvi_disk_read(d, &b[3], &s[3], 1));
 			ck_assert(check_fill(b[3], RT_CHUNK, 103));
-			vkv_disk_tier_close(d);
+			vkvi_disk_tier_close(d);
 			for (int i = 0; i < 8; i++)
 				free(b[i]);
 			unlink(path);
@@ -364,7 +366,7 @@ START_TEST(test_disk_full)
 {
 	for (unsigned mode = 0; mode < 2; mode++) {
 		struct rlimit rl = {4 * MIB, 4 * MIB};
-		struct vkv_disk_counters c;
+		struct vkvi_disk_counters c;
 		struct vkv_disk_tier *d;
 		char path[600];
 		void *b = xalign(MIB);
@@ -374,24 +376,24 @@ START_TEST(test_disk_full)
 
 		signal(SIGXFSZ, SIG_IGN);
 		swap_path(path, sizeof(path), 0, "full");
-		ck_ok(vkv_disk_tier_open(NULL, path, MIB, 4,
-					 mode ? VKV_DISK_NO_URING : 0, &d));
+		ck_ok(vkvi_disk_tier_open(NULL, path, MIB, 4,
+					  mode ? VKV_DISK_NO_URING : 0, &d));
 		fill(b, MIB, 5);
 		ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
 		/* The first step (16 slots) does not fit; just what is needed
 		 * does. */
-		r = vkv_disk_write(d, bufs, 3, s);
+		r = vkvi_disk_write(d, bufs, 3, s);
 		ck_ok(r);
-		vkv_disk_counters(d, &c);
+		vkvi_disk_counters(d, &c);
 		ck_assert_uint_eq(c.slots_total, 3);
-		r = vkv_disk_write(d, bufs, 2, t);
+		r = vkvi_disk_write(d, bufs, 2, t);
 		ck_assert_msg(r == -EFBIG || r == -ENOSPC, "r = %d", r);
-		vkv_disk_counters(d, &c);
+		vkvi_disk_counters(d, &c);
 		ck_assert_uint_eq(c.slots_used, 3);
 		memset(b, 0, MIB);
-		ck_ok(vkv_disk_read(d, (void *const *)&b, &s[1], 1));
+		ck_ok(vkvi_disk_read(d, (void *const *)&b, &s[1], 1));
 		ck_assert(check_fill(b, MIB, 5));
-		vkv_disk_tier_close(d);
+		vkvi_disk_tier_close(d);
 		unlink(path);
 		free(b);
 		/* Back up: possible as root; otherwise the next round fails
@@ -436,7 +438,7 @@ static bool block_uring_and_direct(void)
 START_TEST(test_disk_fallbacks)
 {
 	struct vkv_config cfg = log_cfg();
-	struct vkv_disk_counters c;
+	struct vkvi_disk_counters c;
 	struct vkv_disk_tier *d;
 	char path[600];
 	void *b = xalign(RT_CHUNK);
@@ -452,24 +454,24 @@ START_TEST(test_disk_fallbacks)
 		return;
 	}
 	swap_path(path, sizeof(path), 0, "fallbacks");
-	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
-	vkv_disk_counters(d, &c);
+	ck_ok(vkvi_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_eq(c.uring, 0);
 	ck_assert_uint_eq(c.direct, 0);
 	ck_assert_msg(log_count("io_uring unavailable") == 1, "%s", log_buf);
 	ck_assert_msg(log_count("buffered") == 1, "%s", log_buf);
 	fill(b, RT_CHUNK, 9);
-	ck_ok(vkv_disk_write(d, (const void *const *)&b, 1, &s));
+	ck_ok(vkvi_disk_write(d, (const void *const *)&b, 1, &s));
 	memset(b, 0, RT_CHUNK);
-	ck_ok(vkv_disk_read(d, &b, &s, 1));
+	ck_ok(vkvi_disk_read(d, &b, &s, 1));
 	ck_assert(check_fill(b, RT_CHUNK, 9));
 	/* Buffers stay registrable (a no-op) so callers need not care. */
 	{
 		struct iovec iov = {b, RT_CHUNK};
 
-		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
+		ck_ok(vkvi_disk_register_buffers(d, &iov, 1));
 	}
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 	unlink(path);
 	free(b);
 }
@@ -480,10 +482,10 @@ START_TEST(test_disk_slab_hooks)
 {
 	struct vkv_config cfg = log_cfg();
 	struct vkv_host_tier_ops ops = {
-		.slab_register = vkv_disk_buffer_add,
-		.slab_unregister = vkv_disk_buffer_remove,
+		.slab_register = vkvi_disk_buffer_add,
+		.slab_unregister = vkvi_disk_buffer_remove,
 	};
-	struct vkv_disk_counters c;
+	struct vkvi_disk_counters c;
 	struct vkv_host_tier *ht;
 	struct vkv_disk_tier *d;
 	char path[600];
@@ -493,67 +495,67 @@ START_TEST(test_disk_slab_hooks)
 	struct iovec iov;
 
 	swap_path(path, sizeof(path), 0, "hooks");
-	ck_ok(vkv_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
-	ck_ok(vkv_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
+	ck_ok(vkvi_disk_tier_open(&cfg, path, RT_CHUNK, 4, 0, &d));
+	ck_ok(vkvi_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
 	ops.arg = d;
-	ck_ok(vkv_host_tier_set_ops(ht, &ops));
-	slab = vkv_host_tier_slab_size(ht);
+	ck_ok(vkvi_host_tier_set_ops(ht, &ops));
+	slab = vkvi_host_tier_slab_size(ht);
 	per = slab / RT_CHUNK;
 	/* Chunks in three different slabs: the first, second and third. */
 	for (size_t i = 0; i < 2 * per + 1; i++) {
 		void *x;
 
-		ck_ok(vkv_host_tier_alloc(ht, &x));
+		ck_ok(vkvi_host_tier_alloc(ht, &x));
 		if (i == 0 || i == per || i == 2 * per)
 			p[i / per] = x;
 	}
 	for (int i = 0; i < 3; i++)
 		fill(p[i], RT_CHUNK, 50 + (uint64_t)i);
-	ck_ok(vkv_disk_write(d, (const void *const *)p, 3, s));
+	ck_ok(vkvi_disk_write(d, (const void *const *)p, 3, s));
 	for (int i = 0; i < 3; i++)
 		memset(p[i], 0, RT_CHUNK);
-	ck_ok(vkv_disk_read(d, p, s, 3));
+	ck_ok(vkvi_disk_read(d, p, s, 3));
 	for (int i = 0; i < 3; i++)
 		ck_assert(check_fill(p[i], RT_CHUNK, 50 + (uint64_t)i));
-	vkv_disk_counters(d, &c);
+	vkvi_disk_counters(d, &c);
 	ck_assert_msg(c.fixed_ios == 6 || log_count("unregistered I/O") == 1,
 		      "fixed %llu, log %s", (unsigned long long)c.fixed_ios,
 		      log_buf);
 	/* Bad ranges and overlaps; a whole set cannot be mixed in. */
-	ck_err(vkv_disk_buffer_add(d, (char *)p[0] + 1, 4096), -EINVAL);
-	ck_err(vkv_disk_buffer_add(d, p[0], 100), -EINVAL);
-	ck_err(vkv_disk_buffer_add(NULL, p[0], 4096), -EINVAL);
+	ck_err(vkvi_disk_buffer_add(d, (char *)p[0] + 1, 4096), -EINVAL);
+	ck_err(vkvi_disk_buffer_add(d, p[0], 100), -EINVAL);
+	ck_err(vkvi_disk_buffer_add(NULL, p[0], 4096), -EINVAL);
 	if (c.fixed_ios)
-		ck_err(vkv_disk_buffer_add(d, p[0], 4096), -EINVAL);
-	vkv_disk_buffer_remove(d, p[0], 12345); /* not registered: ignored */
-	vkv_disk_buffer_remove(NULL, p[0], 4096);
+		ck_err(vkvi_disk_buffer_add(d, p[0], 4096), -EINVAL);
+	vkvi_disk_buffer_remove(d, p[0], 12345); /* not registered: ignored */
+	vkvi_disk_buffer_remove(NULL, p[0], 4096);
 	fprintf(stderr, "disk slab hooks: %llu fixed-buffer requests\n",
 		(unsigned long long)c.fixed_ios);
 	/* Closing the host tier unregisters its slabs; a new one registers
 	 * its own (maybe at the same addresses) and fixed I/O goes on. */
-	ck_ok(vkv_disk_free(d, s, 3));
-	vkv_host_tier_close(ht); /* unregisters every slab */
-	ck_ok(vkv_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
-	ck_ok(vkv_host_tier_set_ops(ht, &ops));
-	ck_ok(vkv_host_tier_alloc(ht, &p[0]));
+	ck_ok(vkvi_disk_free(d, s, 3));
+	vkvi_host_tier_close(ht); /* unregisters every slab */
+	ck_ok(vkvi_host_tier_open(&cfg, RT_CHUNK, 0, -1, &ht));
+	ck_ok(vkvi_host_tier_set_ops(ht, &ops));
+	ck_ok(vkvi_host_tier_alloc(ht, &p[0]));
 	fill(p[0], RT_CHUNK, 7);
-	ck_ok(vkv_disk_write(d, (const void *const *)p, 1, s));
-	ck_ok(vkv_disk_read(d, p, s, 1));
+	ck_ok(vkvi_disk_write(d, (const void *const *)p, 1, s));
+	ck_ok(vkvi_disk_read(d, p, s, 1));
 	ck_assert(check_fill(p[0], RT_CHUNK, 7));
-	vkv_disk_counters(d, &c);
+	vkvi_disk_counters(d, &c);
 	if (c.fixed_ios) {
 		ck_assert_uint_eq(c.fixed_ios, 8);
 		iov.iov_base = p[0];
 		iov.iov_len = RT_CHUNK;
 		/* A whole set replaces the table; adding then is -EBUSY. */
-		ck_ok(vkv_disk_register_buffers(d, &iov, 1));
-		ck_err(vkv_disk_buffer_add(d, (char *)p[0] + RT_CHUNK,
-					   RT_CHUNK),
+		ck_ok(vkvi_disk_register_buffers(d, &iov, 1));
+		ck_err(vkvi_disk_buffer_add(d, (char *)p[0] + RT_CHUNK,
+					    RT_CHUNK),
 		       -EBUSY);
-		ck_ok(vkv_disk_register_buffers(d, NULL, 0));
+		ck_ok(vkvi_disk_register_buffers(d, NULL, 0));
 	}
-	vkv_host_tier_close(ht);
-	vkv_disk_tier_close(d);
+	vkvi_host_tier_close(ht);
+	vkvi_disk_tier_close(d);
 	unlink(path);
 }
 END_TEST
@@ -577,17 +579,17 @@ static void *disk_worker(void *arg)
 		for (int i = 0; i < 4; i++)
 			fill(b[i], RT_CHUNK,
 			     (uint64_t)(w->id * 1000 + it * 4 + i));
-		if (vkv_disk_write(w->d, (const void *const *)b, 4, s))
+		if (vkvi_disk_write(w->d, (const void *const *)b, 4, s))
 			ret = (void *)2;
 		for (int i = 0; i < 4 && !ret; i++)
 			memset(b[i], 0, RT_CHUNK);
-		if (!ret && vkv_disk_read(w->d, b, s, 4))
+		if (!ret && vkvi_disk_read(w->d, b, s, 4))
 			ret = (void *)3;
 		for (int i = 0; i < 4 && !ret; i++)
 			if (!check_fill(b[i], RT_CHUNK,
 					(uint64_t)(w->id * 1000 + it * 4 + i)))
 				ret = (void *)4;
-		if (!ret && vkv_disk_free(w->d, s, 4))
+		if (!ret && vkvi_disk_free(w->d, s, 4))
 			ret = (void *)5;
 	}
 	for (int i = 0; i < 4; i++)
@@ -597,14 +599,14 @@ static void *disk_worker(void *arg)
 
 START_TEST(test_disk_threads)
 {
-	struct vkv_disk_counters c;
+	struct vkvi_disk_counters c;
 	struct vkv_disk_tier *d;
 	struct disk_thr w[3];
 	pthread_t th[3];
 	char path[600];
 
 	swap_path(path, sizeof(path), 0, "threads");
-	ck_ok(vkv_disk_tier_open(NULL, path, RT_CHUNK, 8, 0, &d));
+	ck_ok(vkvi_disk_tier_open(NULL, path, RT_CHUNK, 8, 0, &d));
 	for (int i = 0; i < 3; i++) {
 		w[i] = (struct disk_thr){d, i + 1};
 		pthread_create(&th[i], NULL, disk_worker, &w[i]);
@@ -615,10 +617,10 @@ START_TEST(test_disk_threads)
 		pthread_join(th[i], &r);
 		ck_assert_ptr_null(r);
 	}
-	vkv_disk_counters(d, &c);
+	vkvi_disk_counters(d, &c);
 	ck_assert_uint_eq(c.slots_used, 0);
 	ck_assert_uint_eq(c.chunks_written, 3 * 40 * 4);
-	vkv_disk_tier_close(d);
+	vkvi_disk_tier_close(d);
 	unlink(path);
 }
 END_TEST

@@ -45,7 +45,7 @@ static double load(const void *p, enum vkv_dtype t)
 		return f;
 	}
 	memcpy(&h, p, 2);
-	return t == VKV_DTYPE_F16 ? vkv_f16_to_f32(h) : vkv_bf16_to_f32(h);
+	return t == VKV_DTYPE_F16 ? vkvi_f16_to_f32(h) : vkvi_bf16_to_f32(h);
 }
 
 static void store(void *p, enum vkv_dtype t, float v)
@@ -56,7 +56,7 @@ static void store(void *p, enum vkv_dtype t, float v)
 		memcpy(p, &v, 4);
 		return;
 	}
-	h = t == VKV_DTYPE_F16 ? vkv_f32_to_f16(v) : vkv_f32_to_bf16(v);
+	h = t == VKV_DTYPE_F16 ? vkvi_f32_to_f16(v) : vkvi_f32_to_bf16(v);
 	memcpy(p, &h, 2);
 }
 

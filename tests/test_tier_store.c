@@ -192,8 +192,8 @@ static struct vkv_host_tier *open_backed(struct store *st, size_t budget)
 	struct vkv_host_tier *t;
 
 	memset(st, 0, sizeof(*st));
-	ck_ok(vkv_host_tier_open(NULL, CHUNK, budget, -1, &t));
-	ck_ok(vkv_host_tier_set_ops(t, &ops));
+	ck_ok(vkvi_host_tier_open(NULL, CHUNK, budget, -1, &t));
+	ck_ok(vkvi_host_tier_set_ops(t, &ops));
 	return t;
 }
 
@@ -233,127 +233,127 @@ START_TEST(test_store_bad_input)
 	struct store st;
 	void *p, *bogus = &st;
 
-	ck_ok(vkv_host_tier_open(NULL, CHUNK, 4 * CHUNK, -1, &t));
-	ck_err(vkv_host_tier_set_ops(t, &partial), -EINVAL);
-	ck_ok(vkv_host_tier_alloc(t, &p));
+	ck_ok(vkvi_host_tier_open(NULL, CHUNK, 4 * CHUNK, -1, &t));
+	ck_err(vkvi_host_tier_set_ops(t, &partial), -EINVAL);
+	ck_ok(vkvi_host_tier_alloc(t, &p));
 	/* No store: nothing to page. */
-	ck_err(vkv_host_tier_page_out(t, &p, 1), -EOPNOTSUPP);
-	ck_ok(vkv_host_tier_page_in(t, &p, 1));
-	vkv_host_tier_close(t);
+	ck_err(vkvi_host_tier_page_out(t, &p, 1), -EOPNOTSUPP);
+	ck_ok(vkvi_host_tier_page_in(t, &p, 1));
+	vkvi_host_tier_close(t);
 
 	t = open_backed(&st, 4 * CHUNK);
-	ck_err(vkv_host_tier_page_out(NULL, &p, 1), -EINVAL);
-	ck_ok(vkv_host_tier_alloc(t, &p));
-	ck_err(vkv_host_tier_page_out(t, &bogus, 1), -EINVAL);
-	ck_err(vkv_host_tier_page_out(t, NULL, 1), -EINVAL);
-	ck_err(vkv_host_tier_page_in(t, &bogus, 1), -EINVAL);
-	ck_ok(vkv_host_tier_page_out(t, &p, 0));
-	ck_ok(vkv_host_tier_free(t, p));
+	ck_err(vkvi_host_tier_page_out(NULL, &p, 1), -EINVAL);
+	ck_ok(vkvi_host_tier_alloc(t, &p));
+	ck_err(vkvi_host_tier_page_out(t, &bogus, 1), -EINVAL);
+	ck_err(vkvi_host_tier_page_out(t, NULL, 1), -EINVAL);
+	ck_err(vkvi_host_tier_page_in(t, &bogus, 1), -EINVAL);
+	ck_ok(vkvi_host_tier_page_out(t, &p, 0));
+	ck_ok(vkvi_host_tier_free(t, p));
 	/* Freed: no longer pageable. */
-	ck_err(vkv_host_tier_page_out(t, &p, 1), -EINVAL);
+	ck_err(vkvi_host_tier_page_out(t, &p, 1), -EINVAL);
 	ck_assert_int_eq(st.violations, 0);
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 }
 END_TEST
 
 START_TEST(test_store_budget_is_resident)
 {
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	struct store st;
 	void *p[12];
 
 	t = open_backed(&st, 4 * CHUNK);
 	for (int i = 0; i < 4; i++) {
-		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		ck_ok(vkvi_host_tier_alloc(t, &p[i]));
 		stamp(p[i], 100 * (uint64_t)i);
 	}
-	ck_err(vkv_host_tier_alloc(t, &p[4]), -ENOMEM);
+	ck_err(vkvi_host_tier_alloc(t, &p[4]), -ENOMEM);
 	ck_assert_int_eq(nreg(&st), 4);
 
 	/* Paging two out makes room for two more chunks, though all four
 	 * stay allocated at the same addresses. */
-	ck_ok(vkv_host_tier_page_out(t, p, 2));
+	ck_ok(vkvi_host_tier_page_out(t, p, 2));
 	ck_assert_int_eq(st.page_outs, 2);
 	ck_assert_int_eq(nreg(&st), 2);
-	vkv_host_tier_counters(t, &c);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.resident_bytes, 2 * CHUNK);
 	ck_assert_uint_eq(c.paged_bytes, 2 * CHUNK);
 	ck_assert_uint_eq(c.used_bytes, 4 * CHUNK);
 	ck_assert(!stamped(p[0], 0)); /* really gone from memory */
-	ck_ok(vkv_host_tier_page_out(t, p, 2)); /* already out: no-op */
+	ck_ok(vkvi_host_tier_page_out(t, p, 2)); /* already out: no-op */
 	ck_assert_int_eq(st.page_outs, 2);
 
-	ck_ok(vkv_host_tier_alloc(t, &p[4]));
-	ck_ok(vkv_host_tier_alloc(t, &p[5]));
+	ck_ok(vkvi_host_tier_alloc(t, &p[4]));
+	ck_ok(vkvi_host_tier_alloc(t, &p[5]));
 	stamp(p[4], 400);
 	stamp(p[5], 500);
-	ck_err(vkv_host_tier_alloc(t, &p[6]), -ENOMEM);
-	vkv_host_tier_counters(t, &c);
+	ck_err(vkvi_host_tier_alloc(t, &p[6]), -ENOMEM);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_le(c.resident_bytes, 4 * CHUNK);
 	/* The second slab was born whole and trimmed to the budget. */
 	ck_assert_uint_eq(c.slab_bytes, 8 * CHUNK);
 	ck_assert_int_eq(st.discards, 2);
 
 	/* Coming back needs room: -ENOMEM, nothing done; then room. */
-	ck_err(vkv_host_tier_page_in(t, p, 2), -ENOMEM);
-	ck_ok(vkv_host_tier_page_out(t, &p[4], 2));
-	ck_ok(vkv_host_tier_page_in(t, p, 2));
+	ck_err(vkvi_host_tier_page_in(t, p, 2), -ENOMEM);
+	ck_ok(vkvi_host_tier_page_out(t, &p[4], 2));
+	ck_ok(vkvi_host_tier_page_in(t, p, 2));
 	ck_assert(stamped(p[0], 0));
 	ck_assert(stamped(p[1], 100));
 	ck_assert_int_eq(nreg(&st), 4);
-	ck_err(vkv_host_tier_page_in(t, &p[4], 1), -ENOMEM);
+	ck_err(vkvi_host_tier_page_in(t, &p[4], 1), -ENOMEM);
 
 	/* A chunk freed while paged out is discarded, and a discarded chunk
 	 * is handed out again when the budget allows. */
-	ck_ok(vkv_host_tier_free(t, p[5]));
+	ck_ok(vkvi_host_tier_free(t, p[5]));
 	ck_assert_int_eq(st.discards, 3);
-	ck_ok(vkv_host_tier_free(t, p[2]));
-	ck_ok(vkv_host_tier_alloc(t, &p[6])); /* the freed resident one */
+	ck_ok(vkvi_host_tier_free(t, p[2]));
+	ck_ok(vkvi_host_tier_alloc(t, &p[6])); /* the freed resident one */
 	ck_assert_ptr_eq(p[6], p[2]);
-	ck_ok(vkv_host_tier_free(t, p[6]));
-	ck_ok(vkv_host_tier_free(t, p[3]));
-	ck_ok(vkv_host_tier_page_in(t, &p[4], 1));
+	ck_ok(vkvi_host_tier_free(t, p[6]));
+	ck_ok(vkvi_host_tier_free(t, p[3]));
+	ck_ok(vkvi_host_tier_page_in(t, &p[4], 1));
 	ck_assert(stamped(p[4], 400));
-	vkv_host_tier_counters(t, &c);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.paged_bytes, 0);
 	ck_assert_uint_le(c.resident_bytes, 4 * CHUNK);
 	ck_assert_int_eq(nreg(&st), (int)(c.resident_bytes / CHUNK));
 	ck_assert_int_eq(st.violations, 0);
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 	ck_assert_int_eq(st.violations, 0);
 }
 END_TEST
 
 START_TEST(test_store_errors)
 {
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	struct store st;
 	void *a[2], *b[2];
 
 	t = open_backed(&st, 8 * CHUNK);
 	for (int i = 0; i < 2; i++) {
-		ck_ok(vkv_host_tier_alloc(t, &a[i]));
-		ck_ok(vkv_host_tier_alloc(t, &b[i]));
+		ck_ok(vkvi_host_tier_alloc(t, &a[i]));
+		ck_ok(vkvi_host_tier_alloc(t, &b[i]));
 		stamp(a[i], 10 + (uint64_t)i);
 		stamp(b[i], 20 + (uint64_t)i);
 	}
-	ck_ok(vkv_host_tier_page_out(t, a, 2));
-	ck_ok(vkv_host_tier_page_out(t, b, 2));
+	ck_ok(vkvi_host_tier_page_out(t, a, 2));
+	ck_ok(vkvi_host_tier_page_out(t, b, 2));
 	/* The store returns bad data for one chunk of a: -EIO to a only. */
 	st.bad = a[1];
-	ck_err(vkv_host_tier_page_in(t, a, 2), -EIO);
-	ck_ok(vkv_host_tier_page_in(t, b, 2));
+	ck_err(vkvi_host_tier_page_in(t, a, 2), -EIO);
+	ck_ok(vkvi_host_tier_page_in(t, b, 2));
 	ck_assert(stamped(b[0], 20) && stamped(b[1], 21));
 	/* a can still be freed; its chunks are discarded or reused. */
-	ck_ok(vkv_host_tier_free(t, a[0]));
-	ck_ok(vkv_host_tier_free(t, a[1]));
-	vkv_host_tier_counters(t, &c);
+	ck_ok(vkvi_host_tier_free(t, a[0]));
+	ck_ok(vkvi_host_tier_free(t, a[1]));
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.paged_bytes, 0);
 	ck_assert_uint_eq(c.used_bytes, 2 * CHUNK);
 	ck_assert_int_eq(st.violations, 0);
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 }
 END_TEST
 
@@ -362,7 +362,7 @@ START_TEST(test_store_random)
 {
 	enum { N = 48 };
 	const size_t budget = 10 * CHUNK;
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	uint64_t seed = 12345, val[N] = {0};
 	struct store st;
@@ -380,7 +380,7 @@ START_TEST(test_store_random)
 		case 0:
 			if (p[i])
 				break;
-			ret = vkv_host_tier_alloc(t, &p[i]);
+			ret = vkvi_host_tier_alloc(t, &p[i]);
 			if (ret) {
 				req_cmp(ret, ==, -ENOMEM);
 				p[i] = NULL;
@@ -393,19 +393,19 @@ START_TEST(test_store_random)
 		case 1:
 			if (!p[i])
 				break;
-			req_cmp(vkv_host_tier_free(t, p[i]), ==, 0);
+			req_cmp(vkvi_host_tier_free(t, p[i]), ==, 0);
 			p[i] = NULL;
 			break;
 		case 2:
 			if (!p[i])
 				break;
-			req_cmp(vkv_host_tier_page_out(t, &p[i], 1), ==, 0);
+			req_cmp(vkvi_host_tier_page_out(t, &p[i], 1), ==, 0);
 			out[i] = true;
 			break;
 		default:
 			if (!p[i])
 				break;
-			ret = vkv_host_tier_page_in(t, &p[i], 1);
+			ret = vkvi_host_tier_page_in(t, &p[i], 1);
 			if (ret) {
 				req_cmp(ret, ==, -ENOMEM);
 				break;
@@ -414,7 +414,7 @@ START_TEST(test_store_random)
 			out[i] = false;
 			break;
 		}
-		vkv_host_tier_counters(t, &c);
+		vkvi_host_tier_counters(t, &c);
 		req_cmp(c.resident_bytes, <=, budget);
 		req_cmp(nreg(&st), ==, (int)(c.resident_bytes / CHUNK));
 	}
@@ -425,19 +425,19 @@ START_TEST(test_store_random)
 			/* Make room, then bring it back. */
 			for (int j = 0; j < N; j++)
 				if (p[j] && j != i && !out[j]) {
-					req_cmp(vkv_host_tier_page_out(t, &p[j],
-								       1),
+					req_cmp(vkvi_host_tier_page_out(
+							t, &p[j], 1),
 						==, 0);
 					out[j] = true;
 				}
-			req_cmp(vkv_host_tier_page_in(t, &p[i], 1), ==, 0);
+			req_cmp(vkvi_host_tier_page_in(t, &p[i], 1), ==, 0);
 		}
 		req(stamped(p[i], val[i]));
-		req_cmp(vkv_host_tier_free(t, p[i]), ==, 0);
+		req_cmp(vkvi_host_tier_free(t, p[i]), ==, 0);
 		p[i] = NULL;
 	}
 	ck_assert_int_eq(st.violations, 0);
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 	ck_assert_int_eq(st.violations, 0);
 }
 END_TEST

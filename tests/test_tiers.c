@@ -14,32 +14,32 @@ START_TEST(test_crc_vectors)
 	unsigned char buf[32];
 
 	for (int mode = 0; mode < 2; mode++) {
-		vkv_crc32c_force_table(mode == 1);
-		ck_assert_uint_eq(vkv_crc32c(0, "123456789", 9), 0xE3069283u);
-		ck_assert_uint_eq(vkv_crc32c(0, "", 0), 0);
-		ck_assert_uint_eq(vkv_crc32c(0x1234, NULL, 0), 0x1234);
+		vkvi_crc32c_force_table(mode == 1);
+		ck_assert_uint_eq(vkvi_crc32c(0, "123456789", 9), 0xE3069283u);
+		ck_assert_uint_eq(vkvi_crc32c(0, "", 0), 0);
+		ck_assert_uint_eq(vkvi_crc32c(0x1234, NULL, 0), 0x1234);
 		/* RFC 3720 (iSCSI) B.4 */
 		memset(buf, 0, sizeof(buf));
-		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x8A9136AAu);
+		ck_assert_uint_eq(vkvi_crc32c(0, buf, 32), 0x8A9136AAu);
 		memset(buf, 0xff, sizeof(buf));
-		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x62A8AB43u);
+		ck_assert_uint_eq(vkvi_crc32c(0, buf, 32), 0x62A8AB43u);
 		for (int i = 0; i < 32; i++)
 			buf[i] = (unsigned char)i;
-		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x46DD794Eu);
+		ck_assert_uint_eq(vkvi_crc32c(0, buf, 32), 0x46DD794Eu);
 		for (int i = 0; i < 32; i++)
 			buf[i] = (unsigned char)(31 - i);
-		ck_assert_uint_eq(vkv_crc32c(0, buf, 32), 0x113FDB5Cu);
+		ck_assert_uint_eq(vkvi_crc32c(0, buf, 32), 0x113FDB5Cu);
 		/* Chaining equals one pass. */
 		ck_assert_uint_eq(
-			vkv_crc32c(vkv_crc32c(0, "1234", 4), "56789", 5),
+			vkvi_crc32c(vkvi_crc32c(0, "1234", 4), "56789", 5),
 			0xE3069283u);
 	}
-	ck_assert(!vkv_crc32c_hw());
-	vkv_crc32c_force_table(false);
-	ck_assert_uint_eq(vkv_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+	ck_assert(!vkvi_crc32c_hw());
+	vkvi_crc32c_force_table(false);
+	ck_assert_uint_eq(vkvi_crc32c_sw(0, "123456789", 9), 0xE3069283u);
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	ck_assert_int_eq(vkv_crc32c_hw(), !!__builtin_cpu_supports("sse4.2"));
+	ck_assert_int_eq(vkvi_crc32c_hw(), !!__builtin_cpu_supports("sse4.2"));
 #endif
 }
 END_TEST
@@ -51,7 +51,7 @@ START_TEST(test_crc_hw_vs_table)
 
 	ck_assert_ptr_nonnull(buf);
 	fill(buf, max + 64, 7);
-	if (!vkv_crc32c_hw())
+	if (!vkvi_crc32c_hw())
 		fprintf(stderr,
 			"test_crc_hw_vs_table: no SSE4.2 here, table only\n");
 	for (int i = 0; i < 3000; i++) {
@@ -59,16 +59,16 @@ START_TEST(test_crc_hw_vs_table)
 		size_t len =
 			i < 200 ? (size_t)i : rnd() % (i % 10 ? 20000 : max);
 		uint32_t seed = (uint32_t)rnd();
-		uint32_t a = vkv_crc32c(seed, buf + off, len);
-		uint32_t b = vkv_crc32c_sw(seed, buf + off, len);
+		uint32_t a = vkvi_crc32c(seed, buf + off, len);
+		uint32_t b = vkvi_crc32c_sw(seed, buf + off, len);
 
 		req_cmp(a, ==, b);
 		/* Any split point gives the same chain. */
 		if (len) {
 			size_t cut = rnd() % len;
 
-			req_cmp(vkv_crc32c(vkv_crc32c(seed, buf + off, cut),
-					   buf + off + cut, len - cut),
+			req_cmp(vkvi_crc32c(vkvi_crc32c(seed, buf + off, cut),
+					    buf + off + cut, len - cut),
 				==, a);
 		}
 	}
@@ -83,49 +83,49 @@ START_TEST(test_host_bad_input)
 	void *c, *c2;
 	int x;
 
-	ck_err(vkv_host_tier_open(NULL, 4096, 0, -1, NULL), -EINVAL);
-	ck_err(vkv_host_tier_open(NULL, 0, 0, -1, &t), -EINVAL);
+	ck_err(vkvi_host_tier_open(NULL, 4096, 0, -1, NULL), -EINVAL);
+	ck_err(vkvi_host_tier_open(NULL, 0, 0, -1, &t), -EINVAL);
 	ck_assert_ptr_null(t);
-	ck_err(vkv_host_tier_open(NULL, 1000, 0, -1, &t), -EINVAL);
-	ck_err(vkv_host_tier_open(NULL, 8192, 4096, -1, &t), -EINVAL);
-	ck_err(vkv_host_tier_open(NULL, 4096, 0, -2, &t), -EINVAL);
-	ck_err(vkv_host_tier_open(NULL, 4096, 0, 100000, &t), -EINVAL);
-	ck_ok(vkv_host_tier_open(NULL, 64 * KIB, 0, -1, &t));
-	ck_err(vkv_host_tier_alloc(NULL, &c), -EINVAL);
-	ck_err(vkv_host_tier_alloc(t, NULL), -EINVAL);
-	ck_err(vkv_host_tier_free(t, NULL), -EINVAL);
-	ck_err(vkv_host_tier_free(NULL, &x), -EINVAL);
-	ck_err(vkv_host_tier_free(t, &x), -EINVAL);
-	ck_ok(vkv_host_tier_alloc(t, &c));
-	ck_ok(vkv_host_tier_alloc(t, &c2));
-	ck_err(vkv_host_tier_free(t, (char *)c + 4096), -EINVAL);
-	ck_ok(vkv_host_tier_free(t, c));
-	ck_err(vkv_host_tier_free(t, c), -EINVAL); /* twice */
-	ck_ok(vkv_host_tier_free(t, c2));
-	ck_err(vkv_host_tier_set_ops(t, NULL), -EINVAL);
-	vkv_host_tier_close(t);
-	vkv_host_tier_close(NULL);
+	ck_err(vkvi_host_tier_open(NULL, 1000, 0, -1, &t), -EINVAL);
+	ck_err(vkvi_host_tier_open(NULL, 8192, 4096, -1, &t), -EINVAL);
+	ck_err(vkvi_host_tier_open(NULL, 4096, 0, -2, &t), -EINVAL);
+	ck_err(vkvi_host_tier_open(NULL, 4096, 0, 100000, &t), -EINVAL);
+	ck_ok(vkvi_host_tier_open(NULL, 64 * KIB, 0, -1, &t));
+	ck_err(vkvi_host_tier_alloc(NULL, &c), -EINVAL);
+	ck_err(vkvi_host_tier_alloc(t, NULL), -EINVAL);
+	ck_err(vkvi_host_tier_free(t, NULL), -EINVAL);
+	ck_err(vkvi_host_tier_free(NULL, &x), -EINVAL);
+	ck_err(vkvi_host_tier_free(t, &x), -EINVAL);
+	ck_ok(vkvi_host_tier_alloc(t, &c));
+	ck_ok(vkvi_host_tier_alloc(t, &c2));
+	ck_err(vkvi_host_tier_free(t, (char *)c + 4096), -EINVAL);
+	ck_ok(vkvi_host_tier_free(t, c));
+	ck_err(vkvi_host_tier_free(t, c), -EINVAL); /* twice */
+	ck_ok(vkvi_host_tier_free(t, c2));
+	ck_err(vkvi_host_tier_set_ops(t, NULL), -EINVAL);
+	vkvi_host_tier_close(t);
+	vkvi_host_tier_close(NULL);
 }
 END_TEST
 
 START_TEST(test_host_budget)
 {
 	const size_t chunk = 2 * MIB;
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	void *p[6], *extra;
 
 	/* A budget that is not a multiple of the chunk rounds down. */
-	ck_ok(vkv_host_tier_open(NULL, chunk, 5 * chunk + 12345, -1, &t));
+	ck_ok(vkvi_host_tier_open(NULL, chunk, 5 * chunk + 12345, -1, &t));
 	for (int i = 0; i < 5; i++) {
-		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		ck_ok(vkvi_host_tier_alloc(t, &p[i]));
 		ck_assert_uint_eq((uintptr_t)p[i] % chunk,
 				  0); /* 2 MiB aligned */
 		fill(p[i], chunk, (uint64_t)i + 1);
 	}
-	ck_err(vkv_host_tier_alloc(t, &p[5]), -ENOMEM);
-	ck_err(vkv_host_tier_alloc(t, &p[5]), -ENOMEM);
-	vkv_host_tier_counters(t, &c);
+	ck_err(vkvi_host_tier_alloc(t, &p[5]), -ENOMEM);
+	ck_err(vkvi_host_tier_alloc(t, &p[5]), -ENOMEM);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.used_chunks, 5);
 	ck_assert_uint_eq(c.used_bytes, 5 * chunk);
 	ck_assert_uint_eq(c.budget, 5 * chunk);
@@ -134,44 +134,44 @@ START_TEST(test_host_budget)
 	/* Nothing lost. */
 	for (int i = 0; i < 5; i++)
 		ck_assert(check_fill(p[i], chunk, (uint64_t)i + 1));
-	ck_ok(vkv_host_tier_free(t, p[2]));
-	ck_ok(vkv_host_tier_alloc(t, &extra));
+	ck_ok(vkvi_host_tier_free(t, p[2]));
+	ck_ok(vkvi_host_tier_alloc(t, &extra));
 	ck_assert_ptr_eq(extra, p[2]); /* reused */
 	for (int i = 0; i < 5; i++)
-		ck_ok(vkv_host_tier_free(t, p[i]));
-	vkv_host_tier_counters(t, &c);
+		ck_ok(vkvi_host_tier_free(t, p[i]));
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.used_chunks, 0);
 	ck_assert_uint_eq(c.used_bytes, 0);
-	ck_assert_uint_eq(vkv_host_tier_trim(t), 5 * chunk);
-	vkv_host_tier_counters(t, &c);
+	ck_assert_uint_eq(vkvi_host_tier_trim(t), 5 * chunk);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.slab_bytes, 0);
 	ck_assert_uint_eq(c.slabs, 0);
 	/* And again after a trim. */
-	ck_ok(vkv_host_tier_alloc(t, &p[0]));
-	vkv_host_tier_close(t);
+	ck_ok(vkvi_host_tier_alloc(t, &p[0]));
+	vkvi_host_tier_close(t);
 }
 END_TEST
 
 START_TEST(test_host_slabs)
 {
 	const size_t chunk = 64 * KIB;
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	size_t slab, n;
 	void **p;
 
-	ck_ok(vkv_host_tier_open(NULL, chunk, 0, -1, &t));
-	slab = vkv_host_tier_slab_size(t);
+	ck_ok(vkvi_host_tier_open(NULL, chunk, 0, -1, &t));
+	slab = vkvi_host_tier_slab_size(t);
 	ck_assert_uint_ge(slab, 16 * MIB); /* large slabs */
 	ck_assert_uint_eq(slab % chunk, 0);
 	n = slab / chunk + slab / chunk / 2;
 	p = calloc(n, sizeof(*p));
 	for (size_t i = 0; i < n; i++) {
-		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		ck_ok(vkvi_host_tier_alloc(t, &p[i]));
 		req_cmp((uintptr_t)p[i] % chunk, ==, 0);
 		*(uint64_t *)p[i] = i;
 	}
-	vkv_host_tier_counters(t, &c);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.slabs, 2);
 	ck_assert_uint_eq(c.slab_bytes, 2 * slab);
 	ck_assert_uint_eq(c.used_chunks, n);
@@ -182,13 +182,13 @@ START_TEST(test_host_slabs)
 		req_cmp(*(uint64_t *)p[i], ==, i);
 	/* Free every other chunk; a trim gives nothing back (no slab empty). */
 	for (size_t i = 0; i < n; i += 2)
-		ck_ok(vkv_host_tier_free(t, p[i]));
-	ck_assert_uint_eq(vkv_host_tier_trim(t), 0);
+		ck_ok(vkvi_host_tier_free(t, p[i]));
+	ck_assert_uint_eq(vkvi_host_tier_trim(t), 0);
 	for (size_t i = 1; i < n; i += 2)
-		ck_ok(vkv_host_tier_free(t, p[i]));
-	ck_assert_uint_eq(vkv_host_tier_trim(t), 2 * slab);
+		ck_ok(vkvi_host_tier_free(t, p[i]));
+	ck_assert_uint_eq(vkvi_host_tier_trim(t), 2 * slab);
 	free(p);
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 }
 END_TEST
 
@@ -206,12 +206,12 @@ START_TEST(test_host_numa)
 		return;
 	}
 	for (int want = -1; want <= numa_max_node(); want++) {
-		ck_ok(vkv_host_tier_open(NULL, 2 * MIB, 0, want, &t));
-		node = vkv_host_tier_node(t);
+		ck_ok(vkvi_host_tier_open(NULL, 2 * MIB, 0, want, &t));
+		node = vkvi_host_tier_node(t);
 		ck_assert_int_ge(node, 0);
 		if (want >= 0)
 			ck_assert_int_eq(node, want);
-		ck_ok(vkv_host_tier_alloc(t, &p));
+		ck_ok(vkvi_host_tier_alloc(t, &p));
 		memset(p, 1, 2 * MIB);
 		ck_assert_int_eq(get_mempolicy(&mode, mask, sizeof(mask) * 8, p,
 					       MPOL_F_ADDR),
@@ -223,7 +223,7 @@ START_TEST(test_host_numa)
 				 0);
 		if (numa_bitmask_isbitset(numa_all_nodes_ptr, (unsigned)node))
 			ck_assert_int_eq(mode, node);
-		vkv_host_tier_close(t);
+		vkvi_host_tier_close(t);
 	}
 }
 END_TEST
@@ -287,28 +287,28 @@ START_TEST(test_host_hooks)
 		.arg = &h,
 	};
 	struct vkv_host_tier_ops half = {.slab_alloc = hk_alloc, .arg = &h};
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	void *p, *q;
 
-	ck_ok(vkv_host_tier_open(NULL, 2 * MIB, 8 * MIB, 0, &t));
-	ck_err(vkv_host_tier_set_ops(t, &half), -EINVAL);
+	ck_ok(vkvi_host_tier_open(NULL, 2 * MIB, 8 * MIB, 0, &t));
+	ck_err(vkvi_host_tier_set_ops(t, &half), -EINVAL);
 	h.fail_reg = 1;
-	ck_ok(vkv_host_tier_set_ops(t, &ops));
-	ck_err(vkv_host_tier_alloc(t, &p), -EPERM);
+	ck_ok(vkvi_host_tier_set_ops(t, &ops));
+	ck_err(vkvi_host_tier_alloc(t, &p), -EPERM);
 	ck_assert_int_eq(h.allocs, 1);
 	ck_assert_int_eq(h.frees, 1); /* given back */
-	vkv_host_tier_counters(t, &c);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.slabs, 0);
 	h.fail_reg = 0;
-	ck_ok(vkv_host_tier_alloc(t, &p));
-	ck_ok(vkv_host_tier_alloc(t, &q));
+	ck_ok(vkvi_host_tier_alloc(t, &p));
+	ck_ok(vkvi_host_tier_alloc(t, &q));
 	ck_assert_int_eq(h.regs, 1);
 	ck_assert_uint_eq(h.reg_bytes, 8 * MIB);
-	ck_err(vkv_host_tier_set_ops(t, &ops), -EBUSY);
-	vkv_host_tier_counters(t, &c);
+	ck_err(vkvi_host_tier_set_ops(t, &ops), -EBUSY);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.locked_bytes, 0); /* the hook's memory */
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 	ck_assert_int_eq(h.unregs, 1);
 	ck_assert_int_eq(h.frees, 2);
 	ck_assert_uint_eq(h.reg_bytes, 0);
@@ -335,7 +335,7 @@ static bool drop_ipc_lock(void)
 START_TEST(test_host_mlock_fallback)
 {
 	struct vkv_config cfg = log_cfg();
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	void *p[40];
 
@@ -351,24 +351,24 @@ START_TEST(test_host_mlock_fallback)
 		return;
 	}
 	/* 1 MiB chunks; enough of them for a second slab. */
-	ck_ok(vkv_host_tier_open(&cfg, 1 * MIB, 0, -1, &t));
+	ck_ok(vkvi_host_tier_open(&cfg, 1 * MIB, 0, -1, &t));
 	for (int i = 0; i < 40; i++) {
-		ck_ok(vkv_host_tier_alloc(t, &p[i]));
+		ck_ok(vkvi_host_tier_alloc(t, &p[i]));
 		fill(p[i], MIB, (uint64_t)i);
 	}
 	/* Also grow a second slab. */
-	for (size_t i = 40; i < vkv_host_tier_slab_size(t) / MIB + 1; i++) {
+	for (size_t i = 40; i < vkvi_host_tier_slab_size(t) / MIB + 1; i++) {
 		void *x;
 
-		ck_ok(vkv_host_tier_alloc(t, &x));
+		ck_ok(vkvi_host_tier_alloc(t, &x));
 	}
-	vkv_host_tier_counters(t, &c);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_ge(c.slabs, 2);
 	ck_assert_uint_eq(c.locked_bytes, 0);
 	ck_assert_uint_eq(log_count("mlock refused"), 1);
 	for (int i = 0; i < 40; i++)
 		ck_assert(check_fill(p[i], MIB, (uint64_t)i));
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 }
 END_TEST
 
@@ -386,7 +386,7 @@ static void *host_worker(void *arg)
 
 	for (int it = 0; it < 3000; it++) {
 		if (n < 16 && (n == 0 || (it * 7 + w->id) % 3)) {
-			int r = vkv_host_tier_alloc(w->t, &mine[n]);
+			int r = vkvi_host_tier_alloc(w->t, &mine[n]);
 
 			if (r == -ENOMEM) {
 				w->enomem++;
@@ -401,25 +401,25 @@ static void *host_worker(void *arg)
 			for (int k = 0; k < 4096; k++)
 				if (((unsigned char *)mine[n])[k] != w->id)
 					return (void *)2;
-			if (vkv_host_tier_free(w->t, mine[n]))
+			if (vkvi_host_tier_free(w->t, mine[n]))
 				return (void *)3;
 		}
 	}
 	while (n--)
-		if (vkv_host_tier_free(w->t, mine[n]))
+		if (vkvi_host_tier_free(w->t, mine[n]))
 			return (void *)3;
 	return NULL;
 }
 
 START_TEST(test_host_threads)
 {
-	struct vkv_host_tier_counters c;
+	struct vkvi_host_tier_counters c;
 	struct vkv_host_tier *t;
 	struct host_thr w[4];
 	pthread_t th[4];
 
 	/* 40 chunks for up to 64 wanted: some -ENOMEM, no corruption. */
-	ck_ok(vkv_host_tier_open(NULL, 64 * KIB, 40 * 64 * KIB, -1, &t));
+	ck_ok(vkvi_host_tier_open(NULL, 64 * KIB, 40 * 64 * KIB, -1, &t));
 	for (int i = 0; i < 4; i++) {
 		w[i] = (struct host_thr){.t = t, .id = i + 1};
 		pthread_create(&th[i], NULL, host_worker, &w[i]);
@@ -430,10 +430,10 @@ START_TEST(test_host_threads)
 		pthread_join(th[i], &r);
 		ck_assert_ptr_null(r);
 	}
-	vkv_host_tier_counters(t, &c);
+	vkvi_host_tier_counters(t, &c);
 	ck_assert_uint_eq(c.used_chunks, 0);
 	ck_assert_uint_eq(c.allocs, c.frees + c.enomem);
-	vkv_host_tier_close(t);
+	vkvi_host_tier_close(t);
 }
 END_TEST
 /* ------------------------------------------------------------------ quant */
@@ -450,14 +450,14 @@ START_TEST(test_quant_f16_conversions)
 {
 	/* Every half: to float and back is the identity (NaN stays NaN). */
 	for (uint32_t h = 0; h < 65536; h++) {
-		float f = vkv_f16_to_f32((uint16_t)h);
+		float f = vkvi_f16_to_f32((uint16_t)h);
 		bool nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
 
 		if (nan) {
 			req(isnan(f));
-			req(isnan(vkv_f16_to_f32(vkv_f32_to_f16(f))));
+			req(isnan(vkvi_f16_to_f32(vkvi_f32_to_f16(f))));
 		} else {
-			req_cmp(vkv_f32_to_f16(f), ==, h);
+			req_cmp(vkvi_f32_to_f16(f), ==, h);
 		}
 #ifdef __FLT16_MAX__
 		{
@@ -471,20 +471,20 @@ START_TEST(test_quant_f16_conversions)
 #endif
 	}
 	/* Rounding: edges and random floats against the compiler's. */
-	ck_assert_uint_eq(vkv_f32_to_f16(65504.0f), 0x7bff);
-	ck_assert_uint_eq(vkv_f32_to_f16(65519.99f), 0x7bff);
-	ck_assert_uint_eq(vkv_f32_to_f16(65520.0f), 0x7c00);
-	ck_assert_uint_eq(vkv_f32_to_f16(-INFINITY), 0xfc00);
-	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -24)), 0x0001);
-	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(1, -25)),
+	ck_assert_uint_eq(vkvi_f32_to_f16(65504.0f), 0x7bff);
+	ck_assert_uint_eq(vkvi_f32_to_f16(65519.99f), 0x7bff);
+	ck_assert_uint_eq(vkvi_f32_to_f16(65520.0f), 0x7c00);
+	ck_assert_uint_eq(vkvi_f32_to_f16(-INFINITY), 0xfc00);
+	ck_assert_uint_eq(vkvi_f32_to_f16(ldexpf(1, -24)), 0x0001);
+	ck_assert_uint_eq(vkvi_f32_to_f16(ldexpf(1, -25)),
 			  0x0000); /* tie: even */
-	ck_assert_uint_eq(vkv_f32_to_f16(ldexpf(3, -25)),
+	ck_assert_uint_eq(vkvi_f32_to_f16(ldexpf(3, -25)),
 			  0x0002); /* tie: even */
-	ck_assert_uint_eq(vkv_f32_to_f16(-0.0f), 0x8000);
-	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + ldexpf(1, -11)),
+	ck_assert_uint_eq(vkvi_f32_to_f16(-0.0f), 0x8000);
+	ck_assert_uint_eq(vkvi_f32_to_f16(1.0f + ldexpf(1, -11)),
 			  0x3c00); /* tie */
-	ck_assert_uint_eq(vkv_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), 0x3c02);
-	ck_assert(isnan(vkv_f16_to_f32(vkv_f32_to_f16(NAN))));
+	ck_assert_uint_eq(vkvi_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), 0x3c02);
+	ck_assert(isnan(vkvi_f16_to_f32(vkvi_f32_to_f16(NAN))));
 #ifdef __FLT16_MAX__
 	for (int i = 0; i < 2000000; i++) {
 		uint32_t u = (uint32_t)rnd();
@@ -500,24 +500,25 @@ START_TEST(test_quant_f16_conversions)
 			continue;
 		ref = (_Float16)f;
 		memcpy(&rb, &ref, 2);
-		req_cmp(vkv_f32_to_f16(f), ==, rb);
+		req_cmp(vkvi_f32_to_f16(f), ==, rb);
 	}
 #endif
 	/* bf16: exact both ways on representable values, nearest-even. */
 	for (uint32_t h = 0; h < 65536; h++) {
-		float f = vkv_bf16_to_f32((uint16_t)h);
+		float f = vkvi_bf16_to_f32((uint16_t)h);
 
 		req_cmp(f_bits(f), ==, h << 16);
 		if (!isnan(f))
-			req_cmp(vkv_f32_to_bf16(f), ==, h);
+			req_cmp(vkvi_f32_to_bf16(f), ==, h);
 		else
-			req(isnan(vkv_bf16_to_f32(vkv_f32_to_bf16(f))));
+			req(isnan(vkvi_bf16_to_f32(vkvi_f32_to_bf16(f))));
 	}
-	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + ldexpf(1, -8)),
+	ck_assert_uint_eq(vkvi_f32_to_bf16(1.0f + ldexpf(1, -8)),
 			  0x3f80); /* tie */
-	ck_assert_uint_eq(vkv_f32_to_bf16(1.0f + 3 * ldexpf(1, -8)), 0x3f82);
+	ck_assert_uint_eq(vkvi_f32_to_bf16(1.0f + 3 * ldexpf(1, -8)), 0x3f82);
 	ck_assert_uint_eq(
-		vkv_f32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)), 0x3f81);
+		vkvi_f32_to_bf16(1.0f + ldexpf(1, -8) + ldexpf(1, -20)),
+		0x3f81);
 }
 END_TEST
 
@@ -549,11 +550,11 @@ START_TEST(test_quant_roundtrip)
 			if (elem == VKV_QUANT_F32) {
 				((float *)src)[i] = v;
 			} else if (elem == VKV_QUANT_F16) {
-				((uint16_t *)src)[i] = vkv_f32_to_f16(v);
-				v = vkv_f16_to_f32(((uint16_t *)src)[i]);
+				((uint16_t *)src)[i] = vkvi_f32_to_f16(v);
+				v = vkvi_f16_to_f32(((uint16_t *)src)[i]);
 			} else {
-				((uint16_t *)src)[i] = vkv_f32_to_bf16(v);
-				v = vkv_bf16_to_f32(((uint16_t *)src)[i]);
+				((uint16_t *)src)[i] = vkvi_f32_to_bf16(v);
+				v = vkvi_bf16_to_f32(((uint16_t *)src)[i]);
 			}
 			x[i] = v;
 		}
@@ -566,12 +567,12 @@ START_TEST(test_quant_roundtrip)
 				y = ((float *)back)[i];
 				bound = s / 2 * (1 + 1e-5f) + 1e-30f;
 			} else if (elem == VKV_QUANT_F16) {
-				y = vkv_f16_to_f32(((uint16_t *)back)[i]);
+				y = vkvi_f16_to_f32(((uint16_t *)back)[i]);
 				/* plus half an fp16 ulp of the result */
 				bound = s / 2 * (1 + 1e-5f) +
 					fabsf(y) * 0x1p-11f + 0x1p-25f;
 			} else {
-				y = vkv_bf16_to_f32(((uint16_t *)back)[i]);
+				y = vkvi_bf16_to_f32(((uint16_t *)back)[i]);
 				bound = s / 2 * (1 + 1e-5f) +
 					fabsf(y) * 0x1p-8f;
 			}
@@ -643,14 +644,14 @@ START_TEST(test_quant_special)
 	}
 	/* The same through fp16. */
 	for (int i = 0; i < 16; i++)
-		h[i] = vkv_f32_to_f16(src[i / 8][i % 8]);
+		h[i] = vkvi_f32_to_f16(src[i / 8][i % 8]);
 	ck_ok(vkv_quant_rows(h, 2, 1, 8, VKV_QUANT_F16, q, scales));
 	ck_ok(vkv_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F16, hb));
 	ck_assert_uint_eq(hb[0], 0);
-	ck_assert(vkv_f16_to_f32(hb[8 + 2]) == 4.0f);
-	ck_assert(isnan(vkv_f16_to_f32(hb[8 + 4])));
+	ck_assert(vkvi_f16_to_f32(hb[8 + 2]) == 4.0f);
+	ck_assert(isnan(vkvi_f16_to_f32(hb[8 + 4])));
 	/* -2 is -63.5 steps: -64 (even), within half a step. */
-	ck_assert(fabsf(vkv_f16_to_f32(hb[8 + 1]) + 2.0f) <=
+	ck_assert(fabsf(vkvi_f16_to_f32(hb[8 + 1]) + 2.0f) <=
 		  scales[1] / 2 + 1e-3f);
 	/* Huge fp32 values near FLT_MAX: no overflow to inf in the scale. */
 	{
@@ -690,13 +691,13 @@ static double elem_at(const char *p, size_t i, size_t esz, unsigned elem)
 		return f;
 	}
 	memcpy(&h, p + i * 2, 2);
-	return elem == VKV_QUANT_F16 ? vkv_f16_to_f32(h) : vkv_bf16_to_f32(h);
+	return elem == VKV_QUANT_F16 ? vkvi_f16_to_f32(h) : vkvi_bf16_to_f32(h);
 }
 
 /*
  * Whole pages of a segment of head vectors: every page offset's split
  * (vectors cut by either edge, none whole, vectors that tile), stored in
- * no more than vkv_qpage_bytes(), back with cut vectors bit-exact and
+ * no more than vkvi_qpage_bytes(), back with cut vectors bit-exact and
  * whole ones within the int8 bound of their own absmax.
  */
 START_TEST(test_quant_pages)
@@ -713,15 +714,16 @@ START_TEST(test_quant_pages)
 	struct vkv_qpage qp;
 
 	/* fp16, 48-byte vectors: pages split 0+85+16, 32+84+32, 16+85+0. */
-	ck_ok(vkv_qpage_init(&qp, 4096, 24, VKV_QUANT_F16));
-	ck_assert_uint_eq(vkv_qpage_bytes(&qp, 1), 85 * 28 + 16);
-	ck_assert_uint_eq(vkv_qpage_bytes(&qp, 3), 84 * 28 + 64);
-	ck_assert_uint_eq(vkv_qpage_bytes(&qp, 1000), 84 * 28 + 64);
-	ck_err(vkv_qpage_init(&qp, 4096, 24, 3), -EINVAL);
-	ck_err(vkv_qpage_init(&qp, 0, 24, VKV_QUANT_F16), -EINVAL);
-	ck_err(vkv_qpage_init(&qp, 4096, 0, VKV_QUANT_F16), -EINVAL);
-	ck_err(vkv_qpage_init(NULL, 4096, 24, VKV_QUANT_F16), -EINVAL);
-	ck_err(vkv_qpage_init(&qp, 4096, SIZE_MAX / 2, VKV_QUANT_F32), -EINVAL);
+	ck_ok(vkvi_qpage_init(&qp, 4096, 24, VKV_QUANT_F16));
+	ck_assert_uint_eq(vkvi_qpage_bytes(&qp, 1), 85 * 28 + 16);
+	ck_assert_uint_eq(vkvi_qpage_bytes(&qp, 3), 84 * 28 + 64);
+	ck_assert_uint_eq(vkvi_qpage_bytes(&qp, 1000), 84 * 28 + 64);
+	ck_err(vkvi_qpage_init(&qp, 4096, 24, 3), -EINVAL);
+	ck_err(vkvi_qpage_init(&qp, 0, 24, VKV_QUANT_F16), -EINVAL);
+	ck_err(vkvi_qpage_init(&qp, 4096, 0, VKV_QUANT_F16), -EINVAL);
+	ck_err(vkvi_qpage_init(NULL, 4096, 24, VKV_QUANT_F16), -EINVAL);
+	ck_err(vkvi_qpage_init(&qp, 4096, SIZE_MAX / 2, VKV_QUANT_F32),
+	       -EINVAL);
 
 	for (size_t k = 0; k < sizeof(cs) / sizeof(cs[0]); k++) {
 		size_t esz = cs[k].elem == VKV_QUANT_F32 ? 4 : 2;
@@ -730,8 +732,8 @@ START_TEST(test_quant_pages)
 		char *src = malloc(seg), *back = malloc(seg);
 		void *stored;
 
-		ck_ok(vkv_qpage_init(&qp, page, cs[k].hd, cs[k].elem));
-		chunk = vkv_qpage_bytes(&qp, npages);
+		ck_ok(vkvi_qpage_init(&qp, page, cs[k].hd, cs[k].elem));
+		chunk = vkvi_qpage_bytes(&qp, npages);
 		ck_assert_uint_gt(chunk, 0);
 		stored = malloc(chunk * npages);
 		ck_assert_ptr_nonnull(src);
@@ -746,8 +748,8 @@ START_TEST(test_quant_pages)
 				memcpy(src + i * 4, &v, 4);
 			else {
 				uint16_t h = cs[k].elem == VKV_QUANT_F16
-						     ? vkv_f32_to_f16(v)
-						     : vkv_f32_to_bf16(v);
+						     ? vkvi_f32_to_f16(v)
+						     : vkvi_f32_to_bf16(v);
 
 				memcpy(src + i * 2, &h, 2);
 			}
@@ -760,15 +762,15 @@ START_TEST(test_quant_pages)
 		for (size_t p = npages; p-- > 0;) {
 			char *dst = (char *)stored + p * chunk;
 
-			ck_ok(vkv_quant_page(&qp, p * page, src + p * page,
-					     dst));
-			ck_err(vkv_quant_page(&qp, p * page + 2, src, dst),
+			ck_ok(vkvi_quant_page(&qp, p * page, src + p * page,
+					      dst));
+			ck_err(vkvi_quant_page(&qp, p * page + 2, src, dst),
 			       -EINVAL);
 		}
 		for (size_t p = 0; p < npages; p++)
-			ck_ok(vkv_dequant_page(&qp, p * page,
-					       (char *)stored + p * chunk,
-					       back + p * page));
+			ck_ok(vkvi_dequant_page(&qp, p * page,
+						(char *)stored + p * chunk,
+						back + p * page));
 		for (size_t v = 0; v < nvec; v++) {
 			const char *a = src + v * vb, *b = back + v * vb;
 			double amax = 0;
@@ -831,8 +833,8 @@ START_TEST(test_quant_bad_input)
 	ck_err(vkv_dequant_rows(q, sc, SIZE_MAX, SIZE_MAX, 4, VKV_QUANT_F16,
 				src),
 	       -EINVAL);
-	ck_assert_uint_eq(vkv_quant_bytes(2, 8, 128), 2 * 8 * (128 + 4));
-	ck_assert_uint_eq(vkv_quant_bytes(SIZE_MAX, 2, 2), 0);
+	ck_assert_uint_eq(vkvi_quant_bytes(2, 8, 128), 2 * 8 * (128 + 4));
+	ck_assert_uint_eq(vkvi_quant_bytes(SIZE_MAX, 2, 2), 0);
 }
 END_TEST
 

@@ -10,15 +10,15 @@ START_TEST(test_open_errors)
 {
 	struct vkv_kmod km;
 
-	ck_assert_int_eq(vkv_kmod_open(&km, "/dev/does-not-exist"), -ENOENT);
+	ck_assert_int_eq(vkvi_kmod_open(&km, "/dev/does-not-exist"), -ENOENT);
 	ck_assert_int_eq(km.fd, -1);
 	/* Not vkv: no GET_VERSION -> refused as a protocol mismatch. */
-	ck_assert_int_eq(vkv_kmod_open(&km, "/dev/null"), -EPROTO);
+	ck_assert_int_eq(vkvi_kmod_open(&km, "/dev/null"), -EPROTO);
 	ck_assert_int_eq(km.fd, -1);
-	ck_assert_int_eq(vkv_kmod_pool_create(&km, MIB, 0, -1), -EBADF);
-	ck_assert_int_eq(vkv_kmod_map(&km, NULL), -EBADF);
-	vkv_kmod_close(&km);
-	vkv_kmod_close(NULL);
+	ck_assert_int_eq(vkvi_kmod_pool_create(&km, MIB, 0, -1), -EBADF);
+	ck_assert_int_eq(vkvi_kmod_map(&km, NULL), -EBADF);
+	vkvi_kmod_close(&km);
+	vkvi_kmod_close(NULL);
 }
 END_TEST
 
@@ -31,45 +31,48 @@ START_TEST(test_lifecycle)
 	void *base;
 	int bf;
 
-	ck_assert_int_eq(vkv_kmod_open(&km, NULL), 0);
+	ck_assert_int_eq(vkvi_kmod_open(&km, NULL), 0);
 	ck_assert_uint_eq(km.major, VKV_ABI_MAJOR);
-	ck_assert_int_eq(vkv_kmod_map(&km, &base), -ENXIO);
-	ck_assert_int_eq(vkv_kmod_pool_create(&km, 0, 0, -1), -EINVAL);
-	ck_assert_int_eq(vkv_kmod_pool_create(&km, 7 * MIB, 0, 1), 0);
+	ck_assert_int_eq(vkvi_kmod_map(&km, &base), -ENXIO);
+	ck_assert_int_eq(vkvi_kmod_pool_create(&km, 0, 0, -1), -EINVAL);
+	ck_assert_int_eq(vkvi_kmod_pool_create(&km, 7 * MIB, 0, 1), 0);
 	ck_assert_uint_eq(km.pool_size, 8 * MIB);
 	ck_assert_uint_eq(km.chunk_size, CHUNK);
 	ck_assert_int_eq(km.node, 1);
-	ck_assert_int_eq(vkv_kmod_pool_create(&km, MIB, 0, -1), -EEXIST);
-	ck_assert_int_eq(vkv_kmod_map(&km, &base), 0);
+	ck_assert_int_eq(vkvi_kmod_pool_create(&km, MIB, 0, -1), -EEXIST);
+	ck_assert_int_eq(vkvi_kmod_map(&km, &base), 0);
 	p = base;
 	fill(p, 0, 8 * MIB, 11);
-	ck_assert_int_eq(vkv_kmod_swap_out(&km, 0, 8 * MIB, &done), -ENODEV);
+	ck_assert_int_eq(vkvi_kmod_swap_out(&km, 0, 8 * MIB, &done), -ENODEV);
 	ck_assert_uint_eq(done, 0);
 	bf = backing_file("client", 0);
-	ck_assert_int_eq(vkv_kmod_set_backing(&km, bf, 0, 0), 0);
-	ck_assert_int_eq(vkv_kmod_swap_out(&km, 0, 8 * MIB, &done), 0);
+	ck_assert_int_eq(vkvi_kmod_set_backing(&km, bf, 0, 0), 0);
+	ck_assert_int_eq(vkvi_kmod_swap_out(&km, 0, 8 * MIB, &done), 0);
 	ck_assert_uint_eq(done, 8 * MIB);
-	ck_assert_int_eq(vkv_kmod_pool_info(&km, &pi), 0);
+	ck_assert_int_eq(vkvi_kmod_pool_info(&km, &pi), 0);
 	ck_assert_uint_eq(pi.swapped_chunks, 4);
-	ck_assert_int_eq(vkv_kmod_prefetch(&km, 0, 4 * MIB, NULL), 0);
+	ck_assert_int_eq(vkvi_kmod_prefetch(&km, 0, 4 * MIB, NULL), 0);
 	req(verify(p, 0, 8 * MIB, 11) == UINT64_MAX);
-	ck_assert_int_eq(vkv_kmod_discard(&km, 6 * MIB, 2 * MIB, NULL), 0);
+	ck_assert_int_eq(vkvi_kmod_discard(&km, 6 * MIB, 2 * MIB, NULL), 0);
 	req(p[6 * MIB] == 0);
-	ck_assert_int_eq(vkv_kmod_swap_out(&km, 1, CHUNK, &done), -EINVAL);
+	ck_assert_int_eq(vkvi_kmod_swap_out(&km, 1, CHUNK, &done), -EINVAL);
 	/* A pin (as cuMemHostRegister would) blocks swap-out of its chunk. */
-	ck_assert_int_eq(vkv_kmod_pin(&km, p, 4096, 1, &h), 0);
-	ck_assert_int_eq(vkv_kmod_swap_out(&km, 0, 8 * MIB, &done), -EBUSY);
+	ck_assert_int_eq(vkvi_kmod_pin(&km, p, 4096, 1, &h), 0);
+	ck_assert_int_eq(vkvi_kmod_swap_out(&km, 0, 8 * MIB, &done), -EBUSY);
 	ck_assert_uint_eq(done, 0);
-	ck_assert_int_eq(vkv_kmod_unpin(&km, h), 0);
-	ck_assert_int_eq(vkv_kmod_unpin(&km, h), -ENOENT);
-	ck_assert_int_eq(vkv_kmod_pin(&km, p, 0, 1, &h), -EINVAL);
-	ck_assert_int_eq(vkv_kmod_swap_out(&km, 0, 8 * MIB, NULL), 0);
-	ck_assert_int_eq(vkv_kmod_set_backing(&km, -1, 0, 0), -EBUSY);
-	ck_assert_int_eq(vkv_kmod_set_backing(&km, bf, 0, VKV_BACKING_BUFFERED), -EBUSY);
+	ck_assert_int_eq(vkvi_kmod_unpin(&km, h), 0);
+	ck_assert_int_eq(vkvi_kmod_unpin(&km, h), -ENOENT);
+	ck_assert_int_eq(vkvi_kmod_pin(&km, p, 0, 1, &h), -EINVAL);
+	ck_assert_int_eq(vkvi_kmod_swap_out(&km, 0, 8 * MIB, NULL), 0);
+	ck_assert_int_eq(vkvi_kmod_set_backing(&km, -1, 0, 0), -EBUSY);
+	ck_assert_int_eq(
+		vkvi_kmod_set_backing(&km, bf, 0, VKV_BACKING_BUFFERED),
+		-EBUSY);
 	req(verify(p, 0, 6 * MIB, 11) == UINT64_MAX);
-	ck_assert_int_eq(vkv_kmod_prefetch(&km, 0, 8 * MIB, NULL), 0);
-	ck_assert_int_eq(vkv_kmod_set_backing(&km, bf, 0, VKV_BACKING_BUFFERED), 0);
-	vkv_kmod_close(&km);
+	ck_assert_int_eq(vkvi_kmod_prefetch(&km, 0, 8 * MIB, NULL), 0);
+	ck_assert_int_eq(
+		vkvi_kmod_set_backing(&km, bf, 0, VKV_BACKING_BUFFERED), 0);
+	vkvi_kmod_close(&km);
 	ck_assert_int_eq(km.fd, -1);
 	ck_assert_ptr_null(km.base);
 	close(bf);
