@@ -84,7 +84,9 @@ static void replay_usage(FILE *f)
 		"  --csv, --json     short for --format csv / json\n"
 		"  --label NAME      the workload's name in report rows\n"
 		"  --no-header       report rows only, to append to a table\n"
-		"  -v, --verbose     progress on stderr\n"
+		"  -v, --verbose     progress on stderr; text output adds "
+		"the library's step\n"
+		"                    latency histograms\n"
 		"testing:\n"
 		"  --inject-fault N  corrupt one row at step N: the run must "
 		"fail with exit 1\n",

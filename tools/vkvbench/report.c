@@ -48,10 +48,12 @@ void report_print(FILE *f, int md, int header, const struct replay_info *ri,
 	size_t i;
 
 	if (header && md)
-		fprintf(f, "| workload | allocator | backend | waste avg | "
-			   "waste at peak | max concurrent seqs | mean batch "
-			   "| requests/s (library) | step p50 | step p99 "
-			   "|\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
+		fprintf(f,
+			"| workload | allocator | backend | layout waste avg | "
+			"layout waste at peak | max concurrent seqs | mean "
+			"batch "
+			"| requests/s (library) | step p50 | step p99 "
+			"|\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n");
 	else if (header)
 		fprintf(f, "workload,allocator,backend,page_kib,waste_avg,"
 			   "waste_peak,max_seqs,mean_batch,reqs_per_s,"
