@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run.sh - the performance report (issue 6): `make bench` runs it.
+# bench/run.sh - the performance report: `make bench` runs it.
 #
 #   sh bench/run.sh VKVBENCH FAKECUDA_DIR [OUT]
 #

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kmod_client.c - the library's internal client of /dev/vkv. See
- * kmod_client.h; docs/kmod.md describes the module.
+ * kmod_client.h; docs/design/module.md describes the module.
  */
 #include "kmod_client.h"
 

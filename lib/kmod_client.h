@@ -33,7 +33,7 @@ struct vkv_kmod {
 
 /*
  * Open /dev/vkv (or @path, when not NULL) and check the ABI version.
- * -ENOENT: no module; -EACCES: no permission (see docs/kmod.md for the
+ * -ENOENT: no module; -EACCES: no permission (see docs/admin.md for the
  * group rule); -EPROTO: the module's major version differs from ours.
  */
 int vkvi_kmod_open(struct vkv_kmod *km, const char *path);

@@ -132,8 +132,8 @@ check-install: $(B)/tests/readme_example.c
 		{ echo "check-install: libvkv exports symbols outside vkv_*"; exit 1; }
 	@echo "check-install: passed"
 
-# Whole-sequence swap throughput (issue 5): host backend, then the cuda
-# backend over fakecuda with its A100 latencies; see docs/bench-swap.md.
+# Whole-sequence swap throughput: host backend, then the cuda
+# backend over fakecuda with its A100 latencies; see bench/results/runs/swap.md.
 $(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A) tests/fakecuda/fakecuda.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -Itests/fakecuda -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm

@@ -8,8 +8,9 @@
 #                      a backing store: vkv.ko's swap, faked)
 #   make bench-tiers   host<->disk throughput against fio on the same file,
 #                      block size and queue depth, and quantized swap; see
-#                      docs/tiers.md. Needs fio. BENCH_TIERS_ARGS passes
-#                      options (e.g. --dir /mnt/nvme --size 4G --qd 32).
+#                      bench/results/runs/tiers.md. Needs fio.
+#                      BENCH_TIERS_ARGS passes options (e.g. --dir
+#                      /mnt/nvme --size 4G --qd 32).
 
 # The quantizer's loops vectorise only at -O3, and only when FP operations
 # may be speculated (we never read the FP exception flags).

@@ -2,10 +2,11 @@
 # libvkv.a so that the binary runs from the build tree alone.
 #
 #   make replay       the main job: every layout on the shipped trace window
-#   make bench-core   micro benchmarks; records the ratios in docs/bench-core.md
-#   make bench-async  issue 3: driver time vkv_step_async() hides, on the
-#                     cuda backend over fakecuda; docs/bench-async.md
-#   make bench        issue 6: the performance report, bench/results/ (needs
+#   make bench-core   micro benchmarks; records the ratios in
+#                     bench/results/runs/core.md
+#   make bench-async  driver time vkv_step_async() hides, on the
+#                     cuda backend over fakecuda; bench/results/runs/async.md
+#   make bench        the performance report, bench/results/ (needs
 #                     gnuplot: Debian's gnuplot-nox)
 #   make check-tools  smoke replay + micro run; fails on any stamp mismatch
 
@@ -36,7 +37,7 @@ replay: setup
 	$(VKVBENCH) replay
 
 bench-core: $(VKVBENCH)
-	$(VKVBENCH) micro --update docs/bench-core.md
+	$(VKVBENCH) micro --update bench/results/runs/core.md
 
 # The cuda backend over the test double with its latency injection on, once
 # per latency scale: per 2 MiB (the fake's default, the honest one) and per
@@ -46,9 +47,9 @@ BENCH_ASYNC_ENV := VKV_BACKEND=cuda LD_LIBRARY_PATH=$(FAKECUDA_DIR) \
 BENCH_ASYNC_OPTS ?=
 bench-async: $(VKVBENCH) $(FAKECUDA_LIB)
 	$(BENCH_ASYNC_ENV) FAKECUDA_LATENCY_SCALE=size $(VKVBENCH) async \
-		$(BENCH_ASYNC_OPTS) --update docs/bench-async.md
+		$(BENCH_ASYNC_OPTS) --update bench/results/runs/async.md
 	$(BENCH_ASYNC_ENV) FAKECUDA_LATENCY_SCALE=call $(VKVBENCH) async \
-		$(BENCH_ASYNC_OPTS) --update docs/bench-async.md
+		$(BENCH_ASYNC_OPTS) --update bench/results/runs/async.md
 
 # Every allocator on three workloads, the attention comparison and the step
 # overhead: tables, CSVs and plots in bench/results (bench/run.sh says how).

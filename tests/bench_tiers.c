@@ -14,8 +14,9 @@
  *   bench_tiers [--dir D] [--size 1G] [--chunk 2M] [--qd 32] [--reps 3]
  *               [--quant-size 256M] [--no-fio]
  *
- * Figures go to stdout as a table (docs/tiers.md keeps a run). Exit status
- * 0, or 1 when something failed (not when a ratio is below target).
+ * Figures go to stdout as a table (bench/results/runs/tiers.md keeps a
+ * run). Exit status 0, or 1 when something failed (not when a ratio is
+ * below target).
  */
 #include <errno.h>
 #include <inttypes.h>

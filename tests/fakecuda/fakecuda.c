@@ -10,7 +10,7 @@
  * strict (a call outside the documented preconditions is refused, never
  * "made to work"), so that code which passes here is right on a GPU too.
  * Where the reference is silent the fake picks the stricter reading and
- * docs/cuda.md says so.
+ * docs/design/cuda.md says so.
  */
 #include <errno.h>
 #include <stdio.h>

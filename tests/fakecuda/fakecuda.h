@@ -9,7 +9,7 @@
  * library; a test that must also run without it (test_backend_cuda) finds
  * them with dlsym() on the handle of "libcuda.so.1".
  *
- * Environment, read when the library is loaded (docs/cuda.md):
+ * Environment, read when the library is loaded (docs/design/cuda.md):
  *   FAKECUDA_DEVICES=N         devices (default 1; 0: cuInit fails NO_DEVICE)
  *   FAKECUDA_MEM=SIZE          memory per device (default 16G; K/M/G/T)
  *   FAKECUDA_GRANULARITY=SIZE  minimum = recommended granularity (2M)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_kmod - figures for docs/kmod.md, measured in the guest, reported as
- * ratios of two methods timed in the same run (absolute numbers under TCG
- * emulation say little about real hardware):
+ * bench_kmod - figures for bench/results/runs/kmod.md, measured in the
+ * guest, reported as ratios of two methods timed in the same run
+ * (absolute numbers under TCG emulation say little about real hardware):
  *
  *   pool creation with pinning (VKV_IOC_POOL_CREATE) per GiB
  *     vs mmap + mlock of anonymous memory per GiB

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * async_cmd.c - `vkvbench async`: how much of the driver's time the
- * asynchronous step keeps off the scheduler's critical path (issue 3).
+ * asynchronous step keeps off the scheduler's critical path.
  *
  * The trace window is replayed four times per layout through the cuda
  * backend over the fakecuda test double: vkv_step() and the pipelined
@@ -43,7 +43,7 @@
 #define DEFAULT_REQUESTS 100
 #define DEFAULT_FORWARD_US 20000
 
-/* Published A100 figures per 2 MiB page (docs/cuda.md), in ns. */
+/* Published A100 figures per 2 MiB page (docs/design/cuda.md), in ns. */
 static const uint64_t lat_default[CP_NOPS] = {190000, 1500, 36000, 26000};
 static const char *const lat_fn[CP_NOPS] = {"cuMemCreate", "cuMemMap",
 					    "cuMemSetAccess", "cuMemUnmap"};

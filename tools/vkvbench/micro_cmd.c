@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * micro_cmd.c - `vkvbench micro`: options, report, and the recorded block
- * in docs/bench-core.md. Targets are reported, never turned into the exit
- * status: a busy shared machine must not fail a build, while a stamp
+ * in bench/results/runs/core.md. Targets are reported, never turned into
+ * the exit status: a busy shared machine must not fail a build, while a stamp
  * mismatch or a library error always does.
  */
 #include <getopt.h>

@@ -2,8 +2,8 @@
 /*
  * need.h - how many pages a sequence needs in a layout, computed from the
  * tensor descriptors alone: the layout's intrinsic fragmentation, which
- * DESIGN.md's waste arithmetic is about, apart from pages the library keeps
- * mapped for reuse (deferred reclamation).
+ * layout arithmetic of docs/design/README.md is about, apart from pages the
+ * library keeps mapped for reuse (deferred reclamation).
  */
 #ifndef VKVBENCH_NEED_H
 #define VKVBENCH_NEED_H
