@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bench/plots.gp - the report's plots; bench/run.sh passes tmp= and out=
 # (directories), ncol= (columns of waste.dat), batches= (of attn.csv).
 set terminal pngcairo size 900,520 noenhanced font ",10"

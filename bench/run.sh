@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # bench/run.sh - the performance report: `make bench` runs it.
 #
 #   sh bench/run.sh VKVBENCH FAKECUDA_DIR [OUT]
