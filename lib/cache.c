@@ -76,8 +76,13 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 		vkvi_config_seterr("geometry: every field must be non-zero");
 		return -EINVAL;
 	}
+	if (!vkvi_reserved_zero(g->reserved, sizeof(g->reserved))) {
+		vkvi_config_seterr("geometry: reserved must be zero (a field "
+				   "of a newer libvkv?)");
+		return -EINVAL;
+	}
 	/* Oversized fields are -EOVERFLOW, like an oversized product below. */
-	if (g->max_seqs > (1u << 30)) {
+	if (g->max_seqs > VKV_MAX_SEQS) {
 		vkvi_config_seterr("geometry: max_seqs %u is too large",
 				   g->max_seqs);
 		return -EOVERFLOW;
@@ -179,10 +184,11 @@ static void cache_free(struct vkv_cache *c)
 }
 
 /* The default versions of the public names; see abi.h. */
-__asm__(".symver vkvi_cache_create_v03, vkv_cache_create@@VKV_0.3");
-__asm__(".symver vkvi_cache_geometry_v03, vkv_cache_geometry@@VKV_0.3");
+__asm__(".symver vkvi_cache_create_v04, vkv_cache_create@@VKV_0.4");
+__asm__(".symver vkvi_cache_geometry_v04, vkv_cache_geometry@@VKV_0.4");
+__asm__(".symver vkvi_cache_stats_v04, vkv_cache_stats@@VKV_0.4");
 
-VKV_EXPORT int vkvi_cache_create_v03(const struct vkv_geometry *geom,
+VKV_EXPORT int vkvi_cache_create_v04(const struct vkv_geometry *geom,
 				     const struct vkv_config *cfg,
 				     struct vkv_cache **out)
 {
@@ -284,7 +290,7 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 	cache_free(c);
 }
 
-VKV_EXPORT int vkvi_cache_geometry_v03(const struct vkv_cache *c,
+VKV_EXPORT int vkvi_cache_geometry_v04(const struct vkv_cache *c,
 				       struct vkv_geometry *out)
 {
 	if (!c || !out)
@@ -346,7 +352,8 @@ VKV_EXPORT void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer,
 	return (char *)t.base + slot * t.slot_stride + token * t.token_stride;
 }
 
-VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
+VKV_EXPORT int vkvi_cache_stats_v04(const struct vkv_cache *c,
+				    struct vkv_stats *s)
 {
 	const struct cache_counters *k;
 

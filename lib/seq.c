@@ -8,7 +8,9 @@
  * slots with pages sit on an LRU list; closed slots without pages on a stack.
  */
 #include <errno.h>
+#include <string.h>
 
+#include "abi.h"
 #include "cache.h"
 
 void vkvi_lru_remove(struct vkv_cache *c, int32_t slot)
@@ -201,8 +203,11 @@ VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
-			    struct vkv_seq_info *out)
+/* The default version; see abi.h. */
+__asm__(".symver vkvi_seq_info_v04, vkv_seq_info@@VKV_0.4");
+
+VKV_EXPORT int vkvi_seq_info_v04(const struct vkv_cache *cc, vkv_slot_t slot,
+				 struct vkv_seq_info *out)
 {
 	struct vkv_cache *c = (struct vkv_cache *)cc;
 	const struct vkv_slot *s;
@@ -211,6 +216,7 @@ VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
 		return -EINVAL;
 	vkvi_cache_enter(c, ENTER_CALL);
 	s = &c->slots[slot];
+	memset(out, 0, sizeof(*out));
 	out->open = s->state == SLOT_OPEN;
 	out->len = s->len;
 	out->backed = s->cap;
