@@ -128,6 +128,8 @@ check-install: $(B)/tests/readme_example.c
 	done
 	@sh scripts/check-symbols.sh lib/libvkv.map $(INSTALL_ROOT)/usr/local/lib/libvkv.a \
 		$(INSTALL_ROOT)/usr/local/lib/libvkv.so.$(VERSION)
+	@sh scripts/check-man.sh lib/libvkv.map $(INSTALL_ROOT)/usr/local/include/vkv.h \
+		$(INSTALL_ROOT)/usr/local/share/man
 	@echo "check-install: passed"
 
 # Whole-sequence swap throughput (issue 5): host backend, then the cuda
