@@ -157,7 +157,7 @@ static int slots_init(struct vkv_cache *c)
 	/* Pushed high to low, so that slot 0 is the first one opened. */
 	for (uint32_t i = 0; i < n; i++) {
 		c->slots[i].prev = c->slots[i].next = NO_SLOT;
-		c->empty[i] = (int32_t)(n - 1 - i);
+		c->empty[i] = n - 1 - i;
 	}
 	c->nempty = n;
 	return 0;
@@ -342,7 +342,7 @@ VKV_EXPORT int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer,
 }
 
 VKV_EXPORT void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer,
-			       enum vkv_kv kv, uint32_t slot, uint32_t token)
+			       enum vkv_kv kv, vkv_slot_t slot, uint32_t token)
 {
 	struct vkv_tensor t;
 

@@ -13,7 +13,7 @@
 #include "abi.h"
 #include "cache.h"
 
-void vkvi_lru_remove(struct vkv_cache *c, int32_t slot)
+void vkvi_lru_remove(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct vkv_slot *s = &c->slots[slot];
 
@@ -28,7 +28,7 @@ void vkvi_lru_remove(struct vkv_cache *c, int32_t slot)
 	s->prev = s->next = NO_SLOT;
 }
 
-void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot)
+void vkvi_lru_push_tail(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct vkv_slot *s = &c->slots[slot];
 
@@ -41,12 +41,12 @@ void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot)
 	c->lru_tail = slot;
 }
 
-void vkvi_empty_push(struct vkv_cache *c, int32_t slot)
+void vkvi_empty_push(struct vkv_cache *c, vkv_slot_t slot)
 {
 	c->empty[c->nempty++] = slot;
 }
 
-static int check_open(const struct vkv_cache *c, uint32_t slot)
+static int check_open(const struct vkv_cache *c, vkv_slot_t slot)
 {
 	if (slot >= c->geom.max_seqs)
 		return -EINVAL;
@@ -57,7 +57,7 @@ static int check_open(const struct vkv_cache *c, uint32_t slot)
 
 VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 {
-	int32_t slot;
+	vkv_slot_t slot;
 	int ret;
 
 	if (!c)
@@ -85,13 +85,13 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 	c->slots[slot].len = 0;
 	c->sw[slot].last_use = ++c->use_clock;
 	vkv_add(&c->cnt.seqs_open, 1);
-	ret = slot;
+	ret = (int)slot; /* below VKV_MAX_SEQS */
 out:
 	vkvi_cache_leave(c);
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
+VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct vkv_slot *s;
 	int ret;
@@ -111,16 +111,16 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 		vkv_sub(&c->cnt.pages_open, (uint64_t)s->npages * c->ntensors);
 		vkv_add(&c->cnt.pages_cached,
 			(uint64_t)s->npages * c->ntensors);
-		vkvi_lru_push_tail(c, (int32_t)slot);
+		vkvi_lru_push_tail(c, slot);
 	} else {
-		vkvi_empty_push(c, (int32_t)slot);
+		vkvi_empty_push(c, slot);
 	}
 out:
 	vkvi_cache_leave(c);
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
+VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, vkv_slot_t slot,
 			       uint32_t ntokens)
 {
 	struct vkv_slot *s;
@@ -165,7 +165,7 @@ out:
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
+VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, vkv_slot_t slot)
 {
 	int ret;
 
@@ -187,7 +187,7 @@ VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
+VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, vkv_slot_t slot)
 {
 	/* The lock only orders this read after a queued step; nothing changes. */
 	struct vkv_cache *c = (struct vkv_cache *)cc;
