@@ -67,7 +67,12 @@ extern "C" {
  * does it for a config; an initializer such as `= { .layers = 32 }` does it
  * for a geometry): a version that does not know what a nonzero value there
  * means refuses it with -EINVAL rather than ignoring it. The library zeroes
- * the tail of the structs it fills.
+ * the tail of the structs it fills. Designated initializers are the ones to
+ * use: a positional one stays correct, but -Wextra warns that it leaves the
+ * tail out.
+ *
+ * struct vkv_tensor has no tail: it is a whole description of a strided
+ * tensor, and a different view of the cache would come from another call.
  */
 
 /*
@@ -312,7 +317,8 @@ const char *vkv_config_error(void);
  * vkv_config_error():
  *   -EINVAL     a malformed geometry (a zero field, an unknown layout or
  *               dtype, an elem_size that contradicts the dtype) or config,
- *               or quantize with an element type it cannot handle;
+ *               a nonzero reserved field in either, or quantize with an
+ *               element type it cannot handle;
  *   -EOVERFLOW  a geometry beyond its limits (see struct vkv_geometry);
  *   -ENODEV     the backend is unavailable;
  *   -ENOMEM     memory for the cache's own state or the host tier;
@@ -328,7 +334,11 @@ int vkv_cache_create(const struct vkv_geometry *geom,
  */
 void vkv_cache_destroy(struct vkv_cache *c);
 
-/* vkv_cache_geometry - the geometry the cache was created with. */
+/*
+ * vkv_cache_geometry - the geometry the cache was created with (an elem_size
+ * left 0 beside a dtype reads as the dtype's size), its reserved tail
+ * zeroed. -EINVAL if @c or @out is NULL.
+ */
 int vkv_cache_geometry(const struct vkv_cache *c, struct vkv_geometry *out);
 
 /* vkv_cache_page_size - bytes per physical page, or 0 if @c is NULL. */
