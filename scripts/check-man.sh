@@ -7,7 +7,8 @@
 #     or a ".so man3/<page>.3" link to the page of its family, whose NAME
 #     line lists it;
 #   - that page's SYNOPSIS has the prototype HEADER declares, word for word;
-#   - every function a man3 page names in its NAME line is in MAP;
+#   - every function a man3 page names in its NAME line is in MAP, and its
+#     .TH names the version HEADER is (vkv X.Y.Z);
 #   - every page under MANROOT (any section) passes groff -ww and, where man
 #     is installed, man --warnings; man3 pages have the sections of man-pages(7).
 #
@@ -104,6 +105,14 @@ while read -r name; do
 		bad "$t: SYNOPSIS lacks $header's prototype: $want;"
 done < "$tmp/names"
 
+version=$(for part in MAJOR MINOR PATCH; do
+	sed -n "s/^#define VKV_VERSION_$part \([0-9][0-9]*\)\$/\1/p" "$header"
+done | paste -sd.)
+case $version in
+*.*.*) ;;
+*) echo "$0: no VKV_VERSION_MAJOR/MINOR/PATCH in $header" >&2; exit 2 ;;
+esac
+
 for page in "$root"/man*/*; do
 	[ -f "$page" ] || continue
 	rel=${page#"$root"/}
@@ -122,6 +131,9 @@ for page in "$root"/man*/*; do
 	fi
 	case $rel in
 	man3/*)
+		# The pages speak of the version the header is.
+		grep -q "^\.TH [^ ]* 3 [^ ]* \"vkv $version\" " "$page" ||
+			bad "$page: .TH does not name vkv $version"
 		for sec in NAME SYNOPSIS DESCRIPTION "RETURN VALUE" ERRORS "SEE ALSO"; do
 			grep -q "^\.SH \"*$sec\"*\$" "$page" || bad "$page: no $sec section"
 		done
