@@ -11,7 +11,7 @@
 # to CHECK_TARGETS.
 
 VERSION_MAJOR := 0
-VERSION_MINOR := 3
+VERSION_MINOR := 4
 VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
@@ -19,6 +19,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
 CC ?= cc
@@ -56,6 +57,10 @@ setup:
 	@sh $(SETUP)
 
 include mk/lib.mk
+# lib/version.c checks these against include/vkv.h's VKV_VERSION_*.
+$(B)/lib/version.o: ALL_CFLAGS += -DVKVI_MAKE_VERSION_MAJOR=$(VERSION_MAJOR) \
+	-DVKVI_MAKE_VERSION_MINOR=$(VERSION_MINOR) \
+	-DVKVI_MAKE_VERSION_PATCH=$(VERSION_PATCH)
 include $(filter-out mk/lib.mk,$(sort $(wildcard mk/*.mk)))
 
 build-all: $(ALL_TARGETS)
@@ -80,12 +85,20 @@ install: $(LIB_SO) $(LIB_A)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	    lib/vkv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/vkv.pc
+	@# Every page under man/, each into its section: man/man3/x.3 -> man3.
+	@set -e; for f in $(wildcard man/man*/*.*); do \
+		d=$$(basename $$(dirname $$f)); \
+		echo "install -D -m 644 $$f $(DESTDIR)$(MANDIR)/$$d/$${f##*/}"; \
+		install -D -m 644 $$f $(DESTDIR)$(MANDIR)/$$d/$${f##*/}; \
+	done
 	$(INSTALL_EXTRA)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vkv.h $(DESTDIR)$(INCLUDEDIR)/linux/vkv.h \
 		$(DESTDIR)$(LIBDIR)/libvkv.* \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/vkv.pc
+	rm -f $(foreach f,$(wildcard man/man*/*.*),\
+		$(DESTDIR)$(MANDIR)/$(notdir $(patsubst %/,%,$(dir $(f))))/$(notdir $(f)))
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^kmod/')

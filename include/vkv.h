@@ -36,13 +36,59 @@
 extern "C" {
 #endif
 
+/*
+ * The version of this header. vkv_version() gives the version of the
+ * library a program runs with, which may be newer than its header, or
+ * older where the program calls nothing that came later (the dynamic
+ * linker refuses a library without the symbol versions a program uses).
+ * VKV_VERSION_NUM() orders versions as one integer, usable in #if; minor
+ * and patch stay below 256.
+ */
 #define VKV_VERSION_MAJOR 0
-#define VKV_VERSION_MINOR 3
+#define VKV_VERSION_MINOR 4
+#define VKV_VERSION_PATCH 0
+#define VKV_VERSION_NUM(major, minor, patch)                                   \
+	((major)*65536 + (minor)*256 + (patch))
+#define VKV_VERSION                                                            \
+	VKV_VERSION_NUM(VKV_VERSION_MAJOR, VKV_VERSION_MINOR, VKV_VERSION_PATCH)
+
+/*
+ * Growing the structs: struct vkv_config, struct vkv_geometry, struct
+ * vkv_stats and struct vkv_seq_info end in a reserved tail, and a later
+ * version takes its new fields from that tail instead of growing the
+ * struct. A size field or argument was the other way; it was not chosen
+ * because it would change the signature of every call that takes one of
+ * these structs, and programs would have to set it right by hand. With a
+ * tail the structs keep their size, so their calls keep their symbol
+ * versions, and a zero in a new field means what the version without it
+ * did.
+ *
+ * The caller zeroes the tail of the structs it passes in (vkv_config_init()
+ * does it for a config; an initializer such as `= { .layers = 32 }` does it
+ * for a geometry): a version that does not know what a nonzero value there
+ * means refuses it with -EINVAL rather than ignoring it. The library zeroes
+ * the tail of the structs it fills. Designated initializers are the ones to
+ * use: a positional one stays correct, but -Wextra warns that it leaves the
+ * tail out.
+ *
+ * struct vkv_tensor has no tail: it is a whole description of a strided
+ * tensor, and a different view of the cache would come from another call.
+ */
+
+/*
+ * A slot: the index of a sequence in the cache, below its max_seqs, which is
+ * at most VKV_MAX_SEQS. Every slot therefore fits the int that vkv_seq_open()
+ * returns (a slot or a negative errno), and converts to vkv_slot_t and back
+ * unchanged.
+ */
+typedef uint32_t vkv_slot_t;
+#define VKV_MAX_SEQS (1u << 30)
 
 /* Which physical memory backs the cache. */
 enum vkv_backend_kind {
 	VKV_BACKEND_AUTO = 0, /* cuda when a usable GPU is present, else host */
-	VKV_BACKEND_HOST = 1, /* host memory: memfd slices mapped into a reservation */
+	VKV_BACKEND_HOST =
+		1, /* host memory: memfd slices mapped into a reservation */
 	VKV_BACKEND_CUDA = 2, /* CUDA virtual memory management (driver API) */
 };
 
@@ -88,47 +134,48 @@ typedef void (*vkv_log_fn)(void *arg, int level, const char *msg);
  */
 struct vkv_config {
 	enum vkv_backend_kind backend; /* VKV_BACKEND */
-	size_t page_size;        /* VKV_PAGE_SIZE: bytes per physical page; a
+	size_t page_size; /* VKV_PAGE_SIZE: bytes per physical page; a
 				  * multiple of the backend's granularity (2 MiB) */
-	size_t budget;           /* VKV_BUDGET: cap on physical bytes the pool may
+	size_t budget; /* VKV_BUDGET: cap on physical bytes the pool may
 				  * create; 0 = no cap beyond the device's */
-	size_t pool_low;         /* VKV_POOL_LOW: refill when fewer free bytes */
-	size_t pool_high;        /* VKV_POOL_HIGH: refill up to this many free bytes */
+	size_t pool_low; /* VKV_POOL_LOW: refill when fewer free bytes */
+	size_t pool_high; /* VKV_POOL_HIGH: refill up to this many free bytes */
 	size_t lookahead_tokens; /* VKV_LOOKAHEAD: tokens per sequence that
 				  * vkv_step_async() backs ahead of need */
-	int device;              /* VKV_DEVICE: CUDA device ordinal */
-	int numa_node;           /* VKV_NUMA_NODE: host memory node, -1 = local */
-	int log_level;           /* VKV_LOG_LEVEL: messages at or below it go
+	int device; /* VKV_DEVICE: CUDA device ordinal */
+	int numa_node; /* VKV_NUMA_NODE: host memory node, -1 = local */
+	int log_level; /* VKV_LOG_LEVEL: messages at or below it go
 				  * to log_fn */
-	vkv_log_fn log_fn;       /* NULL: the library prints nothing */
+	vkv_log_fn log_fn; /* NULL: the library prints nothing */
 	void *log_arg;
 
 	/* Tiers and swap (see vkv_seq_swap_out()). */
-	size_t host_budget;      /* VKV_HOST_BUDGET: bytes of the host tier;
+	size_t host_budget; /* VKV_HOST_BUDGET: bytes of the host tier;
 				  * 0 = no host tier */
-	const char *swap_path;   /* VKV_SWAP_PATH: the disk tier's file; NULL =
+	const char *swap_path; /* VKV_SWAP_PATH: the disk tier's file; NULL =
 				  * no disk tier. Not copied: keep it alive. */
-	uint32_t swap_qdepth;    /* VKV_SWAP_QDEPTH: disk requests in flight */
-	int evict;               /* VKV_EVICT: enum vkv_evict */
-	int quantize;            /* VKV_QUANTIZE: 1 = keep swapped KV as int8
+	uint32_t swap_qdepth; /* VKV_SWAP_QDEPTH: disk requests in flight */
+	int evict; /* VKV_EVICT: enum vkv_evict */
+	int quantize; /* VKV_QUANTIZE: 1 = keep swapped KV as int8
 				  * with one scale per head vector (dtype
 				  * fp16, bf16 or fp32; unspecified with
 				  * elem_size 4 is taken as fp32) */
-	int io_uring;            /* VKV_IO_URING: 0 = pread/pwrite for the
+	int io_uring; /* VKV_IO_URING: 0 = pread/pwrite for the
 				  * disk tier even where io_uring works */
+	uint64_t reserved[16]; /* zero (see "Growing the structs") */
 };
 
 /* Where a sequence's KV lives. */
 enum vkv_tier {
 	VKV_TIER_DEVICE = 0, /* mapped in the cache: usable by kernels */
-	VKV_TIER_HOST = 1,   /* in the host tier (pinned host memory) */
-	VKV_TIER_DISK = 2,   /* in the disk tier's swap file */
+	VKV_TIER_HOST = 1, /* in the host tier (pinned host memory) */
+	VKV_TIER_DISK = 2, /* in the disk tier's swap file */
 };
 
 /* What to do when a reserve or step finds no free or reclaimable page. */
 enum vkv_evict {
-	VKV_EVICT_NONE = 0,     /* fail with -ENOMEM */
-	VKV_EVICT_LRU = 1,      /* swap out the least recently stepped idle
+	VKV_EVICT_NONE = 0, /* fail with -ENOMEM */
+	VKV_EVICT_LRU = 1, /* swap out the least recently stepped idle
 				 * sequence */
 	VKV_EVICT_PRIORITY = 2, /* the idle sequence of lowest priority
 				 * (vkv_seq_set_priority()), then LRU */
@@ -141,12 +188,12 @@ enum vkv_evict {
  */
 enum vkv_dtype {
 	VKV_DTYPE_UNSPECIFIED = 0, /* only elem_size is known */
-	VKV_DTYPE_F16 = 1,         /* IEEE binary16, 2 bytes */
-	VKV_DTYPE_BF16 = 2,        /* bfloat16, 2 bytes */
-	VKV_DTYPE_F32 = 3,         /* IEEE binary32, 4 bytes */
-	VKV_DTYPE_F8_E4M3 = 4,     /* 8-bit float, 4-bit exponent (OCP FP8) */
-	VKV_DTYPE_F8_E5M2 = 5,     /* 8-bit float, 5-bit exponent (OCP FP8) */
-	VKV_DTYPE_I8 = 6,          /* int8, e.g. KV the engine quantized */
+	VKV_DTYPE_F16 = 1, /* IEEE binary16, 2 bytes */
+	VKV_DTYPE_BF16 = 2, /* bfloat16, 2 bytes */
+	VKV_DTYPE_F32 = 3, /* IEEE binary32, 4 bytes */
+	VKV_DTYPE_F8_E4M3 = 4, /* 8-bit float, 4-bit exponent (OCP FP8) */
+	VKV_DTYPE_F8_E5M2 = 5, /* 8-bit float, 5-bit exponent (OCP FP8) */
+	VKV_DTYPE_I8 = 6, /* int8, e.g. KV the engine quantized */
 };
 
 /*
@@ -155,14 +202,15 @@ enum vkv_dtype {
  * (unspecified); when it is set, elem_size must be its size or 0 (then it
  * is taken from the type, and vkv_cache_geometry() reports it).
  *
- * Limits: max_seqs at most 2^30 and layers at most 2^20; a slot of
- * max_tokens tokens, and the whole cache, within 64 TiB of address space.
- * vkv_cache_create() gives -EOVERFLOW for any of these.
+ * Limits: max_seqs at most VKV_MAX_SEQS (2^30) and layers at most 2^20; a
+ * slot of max_tokens tokens, and the whole cache, within 64 TiB of address
+ * space. vkv_cache_create() gives -EOVERFLOW for any of these.
  *
- * @dtype was appended in version 0.3. Programs built against older headers
- * keep working: they call the VKV_0.1 versions of vkv_cache_create() and
- * vkv_cache_geometry(), which take and fill the old, shorter struct with
- * the type unspecified.
+ * @dtype was appended in version 0.3, the reserved tail in 0.4. Programs
+ * built against older headers keep working: they call the VKV_0.1 or
+ * VKV_0.3 versions of vkv_cache_create() and vkv_cache_geometry(), which
+ * take and fill the old, shorter struct (with the type unspecified for
+ * VKV_0.1).
  */
 struct vkv_geometry {
 	uint32_t layers;
@@ -173,6 +221,7 @@ struct vkv_geometry {
 	uint32_t max_tokens;
 	enum vkv_layout layout;
 	enum vkv_dtype dtype;
+	uint32_t reserved[8]; /* zero (see "Growing the structs") */
 };
 
 /*
@@ -198,41 +247,47 @@ struct vkv_hist {
 	uint64_t bucket[VKV_HIST_BUCKETS];
 };
 
-/* A snapshot of a cache's counters; see vkv_cache_stats(). */
+/*
+ * A snapshot of a cache's counters; see vkv_cache_stats(). The reserved tail
+ * was appended in version 0.4; programs built against older headers call
+ * the VKV_0.1 version, which fills the struct without it.
+ */
 struct vkv_stats {
 	uint64_t page_size;
-	uint64_t mapped_bytes;      /* physical bytes mapped into the cache */
-	uint64_t live_bytes;        /* bytes of tokens held by open sequences */
-	uint64_t pages_free;        /* created, in the pool, unmapped */
-	uint64_t pages_open;        /* mapped under open sequences */
-	uint64_t pages_needed;      /* what open sequences need for their
+	uint64_t mapped_bytes; /* physical bytes mapped into the cache */
+	uint64_t live_bytes; /* bytes of tokens held by open sequences */
+	uint64_t pages_free; /* created, in the pool, unmapped */
+	uint64_t pages_open; /* mapped under open sequences */
+	uint64_t pages_needed; /* what open sequences need for their
 				     * lengths; the rest of pages_open
 				     * (look-ahead, inherited) is reclaimable */
-	uint64_t pages_cached;      /* mapped under closed slots (deferred reclaim) */
-	uint64_t pages_created;     /* currently created: free + open + cached */
-	uint64_t budget_pages;      /* cap on pages_created, 0 = none */
+	uint64_t
+		pages_cached; /* mapped under closed slots (deferred reclaim) */
+	uint64_t pages_created; /* currently created: free + open + cached */
+	uint64_t budget_pages; /* cap on pages_created, 0 = none */
 	uint64_t seqs_open;
-	uint64_t map_calls;         /* pages mapped, over the cache's life */
-	uint64_t unmap_calls;       /* pages unmapped */
-	uint64_t create_calls;      /* pages created */
-	uint64_t release_calls;     /* pages released */
-	uint64_t create_sync;       /* creations on the caller's path (pool empty) */
-	uint64_t reclaimed_pages;   /* pages taken back from closed slots */
-	uint64_t enomem;            /* requests refused for lack of memory */
+	uint64_t map_calls; /* pages mapped, over the cache's life */
+	uint64_t unmap_calls; /* pages unmapped */
+	uint64_t create_calls; /* pages created */
+	uint64_t release_calls; /* pages released */
+	uint64_t create_sync; /* creations on the caller's path (pool empty) */
+	uint64_t reclaimed_pages; /* pages taken back from closed slots */
+	uint64_t enomem; /* requests refused for lack of memory */
 	uint64_t steps;
-	uint64_t swap_outs;         /* sequences swapped out, by request or
+	uint64_t swap_outs; /* sequences swapped out, by request or
 				     * eviction */
 	uint64_t swap_ins;
-	uint64_t evictions;         /* swap-outs the policy decided */
-	uint64_t swap_errors;       /* swaps that failed (-EIO, ...) */
-	uint64_t seqs_host;         /* sequences now in the host tier */
-	uint64_t seqs_disk;         /* ... in the disk tier */
-	uint64_t host_tier_bytes;   /* host tier memory in use */
-	uint64_t disk_tier_bytes;   /* swap file bytes in use */
-	uint64_t swap_out_bytes;    /* bytes of KV moved out, over the life */
+	uint64_t evictions; /* swap-outs the policy decided */
+	uint64_t swap_errors; /* swaps that failed (-EIO, ...) */
+	uint64_t seqs_host; /* sequences now in the host tier */
+	uint64_t seqs_disk; /* ... in the disk tier */
+	uint64_t host_tier_bytes; /* host tier memory in use */
+	uint64_t disk_tier_bytes; /* swap file bytes in use */
+	uint64_t swap_out_bytes; /* bytes of KV moved out, over the life */
 	uint64_t swap_in_bytes;
-	struct vkv_hist map_lat;    /* one page: take from pool + map + access */
-	struct vkv_hist step_lat;   /* vkv_step() or a step run by the worker */
+	struct vkv_hist map_lat; /* one page: take from pool + map + access */
+	struct vkv_hist step_lat; /* vkv_step() or a step run by the worker */
+	uint64_t reserved[64]; /* zeroed (see "Growing the structs") */
 };
 
 struct vkv_cache;
@@ -262,7 +317,8 @@ const char *vkv_config_error(void);
  * vkv_config_error():
  *   -EINVAL     a malformed geometry (a zero field, an unknown layout or
  *               dtype, an elem_size that contradicts the dtype) or config,
- *               or quantize with an element type it cannot handle;
+ *               a nonzero reserved field in either, or quantize with an
+ *               element type it cannot handle;
  *   -EOVERFLOW  a geometry beyond its limits (see struct vkv_geometry);
  *   -ENODEV     the backend is unavailable;
  *   -ENOMEM     memory for the cache's own state or the host tier;
@@ -278,7 +334,11 @@ int vkv_cache_create(const struct vkv_geometry *geom,
  */
 void vkv_cache_destroy(struct vkv_cache *c);
 
-/* vkv_cache_geometry - the geometry the cache was created with. */
+/*
+ * vkv_cache_geometry - the geometry the cache was created with (an elem_size
+ * left 0 beside a dtype reads as the dtype's size), its reserved tail
+ * zeroed. -EINVAL if @c or @out is NULL.
+ */
 int vkv_cache_geometry(const struct vkv_cache *c, struct vkv_geometry *out);
 
 /* vkv_cache_page_size - bytes per physical page, or 0 if @c is NULL. */
@@ -295,20 +355,21 @@ const char *vkv_cache_backend(const struct vkv_cache *c);
  * pointer is a device pointer on the cuda backend. Only tokens that a
  * reserve or step has backed may be touched.
  */
-int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer,
-		     enum vkv_kv kv, struct vkv_tensor *out);
+int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer, enum vkv_kv kv,
+		     struct vkv_tensor *out);
 
 /*
  * vkv_token_ptr - address of the row of (@layer, @kv, @slot, @token), or
  * NULL on bad arguments. A convenience over vkv_cache_tensor().
  */
 void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer, enum vkv_kv kv,
-		    uint32_t slot, uint32_t token);
+		    vkv_slot_t slot, uint32_t token);
 
 /*
  * vkv_seq_open - take a free slot for a new sequence, preferring one whose
- * pages are still mapped. Returns the slot (>= 0) or -ENOSPC when all
- * max_seqs slots are open. The new sequence has length 0; the contents of
+ * pages are still mapped. Returns the slot (>= 0, below max_seqs, so it
+ * converts to vkv_slot_t unchanged) or -ENOSPC when all max_seqs slots are
+ * open. The new sequence has length 0; the contents of
  * pages it inherits are unspecified.
  */
 int vkv_seq_open(struct vkv_cache *c);
@@ -318,7 +379,7 @@ int vkv_seq_open(struct vkv_cache *c);
  * pool needs them (deferred reclamation). -EINVAL if @slot is out of range,
  * -EBADF if it is not open.
  */
-int vkv_seq_close(struct vkv_cache *c, uint32_t slot);
+int vkv_seq_close(struct vkv_cache *c, vkv_slot_t slot);
 
 /*
  * vkv_seq_reserve - back tokens [0, @ntokens) of @slot with physical memory
@@ -330,7 +391,7 @@ int vkv_seq_close(struct vkv_cache *c, uint32_t slot);
  * when memory runs out (after reclaiming closed slots and, per the policy,
  * evicting), -EIO if its swapped-out data came back corrupt.
  */
-int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot, uint32_t ntokens);
+int vkv_seq_reserve(struct vkv_cache *c, vkv_slot_t slot, uint32_t ntokens);
 
 /*
  * vkv_seq_trim - give back the pages of @slot beyond its length to the pool.
@@ -339,28 +400,33 @@ int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot, uint32_t ntokens);
  * range, -EBADF if it is not open, -EIO if an earlier failure left the
  * backend in an unknown state.
  */
-int vkv_seq_trim(struct vkv_cache *c, uint32_t slot);
+int vkv_seq_trim(struct vkv_cache *c, vkv_slot_t slot);
 
 /* vkv_seq_len - the length of the sequence in @slot, or -EBADF/-EINVAL. */
-int64_t vkv_seq_len(const struct vkv_cache *c, uint32_t slot);
+int64_t vkv_seq_len(const struct vkv_cache *c, vkv_slot_t slot);
 
-/* What a slot holds; see vkv_seq_info(). */
+/*
+ * What a slot holds; see vkv_seq_info(). The reserved tail was appended in
+ * version 0.4 (programs built against older headers call the VKV_0.1
+ * version, which fills the struct without it).
+ */
 struct vkv_seq_info {
-	uint32_t open;     /* 1 if a sequence is open in the slot */
-	uint32_t len;      /* its length in tokens (0 when closed) */
-	uint32_t backed;   /* tokens backed by the pages mapped now */
-	uint32_t pages;    /* pages mapped in each of the slot's segments */
+	uint32_t open; /* 1 if a sequence is open in the slot */
+	uint32_t len; /* its length in tokens (0 when closed) */
+	uint32_t backed; /* tokens backed by the pages mapped now */
+	uint32_t pages; /* pages mapped in each of the slot's segments */
 	uint32_t segments; /* segments per slot: 2 * layers, 2 or 1 by layout */
-	uint32_t tier;     /* enum vkv_tier: where its KV is */
-	uint32_t busy;     /* 1 while a swap of it is in progress */
-	int32_t priority;  /* see vkv_seq_set_priority() */
+	uint32_t tier; /* enum vkv_tier: where its KV is */
+	uint32_t busy; /* 1 while a swap of it is in progress */
+	int32_t priority; /* see vkv_seq_set_priority() */
+	uint32_t reserved[8]; /* zeroed (see "Growing the structs") */
 };
 
 /*
  * vkv_seq_info - what @slot holds, open or closed (a closed slot may still
  * hold pages until they are reclaimed). -EINVAL if @slot is out of range.
  */
-int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
+int vkv_seq_info(const struct vkv_cache *c, vkv_slot_t slot,
 		 struct vkv_seq_info *out);
 
 /*
@@ -377,7 +443,7 @@ int vkv_seq_info(const struct vkv_cache *c, uint32_t slot,
  * swap of it is in progress), -ENODEV (that tier is not configured),
  * -EINVAL. The outcome comes from vkv_seq_swap_wait() or _poll().
  */
-int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier);
+int vkv_seq_swap_out(struct vkv_cache *c, vkv_slot_t slot, enum vkv_tier tier);
 
 /*
  * vkv_seq_swap_in - bring a swapped-out sequence back into the cache at its
@@ -388,7 +454,7 @@ int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier);
  * of it is in progress. A step or reserve that names a swapped-out
  * sequence swaps it in first by itself.
  */
-int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot);
+int vkv_seq_swap_in(struct vkv_cache *c, vkv_slot_t slot);
 
 /*
  * vkv_seq_swap_wait - wait until no swap of @slot is in progress; returns the
@@ -397,20 +463,20 @@ int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot);
  * every call, it comes after a step queued before it (which may itself
  * have waited for, and undone, a swap-out of @slot).
  */
-int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot);
+int vkv_seq_swap_wait(struct vkv_cache *c, vkv_slot_t slot);
 
 /*
  * vkv_seq_swap_poll - 1 while a swap of @slot runs, else as _wait(); also
  * after a queued step.
  */
-int vkv_seq_swap_poll(const struct vkv_cache *c, uint32_t slot);
+int vkv_seq_swap_poll(const struct vkv_cache *c, vkv_slot_t slot);
 
 /*
  * vkv_seq_set_priority - for VKV_EVICT_PRIORITY: lower priorities are
  * evicted first. New sequences have priority 0. -EINVAL if @slot is out of
  * range, -EBADF if it is not open.
  */
-int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot, int32_t prio);
+int vkv_seq_set_priority(struct vkv_cache *c, vkv_slot_t slot, int32_t prio);
 
 /*
  * vkv_step - reserve for a whole batch: for each i < @n, back tokens
@@ -426,7 +492,7 @@ int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot, int32_t prio);
  * a NULL array with @n > 0. A step in which no sequence crosses a page boundary does no
  * per-page work. -EBUSY while an async step's result is uncollected.
  */
-int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
+int vkv_step(struct vkv_cache *c, const vkv_slot_t *slots, const uint32_t *lens,
 	     uint32_t n);
 
 /*
@@ -446,7 +512,7 @@ int vkv_step(struct vkv_cache *c, const uint32_t *slots, const uint32_t *lens,
  * policy's order (with a disk tier, all); and a step that names a
  * swapped-out sequence may fail with -EIO reading it back.
  */
-int vkv_step_fits(const struct vkv_cache *c, const uint32_t *slots,
+int vkv_step_fits(const struct vkv_cache *c, const vkv_slot_t *slots,
 		  const uint32_t *lens, uint32_t n);
 
 /*
@@ -456,7 +522,7 @@ int vkv_step_fits(const struct vkv_cache *c, const uint32_t *slots,
  * same argument errors as vkv_step(); -EBUSY if a step is already queued.
  * Every other call on the cache (but stats) waits for the queued step.
  */
-int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
+int vkv_step_async(struct vkv_cache *c, const vkv_slot_t *slots,
 		   const uint32_t *lens, uint32_t n);
 
 /*
@@ -480,6 +546,23 @@ uint64_t vkv_hist_percentile(const struct vkv_hist *h, double pct);
 
 /* vkv_strerror - text for a negative errno returned by libvkv. */
 const char *vkv_strerror(int err);
+
+/*
+ * vkv_version - the version of the library the program runs with, encoded
+ * as VKV_VERSION_NUM() encodes it: compare it with VKV_VERSION (the header
+ * the program was built with) or split it with / 65536, / 256 % 256 and
+ * % 256. Since version 0.4.
+ */
+uint32_t vkv_version(void);
+
+/*
+ * vkv_version_check - 0 if the library the program runs with has major
+ * version @major and at least minor version @minor, which is what a
+ * program that relies on the behaviour of @major.@minor needs; -ENOTSUP
+ * if not. Pass VKV_VERSION_MAJOR and VKV_VERSION_MINOR to ask for the
+ * header the program was built with. Since version 0.4.
+ */
+int vkv_version_check(uint32_t major, uint32_t minor);
 
 #ifdef __cplusplus
 }

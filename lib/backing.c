@@ -14,7 +14,7 @@
 
 #include "cache.h"
 
-static int map_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
+static int map_run(struct vkv_cache *c, vkv_slot_t slot, uint32_t seg,
 		   uint32_t from, uint32_t to, const vkv_handle_t *h)
 {
 	const struct vkv_backend_ops *ops = c->be->ops;
@@ -46,7 +46,7 @@ static int map_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
 	return 0;
 }
 
-static int unmap_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
+static int unmap_run(struct vkv_cache *c, vkv_slot_t slot, uint32_t seg,
 		     uint32_t from, uint32_t to)
 {
 	int ret = c->be->ops->unmap(c->be, seg_va(c, slot, seg, from),
@@ -62,7 +62,7 @@ static int unmap_run(struct vkv_cache *c, uint32_t slot, uint32_t seg,
  * by segment. If a segment refuses, remap the ones already done: the
  * handles still hold their data, so the slot is back as it was.
  */
-static int unmap_tail(struct vkv_cache *c, uint32_t slot, uint32_t keep,
+static int unmap_tail(struct vkv_cache *c, vkv_slot_t slot, uint32_t keep,
 		      vkv_handle_t *out)
 {
 	struct vkv_slot *s = &c->slots[slot];
@@ -99,7 +99,7 @@ static int unmap_tail(struct vkv_cache *c, uint32_t slot, uint32_t keep,
 }
 
 /* Take back pages of one slot's tail to fill @out; returns pages gained. */
-static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
+static long reclaim_slot(struct vkv_cache *c, vkv_slot_t slot, uint32_t keep,
 			 size_t want, vkv_handle_t *out)
 {
 	struct vkv_slot *s = &c->slots[slot];
@@ -118,8 +118,8 @@ static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
 	got = (long)drop * c->ntensors;
 	vkv_add(&c->cnt.reclaimed, (uint64_t)got);
 	if (s->state == SLOT_FREE && !s->npages) {
-		vkvi_lru_remove(c, (int32_t)slot);
-		vkvi_empty_push(c, (int32_t)slot);
+		vkvi_lru_remove(c, slot);
+		vkvi_empty_push(c, slot);
 	}
 	return got;
 }
@@ -129,7 +129,7 @@ static long reclaim_slot(struct vkv_cache *c, uint32_t slot, uint32_t keep,
  * whose swap-ins run as requests of their own: batch_mark), holds beyond
  * both its length and what the request backs for it; 0 for other slots.
  */
-static uint32_t own_spare(const struct vkv_cache *c, uint32_t slot)
+static uint32_t own_spare(const struct vkv_cache *c, vkv_slot_t slot)
 {
 	const struct vkv_slot *s = &c->slots[slot];
 	uint32_t keep;
@@ -158,8 +158,7 @@ static int acquire(struct vkv_cache *c, size_t n, vkv_handle_t *out)
 		got = (size_t)r;
 	/* Coldest closed slots first, whole or in part. */
 	while (got < n && c->lru_head != NO_SLOT) {
-		r = reclaim_slot(c, (uint32_t)c->lru_head, 0, n - got,
-				 out + got);
+		r = reclaim_slot(c, c->lru_head, 0, n - got, out + got);
 		if (r < 0)
 			goto fail;
 		got += (size_t)r;
@@ -212,7 +211,7 @@ fail:
  * slots. All or nothing: on failure nothing stays mapped and the pages go
  * back to the pool.
  */
-int vkvi_backing_map(struct vkv_cache *c, const uint32_t *slots,
+int vkvi_backing_map(struct vkv_cache *c, const vkv_slot_t *slots,
 		     const uint32_t *tokens, uint32_t n,
 		     const vkv_handle_t *pages, size_t npages)
 {
@@ -273,7 +272,7 @@ unwind:
 	return ret;
 }
 
-size_t vkvi_backing_need(const struct vkv_cache *c, uint32_t slot,
+size_t vkvi_backing_need(const struct vkv_cache *c, vkv_slot_t slot,
 			 uint32_t tokens)
 {
 	uint32_t want = pages_for(c, tokens), have = c->slots[slot].npages;
@@ -298,7 +297,7 @@ bool vkvi_backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 		return true; /* no cap known: only the device can refuse */
 	open = vkv_load(&c->cnt.pages_open);
 	avail = c->pool.budget > open ? c->pool.budget - open : 0;
-	for (uint32_t i = 0; i < c->geom.max_seqs && avail < need; i++) {
+	for (vkv_slot_t i = 0; i < c->geom.max_seqs && avail < need; i++) {
 		const struct vkv_slot *s = &c->slots[i];
 		uint32_t keep;
 
@@ -321,7 +320,7 @@ bool vkvi_backing_room(struct vkv_cache *c, size_t need, uint64_t clock)
 }
 
 /* Mark the request's slots (reclaim must not take from them); its need. */
-static size_t mark_request(struct vkv_cache *c, const uint32_t *slots,
+static size_t mark_request(struct vkv_cache *c, const vkv_slot_t *slots,
 			   const uint32_t *tokens, uint32_t n, bool saved)
 {
 	size_t need = 0;
@@ -342,7 +341,7 @@ static size_t mark_request(struct vkv_cache *c, const uint32_t *slots,
 	return need;
 }
 
-bool vkvi_backing_fits(struct vkv_cache *c, const uint32_t *slots,
+bool vkvi_backing_fits(struct vkv_cache *c, const vkv_slot_t *slots,
 		       const uint32_t *tokens, uint32_t n, uint64_t clock)
 {
 	size_t need = mark_request(c, slots, tokens, n, true);
@@ -350,7 +349,7 @@ bool vkvi_backing_fits(struct vkv_cache *c, const uint32_t *slots,
 	return !need || vkvi_backing_room(c, need, clock);
 }
 
-int vkvi_backing_grow(struct vkv_cache *c, const uint32_t *slots,
+int vkvi_backing_grow(struct vkv_cache *c, const vkv_slot_t *slots,
 		      const uint32_t *tokens, uint32_t n)
 {
 	size_t need = mark_request(c, slots, tokens, n, false);
@@ -378,7 +377,7 @@ int vkvi_backing_grow(struct vkv_cache *c, const uint32_t *slots,
 	return ret;
 }
 
-int vkvi_backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
+int vkvi_backing_shrink(struct vkv_cache *c, vkv_slot_t slot, uint32_t keep)
 {
 	struct vkv_slot *s = &c->slots[slot];
 	size_t n;
@@ -398,7 +397,7 @@ int vkvi_backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
 void vkvi_backing_drop_all(struct vkv_cache *c)
 {
 	/* Unmapped pages go to the pool, which releases them at its end. */
-	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+	for (vkv_slot_t i = 0; i < c->geom.max_seqs; i++) {
 		struct vkv_slot *s = &c->slots[i];
 
 		if (s->npages)

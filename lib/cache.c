@@ -76,8 +76,13 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 		vkvi_config_seterr("geometry: every field must be non-zero");
 		return -EINVAL;
 	}
+	if (!vkvi_reserved_zero(g->reserved, sizeof(g->reserved))) {
+		vkvi_config_seterr("geometry: reserved must be zero (a field "
+				   "of a newer libvkv?)");
+		return -EINVAL;
+	}
 	/* Oversized fields are -EOVERFLOW, like an oversized product below. */
-	if (g->max_seqs > (1u << 30)) {
+	if (g->max_seqs > VKV_MAX_SEQS) {
 		vkvi_config_seterr("geometry: max_seqs %u is too large",
 				   g->max_seqs);
 		return -EOVERFLOW;
@@ -152,7 +157,7 @@ static int slots_init(struct vkv_cache *c)
 	/* Pushed high to low, so that slot 0 is the first one opened. */
 	for (uint32_t i = 0; i < n; i++) {
 		c->slots[i].prev = c->slots[i].next = NO_SLOT;
-		c->empty[i] = (int32_t)(n - 1 - i);
+		c->empty[i] = n - 1 - i;
 	}
 	c->nempty = n;
 	return 0;
@@ -179,10 +184,11 @@ static void cache_free(struct vkv_cache *c)
 }
 
 /* The default versions of the public names; see abi.h. */
-__asm__(".symver vkvi_cache_create_v03, vkv_cache_create@@VKV_0.3");
-__asm__(".symver vkvi_cache_geometry_v03, vkv_cache_geometry@@VKV_0.3");
+__asm__(".symver vkvi_cache_create_v04, vkv_cache_create@@VKV_0.4");
+__asm__(".symver vkvi_cache_geometry_v04, vkv_cache_geometry@@VKV_0.4");
+__asm__(".symver vkvi_cache_stats_v04, vkv_cache_stats@@VKV_0.4");
 
-VKV_EXPORT int vkvi_cache_create_v03(const struct vkv_geometry *geom,
+VKV_EXPORT int vkvi_cache_create_v04(const struct vkv_geometry *geom,
 				     const struct vkv_config *cfg,
 				     struct vkv_cache **out)
 {
@@ -284,7 +290,7 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 	cache_free(c);
 }
 
-VKV_EXPORT int vkvi_cache_geometry_v03(const struct vkv_cache *c,
+VKV_EXPORT int vkvi_cache_geometry_v04(const struct vkv_cache *c,
 				       struct vkv_geometry *out)
 {
 	if (!c || !out)
@@ -336,7 +342,7 @@ VKV_EXPORT int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer,
 }
 
 VKV_EXPORT void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer,
-			       enum vkv_kv kv, uint32_t slot, uint32_t token)
+			       enum vkv_kv kv, vkv_slot_t slot, uint32_t token)
 {
 	struct vkv_tensor t;
 
@@ -346,7 +352,8 @@ VKV_EXPORT void *vkv_token_ptr(const struct vkv_cache *c, uint32_t layer,
 	return (char *)t.base + slot * t.slot_stride + token * t.token_stride;
 }
 
-VKV_EXPORT int vkv_cache_stats(const struct vkv_cache *c, struct vkv_stats *s)
+VKV_EXPORT int vkvi_cache_stats_v04(const struct vkv_cache *c,
+				    struct vkv_stats *s)
 {
 	const struct cache_counters *k;
 

@@ -26,7 +26,7 @@ enum slot_state {
 	SLOT_OPEN = 1,
 };
 
-#define NO_SLOT (-1)
+#define NO_SLOT ((vkv_slot_t)-1) /* above VKV_MAX_SEQS: never a slot */
 
 struct vkv_slot {
 	uint32_t state;
@@ -35,7 +35,7 @@ struct vkv_slot {
 	uint32_t cap; /* tokens that npages back */
 	uint32_t mark; /* == cache->mark: in the batch being processed */
 	uint32_t want; /* with mark: the tokens the request backs */
-	int32_t prev, next; /* LRU of closed slots that still hold pages */
+	vkv_slot_t prev, next; /* LRU of closed slots that still hold pages */
 };
 
 /* Swap state of a slot; see swap.c. */
@@ -101,8 +101,8 @@ struct vkv_cache {
 	struct vkv_slot *slots;
 	vkv_handle_t *handles; /* [slot][segment][page] */
 	size_t handles_bytes;
-	int32_t lru_head, lru_tail; /* closed with pages; head = coldest */
-	int32_t *empty; /* stack of closed slots without pages */
+	vkv_slot_t lru_head, lru_tail; /* closed with pages; head = coldest */
+	vkv_slot_t *empty; /* stack of closed slots without pages */
 	uint32_t nempty;
 	uint32_t mark;
 	/*
@@ -152,7 +152,8 @@ struct vkv_cache {
 	enum job_phase phase;
 	int job_result;
 	uint32_t job_n;
-	uint32_t *job_slots, *job_lens;
+	vkv_slot_t *job_slots;
+	uint32_t *job_lens;
 	vkv_handle_t *la_pages; /* the look-ahead's pages, lock held */
 	uint64_t entering; /* atomic: threads in vkvi_cache_enter(); the
 			    * look-ahead gives way to them */
@@ -161,14 +162,14 @@ struct vkv_cache {
 };
 
 /* Address of page @page of segment @seg of @slot. */
-static inline uintptr_t seg_va(const struct vkv_cache *c, uint32_t slot,
+static inline uintptr_t seg_va(const struct vkv_cache *c, vkv_slot_t slot,
 			       uint32_t seg, uint32_t page)
 {
 	return c->base + seg * c->tensor_bytes + slot * c->slot_bytes +
 	       (size_t)page * c->page_size;
 }
 
-static inline vkv_handle_t *seg_handles(struct vkv_cache *c, uint32_t slot,
+static inline vkv_handle_t *seg_handles(struct vkv_cache *c, vkv_slot_t slot,
 					uint32_t seg)
 {
 	return &c->handles[((size_t)slot * c->ntensors + seg) * c->seg_pages];
@@ -226,9 +227,9 @@ void vkvi_cache_enter(struct vkv_cache *c, enum cache_who who);
 void vkvi_cache_leave(struct vkv_cache *c);
 
 /* Closed-slot bookkeeping (seq.c). */
-void vkvi_lru_remove(struct vkv_cache *c, int32_t slot);
-void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot);
-void vkvi_empty_push(struct vkv_cache *c, int32_t slot);
+void vkvi_lru_remove(struct vkv_cache *c, vkv_slot_t slot);
+void vkvi_lru_push_tail(struct vkv_cache *c, vkv_slot_t slot);
+void vkvi_empty_push(struct vkv_cache *c, vkv_slot_t slot);
 
 /*
  * backing.c: back the slots in @slots[0..n) up to @tokens[i] tokens each.
@@ -236,23 +237,23 @@ void vkvi_empty_push(struct vkv_cache *c, int32_t slot);
  * then closed slots (coldest first), then the unused tail of open slots
  * not in the request.
  */
-int vkvi_backing_grow(struct vkv_cache *c, const uint32_t *slots,
+int vkvi_backing_grow(struct vkv_cache *c, const vkv_slot_t *slots,
 		      const uint32_t *tokens, uint32_t n);
 
 /* Pages @slot needs, over all its segments, to hold @tokens. */
-size_t vkvi_backing_need(const struct vkv_cache *c, uint32_t slot,
+size_t vkvi_backing_need(const struct vkv_cache *c, vkv_slot_t slot,
 			 uint32_t tokens);
 
 /*
  * Map @npages pages the caller took from the pool (exactly what the
  * request needs) under the slots; on failure they go back to the pool.
  */
-int vkvi_backing_map(struct vkv_cache *c, const uint32_t *slots,
+int vkvi_backing_map(struct vkv_cache *c, const vkv_slot_t *slots,
 		     const uint32_t *tokens, uint32_t n,
 		     const vkv_handle_t *pages, size_t npages);
 
 /* Unmap @slot's pages beyond @keep per segment and return them to the pool. */
-int vkvi_backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep);
+int vkvi_backing_shrink(struct vkv_cache *c, vkv_slot_t slot, uint32_t keep);
 
 /* Release everything mapped, at destroy. */
 void vkvi_backing_drop_all(struct vkv_cache *c);
@@ -272,7 +273,7 @@ bool vkvi_backing_room(struct vkv_cache *c, size_t need, uint64_t clock);
  * check of a whole step or reserve, swap-ins included, before any of it is
  * done. Lock held.
  */
-bool vkvi_backing_fits(struct vkv_cache *c, const uint32_t *slots,
+bool vkvi_backing_fits(struct vkv_cache *c, const vkv_slot_t *slots,
 		       const uint32_t *tokens, uint32_t n, uint64_t clock);
 
 /* tiers.c: open the tiers the config asks for; close them (lock not held) */
@@ -286,11 +287,11 @@ void vkvi_swap_fini(struct vkv_cache *c);
  * Wait while @slot is being swapped; lock held, and dropped while waiting:
  * call it before gathering anything.
  */
-void vkvi_swap_wait_idle(struct vkv_cache *c, uint32_t slot);
+void vkvi_swap_wait_idle(struct vkv_cache *c, vkv_slot_t slot);
 /* Bring @slot back synchronously if it is swapped out; lock held. */
-int vkvi_swap_in_now(struct vkv_cache *c, uint32_t slot);
+int vkvi_swap_in_now(struct vkv_cache *c, vkv_slot_t slot);
 /* Give up what a closing slot holds in the tiers; lock held. */
-void vkvi_swap_forget(struct vkv_cache *c, uint32_t slot);
+void vkvi_swap_forget(struct vkv_cache *c, vkv_slot_t slot);
 /*
  * Evict idle sequences per the policy until about @want pages are free;
  * only ever called within a call of the scheduler's (or the step it
@@ -308,7 +309,7 @@ static inline bool swap_can_evict(const struct vkv_cache *c)
 {
 	return c->cfg.evict != VKV_EVICT_NONE && (c->host || c->disk);
 }
-static inline bool slot_busy(const struct vkv_cache *c, uint32_t slot)
+static inline bool slot_busy(const struct vkv_cache *c, vkv_slot_t slot)
 {
 	return c->sw[slot].busy;
 }
@@ -317,7 +318,7 @@ static inline bool slot_busy(const struct vkv_cache *c, uint32_t slot)
  * An open sequence outside the request being served and not being swapped:
  * what it holds beyond its length may be reclaimed for the request.
  */
-static inline bool slot_spare(const struct vkv_cache *c, uint32_t slot)
+static inline bool slot_spare(const struct vkv_cache *c, vkv_slot_t slot)
 {
 	const struct vkv_slot *s = &c->slots[slot];
 
@@ -331,7 +332,7 @@ static inline bool slot_spare(const struct vkv_cache *c, uint32_t slot)
  * collected: the engine computes on it once the step is collected, so it is
  * not idle, though a later call has stamped a newer clock.
  */
-static inline bool slot_queued(const struct vkv_cache *c, uint32_t slot)
+static inline bool slot_queued(const struct vkv_cache *c, vkv_slot_t slot)
 {
 	if (!c->job_pending)
 		return false;
@@ -346,7 +347,7 @@ static inline bool slot_queued(const struct vkv_cache *c, uint32_t slot)
  * in the cache, was not stepped at @clock (the current step's) and is not
  * in a queued step's batch.
  */
-static inline bool slot_victim(const struct vkv_cache *c, uint32_t slot,
+static inline bool slot_victim(const struct vkv_cache *c, vkv_slot_t slot,
 			       uint64_t clock)
 {
 	return slot_spare(c, slot) && c->slots[slot].npages &&

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "abi.h"
 
 /*
  * Per thread, so that two threads creating caches never see each other's
@@ -242,7 +242,10 @@ static int apply_env(struct vkv_config *cfg, const struct env_var *ev,
 	return err;
 }
 
-VKV_EXPORT int vkv_config_init(struct vkv_config *cfg)
+/* The default version; see abi.h. */
+__asm__(".symver vkvi_config_init_v04, vkv_config_init@@VKV_0.4");
+
+VKV_EXPORT int vkvi_config_init_v04(struct vkv_config *cfg)
 {
 	int ret = 0;
 
@@ -334,6 +337,14 @@ int vkvi_config_validate(const struct vkv_config *cfg)
 	if (cfg->log_level < VKV_LOG_ERROR || cfg->log_level > VKV_LOG_DEBUG) {
 		vkvi_config_seterr("log_level %d: expected 0-3",
 				   cfg->log_level);
+		return -EINVAL;
+	}
+	if (!vkvi_reserved_zero(cfg->reserved, sizeof(cfg->reserved))) {
+		vkvi_config_seterr(
+			"config: reserved must be zero (a field of a "
+			"newer libvkv than %d.%d.%d?)",
+			VKV_VERSION_MAJOR, VKV_VERSION_MINOR,
+			VKV_VERSION_PATCH);
 		return -EINVAL;
 	}
 	return 0;

@@ -224,8 +224,8 @@ size_t vkvi_quant_bytes(size_t nrows, size_t heads, size_t head_dim)
 }
 
 QUANT_CLONES
-int vkv_quant_rows(const void *src, size_t nrows, size_t heads, size_t head_dim,
-		   unsigned elem, int8_t *dst, float *scales)
+int vkvi_quant_rows(const void *src, size_t nrows, size_t heads,
+		    size_t head_dim, unsigned elem, int8_t *dst, float *scales)
 {
 	size_t nvec, esz = elem == VKV_QUANT_F32 ? 4 : 2;
 	const char *s = src;
@@ -256,8 +256,8 @@ int vkv_quant_rows(const void *src, size_t nrows, size_t heads, size_t head_dim,
 }
 
 QUANT_CLONES
-int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
-		     size_t heads, size_t head_dim, unsigned elem, void *dst)
+int vkvi_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
+		      size_t heads, size_t head_dim, unsigned elem, void *dst)
 {
 	size_t nvec, esz = elem == VKV_QUANT_F32 ? 4 : 2;
 	char *d = dst;
@@ -370,9 +370,9 @@ int vkvi_quant_page(const struct vkv_qpage *q, size_t off, const void *src,
 		return -EINVAL;
 	page_split(q, off, &lead, &nfull, &tail);
 	if (nfull) {
-		int ret =
-			vkv_quant_rows(s + lead, 1, nfull, q->head_dim, q->elem,
-				       (int8_t *)(d + nfull * 4), (float *)d);
+		int ret = vkvi_quant_rows(s + lead, 1, nfull, q->head_dim,
+					  q->elem, (int8_t *)(d + nfull * 4),
+					  (float *)d);
 
 		if (ret)
 			return ret;
@@ -394,9 +394,9 @@ int vkvi_dequant_page(const struct vkv_qpage *q, size_t off, const void *src,
 		return -EINVAL;
 	page_split(q, off, &lead, &nfull, &tail);
 	if (nfull) {
-		int ret = vkv_dequant_rows((const int8_t *)(s + nfull * 4),
-					   (const float *)s, 1, nfull,
-					   q->head_dim, q->elem, d + lead);
+		int ret = vkvi_dequant_rows((const int8_t *)(s + nfull * 4),
+					    (const float *)s, 1, nfull,
+					    q->head_dim, q->elem, d + lead);
 
 		if (ret)
 			return ret;

@@ -39,19 +39,19 @@
 #define VKV_QUANT_BF16 0x102u
 
 /*
- * vkv_quant_rows - quantize @nrows rows at @src into @dst (nrows * heads *
+ * vkvi_quant_rows - quantize @nrows rows at @src into @dst (nrows * heads *
  * head_dim int8) and @scales (nrows * heads floats, row-major).
  * Returns 0, or -EINVAL for NULL pointers, zero sizes, an unknown element
  * code or sizes that overflow.
  */
-int vkv_quant_rows(const void *src, size_t nrows, size_t heads, size_t head_dim,
-		   unsigned elem, int8_t *dst, float *scales);
+int vkvi_quant_rows(const void *src, size_t nrows, size_t heads,
+		    size_t head_dim, unsigned elem, int8_t *dst, float *scales);
 
-/* vkv_dequant_rows - the inverse, into @dst of element type @elem. */
-int vkv_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
-		     size_t heads, size_t head_dim, unsigned elem, void *dst);
+/* vkvi_dequant_rows - the inverse, into @dst of element type @elem. */
+int vkvi_dequant_rows(const int8_t *src, const float *scales, size_t nrows,
+		      size_t heads, size_t head_dim, unsigned elem, void *dst);
 
-/* Bytes vkv_quant_rows() produces (values plus scales); 0 on overflow. */
+/* Bytes vkvi_quant_rows() produces (values plus scales); 0 on overflow. */
 size_t vkvi_quant_bytes(size_t nrows, size_t heads, size_t head_dim);
 
 /*
@@ -63,7 +63,7 @@ size_t vkvi_quant_bytes(size_t nrows, size_t heads, size_t head_dim);
  *   [nfull float scales][nfull * head_dim int8][lead bytes][tail bytes]
  *
  * where the nfull vectors that lie wholly inside the page are quantized
- * one by one (so each gets its own scale, as vkv_quant_rows() promises),
+ * one by one (so each gets its own scale, as vkvi_quant_rows() promises),
  * and the lead and tail, the parts of the vectors cut by the page's two
  * edges, are copied as they are. Quantizing a cut vector would need the
  * neighbouring page, which is saved and restored on its own; and a scale

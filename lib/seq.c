@@ -8,10 +8,12 @@
  * slots with pages sit on an LRU list; closed slots without pages on a stack.
  */
 #include <errno.h>
+#include <string.h>
 
+#include "abi.h"
 #include "cache.h"
 
-void vkvi_lru_remove(struct vkv_cache *c, int32_t slot)
+void vkvi_lru_remove(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct vkv_slot *s = &c->slots[slot];
 
@@ -26,7 +28,7 @@ void vkvi_lru_remove(struct vkv_cache *c, int32_t slot)
 	s->prev = s->next = NO_SLOT;
 }
 
-void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot)
+void vkvi_lru_push_tail(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct vkv_slot *s = &c->slots[slot];
 
@@ -39,12 +41,12 @@ void vkvi_lru_push_tail(struct vkv_cache *c, int32_t slot)
 	c->lru_tail = slot;
 }
 
-void vkvi_empty_push(struct vkv_cache *c, int32_t slot)
+void vkvi_empty_push(struct vkv_cache *c, vkv_slot_t slot)
 {
 	c->empty[c->nempty++] = slot;
 }
 
-static int check_open(const struct vkv_cache *c, uint32_t slot)
+static int check_open(const struct vkv_cache *c, vkv_slot_t slot)
 {
 	if (slot >= c->geom.max_seqs)
 		return -EINVAL;
@@ -55,7 +57,7 @@ static int check_open(const struct vkv_cache *c, uint32_t slot)
 
 VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 {
-	int32_t slot;
+	vkv_slot_t slot;
 	int ret;
 
 	if (!c)
@@ -83,13 +85,13 @@ VKV_EXPORT int vkv_seq_open(struct vkv_cache *c)
 	c->slots[slot].len = 0;
 	c->sw[slot].last_use = ++c->use_clock;
 	vkv_add(&c->cnt.seqs_open, 1);
-	ret = slot;
+	ret = (int)slot; /* below VKV_MAX_SEQS */
 out:
 	vkvi_cache_leave(c);
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
+VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct vkv_slot *s;
 	int ret;
@@ -109,16 +111,16 @@ VKV_EXPORT int vkv_seq_close(struct vkv_cache *c, uint32_t slot)
 		vkv_sub(&c->cnt.pages_open, (uint64_t)s->npages * c->ntensors);
 		vkv_add(&c->cnt.pages_cached,
 			(uint64_t)s->npages * c->ntensors);
-		vkvi_lru_push_tail(c, (int32_t)slot);
+		vkvi_lru_push_tail(c, slot);
 	} else {
-		vkvi_empty_push(c, (int32_t)slot);
+		vkvi_empty_push(c, slot);
 	}
 out:
 	vkvi_cache_leave(c);
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, uint32_t slot,
+VKV_EXPORT int vkv_seq_reserve(struct vkv_cache *c, vkv_slot_t slot,
 			       uint32_t ntokens)
 {
 	struct vkv_slot *s;
@@ -163,7 +165,7 @@ out:
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
+VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, vkv_slot_t slot)
 {
 	int ret;
 
@@ -185,7 +187,7 @@ VKV_EXPORT int vkv_seq_trim(struct vkv_cache *c, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
+VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, vkv_slot_t slot)
 {
 	/* The lock only orders this read after a queued step; nothing changes. */
 	struct vkv_cache *c = (struct vkv_cache *)cc;
@@ -201,8 +203,11 @@ VKV_EXPORT int64_t vkv_seq_len(const struct vkv_cache *cc, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
-			    struct vkv_seq_info *out)
+/* The default version; see abi.h. */
+__asm__(".symver vkvi_seq_info_v04, vkv_seq_info@@VKV_0.4");
+
+VKV_EXPORT int vkvi_seq_info_v04(const struct vkv_cache *cc, vkv_slot_t slot,
+				 struct vkv_seq_info *out)
 {
 	struct vkv_cache *c = (struct vkv_cache *)cc;
 	const struct vkv_slot *s;
@@ -211,6 +216,7 @@ VKV_EXPORT int vkv_seq_info(const struct vkv_cache *cc, uint32_t slot,
 		return -EINVAL;
 	vkvi_cache_enter(c, ENTER_CALL);
 	s = &c->slots[slot];
+	memset(out, 0, sizeof(*out));
 	out->open = s->state == SLOT_OPEN;
 	out->len = s->len;
 	out->backed = s->cap;

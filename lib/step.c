@@ -37,7 +37,7 @@ void vkvi_cache_leave(struct vkv_cache *c)
  * Check the whole batch before changing anything. Marks catch a slot given
  * twice; vkvi_backing_grow re-marks with a fresh value afterwards.
  */
-static int step_check(struct vkv_cache *c, const uint32_t *slots,
+static int step_check(struct vkv_cache *c, const vkv_slot_t *slots,
 		      const uint32_t *lens, uint32_t n, bool *grow)
 {
 	if (++c->mark == 0)
@@ -72,7 +72,7 @@ static int step_check(struct vkv_cache *c, const uint32_t *slots,
  * swap-out the step will undo) before the step gathers anything: the wait
  * drops the lock. Then check the batch again, marking it afresh.
  */
-static int step_wait_swaps(struct vkv_cache *c, const uint32_t *slots,
+static int step_wait_swaps(struct vkv_cache *c, const vkv_slot_t *slots,
 			   const uint32_t *lens, uint32_t n, bool *grow)
 {
 	bool waited = false;
@@ -87,7 +87,7 @@ static int step_wait_swaps(struct vkv_cache *c, const uint32_t *slots,
 }
 
 /* The step itself, lock held. */
-static int step_locked(struct vkv_cache *c, const uint32_t *slots,
+static int step_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 		       const uint32_t *lens, uint32_t n)
 {
 	uint64_t t0 = vkv_now_ns();
@@ -143,7 +143,7 @@ static int step_locked(struct vkv_cache *c, const uint32_t *slots,
  * a batch longer than max_seqs names a slot twice or one out of range,
  * which step_check() finds at that entry, after any earlier bad one.
  */
-static int check_args(const struct vkv_cache *c, const uint32_t *slots,
+static int check_args(const struct vkv_cache *c, const vkv_slot_t *slots,
 		      const uint32_t *lens, uint32_t n)
 {
 	if (!c || (n && (!slots || !lens)))
@@ -151,7 +151,7 @@ static int check_args(const struct vkv_cache *c, const uint32_t *slots,
 	return 0;
 }
 
-VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
+VKV_EXPORT int vkv_step(struct vkv_cache *c, const vkv_slot_t *slots,
 			const uint32_t *lens, uint32_t n)
 {
 	int ret = check_args(c, slots, lens, n);
@@ -168,7 +168,7 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const uint32_t *slots,
 }
 
 /* What vkv_step() checks before it does anything, and nothing else. */
-static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
+static int fits_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 		       const uint32_t *lens, uint32_t n)
 {
 	bool grow;
@@ -182,7 +182,7 @@ static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
 	if (ret)
 		return ret;
 	/* A swap on the worker frees or takes pages at a time of its own. */
-	for (uint32_t i = 0; i < c->geom.max_seqs; i++)
+	for (vkv_slot_t i = 0; i < c->geom.max_seqs; i++)
 		if (slot_busy(c, i))
 			return -EBUSY;
 	/* The step stamps its batch with a new clock: nobody has it yet. */
@@ -191,8 +191,9 @@ static int fits_locked(struct vkv_cache *c, const uint32_t *slots,
 		       : -ENOMEM;
 }
 
-VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc, const uint32_t *slots,
-			     const uint32_t *lens, uint32_t n)
+VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc,
+			     const vkv_slot_t *slots, const uint32_t *lens,
+			     uint32_t n)
 {
 	/* The lock orders this after a queued step; only marks change. */
 	struct vkv_cache *c = (struct vkv_cache *)cc;
@@ -227,7 +228,7 @@ static void lookahead(struct vkv_cache *c)
 	uint32_t ahead = (uint32_t)c->cfg.lookahead_tokens;
 
 	for (uint32_t i = 0; i < c->job_n && !lookahead_yield(c); i++) {
-		uint32_t slot = c->job_slots[i];
+		vkv_slot_t slot = c->job_slots[i];
 		struct vkv_slot *s = &c->slots[slot];
 		uint64_t want = (uint64_t)s->len + ahead;
 		uint32_t target;
@@ -281,7 +282,7 @@ static void *step_worker(void *arg)
 	return NULL;
 }
 
-VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
+VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const vkv_slot_t *slots,
 			      const uint32_t *lens, uint32_t n)
 {
 	int ret = check_args(c, slots, lens, n);
@@ -302,7 +303,7 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
 			goto out;
 	}
 	if (!c->job_slots) {
-		c->job_slots = malloc(c->geom.max_seqs * sizeof(uint32_t));
+		c->job_slots = malloc(c->geom.max_seqs * sizeof(*c->job_slots));
 		c->job_lens = malloc(c->geom.max_seqs * sizeof(uint32_t));
 		c->la_pages = malloc((size_t)c->seg_pages * c->ntensors *
 				     sizeof(vkv_handle_t));
@@ -323,7 +324,7 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const uint32_t *slots,
 		c->worker_started = true;
 	}
 	if (n) {
-		memcpy(c->job_slots, slots, n * sizeof(uint32_t));
+		memcpy(c->job_slots, slots, n * sizeof(*c->job_slots));
 		memcpy(c->job_lens, lens, n * sizeof(uint32_t));
 	}
 	c->job_n = n;

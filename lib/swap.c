@@ -106,7 +106,7 @@ static int restore_page(struct vkv_cache *c, struct swap_io *io, uintptr_t va,
 }
 
 /* Page i of a saved sequence: segment i / pages, page i % pages. */
-static uintptr_t saved_va(const struct vkv_cache *c, uint32_t slot,
+static uintptr_t saved_va(const struct vkv_cache *c, vkv_slot_t slot,
 			  uint32_t pages, size_t i)
 {
 	return seg_va(c, slot, (uint32_t)(i / pages), (uint32_t)(i % pages));
@@ -137,7 +137,7 @@ static int demote_one(struct vkv_cache *c, uint32_t except)
 
 	if (!has_disk(c))
 		return -ENOMEM;
-	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+	for (vkv_slot_t i = 0; i < c->geom.max_seqs; i++) {
 		struct swap_slot *w = &c->sw[i];
 
 		if (i == except || w->tier != VKV_TIER_HOST || w->busy)
@@ -179,7 +179,7 @@ static int demote_one(struct vkv_cache *c, uint32_t except)
 }
 
 /* Host chunks for @n pages, making room by demotion if need be. */
-static int alloc_chunks(struct vkv_cache *c, uint32_t slot, void **chunks,
+static int alloc_chunks(struct vkv_cache *c, vkv_slot_t slot, void **chunks,
 			size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -201,7 +201,7 @@ static int alloc_chunks(struct vkv_cache *c, uint32_t slot, void **chunks,
  * module, it may have written them out), paging out colder sequences for
  * room. Lock held on entry and exit; with @unlocked, not around the I/O.
  */
-static int fetch_chunks(struct vkv_cache *c, uint32_t slot, bool unlocked)
+static int fetch_chunks(struct vkv_cache *c, vkv_slot_t slot, bool unlocked)
 {
 	struct swap_slot *w = &c->sw[slot];
 	size_t n = (size_t)w->pages * c->ntensors;
@@ -219,8 +219,8 @@ static int fetch_chunks(struct vkv_cache *c, uint32_t slot, bool unlocked)
 }
 
 /* Save pages to disk in batches through the bounce buffers. */
-static int save_to_disk(struct vkv_cache *c, struct swap_io *io, uint32_t slot,
-			uint32_t pages, uint64_t *ds, size_t n)
+static int save_to_disk(struct vkv_cache *c, struct swap_io *io,
+			vkv_slot_t slot, uint32_t pages, uint64_t *ds, size_t n)
 {
 	for (size_t i = 0; i < n; i += DISK_BATCH) {
 		unsigned b =
@@ -244,7 +244,7 @@ static int save_to_disk(struct vkv_cache *c, struct swap_io *io, uint32_t slot,
 }
 
 static int load_from_disk(struct vkv_cache *c, struct swap_io *io,
-			  uint32_t slot, uint32_t pages, const uint64_t *ds,
+			  vkv_slot_t slot, uint32_t pages, const uint64_t *ds,
 			  size_t n)
 {
 	for (size_t i = 0; i < n; i += DISK_BATCH) {
@@ -263,7 +263,7 @@ static int load_from_disk(struct vkv_cache *c, struct swap_io *io,
 }
 
 /* Counters of a sequence leaving (@sign < 0) or re-entering the cache. */
-static void account(struct vkv_cache *c, uint32_t slot, int sign)
+static void account(struct vkv_cache *c, vkv_slot_t slot, int sign)
 {
 	struct vkv_slot *s = &c->slots[slot];
 	uint64_t pages = (uint64_t)pages_for(c, s->len) * c->ntensors;
@@ -282,7 +282,7 @@ static void account(struct vkv_cache *c, uint32_t slot, int sign)
  * copy runs without it (the slot is busy meanwhile). On failure the
  * sequence is still in the cache, untouched.
  */
-static int swap_out(struct vkv_cache *c, uint32_t slot, enum vkv_tier tier,
+static int swap_out(struct vkv_cache *c, vkv_slot_t slot, enum vkv_tier tier,
 		    bool unlocked)
 {
 	struct swap_slot *w = &c->sw[slot];
@@ -367,7 +367,7 @@ fail:
 }
 
 /* Release what a swapped sequence holds in its tier; lock held. */
-static void drop_saved(struct vkv_cache *c, uint32_t slot)
+static void drop_saved(struct vkv_cache *c, vkv_slot_t slot)
 {
 	struct swap_slot *w = &c->sw[slot];
 	size_t n = (size_t)w->pages * c->ntensors;
@@ -393,7 +393,7 @@ static void drop_saved(struct vkv_cache *c, uint32_t slot)
  * pages for the saved length at the old addresses. This is where a swap-in
  * may evict others, per the policy; the counters still say "swapped".
  */
-static int swap_in_map(struct vkv_cache *c, uint32_t slot)
+static int swap_in_map(struct vkv_cache *c, vkv_slot_t slot)
 {
 	uint32_t len = c->slots[slot].len;
 	int ret = vkvi_backing_grow(c, &slot, &len, 1);
@@ -410,7 +410,7 @@ static int swap_in_map(struct vkv_cache *c, uint32_t slot)
  * the pages are given back and the sequence stays swapped out, failing
  * again until it is closed.
  */
-static int swap_in_copy(struct vkv_cache *c, uint32_t slot, bool unlocked)
+static int swap_in_copy(struct vkv_cache *c, vkv_slot_t slot, bool unlocked)
 {
 	struct swap_slot *w = &c->sw[slot];
 	size_t n = (size_t)w->pages * c->ntensors;
@@ -462,7 +462,7 @@ static void *swap_worker(void *arg)
 
 	vkvi_cache_enter(c, ENTER_SWAP);
 	for (;;) {
-		uint32_t slot;
+		vkv_slot_t slot;
 		struct swap_slot *w;
 
 		if (!c->swap_qlen && !c->swap_stop) {
@@ -487,7 +487,7 @@ static void *swap_worker(void *arg)
 	}
 	/* Whatever is still queued is cancelled. */
 	while (c->swap_qlen) {
-		uint32_t slot = c->swap_q[c->swap_qhead];
+		vkv_slot_t slot = c->swap_q[c->swap_qhead];
 
 		/* A swap-in's pages are mapped: give them back. */
 		if (c->sw[slot].op == SWAP_OP_IN)
@@ -522,7 +522,7 @@ void vkvi_swap_fini(struct vkv_cache *c)
 		c->swap_started = false;
 	}
 	if (c->sw)
-		for (uint32_t i = 0; i < c->geom.max_seqs; i++)
+		for (vkv_slot_t i = 0; i < c->geom.max_seqs; i++)
 			drop_saved(c, i);
 	vkvi_tiers_close(c);
 	free(c->sw);
@@ -531,13 +531,13 @@ void vkvi_swap_fini(struct vkv_cache *c)
 	c->swap_q = NULL;
 }
 
-void vkvi_swap_wait_idle(struct vkv_cache *c, uint32_t slot)
+void vkvi_swap_wait_idle(struct vkv_cache *c, vkv_slot_t slot)
 {
 	while (c->sw[slot].busy)
 		pthread_cond_wait(&c->swap_cond, &c->lock);
 }
 
-int vkvi_swap_in_now(struct vkv_cache *c, uint32_t slot)
+int vkvi_swap_in_now(struct vkv_cache *c, vkv_slot_t slot)
 {
 	int ret;
 
@@ -548,7 +548,7 @@ int vkvi_swap_in_now(struct vkv_cache *c, uint32_t slot)
 	return ret ? ret : swap_in_copy(c, slot, false);
 }
 
-void vkvi_swap_forget(struct vkv_cache *c, uint32_t slot)
+void vkvi_swap_forget(struct vkv_cache *c, vkv_slot_t slot)
 {
 	vkvi_swap_wait_idle(c, slot);
 	if (c->sw[slot].tier != VKV_TIER_DEVICE) {
@@ -560,7 +560,7 @@ void vkvi_swap_forget(struct vkv_cache *c, uint32_t slot)
 }
 
 /* Does the policy evict @a before @b? Ties go to the lower slot. */
-static bool evicts_before(const struct vkv_cache *c, uint32_t a, uint32_t b)
+static bool evicts_before(const struct vkv_cache *c, vkv_slot_t a, vkv_slot_t b)
 {
 	const struct swap_slot *x = &c->sw[a], *y = &c->sw[b];
 
@@ -571,18 +571,18 @@ static bool evicts_before(const struct vkv_cache *c, uint32_t a, uint32_t b)
 	return a < b;
 }
 
-/* The policy's next victim after @prev (UINT32_MAX: its first), or none. */
-static uint32_t next_victim(const struct vkv_cache *c, uint64_t clock,
-			    uint32_t prev)
+/* The policy's next victim after @prev (NO_SLOT: its first), or NO_SLOT. */
+static vkv_slot_t next_victim(const struct vkv_cache *c, uint64_t clock,
+			      vkv_slot_t prev)
 {
-	uint32_t best = UINT32_MAX;
+	vkv_slot_t best = NO_SLOT;
 
-	for (uint32_t i = 0; i < c->geom.max_seqs; i++) {
+	for (vkv_slot_t i = 0; i < c->geom.max_seqs; i++) {
 		if (!slot_victim(c, i, clock))
 			continue;
-		if (prev != UINT32_MAX && !evicts_before(c, prev, i))
+		if (prev != NO_SLOT && !evicts_before(c, prev, i))
 			continue;
-		if (best == UINT32_MAX || evicts_before(c, i, best))
+		if (best == NO_SLOT || evicts_before(c, i, best))
 			best = i;
 	}
 	return best;
@@ -615,9 +615,9 @@ uint64_t vkvi_swap_evict_room(struct vkv_cache *c, size_t want, uint64_t clock)
 {
 	size_t room = tier_room(c);
 	uint64_t got = 0;
-	uint32_t v = UINT32_MAX;
+	vkv_slot_t v = NO_SLOT;
 
-	while (got < want && (v = next_victim(c, clock, v)) != UINT32_MAX) {
+	while (got < want && (v = next_victim(c, clock, v)) != NO_SLOT) {
 		uint64_t pages =
 			(uint64_t)pages_for(c, c->slots[v].len) * c->ntensors;
 
@@ -638,10 +638,10 @@ long vkvi_swap_evict(struct vkv_cache *c, size_t want)
 
 	while ((size_t)freed < want) {
 		/* Evicted ones are no longer victims: the first is the next. */
-		uint32_t victim = next_victim(c, c->use_clock, UINT32_MAX);
+		vkv_slot_t victim = next_victim(c, c->use_clock, NO_SLOT);
 		uint64_t pages;
 
-		if (victim == UINT32_MAX)
+		if (victim == NO_SLOT)
 			break;
 		pages = (uint64_t)c->slots[victim].npages * c->ntensors;
 		if (swap_out(c, victim, VKV_TIER_HOST, false))
@@ -653,7 +653,7 @@ long vkvi_swap_evict(struct vkv_cache *c, size_t want)
 }
 
 /* Checks shared by the swap calls; lock held. */
-static int swap_check(struct vkv_cache *c, uint32_t slot)
+static int swap_check(struct vkv_cache *c, vkv_slot_t slot)
 {
 	if (slot >= c->geom.max_seqs)
 		return -EINVAL;
@@ -666,7 +666,8 @@ static int swap_check(struct vkv_cache *c, uint32_t slot)
 	return 0;
 }
 
-static int queue(struct vkv_cache *c, uint32_t slot, int op, enum vkv_tier tier)
+static int queue(struct vkv_cache *c, vkv_slot_t slot, int op,
+		 enum vkv_tier tier)
 {
 	struct swap_slot *w = &c->sw[slot];
 
@@ -688,7 +689,7 @@ static int queue(struct vkv_cache *c, uint32_t slot, int op, enum vkv_tier tier)
 	return 0;
 }
 
-VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
+VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, vkv_slot_t slot,
 				enum vkv_tier tier)
 {
 	int ret;
@@ -710,7 +711,7 @@ VKV_EXPORT int vkv_seq_swap_out(struct vkv_cache *c, uint32_t slot,
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot)
+VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, vkv_slot_t slot)
 {
 	int ret;
 
@@ -738,7 +739,7 @@ VKV_EXPORT int vkv_seq_swap_in(struct vkv_cache *c, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot)
+VKV_EXPORT int vkv_seq_swap_wait(struct vkv_cache *c, vkv_slot_t slot)
 {
 	int ret;
 
@@ -752,7 +753,7 @@ VKV_EXPORT int vkv_seq_swap_wait(struct vkv_cache *c, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_swap_poll(const struct vkv_cache *cc, uint32_t slot)
+VKV_EXPORT int vkv_seq_swap_poll(const struct vkv_cache *cc, vkv_slot_t slot)
 {
 	struct vkv_cache *c = (struct vkv_cache *)cc;
 	int ret;
@@ -765,7 +766,7 @@ VKV_EXPORT int vkv_seq_swap_poll(const struct vkv_cache *cc, uint32_t slot)
 	return ret;
 }
 
-VKV_EXPORT int vkv_seq_set_priority(struct vkv_cache *c, uint32_t slot,
+VKV_EXPORT int vkv_seq_set_priority(struct vkv_cache *c, vkv_slot_t slot,
 				    int32_t prio)
 {
 	int ret;

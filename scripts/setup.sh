@@ -8,7 +8,7 @@
 #   scripts/setup.sh bench    also what `make bench` needs (fio, gnuplot)
 set -eu
 
-pkgs="build-essential pkg-config libnuma-dev liburing-dev check"
+pkgs="build-essential pkg-config libnuma-dev liburing-dev check groff-base"
 # `make bench` also compares against fio and draws plots with gnuplot.
 if [ "${1:-}" = bench ]; then
 	pkgs="$pkgs fio gnuplot-nox"

@@ -113,7 +113,8 @@ static int run(int quantize, uint32_t tokens, struct result *res)
 				 2,
 				 tokens,
 				 VKV_LAYOUT_TOKEN_MAJOR_KV,
-				 VKV_DTYPE_F16};
+				 VKV_DTYPE_F16,
+				 {0}};
 	size_t row = 8 * 128, n = (size_t)tokens * 4 * row;
 	struct vkv_config cfg;
 	struct vkv_cache *c;

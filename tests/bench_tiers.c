@@ -446,8 +446,8 @@ static void *qp_thread(void *arg)
 		qp_batch_geom(p, b, &r0, &nr, &q, &sc);
 		el = r0 * p->heads * p->hd;
 		if (p->out) {
-			vkv_quant_rows(p->src + el, nr, p->heads, p->hd,
-				       VKV_QUANT_F16, q, sc);
+			vkvi_quant_rows(p->src + el, nr, p->heads, p->hd,
+					VKV_QUANT_F16, q, sc);
 			pthread_mutex_lock(&p->m);
 			p->done++;
 			pthread_cond_signal(&p->c);
@@ -457,8 +457,8 @@ static void *qp_thread(void *arg)
 			while (p->done <= b)
 				pthread_cond_wait(&p->c, &p->m);
 			pthread_mutex_unlock(&p->m);
-			vkv_dequant_rows(q, sc, nr, p->heads, p->hd,
-					 VKV_QUANT_F16, p->dst + el);
+			vkvi_dequant_rows(q, sc, nr, p->heads, p->hd,
+					  VKV_QUANT_F16, p->dst + el);
 		}
 	}
 	return NULL;
@@ -544,16 +544,16 @@ static void bench_quant(const char *path)
 	for (unsigned rep = 0; rep < opt_reps; rep++) {
 		uint64_t t0 = vkv_now_ns();
 
-		r = vkv_quant_rows(src, rows, heads, hd, VKV_QUANT_F16, q,
-				   scales);
+		r = vkvi_quant_rows(src, rows, heads, hd, VKV_QUANT_F16, q,
+				    scales);
 		if (r)
-			die("vkv_quant_rows", r);
+			die("vkvi_quant_rows", r);
 		tq = vkv_now_ns() - t0;
 		t0 = vkv_now_ns();
-		r = vkv_dequant_rows(q, scales, rows, heads, hd, VKV_QUANT_F16,
-				     back);
+		r = vkvi_dequant_rows(q, scales, rows, heads, hd, VKV_QUANT_F16,
+				      back);
 		if (r)
-			die("vkv_dequant_rows", r);
+			die("vkvi_dequant_rows", r);
 		tdq = vkv_now_ns() - t0;
 		tq_best = tq < tq_best ? tq : tq_best;
 		tdq_best = tdq < tdq_best ? tdq : tdq_best;

@@ -28,7 +28,7 @@
 static size_t small_page(void)
 {
 	struct vkv_geometry g = {
-		1, 1, 1024, 4, 1, 1, VKV_LAYOUT_PER_LAYER, VKV_DTYPE_F32};
+		1, 1, 1024, 4, 1, 1, VKV_LAYOUT_PER_LAYER, VKV_DTYPE_F32, {0}};
 	struct vkv_config cfg;
 	struct vkv_cache *c = NULL;
 

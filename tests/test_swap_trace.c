@@ -91,7 +91,8 @@ static void serve(int uring)
 				 MAXSEQ,
 				 MAXTOK,
 				 VKV_LAYOUT_TOKEN_MAJOR_KV,
-				 VKV_DTYPE_F32};
+				 VKV_DTYPE_F32,
+				 {0}};
 	struct vkv_config cfg = test_config(0);
 	struct vkv_cache *c;
 	struct vkv_stats st;

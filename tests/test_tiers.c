@@ -558,8 +558,9 @@ START_TEST(test_quant_roundtrip)
 			}
 			x[i] = v;
 		}
-		ck_ok(vkv_quant_rows(src, rows, heads, hd, elem, q, scales));
-		ck_ok(vkv_dequant_rows(q, scales, rows, heads, hd, elem, back));
+		ck_ok(vkvi_quant_rows(src, rows, heads, hd, elem, q, scales));
+		ck_ok(vkvi_dequant_rows(q, scales, rows, heads, hd, elem,
+					back));
 		for (size_t i = 0; i < n; i++) {
 			float s = scales[i / hd], y, bound;
 
@@ -616,7 +617,7 @@ START_TEST(test_quant_special)
 	int8_t q[16];
 	uint16_t h[16], hb[16];
 
-	ck_ok(vkv_quant_rows(src, 2, 1, 8, VKV_QUANT_F32, q, scales));
+	ck_ok(vkvi_quant_rows(src, 2, 1, 8, VKV_QUANT_F32, q, scales));
 	ck_assert(scales[0] == 0);
 	for (int i = 0; i < 8; i++)
 		ck_assert_int_eq(q[i], 0);
@@ -624,7 +625,7 @@ START_TEST(test_quant_special)
 	ck_assert_int_eq(q[8 + 2], 127);
 	ck_assert_int_eq(q[8 + 3], -127);
 	ck_assert_int_eq(q[8 + 4], -128);
-	ck_ok(vkv_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F32, back));
+	ck_ok(vkvi_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F32, back));
 	for (int i = 0; i < 8; i++)
 		ck_assert_uint_eq(f_bits(back[0][i]), 0); /* +0 */
 	ck_assert(fabsf(back[1][2] - 4.0f) < 1e-6f);
@@ -636,17 +637,17 @@ START_TEST(test_quant_special)
 		float s2[4] = {INFINITY, -INFINITY, NAN, INFINITY}, b2[4], sc;
 		int8_t q2[4];
 
-		ck_ok(vkv_quant_rows(s2, 1, 1, 4, VKV_QUANT_F32, q2, &sc));
+		ck_ok(vkvi_quant_rows(s2, 1, 1, 4, VKV_QUANT_F32, q2, &sc));
 		ck_assert(sc == 0);
-		ck_ok(vkv_dequant_rows(q2, &sc, 1, 1, 4, VKV_QUANT_F32, b2));
+		ck_ok(vkvi_dequant_rows(q2, &sc, 1, 1, 4, VKV_QUANT_F32, b2));
 		ck_assert(b2[0] == 0 && b2[1] == 0 && isnan(b2[2]) &&
 			  b2[3] == 0);
 	}
 	/* The same through fp16. */
 	for (int i = 0; i < 16; i++)
 		h[i] = vkvi_f32_to_f16(src[i / 8][i % 8]);
-	ck_ok(vkv_quant_rows(h, 2, 1, 8, VKV_QUANT_F16, q, scales));
-	ck_ok(vkv_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F16, hb));
+	ck_ok(vkvi_quant_rows(h, 2, 1, 8, VKV_QUANT_F16, q, scales));
+	ck_ok(vkvi_dequant_rows(q, scales, 2, 1, 8, VKV_QUANT_F16, hb));
 	ck_assert_uint_eq(hb[0], 0);
 	ck_assert(vkvi_f16_to_f32(hb[8 + 2]) == 4.0f);
 	ck_assert(isnan(vkvi_f16_to_f32(hb[8 + 4])));
@@ -658,9 +659,9 @@ START_TEST(test_quant_special)
 		float big[3] = {3.0e38f, -3.4e38f, 1e38f}, bb[3], sc;
 		int8_t q3[3];
 
-		ck_ok(vkv_quant_rows(big, 1, 1, 3, VKV_QUANT_F32, q3, &sc));
+		ck_ok(vkvi_quant_rows(big, 1, 1, 3, VKV_QUANT_F32, q3, &sc));
 		ck_assert(isfinite(sc));
-		ck_ok(vkv_dequant_rows(q3, &sc, 1, 1, 3, VKV_QUANT_F32, bb));
+		ck_ok(vkvi_dequant_rows(q3, &sc, 1, 1, 3, VKV_QUANT_F32, bb));
 		ck_assert(fabsf(bb[1] + 3.4e38f) <= sc);
 	}
 	/* Tiny (subnormal) fp32 values keep their resolution. */
@@ -668,11 +669,11 @@ START_TEST(test_quant_special)
 		float tiny[4] = {1e-40f, -0.5e-40f, 0.25e-40f, 0}, tb[4], sc;
 		int8_t q4[4];
 
-		ck_ok(vkv_quant_rows(tiny, 1, 1, 4, VKV_QUANT_F32, q4, &sc));
+		ck_ok(vkvi_quant_rows(tiny, 1, 1, 4, VKV_QUANT_F32, q4, &sc));
 		ck_assert_int_eq(q4[0], 127);
 		ck_assert_int_eq(q4[1], -64); /* -63.5 to even */
 		ck_assert_int_eq(q4[2], 32); /* 31.75 */
-		ck_ok(vkv_dequant_rows(q4, &sc, 1, 1, 4, VKV_QUANT_F32, tb));
+		ck_ok(vkvi_dequant_rows(q4, &sc, 1, 1, 4, VKV_QUANT_F32, tb));
 		for (int i = 0; i < 4; i++)
 			/* the subnormal scale itself is off by up to 2^-150 (< 2^-149) */
 			ck_assert(fabsf(tb[i] - tiny[i]) <=
@@ -815,23 +816,24 @@ START_TEST(test_quant_bad_input)
 	float src[4] = {1, 2, 3, 4}, sc[1];
 	int8_t q[4];
 
-	ck_err(vkv_quant_rows(NULL, 1, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, 1, 1, 4, VKV_QUANT_F32, NULL, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, 1, 1, 4, VKV_QUANT_F32, q, NULL), -EINVAL);
-	ck_err(vkv_quant_rows(src, 0, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, 1, 0, 4, VKV_QUANT_F32, q, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, 1, 1, 0, VKV_QUANT_F32, q, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, 1, 1, 4, 3, q, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, 1, 1, 4, 8, q, sc), -EINVAL);
-	ck_err(vkv_quant_rows(src, SIZE_MAX / 2, 4, 4, VKV_QUANT_F32, q, sc),
+	ck_err(vkvi_quant_rows(NULL, 1, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 1, 1, 4, VKV_QUANT_F32, NULL, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 1, 1, 4, VKV_QUANT_F32, q, NULL), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 0, 1, 4, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 1, 0, 4, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 1, 1, 0, VKV_QUANT_F32, q, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 1, 1, 4, 3, q, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, 1, 1, 4, 8, q, sc), -EINVAL);
+	ck_err(vkvi_quant_rows(src, SIZE_MAX / 2, 4, 4, VKV_QUANT_F32, q, sc),
 	       -EINVAL);
-	ck_err(vkv_dequant_rows(NULL, sc, 1, 1, 4, VKV_QUANT_F32, src),
+	ck_err(vkvi_dequant_rows(NULL, sc, 1, 1, 4, VKV_QUANT_F32, src),
 	       -EINVAL);
-	ck_err(vkv_dequant_rows(q, NULL, 1, 1, 4, VKV_QUANT_F32, src), -EINVAL);
-	ck_err(vkv_dequant_rows(q, sc, 1, 1, 4, VKV_QUANT_F32, NULL), -EINVAL);
-	ck_err(vkv_dequant_rows(q, sc, 1, 1, 4, 1, src), -EINVAL);
-	ck_err(vkv_dequant_rows(q, sc, SIZE_MAX, SIZE_MAX, 4, VKV_QUANT_F16,
-				src),
+	ck_err(vkvi_dequant_rows(q, NULL, 1, 1, 4, VKV_QUANT_F32, src),
+	       -EINVAL);
+	ck_err(vkvi_dequant_rows(q, sc, 1, 1, 4, VKV_QUANT_F32, NULL), -EINVAL);
+	ck_err(vkvi_dequant_rows(q, sc, 1, 1, 4, 1, src), -EINVAL);
+	ck_err(vkvi_dequant_rows(q, sc, SIZE_MAX, SIZE_MAX, 4, VKV_QUANT_F16,
+				 src),
 	       -EINVAL);
 	ck_assert_uint_eq(vkvi_quant_bytes(2, 8, 128), 2 * 8 * (128 + 4));
 	ck_assert_uint_eq(vkvi_quant_bytes(SIZE_MAX, 2, 2), 0);
