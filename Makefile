@@ -43,6 +43,13 @@ endif
 CFLAGS ?=
 LDFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+# The compiler writes each target's header dependencies beside it (x.o ->
+# x.d, a program compiled in one step -> program.d): fragments compile with
+# DEPFLAGS, list the files in DEP_FILES and make each target depend on its
+# .d, so that one built before it had a .d is rebuilt once and no header
+# change is missed.
+DEPFLAGS := -MMD -MP
+DEP_FILES :=
 ALL_LDFLAGS = $(LDFLAGS_SAN) $(LDFLAGS) -pthread
 
 SETUP := scripts/setup.sh
@@ -55,11 +62,17 @@ all: build-all
 setup:
 	@sh $(SETUP)
 
+include tests/suites.mk
 include mk/lib.mk
 include $(filter-out mk/lib.mk,$(sort $(wildcard mk/*.mk)))
 
 build-all: $(ALL_TARGETS)
 .PHONY: build-all
+
+# Named as targets so that a missing one is made (by nothing) rather than
+# skipped as an intermediate file, which rebuilds what depends on it.
+$(DEP_FILES):
+-include $(wildcard $(DEP_FILES))
 
 # Every test suite. Setup first so that a fresh machine gets its packages.
 check: setup

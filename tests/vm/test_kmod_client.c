@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_client - the library's /dev/vkv client (lib/kmod_client.c) against
+ * test_kmod_client - the library's /dev/vkv client (lib/kmod_client.c) against
  * the real module: version check, pool, map, swap, prefetch, discard, pins.
  */
 #include "kmod_client.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_swap - pool data integrity through swap-out, transparent fault-in,
+ * test_kswap - vkv.ko's pool data integrity through swap-out, transparent fault-in,
  * prefetch and discard (O_DIRECT and buffered backing, fallback chunk
  * sizes), with threads touching the memory while chunks are swapped; and a
  * corrupted backing file -> SIGBUS and checksum_errors.
