@@ -138,7 +138,7 @@ check-install: $(B)/tests/readme_example.c
 		{ echo "check-install: libvkv exports symbols outside vkv_*"; exit 1; }
 	@echo "check-install: passed"
 
-# Whole-sequence swap throughput (issue 5): host backend, then the cuda
+# Whole-sequence swap throughput: host backend, then the cuda
 # backend over fakecuda with its A100 latencies; see docs/bench-swap.md.
 $(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A) $(B)/tests/bench_swap.d
 	@mkdir -p $(@D)
