@@ -26,10 +26,9 @@ test_model_SRCS := tests/test_model.c $(sort $(wildcard tests/model/*.c))
 TIERS_SUITES := test_tiers test_disk_tier test_tier_store
 
 # check-cuda: the cuda backend and its test double, with the fake
-# libcuda.so.1 on LD_LIBRARY_PATH (the suites find it there themselves when
-# run from the top of the tree). test_cuda_abi compares lib/cuda_drv.h with
-# NVIDIA's cuda.h and is built only where one is installed. Programs in
-# build/cuda-tests/.
+# libcuda.so.1 on LD_LIBRARY_PATH (by hand: LD_LIBRARY_PATH=build/fakecuda).
+# test_cuda_abi compares lib/cuda_drv.h with NVIDIA's cuda.h and is built
+# only where one is installed. Programs in build/cuda-tests/.
 CUDA_SUITES := test_fakecuda test_backend_cuda
 CUDA_ABI_SUITE := test_cuda_abi
 test_backend_cuda_SRCS := tests/test_backend_cuda.c \
