@@ -44,6 +44,13 @@ endif
 CFLAGS ?=
 LDFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
+# The compiler writes each target's header dependencies beside it (x.o ->
+# x.d, a program compiled in one step -> program.d): fragments compile with
+# DEPFLAGS, list the files in DEP_FILES and make each target depend on its
+# .d, so that one built before it had a .d is rebuilt once and no header
+# change is missed.
+DEPFLAGS := -MMD -MP
+DEP_FILES :=
 ALL_LDFLAGS = $(LDFLAGS_SAN) $(LDFLAGS) -pthread
 
 SETUP := scripts/setup.sh
@@ -56,6 +63,7 @@ all: build-all
 setup:
 	@sh $(SETUP)
 
+include tests/suites.mk
 include mk/lib.mk
 # lib/version.c checks these against include/vkv.h's VKV_VERSION_*.
 $(B)/lib/version.o: ALL_CFLAGS += -DVKVI_MAKE_VERSION_MAJOR=$(VERSION_MAJOR) \
@@ -65,6 +73,11 @@ include $(filter-out mk/lib.mk,$(sort $(wildcard mk/*.mk)))
 
 build-all: $(ALL_TARGETS)
 .PHONY: build-all
+
+# Named as targets so that a missing one is made (by nothing) rather than
+# skipped as an intermediate file, which rebuilds what depends on it.
+$(DEP_FILES):
+-include $(wildcard $(DEP_FILES))
 
 # Every test suite. Setup first so that a fresh machine gets its packages.
 check: setup

@@ -20,9 +20,10 @@ KMOD_SRCS := Kbuild $(wildcard kmod/*.c kmod/*.h include/uapi/linux/*.h)
 KMOD_KDIRS = $(if $(KDIR),$(KDIR),$(wildcard /lib/modules/*/build))
 KMOD_OUT := $(B)/kmod
 
-VM_TESTS := test_ioctl test_swap test_limits test_shrinker test_client test_vkvctl test_lockorder \
-	test_abuse test_lib test_users bench_kmod vkvctl
+# The guest suites and the benchmark are tests/suites.mk's.
+VM_TESTS := $(GUEST_SUITES) $(GUEST_BENCH) vkvctl
 VM_BIN := $(KMOD_OUT)/bin
+VM_OBJ := $(KMOD_OUT)/obj
 VM_BINS := $(patsubst %,$(VM_BIN)/%,$(VM_TESTS))
 VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -pthread \
@@ -30,9 +31,8 @@ VM_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -Wshadow \
 VM_LIBS := $(shell pkg-config --static --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm) -pthread
 # Suites in the order the guest runs them; ':' adds insmod parameters.
 # The benchmark runs in a second boot without the debug options.
-VM_SUITES ?= test_ioctl test_swap test_limits test_client test_vkvctl test_lib \
-	test_users test_shrinker test_lockorder test_abuse
-VM_BENCH ?= bench_kmod
+VM_SUITES ?= $(GUEST_SUITES)
+VM_BENCH ?= $(GUEST_BENCH)
 
 # The debug kernel (scripts/build-debug-kernel.sh, tests/vm/debug.config) is
 # kept under build/ whatever the sanitizer build directory, and rebuilt only
@@ -72,25 +72,30 @@ kmod: $(KMOD_SRCS)
 		test -f $$out/vkv.ko || { echo "kmod: build for $$rel failed" >&2; exit 1; }; \
 	done
 
-$(VM_BIN)/test_%: tests/vm/test_%.c tests/vm/vmtest.h tests/vm/promparse.h include/uapi/linux/vkv.h
+# Guest objects mirror their source's path under $(VM_OBJ).
+$(VM_OBJ)/%.o: %.c $(VM_OBJ)/%.d
+	@mkdir -p $(@D)
+	$(CC) $(VM_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(VM_BIN)/test_%: $(VM_OBJ)/tests/vm/test_%.o
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
-$(VM_BIN)/test_client: tests/vm/test_client.c lib/kmod_client.c lib/kmod_client.h \
-		tests/vm/vmtest.h include/uapi/linux/vkv.h
+VM_KMOD_CLIENT_OBJS := $(VM_OBJ)/tests/vm/test_kmod_client.o $(VM_OBJ)/lib/kmod_client.o
+$(VM_BIN)/test_kmod_client: $(VM_KMOD_CLIENT_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(VM_CFLAGS) -static -o $@ tests/vm/test_client.c lib/kmod_client.c $(VM_LIBS)
+	$(CC) $(VM_CFLAGS) -static -o $@ $(VM_KMOD_CLIENT_OBJS) $(VM_LIBS)
 
 # libvkv itself over the module: the public header only, so no -Iinclude/uapi.
-$(VM_BIN)/test_lib: tests/vm/test_lib.c $(LIB_A) include/vkv.h
+$(VM_BIN)/test_lib: tests/vm/test_lib.c $(LIB_A) $(VM_BIN)/test_lib.d
 	@mkdir -p $(@D)
 	@# glibc warns that dlopen (of libcuda) needs shared libraries at run
 	@# time: true, and the guest has none, so the cuda backend says -ENODEV.
 	$(CC) -std=c11 -D_GNU_SOURCE -g -O2 -Wall -Wextra -Werror -pthread -Iinclude \
-		-static -o $@ $< $(LIB_A) -lnuma -luring -ldl $(VM_LIBS) 2> $@.log || \
+		$(DEPFLAGS) -static -o $@ $< $(LIB_A) -lnuma -luring -ldl $(VM_LIBS) 2> $@.log || \
 		{ cat $@.log; exit 1; }
 
-$(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h include/uapi/linux/vkv.h
+$(VM_BIN)/bench_kmod: $(VM_OBJ)/tests/vm/bench_kmod.o
 	@mkdir -p $(@D)
 	$(CC) $(VM_CFLAGS) -static -o $@ $< $(VM_LIBS)
 
@@ -98,16 +103,25 @@ $(VM_BIN)/bench_kmod: tests/vm/bench_kmod.c tests/vm/vmtest.h include/uapi/linux
 # the guest, where test_vkvctl drives it.
 VKVCTL := $(B)/vkvctl
 VKVCTL_SRCS := $(sort $(wildcard tools/vkvctl/*.c))
-VKVCTL_DEPS := $(VKVCTL_SRCS) $(wildcard tools/vkvctl/*.h)
+VKVCTL_OBJS := $(patsubst tools/vkvctl/%.c,$(B)/tools/vkvctl/%.o,$(VKVCTL_SRCS))
+VM_VKVCTL_OBJS := $(patsubst %.c,$(VM_OBJ)/%.o,$(VKVCTL_SRCS))
 ALL_TARGETS += $(VKVCTL)
 
-$(VKVCTL): $(VKVCTL_DEPS)
+$(B)/tools/vkvctl/%.o: tools/vkvctl/%.c $(B)/tools/vkvctl/%.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -o $@ $(VKVCTL_SRCS) $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(VM_BIN)/vkvctl: $(VKVCTL_DEPS)
+$(VKVCTL): $(VKVCTL_OBJS)
+	$(CC) -o $@ $(VKVCTL_OBJS) $(ALL_LDFLAGS)
+
+$(VM_BIN)/vkvctl: $(VM_VKVCTL_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(VM_CFLAGS) -static -o $@ $(VKVCTL_SRCS)
+	$(CC) $(VM_CFLAGS) -static -o $@ $(VM_VKVCTL_OBJS)
+
+VM_OBJS := $(patsubst %,$(VM_OBJ)/tests/vm/%.o,$(filter-out test_lib,$(GUEST_SUITES)) \
+	$(GUEST_BENCH)) $(VM_OBJ)/lib/kmod_client.o $(VM_VKVCTL_OBJS)
+DEP_FILES += $(VM_OBJS:.o=.d) $(VKVCTL_OBJS:.o=.d) $(VM_BIN)/test_lib.d
+.SECONDARY: $(VM_OBJS) $(VKVCTL_OBJS)
 
 kmod-tests: $(VM_BINS)
 
@@ -143,18 +157,22 @@ CHECK_TARGETS += check-kmod
 # vkvctl on the host, without the module: metrics and status against a fake
 # sysfs tree (VKV_SYSFS_ROOT), checked by a strict parser of Prometheus'
 # text format (tests/vm/promparse.h, shared with the guest's test_vkvctl).
-VKVCTL_HOST_TEST := $(B)/tests/test_vkvctl_metrics
+VKVCTL_HOST_TEST := $(VKVCTL_SUITES:%=$(B)/tests/%)
 ALL_TARGETS += $(VKVCTL_HOST_TEST)
 CHECK_TARGETS += check-vkvctl
 .PHONY: check-vkvctl
 
-$(VKVCTL_HOST_TEST): tests/test_vkvctl_metrics.c tests/vm/promparse.h
+$(VKVCTL_HOST_TEST): $(B)/tests/%: tests/%.c $(B)/tests/%.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(ALL_LDFLAGS) \
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< $(ALL_LDFLAGS) \
 		$(CHECK_LIBS) -lm
 
+DEP_FILES += $(VKVCTL_HOST_TEST:=.d)
+
 check-vkvctl: $(VKVCTL_HOST_TEST) $(VKVCTL)
-	VKVCTL=$(VKVCTL) $(VKVCTL_HOST_TEST)
+	@set -e; for t in $(VKVCTL_HOST_TEST); do \
+		echo "== $$t"; VKVCTL=$(VKVCTL) $$t; \
+	done
 
 # Installing the module like any other: `make install-kmod` puts the module
 # source under /usr/src/vkv-<version>/ with dist/dkms.conf.in as its

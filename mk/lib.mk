@@ -11,9 +11,9 @@ LIB_LIBS := -ldl -lnuma -luring -pthread
 
 ALL_TARGETS += $(LIB_SO) $(LIB_A) $(B)/libvkv.so
 
-$(B)/lib/%.o: lib/%.c $(wildcard lib/*.h include/*.h include/uapi/linux/*.h)
+$(B)/lib/%.o: lib/%.c $(B)/lib/%.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -Iinclude -Ilib -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -Iinclude -Ilib -c $< -o $@
 
 $(LIB_SO): $(LIB_OBJS) lib/libvkv.map
 	$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,--version-script=lib/libvkv.map \
@@ -26,3 +26,5 @@ $(B)/libvkv.so: $(LIB_SO)
 $(LIB_A): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
+
+DEP_FILES += $(LIB_OBJS:.o=.d)

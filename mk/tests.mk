@@ -1,30 +1,35 @@
-# Check suites of the core library. Each runs once per backend: on the host
-# backend always, and on the cuda backend over tests/fakecuda when a fragment
-# defines FAKECUDA_DIR (the fake libcuda.so.1) and FAKECUDA_LIB (its path).
+# Check suites of the core library (tests/suites.mk lists them). Each runs
+# once per backend: on the host backend always, and on the cuda backend over
+# tests/fakecuda when a fragment defines FAKECUDA_DIR (the fake
+# libcuda.so.1) and FAKECUDA_LIB (its path).
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
-CORE_TESTS := api integrity concurrency swap swap_trace quant_swap regress abi
-CORE_TEST_BINS := $(patsubst %,$(B)/tests/test_%,$(CORE_TESTS))
+CORE_TEST_BINS := $(patsubst %,$(B)/tests/%,$(CORE_SUITES))
 ALL_TARGETS += $(CORE_TEST_BINS)
 
-$(B)/tests/%.o: tests/%.c tests/harness.h include/vkv.h
+$(B)/tests/%.o: tests/%.c $(B)/tests/%.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iinclude -Ilib -Itests -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Iinclude -Ilib -Itests -c $< -o $@
 
 $(B)/tests/test_%: $(B)/tests/test_%.o $(LIB_A)
 	$(CC) -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIB_LIBS) -lm
 
 # The model test: its driver plus the model in tests/model/.
-MODEL_OBJS := $(patsubst tests/%.c,$(B)/tests/%.o,$(sort $(wildcard tests/model/*.c)))
-$(B)/tests/test_model.o $(MODEL_OBJS): tests/model/model.h
+MODEL_BIN := $(B)/tests/$(MODEL_SUITE)
+MODEL_OBJS := $(patsubst tests/%.c,$(B)/tests/%.o,$($(MODEL_SUITE)_SRCS))
 
-$(B)/tests/test_model: $(B)/tests/test_model.o $(MODEL_OBJS) $(LIB_A)
-	$(CC) -o $@ $(B)/tests/test_model.o $(MODEL_OBJS) $(LIB_A) $(ALL_LDFLAGS) \
+$(MODEL_BIN): $(MODEL_OBJS) $(LIB_A)
+	$(CC) -o $@ $(MODEL_OBJS) $(LIB_A) $(ALL_LDFLAGS) \
 		$(CHECK_LIBS) $(LIB_LIBS) -lm
 
-ALL_TARGETS += $(B)/tests/test_model
+ALL_TARGETS += $(MODEL_BIN)
+
+# Every object compiled from tests/ by this fragment and mk/tiers.mk.
+TEST_OBJS := $(patsubst %,$(B)/tests/%.o,$(CORE_SUITES) $(TIERS_SUITES)) $(MODEL_OBJS)
+DEP_FILES += $(TEST_OBJS:.o=.d)
+.SECONDARY: $(TEST_OBJS)
 
 # The model test (tests/README.md), on the host backend and on the cuda
 # backend over fakecuda, with the same seeds. Sizes are seeds x operations
@@ -42,7 +47,7 @@ FUZZ_SEEDS ?= 500
 define run_model
 	echo "== test_model (host backend): $(1) seeds from $(2), $(MODEL_OPS) operations each"; \
 	rc=0; VKV_BACKEND=host VKV_MODEL_SEEDS=$(1) VKV_MODEL_FIRST=$(2) \
-		VKV_MODEL_OPS=$(MODEL_OPS) $(B)/tests/test_model || rc=1; \
+		VKV_MODEL_OPS=$(MODEL_OPS) $(MODEL_BIN) || rc=1; \
 	if [ -z "$(FAKECUDA_DIR)" ]; then \
 		echo "== test_model: tests/fakecuda not built here, cuda skipped"; \
 	else \
@@ -50,16 +55,16 @@ define run_model
 		VKV_BACKEND=cuda FAKECUDA_LATENCY=0 FAKECUDA_GRANULARITY=4096 \
 		LD_LIBRARY_PATH=$(FAKECUDA_DIR) VKV_MODEL_SEEDS=$(1) \
 		VKV_MODEL_FIRST=$(2) VKV_MODEL_OPS=$(MODEL_OPS) \
-			$(B)/tests/test_model || rc=1; \
+			$(MODEL_BIN) || rc=1; \
 	fi; exit $$rc
 endef
 
 .PHONY: check-model fuzz
 
-check-model: $(B)/tests/test_model $(FAKECUDA_LIB)
+check-model: $(MODEL_BIN) $(FAKECUDA_LIB)
 	@$(call run_model,$(MODEL_SEEDS),$(MODEL_FIRST))
 
-fuzz: $(B)/tests/test_model $(FAKECUDA_LIB)
+fuzz: $(MODEL_BIN) $(FAKECUDA_LIB)
 	@first=$${FUZZ_FIRST:-$$(date +%s)}; \
 	$(call run_model,$(FUZZ_SEEDS),$$first)
 
@@ -68,10 +73,11 @@ $(B)/tests/readme_example.c: README.md tests/extract-example.sh
 	@mkdir -p $(@D)
 	sh tests/extract-example.sh README.md > $@
 
-$(B)/tests/readme_example: $(B)/tests/readme_example.c $(LIB_A)
-	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS)
+$(B)/tests/readme_example: $(B)/tests/readme_example.c $(LIB_A) $(B)/tests/readme_example.d
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iinclude -Ilib -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS)
 
 ALL_TARGETS += $(B)/tests/readme_example
+DEP_FILES += $(B)/tests/readme_example.d
 
 .PHONY: check-core check-core-host check-core-cuda
 CHECK_TARGETS += check-core
@@ -134,11 +140,12 @@ check-install: $(B)/tests/readme_example.c
 
 # Whole-sequence swap throughput: host backend, then the cuda
 # backend over fakecuda with its A100 latencies; see bench/results/runs/swap.md.
-$(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A) tests/fakecuda/fakecuda.h
+$(B)/tests/bench_swap: tests/bench_swap.c $(LIB_A) $(B)/tests/bench_swap.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -Itests/fakecuda -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iinclude -Ilib -Itests/fakecuda -o $@ $< $(LIB_A) $(ALL_LDFLAGS) $(LIB_LIBS) -lm
 
 ALL_TARGETS += $(B)/tests/bench_swap
+DEP_FILES += $(B)/tests/bench_swap.d
 
 .PHONY: bench-swap
 bench-swap: $(B)/tests/bench_swap $(FAKECUDA_LIB)

@@ -16,18 +16,18 @@
 # may be speculated (we never read the FP exception flags).
 $(B)/lib/quant.o: ALL_CFLAGS += -O3 -fno-trapping-math
 
-TIERS_HDRS := lib/crc32c.h lib/tier_host.h lib/tier_disk.h lib/quant.h
 TIERS_TMP := $(B)/tiers-tmp
 
-TIERS_TESTS := test_tiers test_disk_tier test_tier_store
+# The suites (tests/suites.mk) build like the core ones (mk/tests.mk).
+TIERS_TESTS := $(TIERS_SUITES)
 ALL_TARGETS += $(TIERS_TESTS:%=$(B)/tests/%) $(B)/bench_tiers
 CHECK_TARGETS += check-tiers
 
-$(TIERS_TESTS:%=$(B)/tests/%.o): $(TIERS_HDRS) tests/tiers_util.h
-
-$(B)/bench_tiers: tests/bench_tiers.c $(TIERS_HDRS) $(LIB_A)
-	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
+$(B)/bench_tiers: tests/bench_tiers.c $(LIB_A) $(B)/bench_tiers.d
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iinclude -Ilib -o $@ tests/bench_tiers.c $(LIB_A) \
 		$(ALL_LDFLAGS) $(LIB_LIBS) -lm
+
+DEP_FILES += $(B)/bench_tiers.d
 
 .PHONY: check-tiers bench-tiers
 check-tiers: $(TIERS_TESTS:%=$(B)/tests/%)

@@ -13,14 +13,15 @@
 VKVBENCH := $(B)/vkvbench
 VKVBENCH_SRCS := $(sort $(wildcard tools/vkvbench/*.c))
 VKVBENCH_OBJS := $(patsubst tools/vkvbench/%.c,$(B)/tools/vkvbench/%.o,$(VKVBENCH_SRCS))
-VKVBENCH_HDRS := $(wildcard tools/vkvbench/*.h) include/vkv.h
 
 ALL_TARGETS += $(VKVBENCH)
 CHECK_TARGETS += check-tools
 
-$(B)/tools/vkvbench/%.o: tools/vkvbench/%.c $(VKVBENCH_HDRS)
+$(B)/tools/vkvbench/%.o: tools/vkvbench/%.c $(B)/tools/vkvbench/%.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Iinclude -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iinclude -c $< -o $@
+
+DEP_FILES += $(VKVBENCH_OBJS:.o=.d)
 
 # The attention loops are yardsticks: `micro`'s always -O2, whatever OPT;
 # `attn`'s two kernels share attn_cmp.c, so the same flags, at -O3, which

@@ -4,7 +4,9 @@
  * test, a small geometry that still crosses pages often, and stamps.
  *
  * The backend comes from VKV_BACKEND (read by vkv_config_init()), so one
- * suite runs on every backend: make runs it once per backend.
+ * suite runs on every backend: make runs it once per backend. The
+ * assertions and the runner are tests/common/check_util.h's, shared with
+ * the guest suites.
  */
 #ifndef VKV_TEST_HARNESS_H
 #define VKV_TEST_HARNESS_H
@@ -15,29 +17,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/check_util.h"
 #include "vkv.h"
 
 #define MIB (1024ul * 1024ul)
 #define PAGE (2 * MIB)
 
 /*
- * Assertions for hot loops. Check's own ck_assert_* record every passing
- * check through a pipe to the parent; these only speak on failure.
+ * What make's recipes pass, as defaults for a suite run by hand (an
+ * explicit value still wins). Call first in main(): Check reads
+ * CK_DEFAULT_TIMEOUT when a TCase is created.
  */
-#define req(cond)                                                              \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond);  \
-	} while (0)
+static inline void suite_defaults(void)
+{
+	setenv("CK_DEFAULT_TIMEOUT", "600", 0);
+}
 
-#define req_cmp(a, op, b)                                                      \
-	do {                                                                   \
-		unsigned long long _a = (unsigned long long)(a);               \
-		unsigned long long _b = (unsigned long long)(b);               \
-		if (!(_a op _b))                                               \
-			ck_abort_msg("%s:%d: %s %s %s: %llu vs %llu",          \
-				     __FILE__, __LINE__, #a, #op, #b, _a, _b); \
-	} while (0)
+/*
+ * The core suites: the host backend unless VKV_BACKEND says otherwise, and
+ * on the cuda backend the fake's latency injection off (it reads it when
+ * the backend loads it, after main has started).
+ */
+static inline void core_suite_defaults(void)
+{
+	suite_defaults();
+	setenv("VKV_BACKEND", "host", 0);
+	setenv("FAKECUDA_LATENCY", "0", 0);
+}
 
 /* Fail with the library's words, not just a number. */
 #define ck_ok(expr)                                                            \
@@ -209,18 +215,6 @@ static inline long verify_rows(struct vkv_cache *c, uint32_t slot,
 						return t;
 			}
 	return -1;
-}
-
-/* Run one suite, print Check's summary, return the process exit code. */
-static inline int run_suite(Suite *s)
-{
-	SRunner *sr = srunner_create(s);
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 #endif /* VKV_TEST_HARNESS_H */

@@ -808,34 +808,56 @@ END_TEST
 static Suite *api_suite(void)
 {
 	Suite *s = suite_create("api");
-	TCase *tc = tcase_create("api");
 	int n = sizeof(layouts) / sizeof(layouts[0]);
+	TCase *tc;
 
-	tcase_set_timeout(tc, 60);
+	tc = suite_case(s, "config", 60);
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_env);
 	tcase_add_test(tc, test_config_invalid);
-	tcase_add_test(tc, test_geometry_invalid);
-	tcase_add_test(tc, test_null_cache);
-	tcase_add_loop_test(tc, test_tensor_views, 0, n);
-	tcase_add_loop_test(tc, test_seq_lifecycle, 0, n);
-	tcase_add_loop_test(tc, test_step_args, 0, n);
-	tcase_add_loop_test(tc, test_budget_enomem, 0, n);
-	tcase_add_test(tc, test_log_and_strerror);
-	tcase_add_test(tc, test_stats_and_hist);
 	tcase_add_test(tc, test_config_env_range);
+
+	tc = suite_case(s, "create", 60);
+	tcase_add_test(tc, test_geometry_invalid);
 	tcase_add_test(tc, test_geometry_dtype);
 	tcase_add_test(tc, test_geometry_limits);
 	tcase_add_test(tc, test_create_swap_path_errors);
+
+	tc = suite_case(s, "null", 60);
+	tcase_add_test(tc, test_null_cache);
+
+	tc = suite_case(s, "tensors", 60);
+	tcase_add_loop_test(tc, test_tensor_views, 0, n);
+
+	tc = suite_case(s, "seq", 60);
+	tcase_add_loop_test(tc, test_seq_lifecycle, 0, n);
+
+	tc = suite_case(s, "step", 60);
+	tcase_add_loop_test(tc, test_step_args, 0, n);
 	tcase_add_test(tc, test_step_order_long_batch);
+
+	tc = suite_case(s, "budget", 60);
+	tcase_add_loop_test(tc, test_budget_enomem, 0, n);
+
+	tc = suite_case(s, "fits", 60);
 	tcase_add_test(tc, test_fits_without_budget);
+
+	tc = suite_case(s, "trim", 60);
 	tcase_add_test(tc, test_trim_priority_errors);
+
+	tc = suite_case(s, "log", 60);
+	tcase_add_test(tc, test_log_and_strerror);
+
+	tc = suite_case(s, "stats", 60);
+	tcase_add_test(tc, test_stats_and_hist);
+
+	tc = suite_case(s, "swap", 60);
 	tcase_add_test(tc, test_swap_out_host_spills);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
+	core_suite_defaults();
 	return run_suite(api_suite());
 }

@@ -573,35 +573,44 @@ START_TEST(test_env_cases)
 }
 END_TEST
 
+/* Every case loads the fake afresh (setup) and has the same time limit. */
+static TCase *backend_case(Suite *s, const char *name)
+{
+	TCase *tc = suite_case(s, name, 300);
+
+	tcase_add_checked_fixture(tc, setup, NULL);
+	return tc;
+}
+
 int main(int argc, char **argv)
 {
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
-	int failed;
 
 	if (argc == 3 && !strcmp(argv[1], "--env-case"))
 		return env_case(argv[2]);
+	/* As make runs it: the fake's latency injection off (it reads this
+	 * when the backend first loads it, after main). */
+	setenv("FAKECUDA_LATENCY", "0", 0);
 	s = suite_create("backend_cuda");
-	tc = tcase_create("over fakecuda");
-	tcase_add_checked_fixture(tc, setup, NULL);
-	tcase_set_timeout(tc, 300);
+
+	tc = backend_case(s, "open");
 	tcase_add_test(tc, test_open);
 	tcase_add_test(tc, test_bad_device);
 	tcase_add_test(tc, test_numa_node);
+
+	tc = backend_case(s, "ops");
 	tcase_add_test(tc, test_ops_and_copy);
 	tcase_add_test(tc, test_argument_checks);
+
+	tc = backend_case(s, "touch");
 	tcase_add_test(tc, test_no_touch_before_access);
 	tcase_add_test(tc, test_map_path_touches_nothing_early);
-	add_fault_tests(tc);
-	add_hostreg_tests(tc);
-	tcase_add_test(tc, test_threads);
 	tcase_add_loop_test(tc, test_cache_touches_nothing_early, 0, 3);
-	tcase_add_test(tc, test_env_cases);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+
+	add_fault_tests(backend_case(s, "faults"));
+	add_hostreg_tests(backend_case(s, "hostreg"));
+	tcase_add_test(backend_case(s, "threads"), test_threads);
+	tcase_add_test(backend_case(s, "env"), test_env_cases);
+	return run_suite(s);
 }

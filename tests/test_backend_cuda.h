@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "common/check_util.h"
 #include "fakecuda.h"
 
 #define MIB (1024ull * 1024ull)

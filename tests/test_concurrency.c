@@ -135,16 +135,15 @@ END_TEST
 static Suite *concurrency_suite(void)
 {
 	Suite *s = suite_create("concurrency");
-	TCase *tc = tcase_create("concurrency");
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_loop_test(tc, test_stats_while_async, 0, 3);
-	tcase_add_test(tc, test_destroy_while_async);
-	suite_add_tcase(s, tc);
+	tcase_add_loop_test(suite_case(s, "stats", 600), test_stats_while_async,
+			    0, 3);
+	tcase_add_test(suite_case(s, "destroy", 600), test_destroy_while_async);
 	return s;
 }
 
 int main(void)
 {
+	core_suite_defaults();
 	return run_suite(concurrency_suite());
 }

@@ -626,18 +626,19 @@ START_TEST(test_disk_threads)
 END_TEST
 int main(void)
 {
-	Suite *s = suite_create("disk_tier");
-	TCase *tc = tcase_create("disk");
+	Suite *s;
+
+	suite_defaults();
+	s = suite_create("disk_tier");
 
 	swapdirs_init();
-	tcase_add_test(tc, test_disk_bad_input);
-	tcase_add_test(tc, test_disk_random_modes);
-	tcase_add_test(tc, test_disk_reuse);
-	tcase_add_test(tc, test_disk_corruption);
-	tcase_add_test(tc, test_disk_full);
-	tcase_add_test(tc, test_disk_fallbacks);
-	tcase_add_test(tc, test_disk_slab_hooks);
-	tcase_add_test(tc, test_disk_threads);
-	suite_add_tcase(s, tc);
+	tcase_add_test(suite_case(s, "input", 0), test_disk_bad_input);
+	tcase_add_test(suite_case(s, "modes", 0), test_disk_random_modes);
+	tcase_add_test(suite_case(s, "reuse", 0), test_disk_reuse);
+	tcase_add_test(suite_case(s, "corruption", 0), test_disk_corruption);
+	tcase_add_test(suite_case(s, "full", 0), test_disk_full);
+	tcase_add_test(suite_case(s, "fallbacks", 0), test_disk_fallbacks);
+	tcase_add_test(suite_case(s, "hooks", 0), test_disk_slab_hooks);
+	tcase_add_test(suite_case(s, "threads", 0), test_disk_threads);
 	return run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/check_util.h"
 #include "fakecuda.h"
 
 #define MIB (1024ull * 1024ull)
@@ -773,18 +774,18 @@ int main(int argc, char **argv)
 {
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
-	int failed;
 
 	if (argc == 3 && !strcmp(argv[1], "--env-case"))
 		return env_case(argv[2]);
 	s = suite_create("fakecuda");
-	tc = tcase_create("semantics");
-	tcase_set_timeout(tc, 60);
+
+	tc = suite_case(s, "setup", 60);
 	tcase_add_test(tc, test_init_required);
 	tcase_add_test(tc, test_devices);
 	tcase_add_test(tc, test_contexts);
 	tcase_add_test(tc, test_granularity);
+
+	tc = suite_case(s, "vmm", 60);
 	tcase_add_test(tc, test_reserve);
 	tcase_add_test(tc, test_create_and_oom);
 	tcase_add_test(tc, test_map_rules);
@@ -792,17 +793,16 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_set_access_rules);
 	tcase_add_test(tc, test_unmap_rules);
 	tcase_add_test(tc, test_release_deferred);
-	tcase_add_test(tc, test_copies);
-	tcase_add_test(tc, test_proc_address);
+
+	tcase_add_test(suite_case(s, "copies", 60), test_copies);
+	tcase_add_test(suite_case(s, "proc_address", 60), test_proc_address);
+
+	tc = suite_case(s, "inject", 60);
 	tcase_add_test(tc, test_fail_injection);
 	tcase_add_test(tc, test_latency_injection);
 	tcase_add_test(tc, test_latency_per_size);
-	tcase_add_test(tc, test_threads);
-	tcase_add_test(tc, test_env);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+
+	tcase_add_test(suite_case(s, "threads", 60), test_threads);
+	tcase_add_test(suite_case(s, "env", 60), test_env);
+	return run_suite(s);
 }

@@ -216,19 +216,20 @@ END_TEST
 static Suite *integrity_suite(void)
 {
 	Suite *s = suite_create("integrity");
-	TCase *tc = tcase_create("integrity");
 	int n = sizeof(layouts) / sizeof(layouts[0]);
 
-	tcase_set_timeout(tc, 300);
-	tcase_add_loop_test(tc, test_roomy, 0, n);
-	tcase_add_loop_test(tc, test_tight_budget, 0, n);
-	tcase_add_loop_test(tc, test_reopen_reuses_pages, 0, n);
-	tcase_add_loop_test(tc, test_reclaim_order, 0, n);
-	suite_add_tcase(s, tc);
+	tcase_add_loop_test(suite_case(s, "roomy", 300), test_roomy, 0, n);
+	tcase_add_loop_test(suite_case(s, "tight", 300), test_tight_budget, 0,
+			    n);
+	tcase_add_loop_test(suite_case(s, "reopen", 300),
+			    test_reopen_reuses_pages, 0, n);
+	tcase_add_loop_test(suite_case(s, "reclaim", 300), test_reclaim_order,
+			    0, n);
 	return s;
 }
 
 int main(void)
 {
+	core_suite_defaults();
 	return run_suite(integrity_suite());
 }

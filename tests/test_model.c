@@ -13,8 +13,10 @@
  *   VKV_MODEL_OPS=<n>     operations per seed
  *   VKV_MODEL_SEEDS=<n>   seeds to run, from VKV_MODEL_FIRST (default 1)
  *
- * The backend is VKV_BACKEND's; on cuda, small pages need the fake's
- * granularity (FAKECUDA_GRANULARITY=4096, set here unless given).
+ * The defaults are check-model's (mk/tests.mk), so that a run by hand is
+ * the CI run. The backend is VKV_BACKEND's (host unless given); on cuda,
+ * small pages need the fake's granularity (FAKECUDA_GRANULARITY=4096, set
+ * here unless given).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -31,11 +33,15 @@
 #include "model/model.h"
 
 #define DEFAULT_OPS 20000
+/*
+ * check-model's sizes (MODEL_SEEDS in mk/tests.mk): fewer seeds under ASan
+ * and TSan, which are several times slower.
+ */
 #ifndef MODEL_DEFAULT_SEEDS
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define MODEL_DEFAULT_SEEDS 8
+#define MODEL_DEFAULT_SEEDS 20
 #else
-#define MODEL_DEFAULT_SEEDS 50
+#define MODEL_DEFAULT_SEEDS 75
 #endif
 #endif
 
@@ -529,7 +535,8 @@ END_TEST
 int main(int argc, char **argv)
 {
 	Suite *s = suite_create("model");
-	TCase *tc = tcase_create("model");
+	TCase *tc;
+	double timeout;
 	long total = env_long("VKV_MODEL_OPS", DEFAULT_OPS) *
 		     (getenv("VKV_MODEL_SEED") ? 1
 					       : env_long("VKV_MODEL_SEEDS",
@@ -544,13 +551,15 @@ int main(int argc, char **argv)
 #else
 	(void)on_death;
 #endif
+	setenv("VKV_BACKEND", "host", 0);
 	/* Small pages on the fake need its small granularity. */
 	setenv("FAKECUDA_GRANULARITY", "4096", 0);
 	setenv("FAKECUDA_LATENCY", "0", 0);
 	/* Generous: sanitizers and a busy machine are slow. */
-	tcase_set_timeout(tc, (double)(600 + total / 1000));
+	timeout = (double)(600 + total / 1000);
+	tc = suite_case(s, "scenarios", timeout);
 	tcase_add_test(tc, test_model_scenarios);
+	tc = suite_case(s, "seeds", timeout);
 	tcase_add_test(tc, test_model_seeds);
-	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -457,20 +457,15 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("quant_swap");
-	TCase *tc = tcase_create("quant_swap");
-	SRunner *sr;
-	int failed;
+	Suite *s;
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_loop_test(tc, test_quant_geometries, 0,
+	core_suite_defaults();
+	s = suite_create("quant_swap");
+
+	tcase_add_loop_test(suite_case(s, "geometries", 600),
+			    test_quant_geometries, 0,
 			    (int)(sizeof(cases) / sizeof(cases[0])));
-	tcase_add_test(tc, test_quant_not_raw);
-	tcase_add_test(tc, test_quant_refused);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	tcase_add_test(suite_case(s, "raw", 600), test_quant_not_raw);
+	tcase_add_test(suite_case(s, "refused", 600), test_quant_refused);
+	return run_suite(s);
 }

@@ -480,21 +480,24 @@ END_TEST
 static Suite *regress_suite(void)
 {
 	Suite *s = suite_create("regress");
-	TCase *tc = tcase_create("regress");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 300);
+	tc = suite_case(s, "reclaim", 300);
 	tcase_add_test(tc, test_reclaim_overshoot);
+	tcase_add_test(tc, test_enomem_evicts_nothing);
+
+	tc = suite_case(s, "swapin", 300);
 	tcase_add_test(tc, test_swap_in_meets_step);
 	tcase_add_test(tc, test_swap_in_evicts_in_call);
-	tcase_add_test(tc, test_enomem_evicts_nothing);
-	tcase_add_test(tc, test_poll_after_async_step);
 	tcase_add_test(tc, test_swap_in_spares_queued_step);
 	tcase_add_test(tc, test_step_len0_swapped_out);
-	suite_add_tcase(s, tc);
+
+	tcase_add_test(suite_case(s, "async", 300), test_poll_after_async_step);
 	return s;
 }
 
 int main(void)
 {
+	core_suite_defaults();
 	return run_suite(regress_suite());
 }

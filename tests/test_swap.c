@@ -483,23 +483,31 @@ END_TEST
 static Suite *swap_suite(void)
 {
 	Suite *s = suite_create("swap");
-	TCase *tc = tcase_create("swap");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 300);
+	tc = suite_case(s, "roundtrip", 300);
 	tcase_add_loop_test(tc, test_roundtrip, 0, 3);
 	tcase_add_loop_test(tc, test_roundtrip_no_uring, 0, 3);
-	tcase_add_test(tc, test_bad_input);
+
+	tcase_add_test(suite_case(s, "input", 300), test_bad_input);
+
+	tc = suite_case(s, "evict", 300);
 	tcase_add_loop_test(tc, test_evict_lru, 0, 3);
 	tcase_add_test(tc, test_evict_priority);
-	tcase_add_loop_test(tc, test_fits_swapped, 0, 3);
+
+	tcase_add_loop_test(suite_case(s, "fits", 300), test_fits_swapped, 0,
+			    3);
+
+	tc = suite_case(s, "disk", 300);
 	tcase_add_test(tc, test_host_to_disk);
 	tcase_add_loop_test(tc, test_disk_corruption, 0, 2);
-	tcase_add_loop_test(tc, test_quantized, 0, 3);
-	suite_add_tcase(s, tc);
+
+	tcase_add_loop_test(suite_case(s, "quant", 300), test_quantized, 0, 3);
 	return s;
 }
 
 int main(void)
 {
+	core_suite_defaults();
 	return run_suite(swap_suite());
 }

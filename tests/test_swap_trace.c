@@ -227,12 +227,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("swap-trace");
-	TCase *tc = tcase_create("swap-trace");
+	Suite *s;
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, test_trace_far_below_peak);
-	tcase_add_test(tc, test_trace_no_uring);
-	suite_add_tcase(s, tc);
+	core_suite_defaults();
+	s = suite_create("swap_trace");
+
+	tcase_add_test(suite_case(s, "uring", 600), test_trace_far_below_peak);
+	tcase_add_test(suite_case(s, "no_uring", 600), test_trace_no_uring);
 	return run_suite(s);
 }

@@ -444,13 +444,15 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("tier_store");
-	TCase *tc = tcase_create("store");
+	Suite *s;
 
-	tcase_add_test(tc, test_store_bad_input);
-	tcase_add_test(tc, test_store_budget_is_resident);
-	tcase_add_test(tc, test_store_errors);
-	tcase_add_test(tc, test_store_random);
-	suite_add_tcase(s, tc);
+	suite_defaults();
+	s = suite_create("tier_store");
+
+	tcase_add_test(suite_case(s, "input", 0), test_store_bad_input);
+	tcase_add_test(suite_case(s, "budget", 0),
+		       test_store_budget_is_resident);
+	tcase_add_test(suite_case(s, "errors", 0), test_store_errors);
+	tcase_add_test(suite_case(s, "random", 0), test_store_random);
 	return run_suite(s);
 }

@@ -845,12 +845,11 @@ static Suite *tiers_suite(void)
 	Suite *s = suite_create("tiers");
 	TCase *tc;
 
-	tc = tcase_create("crc32c");
+	tc = suite_case(s, "crc32c", 0);
 	tcase_add_test(tc, test_crc_vectors);
 	tcase_add_test(tc, test_crc_hw_vs_table);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("host");
+	tc = suite_case(s, "host", 0);
 	tcase_add_test(tc, test_host_bad_input);
 	tcase_add_test(tc, test_host_budget);
 	tcase_add_test(tc, test_host_slabs);
@@ -858,19 +857,18 @@ static Suite *tiers_suite(void)
 	tcase_add_test(tc, test_host_hooks);
 	tcase_add_test(tc, test_host_mlock_fallback);
 	tcase_add_test(tc, test_host_threads);
-	suite_add_tcase(s, tc);
 
-	tc = tcase_create("quant");
+	tc = suite_case(s, "quant", 0);
 	tcase_add_test(tc, test_quant_f16_conversions);
 	tcase_add_test(tc, test_quant_roundtrip);
 	tcase_add_test(tc, test_quant_special);
 	tcase_add_test(tc, test_quant_bad_input);
 	tcase_add_test(tc, test_quant_pages);
-	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(void)
 {
+	suite_defaults();
 	return run_suite(tiers_suite());
 }

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/check_util.h"
 #include "vm/promparse.h"
 
 static char root[256];
@@ -339,17 +340,11 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("vkvctl_metrics");
-	TCase *tc = tcase_create("metrics");
-	SRunner *sr;
-	int failed;
+	TCase *tc;
 
-	tcase_add_test(tc, test_parser_rejects);
+	tcase_add_test(suite_case(s, "parser", 0), test_parser_rejects);
+	tc = suite_case(s, "metrics", 0);
 	tcase_add_test(tc, test_metrics_fake_tree);
 	tcase_add_test(tc, test_metrics_file_and_errors);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -19,6 +19,11 @@ if ! mount -t ext4 /dev/vda /mnt; then
 	echo "VKV-RESULT mount FAIL"
 fi
 
+# Check runs only this TCase of each suite when it is set (run.sh passes the
+# host's CK_RUN_CASE); empty would select none.
+run_case=$(cat /tests/case 2>/dev/null)
+[ -z "$run_case" ] || export CK_RUN_CASE="$run_case"
+
 zero_counters="pinned_bytes pool_bytes pool_reserved_bytes swapped_bytes backed_resident_bytes contexts pins"
 
 while read -r suite params; do

@@ -12,7 +12,8 @@
 #          there (insmod parameters after ':', comma separated)
 # OUTDIR   where the initramfs, the disk image and console.log go
 #
-# Environment: VKV_VM_KVM=1 uses KVM (default: TCG emulation),
+# Environment: CK_RUN_CASE=<case> runs only that TCase of each suite,
+# VKV_VM_KVM=1 uses KVM (default: TCG emulation),
 # VKV_VM_TIMEOUT (seconds, default 900), VKV_VM_MEM (MiB, default 512),
 # VKV_VM_DEBUG=0 boots without slub_debug and page poisoning (benchmarks),
 # VKV_VM_KERNEL and VKV_VM_KCONFIG boot another image with its config (a
@@ -78,6 +79,8 @@ for s in "$@"; do
 	cp "$bin/$name" "$root/tests/$name"
 	echo "$name $params" >> "$root/tests/list"
 done
+# One TCase of each suite only, when CK_RUN_CASE names one.
+printf '%s\n' "${CK_RUN_CASE:-}" > "$root/tests/case"
 
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 > "$out/initramfs.gz"
 

@@ -778,19 +778,23 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vkv abuse");
-	TCase *tc = tcase_create("abuse");
+	Suite *s = suite_create("abuse");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, test_readonly_fd);
-	tcase_add_test(tc, test_memlock_inherited);
+	tcase_add_test(suite_case(s, "fd", 600), test_readonly_fd);
+	tcase_add_test(suite_case(s, "memlock", 600), test_memlock_inherited);
+
+	tc = suite_case(s, "pin", 600);
 	tcase_add_test(tc, test_pin_same_page);
 	tcase_add_test(tc, test_shared_file_write_pin);
-	tcase_add_test(tc, test_orphan_chunks_counted);
-	tcase_add_test(tc, test_pin_handle_race);
-	tcase_add_test(tc, test_release_resched);
-	tcase_add_test(tc, test_min_resident_overflow);
-	tcase_add_test(tc, test_dev_mode_and_unload);
-	suite_add_tcase(s, tc);
+
+	tcase_add_test(suite_case(s, "orphans", 600),
+		       test_orphan_chunks_counted);
+	tcase_add_test(suite_case(s, "handles", 600), test_pin_handle_race);
+	tcase_add_test(suite_case(s, "release", 600), test_release_resched);
+	tcase_add_test(suite_case(s, "min_resident", 600),
+		       test_min_resident_overflow);
+	/* Last: it unloads the module. */
+	tcase_add_test(suite_case(s, "unload", 600), test_dev_mode_and_unload);
 	return run_suite(s);
 }

@@ -703,22 +703,27 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vkv ioctl");
-	TCase *tc = tcase_create("ioctl");
+	Suite *s = suite_create("ioctl");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 600);
+	tc = suite_case(s, "abi", 600);
 	tcase_add_test(tc, test_version);
 	tcase_add_test(tc, test_unknown_and_resized);
+
+	tc = suite_case(s, "pool", 600);
 	tcase_add_test(tc, test_pool_create_hostile);
 	tcase_add_test(tc, test_pool_nodes_and_chunks);
 	tcase_add_test(tc, test_mmap_rules);
 	tcase_add_test(tc, test_contexts_are_separate);
-	tcase_add_test(tc, test_backing_hostile);
-	tcase_add_test(tc, test_range_hostile);
+
+	tcase_add_test(suite_case(s, "backing", 600), test_backing_hostile);
+	tcase_add_test(suite_case(s, "range", 600), test_range_hostile);
+
+	tc = suite_case(s, "pin", 600);
 	tcase_add_test(tc, test_pin_hostile);
 	tcase_add_test(tc, test_pinned_chunk_busy);
-	tcase_add_test(tc, test_fuzz);
-	tcase_add_test(tc, test_concurrent_stress);
-	suite_add_tcase(s, tc);
+
+	tcase_add_test(suite_case(s, "fuzz", 600), test_fuzz);
+	tcase_add_test(suite_case(s, "stress", 600), test_concurrent_stress);
 	return run_suite(s);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/check_util.h"
 #include "vkv.h"
 
 #define MIB (1024ull * 1024ull)
@@ -238,21 +239,20 @@ START_TEST(test_host_tier_swapped_by_kmod)
 }
 END_TEST
 
+/* The shrinker is off around every case (shrinker_set() says why). */
+static TCase *lib_case(Suite *s, const char *name)
+{
+	TCase *tc = suite_case(s, name, 300);
+
+	tcase_add_unchecked_fixture(tc, shrinker_off, shrinker_on);
+	return tc;
+}
+
 int main(void)
 {
 	Suite *s = suite_create("lib");
-	TCase *tc = tcase_create("lib");
-	SRunner *sr;
-	int failed;
 
-	tcase_set_timeout(tc, 300);
-	tcase_add_unchecked_fixture(tc, shrinker_off, shrinker_on);
-	tcase_add_test(tc, test_host_backend_on_kmod);
-	tcase_add_test(tc, test_host_tier_swapped_by_kmod);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	tcase_add_test(lib_case(s, "backend"), test_host_backend_on_kmod);
+	tcase_add_test(lib_case(s, "tier"), test_host_tier_swapped_by_kmod);
+	return run_suite(s);
 }

@@ -380,18 +380,21 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vkv limits");
-	TCase *tc = tcase_create("limits");
+	Suite *s = suite_create("limits");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, test_device_mode);
-	tcase_add_test(tc, test_params);
+	tcase_add_test(suite_case(s, "device", 600), test_device_mode);
+	tcase_add_test(suite_case(s, "params", 600), test_params);
+
+	tc = suite_case(s, "caps", 600);
 	tcase_add_test(tc, test_max_pool);
 	tcase_add_test(tc, test_max_pinned);
 	tcase_add_test(tc, test_memlock_unprivileged);
-	tcase_add_test(tc, test_memcg_charge);
+
+	tcase_add_test(suite_case(s, "memcg", 600), test_memcg_charge);
+
+	tc = suite_case(s, "kill", 600);
 	tcase_add_test(tc, test_kill_mid_swap);
 	tcase_add_test(tc, test_kill_mid_pin);
-	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -852,25 +852,41 @@ START_TEST(test_memcg_fault_sigbus)
 }
 END_TEST
 
+/* Every case runs each test between setup() and teardown(). */
+static TCase *lockorder_case(Suite *s, const char *name)
+{
+	TCase *tc = suite_case(s, name, 280);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	return tc;
+}
+
 int main(void)
 {
-	Suite *s = suite_create("vkv lock order");
-	TCase *tc = tcase_create("lockorder");
+	Suite *s = suite_create("lockorder");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 280);
-	tcase_add_checked_fixture(tc, setup, teardown);
 	/* The ones that leave stuck tasks on a broken module come last. */
+	tc = lockorder_case(s, "files");
 	tcase_add_test(tc, test_setuid_file_refused);
 	tcase_add_test(tc, test_rlimit_fsize);
 	tcase_add_test(tc, test_enospc_for_user);
+
+	tc = lockorder_case(s, "worker");
 	tcase_add_test(tc, test_worker_writes_as_registrant);
 	tcase_add_test(tc, test_worker_io_charged_to_registrant);
+
+	tc = lockorder_case(s, "memcg");
 	tcase_add_test(tc, test_memcg_fault_oom_kill);
 	tcase_add_test(tc, test_memcg_fault_sigbus);
+
+	tc = lockorder_case(s, "swap");
 	tcase_add_test(tc, test_self_write_from_swapped_chunk);
 	tcase_add_test(tc, test_write_vs_swap_out);
-	tcase_add_test(tc, test_open_close_while_shrinking);
-	tcase_add_test(tc, test_vmsplice_does_not_stall);
-	suite_add_tcase(s, tc);
+
+	tcase_add_test(lockorder_case(s, "shrink"),
+		       test_open_close_while_shrinking);
+	tcase_add_test(lockorder_case(s, "vmsplice"),
+		       test_vmsplice_does_not_stall);
 	return run_suite(s);
 }

@@ -149,12 +149,10 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vkv shrinker");
-	TCase *tc = tcase_create("shrinker");
+	Suite *s = suite_create("shrinker");
 
-	tcase_set_timeout(tc, 600);
-	tcase_add_test(tc, test_shrink_under_pressure);
-	tcase_add_test(tc, test_shrinker_disabled);
-	suite_add_tcase(s, tc);
+	tcase_add_test(suite_case(s, "pressure", 600),
+		       test_shrink_under_pressure);
+	tcase_add_test(suite_case(s, "disabled", 600), test_shrinker_disabled);
 	return run_suite(s);
 }

@@ -508,16 +508,19 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("users");
-	TCase *tc = tcase_create("users");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_user_params);
+	tcase_add_test(suite_case(s, "params", 300), test_user_params);
+
+	tc = suite_case(s, "caps", 300);
 	tcase_add_test(tc, test_user_pool_cap);
 	tcase_add_test(tc, test_user_pin_cap);
-	tcase_add_test(tc, test_user_lifetime);
-	tcase_add_test(tc, test_user_many);
+
+	tcase_add_test(suite_case(s, "lifetime", 300), test_user_lifetime);
+	tcase_add_test(suite_case(s, "many", 300), test_user_many);
+
+	tc = suite_case(s, "memcg", 300);
 	tcase_add_test(tc, test_memcg_charge);
 	tcase_add_test(tc, test_memcg_oom);
-	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

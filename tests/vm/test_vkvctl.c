@@ -172,10 +172,8 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("vkvctl");
-	TCase *tc = tcase_create("vkvctl");
 
-	tcase_add_test(tc, test_cli);
-	tcase_add_test(tc, test_metrics);
-	suite_add_tcase(s, tc);
+	tcase_add_test(suite_case(s, "cli", 0), test_cli);
+	tcase_add_test(suite_case(s, "metrics", 0), test_metrics);
 	return run_suite(s);
 }

@@ -2,7 +2,9 @@
 /*
  * vmtest.h - helpers shared by the in-guest vkv.ko test programs.
  * They run as root inside the qemu guest, with the ext4 disk as their
- * working directory (backing files go there) and vkv.ko loaded.
+ * working directory (backing files go there) and vkv.ko loaded. The
+ * assertions and the runner are tests/common/check_util.h's, shared with
+ * the host suites.
  */
 #ifndef VKV_VMTEST_H
 #define VKV_VMTEST_H
@@ -21,38 +23,10 @@
 
 #include <linux/vkv.h>
 
+#include "../common/check_util.h"
+
 #define MIB (1024ull * 1024ull)
 #define CHUNK (2 * MIB)
-
-/* Assertions that only speak on failure (cheap in loops). */
-#define req(cond)                                                             \
-	do {                                                                  \
-		if (!(cond))                                                  \
-			ck_abort_msg("%s:%d: %s (errno %d %s)", __FILE__,     \
-				     __LINE__, #cond, errno, strerror(errno)); \
-	} while (0)
-
-/* ioctl that must fail with errno e. */
-#define req_fail(call, e)                                                     \
-	do {                                                                  \
-		errno = 0;                                                    \
-		long _r = (long)(call);                                       \
-		if (_r != -1 || errno != (e))                                 \
-			ck_abort_msg("%s:%d: %s: returned %ld errno %d (%s), " \
-				     "want -1 errno %d (%s)", __FILE__,       \
-				     __LINE__, #call, _r, errno,              \
-				     strerror(errno), (e), strerror(e));      \
-	} while (0)
-
-#define req_ok(call)                                                          \
-	do {                                                                  \
-		errno = 0;                                                    \
-		long _r = (long)(call);                                       \
-		if (_r != 0)                                                  \
-			ck_abort_msg("%s:%d: %s: returned %ld errno %d (%s)", \
-				     __FILE__, __LINE__, #call, _r, errno,    \
-				     strerror(errno));                        \
-	} while (0)
 
 static inline long long counter(const char *name)
 {
@@ -147,7 +121,8 @@ static inline int backing_file(const char *tag, int extra_flags)
 	int fd;
 
 	snprintf(path, sizeof(path), "vkv-%s-%d", tag, (int)getpid());
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | extra_flags, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | extra_flags,
+		  0600);
 	if (fd < 0)
 		ck_abort_msg("open %s: %s", path, strerror(errno));
 	unlink(path);
@@ -156,7 +131,7 @@ static inline int backing_file(const char *tag, int extra_flags)
 
 static inline int set_backing(int fd, int bfd, uint64_t off, uint32_t flags)
 {
-	struct vkv_backing b = { .fd = bfd, .flags = flags, .offset = off };
+	struct vkv_backing b = {.fd = bfd, .flags = flags, .offset = off};
 
 	return ioctl(fd, VKV_IOC_SET_BACKING, &b);
 }
@@ -215,17 +190,6 @@ static inline uint64_t verify(const void *base, uint64_t from, uint64_t len,
 		if (p[i] != pattern(from + i * 8, gen))
 			return from + i * 8;
 	return UINT64_MAX;
-}
-
-static inline int run_suite(Suite *s)
-{
-	SRunner *sr = srunner_create(s);
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
 #endif /* VKV_VMTEST_H */

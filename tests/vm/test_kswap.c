@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_swap - pool data integrity through swap-out, transparent fault-in,
- * prefetch and discard (O_DIRECT and buffered backing, fallback chunk
- * sizes), with threads touching the memory while chunks are swapped; and a
- * corrupted backing file -> SIGBUS and checksum_errors.
+ * test_kswap - vkv.ko's swap: pool data integrity through swap-out,
+ * transparent fault-in, prefetch and discard (O_DIRECT and buffered
+ * backing, fallback chunk sizes), with threads touching the memory while
+ * chunks are swapped; and a corrupted backing file -> SIGBUS and
+ * checksum_errors. (tests/test_swap.c is the library's swap.)
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -386,19 +387,24 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vkv swap");
-	TCase *tc = tcase_create("swap");
+	Suite *s = suite_create("kswap");
+	TCase *tc;
 
-	tcase_set_timeout(tc, 600);
+	tc = suite_case(s, "roundtrip", 600);
 	tcase_add_test(tc, test_roundtrip_direct);
 	tcase_add_test(tc, test_roundtrip_buffered);
 	tcase_add_test(tc, test_roundtrip_small_chunks);
+
+	tc = suite_case(s, "race", 600);
 	tcase_add_test(tc, test_race_direct);
 	tcase_add_test(tc, test_race_buffered);
-	tcase_add_test(tc, test_fork_shared);
+
+	tcase_add_test(suite_case(s, "fork", 600), test_fork_shared);
+
+	tc = suite_case(s, "corrupt", 600);
 	tcase_add_test(tc, test_corrupt_direct);
 	tcase_add_test(tc, test_corrupt_buffered);
-	tcase_add_test(tc, test_exit_while_swapped);
-	suite_add_tcase(s, tc);
+
+	tcase_add_test(suite_case(s, "exit", 600), test_exit_while_swapped);
 	return run_suite(s);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_client - the library's /dev/vkv client (lib/kmod_client.c) against
- * the real module: version check, pool, map, swap, prefetch, discard, pins.
+ * test_kmod_client - the library's /dev/vkv client (lib/kmod_client.c)
+ * against the real module: version check, pool, map, swap, prefetch,
+ * discard, pins.
  */
 #include "kmod_client.h"
 #include "vmtest.h"
@@ -83,12 +84,9 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("vkv kmod client");
-	TCase *tc = tcase_create("client");
+	Suite *s = suite_create("kmod_client");
 
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_open_errors);
-	tcase_add_test(tc, test_lifecycle);
-	suite_add_tcase(s, tc);
+	tcase_add_test(suite_case(s, "open", 300), test_open_errors);
+	tcase_add_test(suite_case(s, "lifecycle", 300), test_lifecycle);
 	return run_suite(s);
 }
