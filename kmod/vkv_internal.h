@@ -238,6 +238,9 @@ void vkv_params_init(void);
 /* vkv_main.c */
 void vkv_ctx_put(struct vkv_ctx *ctx);
 
+/* vkv_ioctl.c */
+long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
 /* vkv_pool.c */
 int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
 		    bool may_oom);
