@@ -9,9 +9,9 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
-#include <linux/version.h>
 #include <linux/wait.h>
 
+#include "vkv_compat.h"
 #include "vkv_internal.h"
 
 /* Insert the chunk's other pages that fall inside @vma: one fault per chunk. */
@@ -35,17 +35,6 @@ static void vkv_map_around(struct vm_area_struct *vma, struct vkv_pool *pool,
 	}
 }
 
-/* Drop the lock the fault came in with, before returning VM_FAULT_RETRY. */
-static void vkv_release_fault_lock(struct vm_fault *vmf)
-{
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
-	release_fault_lock(vmf);
-#else
-	/* Before 6.7, faults on file mappings never run under the VMA lock. */
-	mmap_read_unlock(vmf->vma->vm_mm);
-#endif
-}
-
 /*
  * How long a fault waits for a chunk's write to finish before it takes the
  * chunk back. The writer may be waiting for the backing file's i_rwsem held
@@ -62,7 +51,7 @@ static vm_fault_t vkv_fault_killed(struct vm_fault *vmf)
 	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
 	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
 		/* The arch handler sees the fatal signal and does not retry. */
-		vkv_release_fault_lock(vmf);
+		vkv_compat_release_fault_lock(vmf);
 		return VM_FAULT_RETRY;
 	}
 	return VM_FAULT_SIGBUS;
@@ -82,7 +71,7 @@ static vm_fault_t vkv_fault_retry(struct vm_fault *vmf, struct vkv_ctx *ctx,
 	bool swapped;
 
 	mutex_unlock(&ctx->lock);
-	vkv_release_fault_lock(vmf);
+	vkv_compat_release_fault_lock(vmf);
 	switch (READ_ONCE(c->state)) {
 	case VKV_CHUNK_WRITING:
 		wait_event_killable_timeout(ctx->io_wq,

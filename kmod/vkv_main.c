@@ -15,8 +15,8 @@
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
 #include <linux/slab.h>
-#include <linux/version.h>
 
+#include "vkv_compat.h"
 #include "vkv_internal.h"
 
 #define VKV_FS_MAGIC 0x766b7666	/* "vkvf" */
@@ -168,11 +168,7 @@ static int vkv_mmap(struct file *filp, struct vm_area_struct *vma)
 		return ret;
 
 	/* VM_MIXEDMAP must be set before the first fault (vm_insert_page). */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
-	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
-#else
-	vma->vm_flags |= VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;
-#endif
+	vkv_compat_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &vkv_vm_ops;
 	return 0;
 }
