@@ -69,7 +69,8 @@
  * This holds on 6.1 and 6.12 alike: both run ->fault for our vmas under
  * mmap_lock (6.12 retries VMA-lock faults of vmas without ->map_pages
  * under mmap_lock) and allow VM_FAULT_RETRY more than once. It does not
- * hold on filesystems whose buffered reads take i_rwsem (XFS): docs/kmod.md.
+ * hold on filesystems whose buffered reads take i_rwsem (XFS):
+ * docs/design/module.md.
  * The fault handler takes ctx->lock killably and, while it may retry,
  * drops mmap_lock before any I/O or wait and returns VM_FAULT_RETRY; a
  * fault that cannot retry (or was retried once) does the I/O itself with
