@@ -65,6 +65,7 @@ static inline void vkv_compat_release_fault_lock(struct vm_fault *vmf)
 	release_fault_lock(vmf);
 #else
 	/* Before 6.7, faults on file mappings never run under the VMA lock. */
+	lockdep_assert_held(&vmf->vma->vm_mm->mmap_lock);
 	mmap_read_unlock(vmf->vma->vm_mm);
 #endif
 }

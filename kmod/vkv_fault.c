@@ -14,13 +14,17 @@
 #include "vkv_compat.h"
 #include "vkv_internal.h"
 
-/* Insert the chunk's other pages that fall inside @vma: one fault per chunk. */
-static void vkv_map_around(struct vm_area_struct *vma, struct vkv_pool *pool,
+/*
+ * Insert the chunk's other pages that fall inside @vma: one fault per chunk.
+ * Under ctx->lock, like every PTE of a pool (swap-out relies on it).
+ */
+static void vkv_map_around(struct vm_area_struct *vma, struct vkv_ctx *ctx,
 			   struct vkv_chunk *c, unsigned long idx, pgoff_t skip)
 {
-	unsigned long i, n = 1UL << pool->chunk_order;
-	pgoff_t first = idx << pool->chunk_order;
+	unsigned long i, n = 1UL << ctx->pool->chunk_order;
+	pgoff_t first = idx << ctx->pool->chunk_order;
 
+	lockdep_assert_held(&ctx->lock);
 	for (i = 0; i < n; i++) {
 		pgoff_t pg = first + i;
 		unsigned long addr;
@@ -70,6 +74,7 @@ static vm_fault_t vkv_fault_retry(struct vm_fault *vmf, struct vkv_ctx *ctx,
 	struct file *file = get_file(vmf->vma->vm_file);
 	bool swapped;
 
+	lockdep_assert_held(&ctx->lock);
 	mutex_unlock(&ctx->lock);
 	vkv_compat_release_fault_lock(vmf);
 	switch (READ_ONCE(c->state)) {
@@ -160,7 +165,7 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 	ret = vmf_insert_page(vma, vmf->address,
 			      vkv_chunk_page(c, vmf->pgoff & ((1UL << pool->chunk_order) - 1)));
 	if (ret == VM_FAULT_NOPAGE)
-		vkv_map_around(vma, pool, c, idx, vmf->pgoff);
+		vkv_map_around(vma, ctx, c, idx, vmf->pgoff);
 out:
 	mutex_unlock(&ctx->lock);
 	return ret;

@@ -43,6 +43,11 @@
  *   vkv_orphans_lock     spinlock: chunks freed while others still hold
  *                        their pages (vkv_orphan.c). A leaf.
  *
+ * A function that needs ctx->lock held says so with lockdep_assert_held();
+ * chunk I/O and pinning, which must run without it, assert that with
+ * lockdep_assert_not_held(). The debug kernel checks both in every guest
+ * suite.
+ *
  * No file I/O runs under any vkv lock. A chunk being read back is LOADING,
  * one being written out is WRITING; the task doing that I/O drops ctx->lock
  * around it (ctx->nr_io counts such tasks) and takes it again to finish.

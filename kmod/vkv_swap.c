@@ -98,6 +98,7 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	loff_t pos, start;
 	int err = 0;
 
+	lockdep_assert_not_held(&ctx->lock);
 	start = ctx->backing_off + ((loff_t)idx << (pool->chunk_order + PAGE_SHIFT));
 	pos = start;
 	if (n > 1) {
