@@ -274,7 +274,14 @@ int vkv_chunk_wait_io(struct vkv_ctx *ctx, struct vkv_chunk *c);
 void vkv_swap_quiesce(struct vkv_ctx *ctx);
 int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b);
 void vkv_drop_backing(struct vkv_ctx *ctx);
-int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r);
+enum vkv_range_kind {
+	VKV_RANGE_SWAP_OUT,
+	VKV_RANGE_PREFETCH,
+	VKV_RANGE_DISCARD,
+};
+
+int vkv_range_op(struct vkv_ctx *ctx, enum vkv_range_kind kind,
+		 struct vkv_range *r);
 
 /* vkv_fault.c */
 extern const struct vm_operations_struct vkv_vm_ops;

@@ -13,8 +13,7 @@
 
 #include "vkv_internal.h"
 
-static long vkv_ioctl_get_version(struct vkv_ctx *ctx, unsigned int cmd,
-				  void __user *uarg)
+static long vkv_ioctl_get_version(struct vkv_ctx *ctx, void __user *uarg)
 {
 	struct vkv_version v;
 
@@ -24,8 +23,7 @@ static long vkv_ioctl_get_version(struct vkv_ctx *ctx, unsigned int cmd,
 	return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
 }
 
-static long vkv_ioctl_pool_create(struct vkv_ctx *ctx, unsigned int cmd,
-				  void __user *uarg)
+static long vkv_ioctl_pool_create(struct vkv_ctx *ctx, void __user *uarg)
 {
 	struct vkv_pool_create pc;
 	int ret;
@@ -41,8 +39,7 @@ static long vkv_ioctl_pool_create(struct vkv_ctx *ctx, unsigned int cmd,
 	return copy_to_user(uarg, &pc, sizeof(pc)) ? -EFAULT : 0;
 }
 
-static long vkv_ioctl_pool_info(struct vkv_ctx *ctx, unsigned int cmd,
-				void __user *uarg)
+static long vkv_ioctl_pool_info(struct vkv_ctx *ctx, void __user *uarg)
 {
 	struct vkv_pool_info pi;
 
@@ -51,8 +48,7 @@ static long vkv_ioctl_pool_info(struct vkv_ctx *ctx, unsigned int cmd,
 	return copy_to_user(uarg, &pi, sizeof(pi)) ? -EFAULT : 0;
 }
 
-static long vkv_ioctl_set_backing(struct vkv_ctx *ctx, unsigned int cmd,
-				  void __user *uarg)
+static long vkv_ioctl_set_backing(struct vkv_ctx *ctx, void __user *uarg)
 {
 	struct vkv_backing b;
 
@@ -62,8 +58,8 @@ static long vkv_ioctl_set_backing(struct vkv_ctx *ctx, unsigned int cmd,
 }
 
 /* SWAP_OUT, PREFETCH and DISCARD share their argument and its checks. */
-static long vkv_ioctl_range(struct vkv_ctx *ctx, unsigned int cmd,
-			    void __user *uarg)
+static long vkv_ioctl_range(struct vkv_ctx *ctx, void __user *uarg,
+			    enum vkv_range_kind kind)
 {
 	struct vkv_range r;
 	int ret;
@@ -72,7 +68,7 @@ static long vkv_ioctl_range(struct vkv_ctx *ctx, unsigned int cmd,
 		return -EFAULT;
 	if (r.flags || r.pad || r.done)
 		return -EINVAL;
-	ret = vkv_range_op(ctx, cmd, &r);
+	ret = vkv_range_op(ctx, kind, &r);
 	if (ret == -EINVAL)
 		return ret;	/* nothing done; nothing to report */
 	/* Progress is reported on errors too: only @done is written back. */
@@ -81,8 +77,22 @@ static long vkv_ioctl_range(struct vkv_ctx *ctx, unsigned int cmd,
 	return ret;
 }
 
-static long vkv_ioctl_pin(struct vkv_ctx *ctx, unsigned int cmd,
-			  void __user *uarg)
+static long vkv_ioctl_swap_out(struct vkv_ctx *ctx, void __user *uarg)
+{
+	return vkv_ioctl_range(ctx, uarg, VKV_RANGE_SWAP_OUT);
+}
+
+static long vkv_ioctl_prefetch(struct vkv_ctx *ctx, void __user *uarg)
+{
+	return vkv_ioctl_range(ctx, uarg, VKV_RANGE_PREFETCH);
+}
+
+static long vkv_ioctl_discard(struct vkv_ctx *ctx, void __user *uarg)
+{
+	return vkv_ioctl_range(ctx, uarg, VKV_RANGE_DISCARD);
+}
+
+static long vkv_ioctl_pin(struct vkv_ctx *ctx, void __user *uarg)
 {
 	struct vkv_pin p;
 	int ret;
@@ -103,8 +113,7 @@ static long vkv_ioctl_pin(struct vkv_ctx *ctx, unsigned int cmd,
 	return 0;
 }
 
-static long vkv_ioctl_unpin(struct vkv_ctx *ctx, unsigned int cmd,
-			    void __user *uarg)
+static long vkv_ioctl_unpin(struct vkv_ctx *ctx, void __user *uarg)
 {
 	struct vkv_unpin u;
 
@@ -121,7 +130,7 @@ struct vkv_ioctl_desc {
 	 * look, not use.
 	 */
 	bool needs_write;
-	long (*fn)(struct vkv_ctx *ctx, unsigned int cmd, void __user *uarg);
+	long (*fn)(struct vkv_ctx *ctx, void __user *uarg);
 };
 
 static const struct vkv_ioctl_desc vkv_ioctls[] = {
@@ -138,13 +147,13 @@ static const struct vkv_ioctl_desc vkv_ioctls[] = {
 		VKV_IOC_SET_BACKING, true, vkv_ioctl_set_backing
 	},
 	[_IOC_NR(VKV_IOC_SWAP_OUT)] = {
-		VKV_IOC_SWAP_OUT, true, vkv_ioctl_range
+		VKV_IOC_SWAP_OUT, true, vkv_ioctl_swap_out
 	},
 	[_IOC_NR(VKV_IOC_PREFETCH)] = {
-		VKV_IOC_PREFETCH, true, vkv_ioctl_range
+		VKV_IOC_PREFETCH, true, vkv_ioctl_prefetch
 	},
 	[_IOC_NR(VKV_IOC_DISCARD)] = {
-		VKV_IOC_DISCARD, true, vkv_ioctl_range
+		VKV_IOC_DISCARD, true, vkv_ioctl_discard
 	},
 	[_IOC_NR(VKV_IOC_PIN)] = {
 		VKV_IOC_PIN, true, vkv_ioctl_pin
@@ -167,5 +176,5 @@ long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return -ENOTTY;
 	if (d->needs_write && !(filp->f_mode & FMODE_WRITE))
 		return -EBADF;
-	return d->fn(filp->private_data, cmd, (void __user *)arg);
+	return d->fn(filp->private_data, (void __user *)arg);
 }

@@ -540,7 +540,13 @@ out_put:
 	return err;
 }
 
-int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
+/*
+ * The range ioctls: act on each chunk of a chunk-aligned pool range, taking
+ * ctx->lock per chunk so that a fatal signal ends the range between chunks.
+ * r->done counts the bytes done, also when a later chunk fails.
+ */
+int vkv_range_op(struct vkv_ctx *ctx, enum vkv_range_kind kind,
+		 struct vkv_range *r)
 {
 	struct vkv_pool *pool;
 	unsigned long idx, end;
@@ -567,14 +573,14 @@ int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
 			return -EINTR;
 		if (mutex_lock_killable(&ctx->lock))
 			return -EINTR;
-		switch (cmd) {
-		case VKV_IOC_SWAP_OUT:
+		switch (kind) {
+		case VKV_RANGE_SWAP_OUT:
 			err = vkv_chunk_evict(ctx, idx, c, 0);
 			break;
-		case VKV_IOC_DISCARD:
+		case VKV_RANGE_DISCARD:
 			err = vkv_chunk_evict(ctx, idx, c, VKV_EVICT_DISCARD);
 			break;
-		default:
+		case VKV_RANGE_PREFETCH:
 			while (!err && vkv_chunk_in_io(c))
 				err = vkv_chunk_wait_io(ctx, c);
 			if (err)
