@@ -9,18 +9,22 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/sched/signal.h>
-#include <linux/version.h>
 #include <linux/wait.h>
 
+#include "vkv_compat.h"
 #include "vkv_internal.h"
 
-/* Insert the chunk's other pages that fall inside @vma: one fault per chunk. */
-static void vkv_map_around(struct vm_area_struct *vma, struct vkv_pool *pool,
+/*
+ * Insert the chunk's other pages that fall inside @vma: one fault per chunk.
+ * Under ctx->lock, like every PTE of a pool (swap-out relies on it).
+ */
+static void vkv_map_around(struct vm_area_struct *vma, struct vkv_ctx *ctx,
 			   struct vkv_chunk *c, unsigned long idx, pgoff_t skip)
 {
-	unsigned long i, n = 1UL << pool->chunk_order;
-	pgoff_t first = idx << pool->chunk_order;
+	unsigned long i, n = 1UL << ctx->pool->chunk_order;
+	pgoff_t first = idx << ctx->pool->chunk_order;
 
+	lockdep_assert_held(&ctx->lock);
 	for (i = 0; i < n; i++) {
 		pgoff_t pg = first + i;
 		unsigned long addr;
@@ -33,17 +37,6 @@ static void vkv_map_around(struct vm_area_struct *vma, struct vkv_pool *pool,
 		/* -EBUSY (already mapped) and the rest are harmless here. */
 		vm_insert_page(vma, addr, vkv_chunk_page(c, i));
 	}
-}
-
-/* Drop the lock the fault came in with, before returning VM_FAULT_RETRY. */
-static void vkv_release_fault_lock(struct vm_fault *vmf)
-{
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
-	release_fault_lock(vmf);
-#else
-	/* Before 6.7, faults on file mappings never run under the VMA lock. */
-	mmap_read_unlock(vmf->vma->vm_mm);
-#endif
 }
 
 /*
@@ -62,7 +55,7 @@ static vm_fault_t vkv_fault_killed(struct vm_fault *vmf)
 	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
 	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
 		/* The arch handler sees the fatal signal and does not retry. */
-		vkv_release_fault_lock(vmf);
+		vkv_compat_release_fault_lock(vmf);
 		return VM_FAULT_RETRY;
 	}
 	return VM_FAULT_SIGBUS;
@@ -81,8 +74,9 @@ static vm_fault_t vkv_fault_retry(struct vm_fault *vmf, struct vkv_ctx *ctx,
 	struct file *file = get_file(vmf->vma->vm_file);
 	bool swapped;
 
+	lockdep_assert_held(&ctx->lock);
 	mutex_unlock(&ctx->lock);
-	vkv_release_fault_lock(vmf);
+	vkv_compat_release_fault_lock(vmf);
 	switch (READ_ONCE(c->state)) {
 	case VKV_CHUNK_WRITING:
 		wait_event_killable_timeout(ctx->io_wq,
@@ -171,7 +165,7 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 	ret = vmf_insert_page(vma, vmf->address,
 			      vkv_chunk_page(c, vmf->pgoff & ((1UL << pool->chunk_order) - 1)));
 	if (ret == VM_FAULT_NOPAGE)
-		vkv_map_around(vma, pool, c, idx, vmf->pgoff);
+		vkv_map_around(vma, ctx, c, idx, vmf->pgoff);
 out:
 	mutex_unlock(&ctx->lock);
 	return ret;

@@ -43,6 +43,11 @@
  *   vkv_orphans_lock     spinlock: chunks freed while others still hold
  *                        their pages (vkv_orphan.c). A leaf.
  *
+ * A function that needs ctx->lock held says so with lockdep_assert_held();
+ * chunk I/O and pinning, which must run without it, assert that with
+ * lockdep_assert_not_held(). The debug kernel checks both in every guest
+ * suite.
+ *
  * No file I/O runs under any vkv lock. A chunk being read back is LOADING,
  * one being written out is WRITING; the task doing that I/O drops ctx->lock
  * around it (ctx->nr_io counts such tasks) and takes it again to finish.
@@ -239,6 +244,9 @@ void vkv_params_init(void);
 /* vkv_main.c */
 void vkv_ctx_put(struct vkv_ctx *ctx);
 
+/* vkv_ioctl.c */
+long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
 /* vkv_pool.c */
 int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
 		    bool may_oom);
@@ -266,7 +274,14 @@ int vkv_chunk_wait_io(struct vkv_ctx *ctx, struct vkv_chunk *c);
 void vkv_swap_quiesce(struct vkv_ctx *ctx);
 int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b);
 void vkv_drop_backing(struct vkv_ctx *ctx);
-int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r);
+enum vkv_range_kind {
+	VKV_RANGE_SWAP_OUT,
+	VKV_RANGE_PREFETCH,
+	VKV_RANGE_DISCARD,
+};
+
+int vkv_range_op(struct vkv_ctx *ctx, enum vkv_range_kind kind,
+		 struct vkv_range *r);
 
 /* vkv_fault.c */
 extern const struct vm_operations_struct vkv_vm_ops;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vkv.ko: /dev/vkv, its per-open contexts, mmap and the ioctl dispatcher.
+ * vkv.ko: /dev/vkv, its per-open contexts and mmap, module load and unload.
+ * The ioctl commands are in vkv_ioctl.c.
  * See vkv_internal.h for the object lifetimes and the lock order.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -14,9 +15,8 @@
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
 #include <linux/slab.h>
-#include <linux/uaccess.h>
-#include <linux/version.h>
 
+#include "vkv_compat.h"
 #include "vkv_internal.h"
 
 #define VKV_FS_MAGIC 0x766b7666	/* "vkvf" */
@@ -168,124 +168,9 @@ static int vkv_mmap(struct file *filp, struct vm_area_struct *vma)
 		return ret;
 
 	/* VM_MIXEDMAP must be set before the first fault (vm_insert_page). */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
-	vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
-#else
-	vma->vm_flags |= VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP;
-#endif
+	vkv_compat_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &vkv_vm_ops;
 	return 0;
-}
-
-static long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
-{
-	struct vkv_ctx *ctx = filp->private_data;
-	void __user *uarg = (void __user *)arg;
-	long ret;
-
-	/*
-	 * Anything that allocates, pins or does I/O needs a descriptor open for
-	 * writing: /dev/vkv readable by others (dev_mode 0644) lets them look,
-	 * not use.
-	 */
-	switch (cmd) {
-	case VKV_IOC_GET_VERSION:
-	case VKV_IOC_POOL_INFO:
-		break;
-	case VKV_IOC_POOL_CREATE:
-	case VKV_IOC_SET_BACKING:
-	case VKV_IOC_SWAP_OUT:
-	case VKV_IOC_PREFETCH:
-	case VKV_IOC_DISCARD:
-	case VKV_IOC_PIN:
-	case VKV_IOC_UNPIN:
-		if (!(filp->f_mode & FMODE_WRITE))
-			return -EBADF;
-		break;
-	default:
-		return -ENOTTY;
-	}
-
-	switch (cmd) {
-	case VKV_IOC_GET_VERSION: {
-		struct vkv_version v;
-
-		memset(&v, 0, sizeof(v));
-		v.major = VKV_ABI_MAJOR;
-		v.minor = VKV_ABI_MINOR;
-		return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
-	}
-	case VKV_IOC_POOL_CREATE: {
-		struct vkv_pool_create pc;
-
-		if (copy_from_user(&pc, uarg, sizeof(pc)))
-			return -EFAULT;
-		if (pc.flags || pc.pad || pc.nr_chunks || pc.fallback_chunks)
-			return -EINVAL;
-		ret = vkv_pool_create(ctx, &pc);
-		if (ret)
-			return ret;
-		/* The pool exists now; the caller sees the geometry via INFO too. */
-		return copy_to_user(uarg, &pc, sizeof(pc)) ? -EFAULT : 0;
-	}
-	case VKV_IOC_POOL_INFO: {
-		struct vkv_pool_info pi;
-
-		memset(&pi, 0, sizeof(pi));
-		vkv_pool_info(ctx, &pi);
-		return copy_to_user(uarg, &pi, sizeof(pi)) ? -EFAULT : 0;
-	}
-	case VKV_IOC_SET_BACKING: {
-		struct vkv_backing b;
-
-		if (copy_from_user(&b, uarg, sizeof(b)))
-			return -EFAULT;
-		return vkv_set_backing(ctx, &b);
-	}
-	case VKV_IOC_SWAP_OUT:
-	case VKV_IOC_PREFETCH:
-	case VKV_IOC_DISCARD: {
-		struct vkv_range r;
-
-		if (copy_from_user(&r, uarg, sizeof(r)))
-			return -EFAULT;
-		if (r.flags || r.pad || r.done)
-			return -EINVAL;
-		ret = vkv_range_op(ctx, cmd, &r);
-		if (ret == -EINVAL)
-			return ret;	/* nothing done; nothing to report */
-		if (put_user(r.done, &((struct vkv_range __user *)uarg)->done))
-			return -EFAULT;
-		return ret;
-	}
-	case VKV_IOC_PIN: {
-		struct vkv_pin p;
-
-		if (copy_from_user(&p, uarg, sizeof(p)))
-			return -EFAULT;
-		if (p.pad || p.handle || p.npages || (p.flags & ~VKV_PIN_WRITE))
-			return -EINVAL;
-		ret = vkv_pin(ctx, &p);
-		if (ret)
-			return ret;
-		if (copy_to_user(uarg, &p, sizeof(p))) {
-			/* The caller cannot learn the handle: undo. */
-			vkv_pin_abort(ctx, p.handle);
-			return -EFAULT;
-		}
-		vkv_pin_commit(ctx, p.handle);
-		return 0;
-	}
-	case VKV_IOC_UNPIN: {
-		struct vkv_unpin u;
-
-		if (copy_from_user(&u, uarg, sizeof(u)))
-			return -EFAULT;
-		return vkv_unpin(ctx, u.handle);
-	}
-	default:
-		return -ENOTTY;
-	}
 }
 
 static const struct file_operations vkv_fops = {

@@ -220,6 +220,8 @@ int vkv_pin(struct vkv_ctx *ctx, struct vkv_pin *p)
 	u32 id;
 	int err;
 
+	/* pin_user_pages_fast() may fault on this very pool. */
+	lockdep_assert_not_held(&ctx->lock);
 	if (!mm)
 		return -EINVAL;
 	if (!p->length || check_add_overflow(p->addr, p->length, &end) ||

@@ -86,6 +86,7 @@ void vkv_account_resident(struct vkv_ctx *ctx, long delta_chunks)
 {
 	s64 bytes = delta_chunks * (s64)vkv_chunk_bytes(ctx->pool);
 
+	lockdep_assert_held(&ctx->lock);
 	ctx->pool->nr_resident += delta_chunks;
 	atomic64_add(bytes, &vkv_stats.pool_bytes);
 	if (ctx->backing)
@@ -216,6 +217,7 @@ void vkv_pool_destroy(struct vkv_ctx *ctx)
 {
 	struct vkv_pool *pool = ctx->pool;
 
+	lockdep_assert_held(&ctx->lock);
 	if (!pool)
 		return;
 	vkv_account_resident(ctx, -(long)pool->nr_resident);

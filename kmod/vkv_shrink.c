@@ -8,9 +8,9 @@
 #include <linux/jiffies.h>
 #include <linux/mm.h>
 #include <linux/shrinker.h>
-#include <linux/version.h>
 #include <linux/workqueue.h>
 
+#include "vkv_compat.h"
 #include "vkv_internal.h"
 
 /*
@@ -35,6 +35,7 @@
  */
 #define VKV_SHRINK_BATCH 64
 
+static struct vkv_compat_shrinker vkv_shrinker;
 static struct workqueue_struct *vkv_wq;
 static struct work_struct vkv_shrink_work;
 static atomic_long_t vkv_shrink_goal;	/* pages asked for, not yet freed */
@@ -159,9 +160,6 @@ static unsigned long vkv_shrink_scan(struct shrinker *s,
 	return SHRINK_STOP;
 }
 
-static int vkv_shrinker_register(void);
-static void vkv_shrinker_unregister(void);
-
 int vkv_shrinker_init(void)
 {
 	int err;
@@ -170,7 +168,8 @@ int vkv_shrinker_init(void)
 	vkv_wq = alloc_workqueue("vkv_reclaim", WQ_MEM_RECLAIM | WQ_UNBOUND, 1);
 	if (!vkv_wq)
 		return -ENOMEM;
-	err = vkv_shrinker_register();
+	err = vkv_compat_shrinker_register(&vkv_shrinker, "vkv",
+					   vkv_shrink_count, vkv_shrink_scan);
 	if (err)
 		destroy_workqueue(vkv_wq);
 	return err;
@@ -178,44 +177,7 @@ int vkv_shrinker_init(void)
 
 void vkv_shrinker_exit(void)
 {
-	vkv_shrinker_unregister();
+	vkv_compat_shrinker_free(&vkv_shrinker);
 	cancel_work_sync(&vkv_shrink_work);
 	destroy_workqueue(vkv_wq);
 }
-
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
-static struct shrinker *vkv_shrinker;
-
-static int vkv_shrinker_register(void)
-{
-	vkv_shrinker = shrinker_alloc(0, "vkv");
-	if (!vkv_shrinker)
-		return -ENOMEM;
-	vkv_shrinker->count_objects = vkv_shrink_count;
-	vkv_shrinker->scan_objects = vkv_shrink_scan;
-	vkv_shrinker->seeks = DEFAULT_SEEKS;
-	shrinker_register(vkv_shrinker);
-	return 0;
-}
-
-static void vkv_shrinker_unregister(void)
-{
-	shrinker_free(vkv_shrinker);
-}
-#else
-static struct shrinker vkv_shrinker = {
-	.count_objects = vkv_shrink_count,
-	.scan_objects = vkv_shrink_scan,
-	.seeks = DEFAULT_SEEKS,
-};
-
-static int vkv_shrinker_register(void)
-{
-	return register_shrinker(&vkv_shrinker, "vkv");
-}
-
-static void vkv_shrinker_unregister(void)
-{
-	unregister_shrinker(&vkv_shrinker);
-}
-#endif

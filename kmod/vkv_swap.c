@@ -21,8 +21,8 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
-#include <linux/version.h>
 
+#include "vkv_compat.h"
 #include "vkv_internal.h"
 
 /*
@@ -56,19 +56,9 @@ static bool vkv_chunk_referenced(struct vkv_pool *pool, struct vkv_chunk *c)
 	unsigned long i, n = vkv_nr_pieces(pool, c);
 
 	for (i = 0; i < n; i++) {
-		struct page *page = vkv_piece(c, i);
-		struct folio *folio = page_folio(page);
-		long maps;
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
-		maps = folio_mapcount(folio);
-#else
-		unsigned long j;
+		struct folio *folio = page_folio(vkv_piece(c, i));
 
-		/* folio_mapcount() is not exported before 6.12. */
-		for (maps = 0, j = 0; j < (1UL << c->piece_order); j++)
-			maps += page_mapcount(nth_page(page, j));
-#endif
-		if (folio_ref_count(folio) - maps != 1)
+		if (folio_ref_count(folio) - vkv_compat_folio_mapcount(folio) != 1)
 			return true;
 	}
 	return false;
@@ -94,19 +84,6 @@ static u32 vkv_chunk_crc(struct vkv_pool *pool, struct vkv_chunk *c)
  * WRITING, which keeps the backing file registered (see vkv_set_backing).
  * Reads go through our buffered file (no i_rwsem, see vkv_internal.h).
  */
-/*
- * The registrant's I/O cgroup, so that the shrink worker's I/O is charged
- * (and throttled) there, not to the root group a kworker belongs to.
- */
-static struct cgroup_subsys_state *vkv_current_blkcg(void)
-{
-#ifdef CONFIG_BLK_CGROUP
-	return task_get_css(current, io_cgrp_id);
-#else
-	return NULL;
-#endif
-}
-
 static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 			struct vkv_chunk *c, bool write)
 {
@@ -121,6 +98,7 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	loff_t pos, start;
 	int err = 0;
 
+	lockdep_assert_not_held(&ctx->lock);
 	start = ctx->backing_off + ((loff_t)idx << (pool->chunk_order + PAGE_SHIFT));
 	pos = start;
 	if (n > 1) {
@@ -143,17 +121,10 @@ static int vkv_chunk_io(struct vkv_ctx *ctx, unsigned long idx,
 	while (iov_iter_count(&iter)) {
 		ssize_t r;
 
-		if (write) {
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
-			file_start_write(f);
-			r = vfs_iter_write(f, &iter, &pos, 0);
-			file_end_write(f);
-#else
-			r = vfs_iter_write(f, &iter, &pos, 0);
-#endif
-		} else {
+		if (write)
+			r = vkv_compat_iter_write(f, &iter, &pos);
+		else
 			r = vfs_iter_read(f, &iter, &pos, 0);
-		}
 		if (r < 0) {
 			err = r;
 			break;
@@ -531,7 +502,11 @@ int vkv_set_backing(struct vkv_ctx *ctx, const struct vkv_backing *b)
 	if (err)
 		goto out_put;
 	cred = get_current_cred();
-	blkcg = vkv_current_blkcg();
+	/*
+	 * The registrant's I/O cgroup, so that the shrink worker's I/O is
+	 * charged (and throttled) there, not to the root group of a kworker.
+	 */
+	blkcg = vkv_compat_task_blkcg();
 
 	mutex_lock(&ctx->lock);
 	if (pool->nr_swapped || ctx->nr_io) {
@@ -565,7 +540,13 @@ out_put:
 	return err;
 }
 
-int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
+/*
+ * The range ioctls: act on each chunk of a chunk-aligned pool range, taking
+ * ctx->lock per chunk so that a fatal signal ends the range between chunks.
+ * r->done counts the bytes done, also when a later chunk fails.
+ */
+int vkv_range_op(struct vkv_ctx *ctx, enum vkv_range_kind kind,
+		 struct vkv_range *r)
 {
 	struct vkv_pool *pool;
 	unsigned long idx, end;
@@ -592,14 +573,14 @@ int vkv_range_op(struct vkv_ctx *ctx, unsigned int cmd, struct vkv_range *r)
 			return -EINTR;
 		if (mutex_lock_killable(&ctx->lock))
 			return -EINTR;
-		switch (cmd) {
-		case VKV_IOC_SWAP_OUT:
+		switch (kind) {
+		case VKV_RANGE_SWAP_OUT:
 			err = vkv_chunk_evict(ctx, idx, c, 0);
 			break;
-		case VKV_IOC_DISCARD:
+		case VKV_RANGE_DISCARD:
 			err = vkv_chunk_evict(ctx, idx, c, VKV_EVICT_DISCARD);
 			break;
-		default:
+		case VKV_RANGE_PREFETCH:
 			while (!err && vkv_chunk_in_io(c))
 				err = vkv_chunk_wait_io(ctx, c);
 			if (err)

@@ -15,7 +15,11 @@
  * offsets into the pool, i.e. into the mmap() of /dev/vkv at file offset 0.
  *
  * A descriptor opened read-only may only use VKV_IOC_GET_VERSION and
- * VKV_IOC_POOL_INFO; every other command fails with -EBADF on it.
+ * VKV_IOC_POOL_INFO; every other command fails with -EBADF on it. A command
+ * the module does not know, including a known number encoded with another
+ * size or direction, fails with -ENOTTY; a bad argument pointer with -EFAULT.
+ *
+ * The device as a whole (open, mmap, sysfs) is described in vkv(4).
  */
 #ifndef _UAPI_LINUX_VKV_H
 #define _UAPI_LINUX_VKV_H
