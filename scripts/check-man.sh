@@ -8,7 +8,8 @@
 #     line lists it;
 #   - that page's SYNOPSIS has the prototype HEADER declares, word for word;
 #   - every function a man3 page names in its NAME line is in MAP, and its
-#     .TH names the version HEADER is (vkv X.Y.Z);
+#     .TH names the version HEADER is (vkv X.Y.Z), on every page;
+#     a .BR reference to a vkv page names a page that exists;
 #   - every page under MANROOT (any section) passes groff -ww and, where man
 #     is installed, man --warnings; man3 pages have the sections of man-pages(7).
 #
@@ -129,11 +130,17 @@ for page in "$root"/man*/*; do
 		out=$(cd "$root" && MANWIDTH=80 man --warnings -l "$rel" 2>&1 >/dev/null) || true
 		[ -z "$out" ] || bad "$page: man: $out"
 	fi
+	# Every page speaks of the version the header is.
+	grep -q "^\.TH [^ ]* [0-9] [^ ]* \"vkv $version\" " "$page" ||
+		bad "$page: .TH does not name vkv $version"
+	# A reference to one of our pages names a page that exists.
+	sed -n 's/^\.BR \(vkv[a-z0-9_]*\) (\([0-9]\)).*/\1.\2/p' "$page" |
+	while read -r ref; do
+		[ -f "$root/man${ref##*.}/$ref" ] || echo "$page: SEE ALSO $ref, no such page"
+	done > "$tmp/refs"
+	[ ! -s "$tmp/refs" ] || bad "$(cat "$tmp/refs")"
 	case $rel in
 	man3/*)
-		# The pages speak of the version the header is.
-		grep -q "^\.TH [^ ]* 3 [^ ]* \"vkv $version\" " "$page" ||
-			bad "$page: .TH does not name vkv $version"
 		for sec in NAME SYNOPSIS DESCRIPTION "RETURN VALUE" ERRORS "SEE ALSO"; do
 			grep -q "^\.SH \"*$sec\"*\$" "$page" || bad "$page: no $sec section"
 		done
