@@ -45,6 +45,7 @@ typedef unsigned int cudrv_result;
 #define CUDRV_ERROR_NO_DEVICE 100
 #define CUDRV_ERROR_INVALID_DEVICE 101
 #define CUDRV_ERROR_DEVICE_NOT_LICENSED 102
+#define CUDRV_ERROR_INVALID_IMAGE 200
 #define CUDRV_ERROR_INVALID_CONTEXT 201
 #define CUDRV_ERROR_ALREADY_MAPPED 208
 #define CUDRV_ERROR_NOT_MAPPED 211
@@ -64,6 +65,12 @@ typedef unsigned int cudrv_result;
 #define CUDRV_ERROR_SYSTEM_NOT_READY 802
 #define CUDRV_ERROR_SYSTEM_DRIVER_MISMATCH 803
 #define CUDRV_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE 804
+#define CUDRV_ERROR_STREAM_CAPTURE_UNSUPPORTED 900
+#define CUDRV_ERROR_STREAM_CAPTURE_INVALIDATED 901
+#define CUDRV_ERROR_STREAM_CAPTURE_UNMATCHED 903
+#define CUDRV_ERROR_STREAM_CAPTURE_IMPLICIT 906
+#define CUDRV_ERROR_CAPTURED_EVENT 907
+#define CUDRV_ERROR_STREAM_CAPTURE_WRONG_THREAD 908
 #define CUDRV_ERROR_TIMEOUT 909
 #define CUDRV_ERROR_UNKNOWN 999
 
@@ -73,6 +80,10 @@ typedef int cudrv_device; /* CUdevice */
 typedef struct CUctx_st *cudrv_context; /* CUcontext */
 typedef struct CUstream_st *cudrv_stream; /* CUstream */
 typedef struct CUevent_st *cudrv_event; /* CUevent */
+typedef struct CUmod_st *cudrv_module; /* CUmodule */
+typedef struct CUfunc_st *cudrv_function; /* CUfunction */
+typedef struct CUgraph_st *cudrv_graph; /* CUgraph */
+typedef struct CUgraphExec_st *cudrv_graph_exec; /* CUgraphExec */
 
 /* CUdevice_attribute */
 #define CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED 102
@@ -97,10 +108,20 @@ typedef struct CUevent_st *cudrv_event; /* CUevent */
 #define CUDRV_MEMHOSTREGISTER_PORTABLE 0x01
 
 /* CUdriverProcAddress_flags, CUdriverProcAddressQueryResult */
+#define CUDRV_GET_PROC_ADDRESS_DEFAULT 0x0
 #define CUDRV_GET_PROC_ADDRESS_LEGACY_STREAM 0x1
+#define CUDRV_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM 0x2
 #define CUDRV_GET_PROC_ADDRESS_SUCCESS 0
 #define CUDRV_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND 1
 #define CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT 2
+
+/* CUstreamCaptureMode, CUstreamCaptureStatus */
+#define CUDRV_STREAM_CAPTURE_MODE_GLOBAL 0
+#define CUDRV_STREAM_CAPTURE_MODE_THREAD_LOCAL 1
+#define CUDRV_STREAM_CAPTURE_MODE_RELAXED 2
+#define CUDRV_STREAM_CAPTURE_STATUS_NONE 0
+#define CUDRV_STREAM_CAPTURE_STATUS_ACTIVE 1
+#define CUDRV_STREAM_CAPTURE_STATUS_INVALIDATED 2
 
 /* CUmemLocation */
 struct cudrv_mem_location {

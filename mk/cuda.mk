@@ -33,9 +33,11 @@ $(FAKECUDA_DIR)/%.o: tests/fakecuda/%.c $(FAKECUDA_DIR)/%.d
 $(FAKECUDA_LIB): $(FAKECUDA_OBJS)
 	$(CC) -shared -Wl,-soname,libcuda.so.1 -o $@ $(FAKECUDA_OBJS) $(ALL_LDFLAGS)
 
-# Linked against the fake: it tests the fake itself.
-$(CUDA_TEST_DIR)/test_fakecuda: tests/test_fakecuda.c $(FAKECUDA_LIB) \
-		$(CUDA_TEST_DIR)/test_fakecuda.d
+# Linked against the fake: they test the fake itself.
+FAKECUDA_SUITES := $(filter test_fakecuda%,$(CUDA_SUITES))
+
+$(FAKECUDA_SUITES:%=$(CUDA_TEST_DIR)/%): $(CUDA_TEST_DIR)/%: tests/%.c \
+		$(FAKECUDA_LIB) $(CUDA_TEST_DIR)/%.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CUDA_CHECK_CFLAGS) -Iinclude -Ilib -Itests/fakecuda -o $@ $< \
 		-L$(FAKECUDA_DIR) -l:libcuda.so.1 $(ALL_LDFLAGS) $(CUDA_CHECK_LIBS)
@@ -58,7 +60,7 @@ $(CUDA_TEST_DIR)/test_cuda_abi: tests/test_cuda_abi.c $(CUDA_TEST_DIR)/test_cuda
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iinclude -Ilib -I$(CUDA_HOME)/include -o $@ $< $(ALL_LDFLAGS)
 
 DEP_FILES += $(FAKECUDA_OBJS:.o=.d) $(BACKEND_CUDA_TEST_OBJS:.o=.d) \
-	$(CUDA_TEST_DIR)/test_fakecuda.d $(CUDA_TEST_DIR)/test_cuda_abi.d
+	$(FAKECUDA_SUITES:%=$(CUDA_TEST_DIR)/%.d) $(CUDA_TEST_DIR)/test_cuda_abi.d
 .SECONDARY: $(BACKEND_CUDA_TEST_OBJS)
 
 .PHONY: check-cuda

@@ -528,15 +528,18 @@ START_TEST(test_proc_address)
 		CUDRV_SUCCESS);
 	ck_assert_uint_eq(st, CUDRV_GET_PROC_ADDRESS_SUCCESS);
 	ck_assert_ptr_eq(p, (void *)cuMemGetInfo_v2);
+	/* Not found at that version: success, no pointer, and the status. */
+	p = (void *)&st;
 	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemCreate", &p, 10000, 0, &st),
-			  CUDRV_ERROR_NOT_FOUND);
+			  CUDRV_SUCCESS);
 	ck_assert_uint_eq(st, CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
 	ck_assert_ptr_null(p);
 	/* Base names only, as the reference documents. */
 	ck_assert_uint_eq(
 		cuGetProcAddress_v2("cuMemGetInfo_v2", &p, 12000, 0, &st),
-		CUDRV_ERROR_NOT_FOUND);
+		CUDRV_SUCCESS);
 	ck_assert_uint_eq(st, CUDRV_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+	ck_assert_ptr_null(p);
 	ck_assert_uint_eq(cuGetProcAddress_v2("cuMemMap", &p, 12000, 8, &st),
 			  CUDRV_ERROR_INVALID_VALUE);
 }

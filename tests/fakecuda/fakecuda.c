@@ -317,8 +317,11 @@ static const struct {
 	{3, "CUDA_ERROR_NOT_INITIALIZED", "initialization error"},
 	{100, "CUDA_ERROR_NO_DEVICE", "no CUDA-capable device is detected"},
 	{101, "CUDA_ERROR_INVALID_DEVICE", "invalid device ordinal"},
+	{200, "CUDA_ERROR_INVALID_IMAGE", "device kernel image is invalid"},
 	{201, "CUDA_ERROR_INVALID_CONTEXT", "invalid device context"},
 	{400, "CUDA_ERROR_INVALID_HANDLE", "invalid resource handle"},
+	{401, "CUDA_ERROR_ILLEGAL_STATE",
+	 "the operation cannot be performed in the present state"},
 	{500, "CUDA_ERROR_NOT_FOUND", "named symbol not found"},
 	{700, "CUDA_ERROR_ILLEGAL_ADDRESS",
 	 "an illegal memory access was encountered"},
@@ -327,6 +330,19 @@ static const struct {
 	{713, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
 	 "pointer does not correspond to a registered memory region"},
 	{801, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
+	{900, "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+	 "operation not permitted when stream is capturing"},
+	{901, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
+	 "operation failed due to a previous error during capture"},
+	{906, "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
+	 "operation would make the legacy stream depend on a capturing "
+	 "blocking stream"},
+	{907, "CUDA_ERROR_CAPTURED_EVENT",
+	 "operation not permitted on an event last recorded in a capturing "
+	 "stream"},
+	{908, "CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD",
+	 "attempt to terminate a thread-local capture sequence from another "
+	 "thread"},
 	{999, "CUDA_ERROR_UNKNOWN", "unknown error"},
 };
 
@@ -360,7 +376,12 @@ FC_EXPORT cudrv_result cuGetErrorString(cudrv_result err, const char **str)
 	return err_lookup(FN_cuGetErrorString, err, str, true);
 }
 
-/* Base names (what cuGetProcAddress takes), and the version each appeared. */
+/*
+ * Base names (what cuGetProcAddress takes), each with the versioned entry
+ * points the fake implements and the CUDA version each is the ABI of,
+ * oldest first: a lookup at version V gets the newest one not after V, as
+ * the driver resolves cuMemAlloc to cuMemAlloc_v2 from 3.2 on.
+ */
 static const struct {
 	const char *name;
 	void *fn;
@@ -374,6 +395,7 @@ static const struct {
 	P("cuDriverGetVersion", cuDriverGetVersion, 2020),
 	P("cuGetErrorName", cuGetErrorName, 6000),
 	P("cuGetErrorString", cuGetErrorString, 6000),
+	P("cuGetProcAddress", cuGetProcAddress, 11030),
 	P("cuGetProcAddress", cuGetProcAddress_v2, 12000),
 	P("cuDeviceGetCount", cuDeviceGetCount, 2000),
 	P("cuDeviceGet", cuDeviceGet, 2000),
@@ -386,7 +408,12 @@ static const struct {
 	P("cuCtxSetCurrent", cuCtxSetCurrent, 4000),
 	P("cuCtxPushCurrent", cuCtxPushCurrent_v2, 4000),
 	P("cuCtxPopCurrent", cuCtxPopCurrent_v2, 4000),
+	P("cuCtxSynchronize", cuCtxSynchronize, 2000),
 	P("cuMemGetInfo", cuMemGetInfo_v2, 3020),
+	P("cuMemAlloc", cuMemAlloc_v2, 3020),
+	P("cuMemFree", cuMemFree_v2, 3020),
+	P("cuMemAllocAsync", cuMemAllocAsync, 11020),
+	P("cuMemFreeAsync", cuMemFreeAsync, 11020),
 	P("cuMemGetAllocationGranularity", cuMemGetAllocationGranularity,
 	  10020),
 	P("cuMemAddressReserve", cuMemAddressReserve, 10020),
@@ -405,42 +432,104 @@ static const struct {
 	P("cuEventDestroy", cuEventDestroy_v2, 4000),
 	P("cuEventRecord", cuEventRecord, 2000),
 	P("cuEventSynchronize", cuEventSynchronize, 2000),
+	P("cuMemcpyHtoD", cuMemcpyHtoD_v2, 3020),
+	P("cuMemcpyDtoH", cuMemcpyDtoH_v2, 3020),
 	P("cuMemcpyHtoDAsync", cuMemcpyHtoDAsync_v2, 3020),
 	P("cuMemcpyDtoHAsync", cuMemcpyDtoHAsync_v2, 3020),
+	P("cuModuleLoadData", cuModuleLoadData, 2000),
+	P("cuModuleUnload", cuModuleUnload, 2000),
+	P("cuModuleGetFunction", cuModuleGetFunction, 2000),
+	P("cuLaunchKernel", cuLaunchKernel, 4000),
+	P("cuStreamBeginCapture", cuStreamBeginCapture, 10000),
+	P("cuStreamBeginCapture", cuStreamBeginCapture_v2, 10010),
+	P("cuStreamEndCapture", cuStreamEndCapture, 10000),
+	P("cuStreamIsCapturing", cuStreamIsCapturing, 10000),
+	P("cuThreadExchangeStreamCaptureMode",
+	  cuThreadExchangeStreamCaptureMode, 10010),
+	/* From 12.0 cuGraphInstantiate is the flags signature. */
+	P("cuGraphInstantiate", cuGraphInstantiate_v2, 11000),
+	P("cuGraphInstantiate", cuGraphInstantiateWithFlags, 12000),
+	P("cuGraphInstantiateWithFlags", cuGraphInstantiateWithFlags, 11040),
+	P("cuGraphLaunch", cuGraphLaunch, 10000),
+	P("cuGraphExecDestroy", cuGraphExecDestroy, 10000),
+	P("cuGraphDestroy", cuGraphDestroy, 10000),
 #undef P
 };
 
-FC_EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
-					   int cuda_version, uint64_t flags,
-					   unsigned int *status)
+/*
+ * The one search both entry points make; *@status as _v2 reports it. The
+ * fake has no per-thread default stream, so both stream flags get the same
+ * functions, which treat stream 0 as the legacy stream.
+ */
+static cudrv_result proc_lookup(const char *symbol, void **pfn,
+				int cuda_version, uint64_t flags,
+				unsigned int *status)
 {
-	cudrv_result r = fc_enter(FN_cuGetProcAddress);
+	bool named = false;
+	void *best = NULL;
 	size_t i;
 
-	if (r)
-		return r;
-	if (!symbol || !pfn || flags > 3)
+	*status = CUDRV_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	if (!symbol || !pfn ||
+	    flags > CUDRV_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM)
 		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	*pfn = NULL;
-	if (status)
-		*status = CUDRV_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	/* "Greater than the driver version": INVALID_VALUE. */
+	if (cuda_version > fc.driver_version)
+		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	if (!fc.proc_address)
 		return fc_bad(CUDRV_ERROR_NOT_FOUND);
 	for (i = 0; i < sizeof(procs) / sizeof(procs[0]); i++) {
 		if (strcmp(procs[i].name, symbol))
 			continue;
-		if (cuda_version < procs[i].since) {
-			if (status)
-				*status =
-					CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT;
-			return fc_bad(CUDRV_ERROR_NOT_FOUND);
-		}
-		*pfn = procs[i].fn;
-		if (status)
-			*status = CUDRV_GET_PROC_ADDRESS_SUCCESS;
-		return CUDRV_SUCCESS;
+		named = true;
+		if (procs[i].since <= cuda_version)
+			best = procs[i].fn;
 	}
-	return fc_bad(CUDRV_ERROR_NOT_FOUND);
+	if (best) {
+		*pfn = best;
+		*status = CUDRV_GET_PROC_ADDRESS_SUCCESS;
+	} else if (named) {
+		*status = CUDRV_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT;
+	}
+	return CUDRV_SUCCESS;
+}
+
+/*
+ * CUDA 12: a symbol not found, or not at that version, is CUDA_SUCCESS with
+ * *pfn NULL, and symbolStatus says which.
+ */
+FC_EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
+					   int cuda_version, uint64_t flags,
+					   unsigned int *status)
+{
+	cudrv_result r = fc_enter(FN_cuGetProcAddress);
+	unsigned int st;
+
+	if (r)
+		return r;
+	r = proc_lookup(symbol, pfn, cuda_version, flags, &st);
+	if (status)
+		*status = st;
+	return r;
+}
+
+/*
+ * CUDA 11.3's signature, with no status to say "not found": the error
+ * CUDA_ERROR_NOT_FOUND says it.
+ */
+FC_EXPORT cudrv_result cuGetProcAddress(const char *symbol, void **pfn,
+					int cuda_version, uint64_t flags)
+{
+	cudrv_result r = fc_enter(FN_cuGetProcAddress);
+	unsigned int st;
+
+	if (r)
+		return r;
+	r = proc_lookup(symbol, pfn, cuda_version, flags, &st);
+	if (!r && st != CUDRV_GET_PROC_ADDRESS_SUCCESS)
+		r = fc_bad(CUDRV_ERROR_NOT_FOUND);
+	return r;
 }
 
 /* Control API for tests. */

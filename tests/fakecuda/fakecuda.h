@@ -57,6 +57,13 @@ struct fakecuda_stats {
 	 * one cuMemHostRegister range, or not (pageable). */
 	uint64_t async_bytes_registered;
 	uint64_t async_bytes_pageable;
+	/* cuMemAlloc(Async) allocations not yet freed, and their bytes
+	 * (whole granules; part of mem_used). */
+	uint64_t linear_allocs;
+	uint64_t linear_bytes;
+	uint64_t kernels_run; /* launches executed, graph replays included */
+	uint64_t graphs; /* graphs and executable graphs alive */
+	uint64_t graph_execs;
 };
 
 /* A live cuMemHostRegister range and the async copy bytes it has served. */
@@ -94,11 +101,40 @@ size_t fakecuda_hostregs(struct fakecuda_hostreg *out, size_t max);
 /* The names of the functions the fake implements, NULL-terminated. */
 const char *const *fakecuda_functions(void);
 
+/*
+ * Fake kernels. A kernel is a host function registered under a name; a
+ * module image (cuModuleLoadData) is the text ".fakecuda" followed by the
+ * names of the kernels it contains, separated by white space. A launch
+ * copies its @nparams parameter values (of the sizes given here) and calls
+ * the function when its stream reaches it, with @params pointing at those
+ * copies, under the fake's lock: a kernel calls no driver function.
+ */
+struct fakecuda_launch;
+typedef void (*fakecuda_kernel_fn)(struct fakecuda_launch *l, void **params);
+/* 0, or -1 for a bad argument or a name already registered. */
+int fakecuda_register_kernel(const char *name, fakecuda_kernel_fn fn,
+			     unsigned int nparams, const size_t *param_sizes);
+/* The launch's grid and block dimensions. */
+void fakecuda_launch_dims(const struct fakecuda_launch *l, unsigned int grid[3],
+			  unsigned int block[3]);
+/*
+ * A kernel's access to device memory, checked as the GPU would: every byte
+ * mapped, with read (or read-write) access. 0, or -1 after an illegal
+ * address, which fails the launch (CUDA_ERROR_ILLEGAL_ADDRESS, fatal to the
+ * context); every later access of the launch fails too.
+ */
+int fakecuda_dev_read(struct fakecuda_launch *l, void *dst, cudrv_deviceptr src,
+		      size_t n);
+int fakecuda_dev_write(struct fakecuda_launch *l, cudrv_deviceptr dst,
+		       const void *src, size_t n);
+
 /* The driver API the fake exports (NVIDIA's exported symbol names). */
 cudrv_result cuInit(unsigned int flags);
 cudrv_result cuDriverGetVersion(int *version);
 cudrv_result cuGetErrorName(cudrv_result err, const char **str);
 cudrv_result cuGetErrorString(cudrv_result err, const char **str);
+cudrv_result cuGetProcAddress(const char *symbol, void **pfn, int cuda_version,
+			      uint64_t flags);
 cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
 				 int cuda_version, uint64_t flags,
 				 unsigned int *status);
@@ -146,5 +182,34 @@ cudrv_result cuMemcpyHtoDAsync_v2(cudrv_deviceptr dst, const void *src,
 				  size_t size, cudrv_stream stream);
 cudrv_result cuMemcpyDtoHAsync_v2(void *dst, cudrv_deviceptr src, size_t size,
 				  cudrv_stream stream);
+cudrv_result cuCtxSynchronize(void);
+cudrv_result cuMemAlloc_v2(cudrv_deviceptr *dptr, size_t size);
+cudrv_result cuMemFree_v2(cudrv_deviceptr dptr);
+cudrv_result cuMemAllocAsync(cudrv_deviceptr *dptr, size_t size,
+			     cudrv_stream stream);
+cudrv_result cuMemFreeAsync(cudrv_deviceptr dptr, cudrv_stream stream);
+cudrv_result cuMemcpyHtoD_v2(cudrv_deviceptr dst, const void *src, size_t size);
+cudrv_result cuMemcpyDtoH_v2(void *dst, cudrv_deviceptr src, size_t size);
+cudrv_result cuModuleLoadData(cudrv_module *module, const void *image);
+cudrv_result cuModuleUnload(cudrv_module module);
+cudrv_result cuModuleGetFunction(cudrv_function *hfunc, cudrv_module hmod,
+				 const char *name);
+cudrv_result cuLaunchKernel(cudrv_function f, unsigned int gx, unsigned int gy,
+			    unsigned int gz, unsigned int bx, unsigned int by,
+			    unsigned int bz, unsigned int shared_mem,
+			    cudrv_stream stream, void **params, void **extra);
+cudrv_result cuStreamBeginCapture(cudrv_stream stream);
+cudrv_result cuStreamBeginCapture_v2(cudrv_stream stream, unsigned int mode);
+cudrv_result cuStreamEndCapture(cudrv_stream stream, cudrv_graph *graph);
+cudrv_result cuStreamIsCapturing(cudrv_stream stream, unsigned int *status);
+cudrv_result cuThreadExchangeStreamCaptureMode(unsigned int *mode);
+cudrv_result cuGraphInstantiateWithFlags(cudrv_graph_exec *exec,
+					 cudrv_graph graph,
+					 unsigned long long flags);
+cudrv_result cuGraphInstantiate_v2(cudrv_graph_exec *exec, cudrv_graph graph,
+				   void **err_node, char *log, size_t log_size);
+cudrv_result cuGraphLaunch(cudrv_graph_exec exec, cudrv_stream stream);
+cudrv_result cuGraphExecDestroy(cudrv_graph_exec exec);
+cudrv_result cuGraphDestroy(cudrv_graph graph);
 
 #endif /* FAKECUDA_H */

@@ -268,7 +268,7 @@ FC_EXPORT cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 
 /* Streams and events. */
 
-static struct fc_stream *stream_of(cudrv_stream s)
+struct fc_stream *fc_stream_of(cudrv_stream s)
 {
 	struct fc_stream *p;
 
@@ -280,7 +280,7 @@ static struct fc_stream *stream_of(cudrv_stream s)
 
 bool fc_stream_valid(cudrv_stream s)
 {
-	return !s /* the legacy default stream */ || stream_of(s);
+	return !s /* the legacy default stream */ || fc_stream_of(s);
 }
 
 /*
@@ -291,12 +291,12 @@ bool fc_stream_valid(cudrv_stream s)
 static cudrv_result stream_run(struct fc_stream *s, struct fc_event *upto)
 {
 	cudrv_result r = CUDRV_SUCCESS;
-	size_t i;
+	size_t i, done;
 
 	for (i = 0; i < s->nq; i++) {
 		struct fc_op *op = &s->q[i];
 
-		if (op->is_record) {
+		if (op->kind == FC_OP_RECORD) {
 			if (op->ev)
 				op->ev->pending = NULL;
 			if (op->ev && op->ev == upto) {
@@ -306,15 +306,37 @@ static cudrv_result stream_run(struct fc_stream *s, struct fc_event *upto)
 			continue;
 		}
 		r = s->ctx->sticky ? CUDRV_ERROR_ILLEGAL_ADDRESS
-				   : fc_copy_exec(s->ctx, op);
+				   : fc_op_exec(s->ctx, op);
 		if (r) {
 			i = s->nq;
 			break;
 		}
 	}
+	for (done = 0; done < i; done++)
+		fc_op_release(&s->q[done]);
 	if (i) {
 		memmove(s->q, s->q + i, (s->nq - i) * sizeof(*s->q));
 		s->nq -= i;
+	}
+	return r;
+}
+
+cudrv_result fc_stream_drain(struct fc_stream *s)
+{
+	return stream_run(s, NULL);
+}
+
+cudrv_result fc_ctx_drain(struct fc_ctx *c)
+{
+	cudrv_result r = CUDRV_SUCCESS, e;
+	struct fc_stream *s;
+
+	for (s = fc.streams; s; s = s->next) {
+		if (s->ctx != c)
+			continue;
+		e = stream_run(s, NULL);
+		if (!r)
+			r = e;
 	}
 	return r;
 }
@@ -332,26 +354,40 @@ static void event_orphan(struct fc_event *e)
 	e->pending = NULL;
 }
 
+/*
+ * The legacy stream runs its work at once; a launch there still reports an
+ * illegal address only through the dead context, as an asynchronous
+ * launch does.
+ */
 cudrv_result fc_stream_push(cudrv_stream stream, const struct fc_op *op)
 {
-	struct fc_stream *s = stream_of(stream);
+	struct fc_stream *s = fc_stream_of(stream);
+	cudrv_result r;
 
 	if (!stream) {
 		struct fc_ctx *c = fc_current();
 
-		return op->is_record ? CUDRV_SUCCESS : fc_copy_exec(c, op);
+		r = fc_capture_implicit(c);
+		if (r || op->kind == FC_OP_RECORD)
+			return r;
+		r = fc_op_exec(c, op);
+		return op->kind == FC_OP_KERNEL ? CUDRV_SUCCESS : r;
 	}
-	if (s->nq == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 16;
+	if (s->cap)
+		return fc_capture_add(s, op);
+	if (s->nq == s->cap_q) {
+		size_t cap = s->cap_q ? 2 * s->cap_q : 16;
 		struct fc_op *q = realloc(s->q, cap * sizeof(*q));
 
 		if (!q)
 			return CUDRV_ERROR_OUT_OF_MEMORY;
 		s->q = q;
-		s->cap = cap;
+		s->cap_q = cap;
 	}
-	s->q[s->nq++] = *op;
-	return CUDRV_SUCCESS;
+	r = fc_op_dup(&s->q[s->nq], op);
+	if (!r)
+		s->nq++;
+	return r;
 }
 
 FC_EXPORT cudrv_result cuStreamCreate(cudrv_stream *stream, unsigned int flags)
@@ -370,6 +406,7 @@ FC_EXPORT cudrv_result cuStreamCreate(cudrv_stream *stream, unsigned int flags)
 		r = CUDRV_ERROR_OUT_OF_MEMORY;
 	if (!r) {
 		s->ctx = c;
+		s->flags = flags;
 		s->next = fc.streams;
 		fc.streams = s;
 		fc.st.streams++;
@@ -395,6 +432,7 @@ FC_EXPORT cudrv_result cuStreamDestroy_v2(cudrv_stream stream)
 		struct fc_stream *s = *pp;
 		struct fc_event *e;
 
+		fc_capture_drop(s);
 		stream_run(s, NULL);
 		for (e = fc.events; e; e = e->next)
 			if (e->pending == s)
@@ -419,10 +457,35 @@ FC_EXPORT cudrv_result cuStreamSynchronize(cudrv_stream stream)
 		return r;
 	pthread_mutex_lock(&fc.lock);
 	r = need_ctx(NULL);
-	if (!r && stream && !(s = stream_of(stream)))
+	if (!r && stream && !(s = fc_stream_of(stream)))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
+	/* Waiting for work that is being captured, not queued, conflicts
+	 * with the capture: it is refused and the capture invalidated. */
+	if (!r && s && s->cap) {
+		fc_capture_invalidate(s);
+		r = fc_bad(CUDRV_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+	}
+	if (!r && !s)
+		r = fc_capture_implicit(fc_current());
 	if (!r && s)
 		r = stream_run(s, NULL);
+	pthread_mutex_unlock(&fc.lock);
+	return r;
+}
+
+/* Every stream of the context; a dead context reports why. */
+FC_EXPORT cudrv_result cuCtxSynchronize(void)
+{
+	cudrv_result r = fc_enter_init(FN_cuCtxSynchronize);
+
+	if (r)
+		return r;
+	pthread_mutex_lock(&fc.lock);
+	r = need_ctx(NULL);
+	if (!r)
+		r = fc_capture_unsafe();
+	if (!r)
+		r = fc_ctx_drain(fc_current());
 	pthread_mutex_unlock(&fc.lock);
 	return r;
 }
@@ -489,7 +552,7 @@ FC_EXPORT cudrv_result cuEventDestroy_v2(cudrv_event event)
 FC_EXPORT cudrv_result cuEventRecord(cudrv_event event, cudrv_stream stream)
 {
 	cudrv_result r = fc_enter_init(FN_cuEventRecord);
-	struct fc_op op = {.is_record = true};
+	struct fc_op op = {.kind = FC_OP_RECORD};
 	struct fc_event *e;
 
 	if (r)
@@ -499,11 +562,15 @@ FC_EXPORT cudrv_result cuEventRecord(cudrv_event event, cudrv_stream stream)
 	if (!r && (!(e = event_of(event)) || !fc_stream_valid(stream)))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
 	if (!r) {
+		struct fc_stream *s = fc_stream_of(stream);
+
 		event_orphan(e);
 		op.ev = e;
 		r = fc_stream_push(stream, &op);
-		if (!r && stream)
-			e->pending = (struct fc_stream *)stream;
+		if (!r)
+			e->captured = s && s->cap;
+		if (!r && s && !s->cap)
+			e->pending = s;
 	}
 	pthread_mutex_unlock(&fc.lock);
 	return r;
@@ -521,6 +588,9 @@ FC_EXPORT cudrv_result cuEventSynchronize(cudrv_event event)
 	r = need_ctx(NULL);
 	if (!r && !(e = event_of(event)))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
+	/* "Necessarily conflicts with stream capture", in every mode. */
+	if (!r && e->captured)
+		r = fc_bad(CUDRV_ERROR_CAPTURED_EVENT);
 	if (!r && e->pending)
 		r = stream_run(e->pending, e);
 	pthread_mutex_unlock(&fc.lock);

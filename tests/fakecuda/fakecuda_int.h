@@ -29,7 +29,14 @@
 	X(cuMemHostRegister) X(cuMemHostUnregister) X(cuStreamCreate)         \
 	X(cuStreamDestroy) X(cuStreamSynchronize) X(cuEventCreate)            \
 	X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize)              \
-	X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync)
+	X(cuMemcpyHtoDAsync) X(cuMemcpyDtoHAsync) X(cuMemAlloc) X(cuMemFree)   \
+	X(cuMemAllocAsync) X(cuMemFreeAsync) X(cuMemcpyHtoD) X(cuMemcpyDtoH)  \
+	X(cuCtxSynchronize) X(cuModuleLoadData) X(cuModuleUnload)             \
+	X(cuModuleGetFunction) X(cuLaunchKernel) X(cuStreamBeginCapture)      \
+	X(cuStreamEndCapture) X(cuStreamIsCapturing)                          \
+	X(cuThreadExchangeStreamCaptureMode) X(cuGraphInstantiate)            \
+	X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphExecDestroy) \
+	X(cuGraphDestroy)
 
 enum fc_fn {
 #define FC_ENUM(n) FN_##n,
@@ -45,16 +52,28 @@ struct fc_ctx {
 	bool sticky; /* an illegal address was hit: the context is dead */
 };
 
-/* Work queued on a stream: a copy, or an event's record. */
+enum fc_op_kind { FC_OP_COPY, FC_OP_RECORD, FC_OP_KERNEL, FC_OP_FREE };
+
+/*
+ * Work queued on a stream or recorded in a graph: a copy, an event's
+ * record, a kernel launch, or a stream-ordered free (of @dev).
+ */
 struct fc_op {
+	enum fc_op_kind kind;
 	struct fc_event *ev; /* a record (NULL once re-recorded or destroyed) */
-	bool is_record;
 	bool to_dev;
 	void *dst;
 	const void *src;
 	size_t size;
-	uintptr_t dev; /* the device side of a copy */
+	uintptr_t dev; /* the device side of a copy, the base of a free */
+	struct fc_kernel *kernel;
+	unsigned int grid[3], block[3];
+	/* The launch's parameter values, copied at launch: owned by the op. */
+	void *params;
+	size_t params_size;
 };
+
+struct fc_capture;
 
 /*
  * Work on a stream runs when something waits for it (an event or the stream
@@ -64,13 +83,16 @@ struct fc_op {
 struct fc_stream {
 	struct fc_stream *next;
 	struct fc_ctx *ctx;
+	unsigned int flags;
+	struct fc_capture *cap; /* being captured into a graph, or NULL */
 	struct fc_op *q;
-	size_t nq, cap;
+	size_t nq, cap_q;
 };
 
 struct fc_event {
 	struct fc_event *next;
 	struct fc_stream *pending; /* recorded there, not reached yet */
+	bool captured; /* last recorded inside a stream capture */
 };
 
 struct fc_hostreg {
@@ -123,6 +145,51 @@ bool fc_stream_valid(cudrv_stream s);
 cudrv_result fc_stream_push(cudrv_stream s, const struct fc_op *op);
 /* Run a queued copy; an illegal address kills the context. */
 cudrv_result fc_copy_exec(struct fc_ctx *c, const struct fc_op *op);
+/* Run any queued op (under fc.lock); an illegal address kills @c. */
+cudrv_result fc_op_exec(struct fc_ctx *c, const struct fc_op *op);
+/* Copy @src into @dst, parameters included; 0 or OUT_OF_MEMORY. */
+cudrv_result fc_op_dup(struct fc_op *dst, const struct fc_op *src);
+/* Drop what @op owns. */
+void fc_op_release(struct fc_op *op);
+/* Run all of @s's queue. */
+cudrv_result fc_stream_drain(struct fc_stream *s);
+/* Run every stream of @c, in creation order; the first error. */
+cudrv_result fc_ctx_drain(struct fc_ctx *c);
+/* Run a kernel launch (fakecuda_exec.c). */
+cudrv_result fc_kernel_exec(struct fc_ctx *c, const struct fc_op *op);
+/*
+ * [@va, @va + @size) lies in mappings that all grant @need; *@denied says
+ * whether the failure, if any, is a mapping without that access.
+ */
+bool fc_dev_accessible(uintptr_t va, size_t size, unsigned int need,
+		       bool *denied);
+/* cuMemAlloc's memory (fakecuda_vmm.c), under fc.lock. */
+cudrv_result fc_linear_alloc(int dev, size_t size, uintptr_t *va);
+/* @va is the base of a live linear allocation not yet being freed. */
+bool fc_linear_live(uintptr_t va);
+/* Mark it being freed (a stream-ordered free is queued), or free it now. */
+void fc_linear_mark_freeing(uintptr_t va);
+cudrv_result fc_linear_free(uintptr_t va);
+/* Stream capture (fakecuda_graph.c), under fc.lock. */
+/* @op goes to @s's capture: taken (0) or refused (the error). */
+cudrv_result fc_capture_add(struct fc_stream *s, const struct fc_op *op);
+/*
+ * A potentially unsafe call (one not ordered on a stream) from this
+ * thread: STREAM_CAPTURE_UNSUPPORTED if a capture forbids it, which then
+ * invalidates that capture, as the driver does.
+ */
+cudrv_result fc_capture_unsafe(void);
+/*
+ * Legacy-stream work while a blocking stream of @c is capturing would
+ * depend on the capture: STREAM_CAPTURE_IMPLICIT, and the capture is
+ * invalidated.
+ */
+cudrv_result fc_capture_implicit(struct fc_ctx *c);
+/* @s's capture fails at its end. */
+void fc_capture_invalidate(struct fc_stream *s);
+/* Forget @s's capture (the stream is destroyed). */
+void fc_capture_drop(struct fc_stream *s);
+struct fc_stream *fc_stream_of(cudrv_stream s);
 /* The registration [@p, @p + @size) lies wholly inside, or NULL. */
 struct fc_hostreg *fc_hostreg_of(const void *p, size_t size);
 /* Parse "2M"-style sizes; 0 on success. */

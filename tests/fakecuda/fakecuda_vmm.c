@@ -29,6 +29,7 @@ struct alloc {
 	size_t size;
 	int nmaps;
 	bool released;
+	bool freeing; /* linear: a stream-ordered free is queued */
 };
 
 struct extent {
@@ -46,6 +47,7 @@ struct mapping {
 	struct alloc *a;
 	uint64_t handle;
 	unsigned int prot; /* CUmemAccess_flags */
+	bool linear; /* cuMemAlloc's: no reservation, no VMM calls */
 };
 
 static int memfd = -1;
@@ -179,7 +181,7 @@ static bool whole_run(uintptr_t va, size_t size, size_t *first, size_t *end)
 		return false;
 	*first = i;
 	for (; i < nmaps && at < va + size; i++) {
-		if (maps[i].va != at)
+		if (maps[i].va != at || maps[i].linear)
 			return false;
 		at += maps[i].size;
 	}
@@ -202,6 +204,116 @@ static bool covered(uintptr_t va, size_t size, unsigned int need, bool *denied)
 		at = maps[i].va + maps[i].size;
 	}
 	return at >= va + size;
+}
+
+bool fc_dev_accessible(uintptr_t va, size_t size, unsigned int need,
+		       bool *denied)
+{
+	return covered(va, size, need, denied) && !*denied;
+}
+
+/*
+ * cuMemAlloc's memory: a slice of the device like cuMemCreate's, counted the
+ * same way, in address space of its own, mapped read-write at once. Whole
+ * granules, so that the device's free memory drops by what the allocation
+ * really holds.
+ */
+cudrv_result fc_linear_alloc(int dev, size_t size, uintptr_t *out)
+{
+	size_t len = (size + fc.gran - 1) & ~(fc.gran - 1);
+	uintptr_t base, va;
+	struct alloc *a;
+	size_t i;
+	void *p;
+
+	if (len < size || len > fc.mem || fc.used[dev] > fc.mem - len)
+		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
+	a = calloc(1, sizeof(*a));
+	if (!a || !grow((void **)&maps, &maps_cap, nmaps + 1, sizeof(*maps)) ||
+	    slice_get(len, &a->off)) {
+		free(a);
+		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
+	}
+	p = mmap(NULL, len + fc.gran, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		goto fail;
+	base = (uintptr_t)p;
+	va = (base + fc.gran - 1) & ~(uintptr_t)(fc.gran - 1);
+	if (va > base)
+		munmap(p, va - base);
+	if (base + fc.gran > va)
+		munmap((void *)(va + len), base + fc.gran - va);
+	p = mmap((void *)va, len, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, memfd, (off_t)a->off);
+	if (p == MAP_FAILED) {
+		munmap((void *)va, len);
+		goto fail;
+	}
+	a->dev = dev;
+	a->size = len;
+	a->nmaps = 1;
+	i = map_find(va);
+	memmove(&maps[i + 1], &maps[i], (nmaps - i) * sizeof(*maps));
+	maps[i] = (struct mapping){
+		va, len, a, 0, CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE, true};
+	nmaps++;
+	fc.used[dev] += len;
+	fc.st.mem_used += len;
+	fc.st.linear_allocs++;
+	fc.st.linear_bytes += len;
+	*out = va;
+	return CUDRV_SUCCESS;
+fail:
+	slice_put(a->off, len);
+	free(a);
+	return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
+}
+
+static struct mapping *linear_of(uintptr_t va)
+{
+	size_t i = map_find(va);
+
+	if (i < nmaps && maps[i].va == va && maps[i].linear)
+		return &maps[i];
+	return NULL;
+}
+
+bool fc_linear_live(uintptr_t va)
+{
+	struct mapping *m = linear_of(va);
+
+	return m && !m->a->freeing;
+}
+
+void fc_linear_mark_freeing(uintptr_t va)
+{
+	struct mapping *m = linear_of(va);
+
+	if (m)
+		m->a->freeing = true;
+}
+
+cudrv_result fc_linear_free(uintptr_t va)
+{
+	struct mapping *m = linear_of(va);
+	struct alloc *a;
+	size_t i;
+
+	if (!m)
+		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
+	a = m->a;
+	munmap((void *)va, a->size);
+	fc.used[a->dev] -= a->size;
+	fc.st.mem_used -= a->size;
+	fc.st.linear_allocs--;
+	fc.st.linear_bytes -= a->size;
+	slice_put(a->off, a->size);
+	i = (size_t)(m - maps);
+	memmove(&maps[i], &maps[i + 1], (nmaps - i - 1) * sizeof(*maps));
+	nmaps--;
+	free(a);
+	return CUDRV_SUCCESS;
 }
 
 FC_EXPORT cudrv_result cuMemGetAllocationGranularity(
@@ -396,8 +508,8 @@ FC_EXPORT cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size, size_t offset,
 		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
 	}
 	memmove(&maps[i + 1], &maps[i], (nmaps - i) * sizeof(*maps));
-	maps[i] = (struct mapping){ptr, size, a, handle,
-				   CUDRV_MEM_ACCESS_FLAGS_PROT_NONE};
+	maps[i] = (struct mapping){
+		ptr, size, a, handle, CUDRV_MEM_ACCESS_FLAGS_PROT_NONE, false};
 	nmaps++;
 	a->nmaps++;
 	fc.st.mappings++;
