@@ -84,6 +84,7 @@ typedef struct CUmod_st *cudrv_module; /* CUmodule */
 typedef struct CUfunc_st *cudrv_function; /* CUfunction */
 typedef struct CUgraph_st *cudrv_graph; /* CUgraph */
 typedef struct CUgraphExec_st *cudrv_graph_exec; /* CUgraphExec */
+typedef struct CUgraphNode_st *cudrv_graph_node; /* CUgraphNode */
 
 /* CUdevice_attribute */
 #define CUDRV_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED 102

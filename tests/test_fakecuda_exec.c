@@ -485,7 +485,7 @@ START_TEST(test_capture_and_replay)
 	OK(cuStreamEndCapture(s, &g2));
 	{
 		cudrv_graph_exec x2;
-		void *err_node = &x2;
+		cudrv_graph_node err_node = (cudrv_graph_node)&x2;
 		char log[8] = "x";
 
 		OK(cuGraphInstantiate_v2(&x2, g2, &err_node, log, sizeof(log)));

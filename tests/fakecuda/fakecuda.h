@@ -207,7 +207,8 @@ cudrv_result cuGraphInstantiateWithFlags(cudrv_graph_exec *exec,
 					 cudrv_graph graph,
 					 unsigned long long flags);
 cudrv_result cuGraphInstantiate_v2(cudrv_graph_exec *exec, cudrv_graph graph,
-				   void **err_node, char *log, size_t log_size);
+				   cudrv_graph_node *err_node, char *log,
+				   size_t log_size);
 cudrv_result cuGraphLaunch(cudrv_graph_exec exec, cudrv_stream stream);
 cudrv_result cuGraphExecDestroy(cudrv_graph_exec exec);
 cudrv_result cuGraphDestroy(cudrv_graph graph);

@@ -333,7 +333,8 @@ FC_EXPORT cudrv_result cuGraphInstantiateWithFlags(cudrv_graph_exec *exec,
 
 /* The CUDA 11 signature; no node can fail to instantiate here. */
 FC_EXPORT cudrv_result cuGraphInstantiate_v2(cudrv_graph_exec *exec,
-					     cudrv_graph graph, void **err_node,
+					     cudrv_graph graph,
+					     cudrv_graph_node *err_node,
 					     char *log, size_t log_size)
 {
 	cudrv_result r = fc_enter_init(FN_cuGraphInstantiate);
