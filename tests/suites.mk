@@ -30,7 +30,7 @@ TIERS_SUITES := test_tiers test_disk_tier test_tier_store
 # test_cuda_abi compares lib/cuda_drv.h with NVIDIA's cuda.h and is built
 # only where one is installed. Programs in build/cuda-tests/.
 CUDA_SUITES := test_fakecuda test_backend_cuda
-CUDA_SUITES += test_fakecuda_exec
+CUDA_SUITES += test_fakecuda_exec test_fakecuda_graph
 CUDA_ABI_SUITE := test_cuda_abi
 test_backend_cuda_SRCS := tests/test_backend_cuda.c \
 	tests/test_backend_cuda_faults.c tests/test_backend_cuda_hostreg.c
