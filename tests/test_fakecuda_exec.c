@@ -8,6 +8,9 @@
  * every test runs in its own process (Check's fork mode), with the kernels
  * registered by main() before the fork.
  */
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "fakecuda_exec.h"
 
 START_TEST(test_mem_alloc)
@@ -392,12 +395,81 @@ START_TEST(test_injection)
 	ck_assert_uint_eq(fakecuda_calls("cuMemAlloc"), 3);
 }
 END_TEST
-int main(void)
+/*
+ * The same through FAKECUDA_FAIL, read when the library is loaded: this
+ * program again, with the variable set, runs env_case(), which answers 0
+ * or the line of the first surprise.
+ */
+#define EXPECT(call, want)                                                     \
+	do {                                                                   \
+		if ((call) != (want))                                          \
+			return __LINE__;                                       \
+	} while (0)
+
+static int env_case(void)
+{
+	const char *img = ".fakecuda inc";
+	cudrv_deviceptr a;
+	cudrv_module m;
+	cudrv_function f;
+	cudrv_stream s;
+	cudrv_graph g;
+	cudrv_graph_exec x;
+	void *params[] = {&a};
+
+	EXPECT(cuInit(0), 0);
+	EXPECT(cuDevicePrimaryCtxRetain(&ctx, 0), 0);
+	EXPECT(cuCtxSetCurrent(ctx), 0);
+	EXPECT(cuStreamCreate(&s, CUDRV_STREAM_NON_BLOCKING), 0);
+	EXPECT(cuMemAlloc_v2(&a, G), CUDRV_ERROR_OUT_OF_MEMORY);
+	EXPECT(cuMemAlloc_v2(&a, G), 0);
+	EXPECT(cuModuleLoadData(&m, img), 0);
+	EXPECT(cuModuleGetFunction(&f, m, "inc"), 0);
+	EXPECT(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, params, NULL), 0);
+	EXPECT(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, params, NULL),
+	       CUDRV_ERROR_LAUNCH_FAILED);
+	EXPECT(cuStreamBeginCapture_v2(s, 0), 0);
+	EXPECT(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, s, params, NULL), 0);
+	EXPECT(cuStreamEndCapture(s, &g), 0);
+	EXPECT(cuGraphInstantiateWithFlags(&x, g, 0), 0);
+	EXPECT(cuGraphLaunch(x, s), CUDRV_ERROR_UNKNOWN);
+	EXPECT(cuGraphLaunch(x, s), 0);
+	EXPECT(cuStreamSynchronize(s), 0);
+	EXPECT(cuMemFreeAsync(a, s), CUDRV_ERROR_INVALID_VALUE);
+	EXPECT(cuMemFreeAsync(a, s), 0);
+	EXPECT(cuStreamSynchronize(s), 0);
+	return 0;
+}
+
+START_TEST(test_env_injection)
+{
+	pid_t pid = fork();
+	int st;
+
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		setenv("FAKECUDA_FAIL",
+		       "cuMemAlloc_v2:1:2,cuLaunchKernel:2:719,cuGraphLaunch:1,"
+		       "cuMemFreeAsync:1:1",
+		       1);
+		execl("/proc/self/exe", "test_fakecuda_exec", "--env-case",
+		      (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "env case failed at line %d", WEXITSTATUS(st));
+}
+END_TEST
+
+int main(int argc, char **argv)
 {
 	Suite *s;
 	TCase *tc;
 
 	register_kernels();
+	if (argc == 2 && !strcmp(argv[1], "--env-case"))
+		return env_case();
 	s = suite_create("fakecuda_exec");
 
 	tc = suite_case(s, "alloc", 60);
@@ -414,5 +486,6 @@ int main(void)
 	tc = suite_case(s, "lookup", 60);
 	tcase_add_test(tc, test_proc_address_versions);
 	tcase_add_test(tc, test_injection);
+	tcase_add_test(tc, test_env_injection);
 	return run_suite(s);
 }
