@@ -17,7 +17,8 @@
  *   FAKECUDA_PCI_BUS_ID=ID     device 0's bus id (0000:00:00.0); device d
  *                              reports the same with the bus number + d
  *   FAKECUDA_DRIVER_VERSION=N  cuDriverGetVersion (12080)
- *   FAKECUDA_PROC_ADDRESS=0|1  0: cuGetProcAddress_v2 finds nothing (1)
+ *   FAKECUDA_PROC_ADDRESS=0|1  0: cuGetProcAddress (both) finds nothing,
+ *                              CUDA_ERROR_NOT_FOUND (1)
  *   FAKECUDA_FAIL=fn:N[:code][,...]  the Nth call of fn (counted from load)
  *                              returns code (default 999, CUDA_ERROR_UNKNOWN)
  *   FAKECUDA_LATENCY=0|1       latency injection on/off (1)
