@@ -96,6 +96,8 @@ static inline struct cuda_backend *to_cuda(struct vkv_backend *be)
 	return (struct cuda_backend *)be;
 }
 
+/* cuda_ctx.c: a driver error's name, for logs. */
+const char *vkvi_cuda_err_name(const struct cuda_fns *f, cudrv_result r);
 /* A failed driver call: logged at debug level; returns the errno. */
 int vkvi_cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r);
 /* Make the primary context current; *@pushed says whether to pop it. */
