@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend_cuda.h - what the cuda backend's two files share: the backend's
+ * backend_cuda.h - what the cuda backend's files share: the backend's
  * state, the driver entry points, and the context and error helpers.
- * backend_cuda.c opens the driver and does the VMM operations; cuda_copy.c
- * does the copies (staging buffers, registered host ranges). Internal.
+ * cuda_ctx.c holds those helpers, under the other two; backend_cuda.c opens
+ * the driver and does the VMM operations; cuda_copy.c does the copies
+ * (staging buffers, registered host ranges). Internal.
  */
 #ifndef VKV_BACKEND_CUDA_H
 #define VKV_BACKEND_CUDA_H

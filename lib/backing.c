@@ -181,6 +181,7 @@ int vkvi_backing_shrink(struct vkv_cache *c, uint32_t slot, uint32_t keep)
 	size_t n;
 	int ret;
 
+	vkvi_assert_held(&c->gate);
 	if (s->npages <= keep)
 		return 0;
 	/* A leaf, lock held throughout: shrink_buf is free; see cache.h. */

@@ -243,6 +243,7 @@ int vkvi_reclaim_swap_in(struct vkv_cache *c, uint32_t slot)
 	uint32_t len;
 	int ret;
 
+	vkvi_assert_held(&c->gate);
 	vkvi_swapio_wait_idle(c, slot);
 	if (c->swp.sw[slot].tier == VKV_TIER_DEVICE)
 		return 0;

@@ -446,6 +446,7 @@ void vkvi_swapio_wait_idle(struct vkv_cache *c, uint32_t slot)
 
 void vkvi_swapio_forget(struct vkv_cache *c, uint32_t slot)
 {
+	vkvi_assert_held(&c->gate);
 	vkvi_swapio_wait_idle(c, slot);
 	if (c->swp.sw[slot].tier != VKV_TIER_DEVICE) {
 		account(c, slot, +1);
