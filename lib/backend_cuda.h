@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend_cuda.h - what the cuda backend's two files share: the backend's
+ * backend_cuda.h - what the cuda backend's files share: the backend's
  * state, the driver entry points, and the context and error helpers.
- * backend_cuda.c opens the driver and does the VMM operations; cuda_copy.c
- * does the copies (staging buffers, registered host ranges). Internal.
+ * cuda_ctx.c holds those helpers, under the other two; backend_cuda.c opens
+ * the driver and does the VMM operations; cuda_copy.c does the copies
+ * (staging buffers, registered host ranges). Internal.
  */
 #ifndef VKV_BACKEND_CUDA_H
 #define VKV_BACKEND_CUDA_H
@@ -96,6 +97,8 @@ static inline struct cuda_backend *to_cuda(struct vkv_backend *be)
 	return (struct cuda_backend *)be;
 }
 
+/* cuda_ctx.c: a driver error's name, for logs. */
+const char *vkvi_cuda_err_name(const struct cuda_fns *f, cudrv_result r);
 /* A failed driver call: logged at debug level; returns the errno. */
 int vkvi_cuda_fail(struct cuda_backend *cb, const char *what, cudrv_result r);
 /* Make the primary context current; *@pushed says whether to pop it. */

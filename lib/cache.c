@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "abi.h"
+#include "backing.h"
 #include "cache.h"
+#include "slots.h"
+#include "step.h"
+#include "swap.h"
 #include "tier_disk.h"
 #include "tier_host.h"
 
@@ -89,13 +92,13 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 	}
 	switch (g->layout) {
 	case VKV_LAYOUT_PER_LAYER:
-		c->ntensors = 2 * g->layers;
+		c->lay.ntensors = 2 * g->layers;
 		break;
 	case VKV_LAYOUT_TOKEN_MAJOR:
-		c->ntensors = 2;
+		c->lay.ntensors = 2;
 		break;
 	case VKV_LAYOUT_TOKEN_MAJOR_KV:
-		c->ntensors = 1;
+		c->lay.ntensors = 1;
 		break;
 	default:
 		vkvi_config_seterr("geometry: unknown layout %d",
@@ -109,77 +112,43 @@ static int layout_init(struct vkv_cache *c, const struct vkv_geometry *g)
 	}
 	if (!mul_ok(g->kv_heads, g->head_dim, &row) ||
 	    !mul_ok(row, g->elem_size, &row) ||
-	    !mul_ok(row, (uint64_t)2 * g->layers / c->ntensors, &stride) ||
+	    !mul_ok(row, (uint64_t)2 * g->layers / c->lay.ntensors, &stride) ||
 	    !mul_ok(stride, g->max_tokens, &seg) || seg > VA_MAX) {
 		vkvi_config_seterr(
 			"geometry: a sequence of %u tokens does not fit",
 			g->max_tokens);
 		return -EOVERFLOW;
 	}
-	seg = (seg + c->page_size - 1) & ~(uint64_t)(c->page_size - 1);
+	seg = (seg + c->lay.page_size - 1) & ~(uint64_t)(c->lay.page_size - 1);
 	if (!mul_ok(seg, g->max_seqs, &tensor) ||
-	    !mul_ok(tensor, c->ntensors, &va) || va > VA_MAX) {
+	    !mul_ok(tensor, c->lay.ntensors, &va) || va > VA_MAX) {
 		vkvi_config_seterr(
 			"geometry: %u slots of %u tokens need more than "
 			"%llu bytes of address space",
 			g->max_seqs, g->max_tokens, (unsigned long long)VA_MAX);
 		return -EOVERFLOW;
 	}
-	c->row_bytes = row;
-	c->token_stride = stride;
-	c->slot_bytes = seg;
-	c->tensor_bytes = tensor;
-	c->va_size = va;
-	c->seg_pages = (uint32_t)(seg / c->page_size);
-	return 0;
-}
-
-static int slots_init(struct vkv_cache *c)
-{
-	uint32_t n = c->geom.max_seqs;
-
-	c->slots = calloc(n, sizeof(*c->slots));
-	c->empty = malloc(n * sizeof(*c->empty));
-	if (!c->slots || !c->empty)
-		return -ENOMEM;
-	/*
-	 * One handle per page of the whole range. Reserved, not committed: only
-	 * the entries of pages actually mapped are ever touched.
-	 */
-	c->handles_bytes = c->va_size / c->page_size * sizeof(vkv_handle_t);
-	c->handles = mmap(NULL, c->handles_bytes, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (c->handles == MAP_FAILED) {
-		c->handles = NULL;
-		return -ENOMEM;
-	}
-	c->lru_head = c->lru_tail = NO_SLOT;
-	/* Pushed high to low, so that slot 0 is the first one opened. */
-	for (uint32_t i = 0; i < n; i++) {
-		c->slots[i].prev = c->slots[i].next = NO_SLOT;
-		c->empty[i] = n - 1 - i;
-	}
-	c->nempty = n;
+	c->lay.row_bytes = row;
+	c->lay.token_stride = stride;
+	c->lay.slot_bytes = seg;
+	c->lay.tensor_bytes = tensor;
+	c->lay.va_size = va;
+	c->lay.seg_pages = (uint32_t)(seg / c->lay.page_size);
 	return 0;
 }
 
 static void cache_free(struct vkv_cache *c)
 {
 	vkvi_swap_fini(c);
-	if (c->base)
-		c->be->ops->unreserve(c->be, c->base, c->va_size);
+	if (c->lay.base)
+		c->be->ops->unreserve(c->be, c->lay.base, c->lay.va_size);
 	vkv_backend_destroy(c->be);
-	if (c->handles)
-		munmap(c->handles, c->handles_bytes);
-	free(c->slots);
-	free(c->empty);
-	free(c->shrink_buf);
-	free(c->job_slots);
-	free(c->job_lens);
-	free(c->la_pages);
-	pthread_cond_destroy(&c->job_cond);
-	pthread_cond_destroy(&c->swap_cond);
-	pthread_mutex_destroy(&c->lock);
+	vkvi_slots_fini(c);
+	free(c->job.slots);
+	free(c->job.lens);
+	free(c->job.la_pages);
+	pthread_cond_destroy(&c->swp.cond);
+	vkvi_gate_destroy(&c->gate);
 	free(c);
 }
 
@@ -203,9 +172,12 @@ VKV_EXPORT int vkvi_cache_create_v04(const struct vkv_geometry *geom,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->job_cond, NULL);
-	pthread_cond_init(&c->swap_cond, NULL);
+	ret = vkvi_gate_init(&c->gate);
+	if (ret) {
+		free(c);
+		return ret;
+	}
+	pthread_cond_init(&c->swp.cond, NULL);
 	if (cfg) {
 		c->cfg = *cfg;
 	} else {
@@ -217,7 +189,7 @@ VKV_EXPORT int vkvi_cache_create_v04(const struct vkv_geometry *geom,
 	if (ret)
 		goto err;
 	c->geom = *geom;
-	c->page_size = c->cfg.page_size;
+	c->lay.page_size = c->cfg.page_size;
 	ret = dtype_init(&c->geom);
 	if (ret)
 		goto err;
@@ -230,45 +202,40 @@ VKV_EXPORT int vkvi_cache_create_v04(const struct vkv_geometry *geom,
 				   vkv_strerror(ret));
 		goto err;
 	}
-	if (c->page_size % c->be->granularity) {
+	if (c->lay.page_size % c->be->granularity) {
 		vkvi_config_seterr("page_size %zu is not a multiple of the %s "
 				   "backend's granularity %zu",
-				   c->page_size, c->be->ops->name,
+				   c->lay.page_size, c->be->ops->name,
 				   c->be->granularity);
 		ret = -EINVAL;
 		goto err;
 	}
-	ret = slots_init(c);
+	ret = vkvi_slots_init(c);
 	if (ret)
 		goto err;
-	c->shrink_buf = malloc((size_t)c->seg_pages * c->ntensors *
-			       sizeof(vkv_handle_t));
-	if (!c->shrink_buf) {
-		ret = -ENOMEM;
-		goto err;
-	}
 	ret = vkvi_swap_init(c);
 	if (ret)
 		goto err;
-	ret = c->be->ops->reserve(c->be, c->va_size, &c->base);
+	ret = c->be->ops->reserve(c->be, c->lay.va_size, &c->lay.base);
 	if (ret) {
-		c->base = 0;
+		c->lay.base = 0;
 		vkvi_config_seterr(
 			"reserving %zu bytes of address space failed",
-			c->va_size);
+			c->lay.va_size);
 		goto err;
 	}
 	/* Without a budget the device's memory is the cap. */
 	budget = c->cfg.budget ? c->cfg.budget : c->be->mem_total;
-	budget /= c->page_size;
-	low = c->cfg.pool_low / c->page_size;
-	high = c->cfg.pool_high / c->page_size;
-	ret = vkvi_pool_init(&c->pool, c->be, c->page_size, budget, low, high);
+	budget /= c->lay.page_size;
+	low = c->cfg.pool_low / c->lay.page_size;
+	high = c->cfg.pool_high / c->lay.page_size;
+	ret = vkvi_pool_init(&c->pool, c->be, c->lay.page_size, budget, low,
+			     high);
 	if (ret)
 		goto err;
 	vkvi_log(&c->cfg, VKV_LOG_DEBUG,
 		 "vkv: cache of %u slots x %u tokens, %zu bytes reserved on %s",
-		 geom->max_seqs, geom->max_tokens, c->va_size,
+		 geom->max_seqs, geom->max_tokens, c->lay.va_size,
 		 c->be->ops->name);
 	*out = c;
 	return 0;
@@ -281,8 +248,8 @@ VKV_EXPORT void vkv_cache_destroy(struct vkv_cache *c)
 {
 	if (!c)
 		return;
-	vkvi_cache_enter(c, ENTER_CALL);
-	vkvi_cache_leave(c);
+	vkvi_gate_enter(&c->gate, ENTER_CALL);
+	vkvi_gate_leave(&c->gate);
 	vkvi_step_worker_stop(c);
 	vkvi_swap_fini(c);
 	vkvi_backing_drop_all(c);
@@ -301,7 +268,7 @@ VKV_EXPORT int vkvi_cache_geometry_v04(const struct vkv_cache *c,
 
 VKV_EXPORT size_t vkv_cache_page_size(const struct vkv_cache *c)
 {
-	return c ? c->page_size : 0;
+	return c ? c->lay.page_size : 0;
 }
 
 VKV_EXPORT const char *vkv_cache_backend(const struct vkv_cache *c)
@@ -327,15 +294,15 @@ VKV_EXPORT int vkv_cache_tensor(const struct vkv_cache *c, uint32_t layer,
 		break;
 	case VKV_LAYOUT_TOKEN_MAJOR:
 		t = (uint32_t)kv;
-		in_token = layer * c->row_bytes;
+		in_token = layer * c->lay.row_bytes;
 		break;
 	case VKV_LAYOUT_TOKEN_MAJOR_KV:
-		in_token = ((size_t)kv * g->layers + layer) * c->row_bytes;
+		in_token = ((size_t)kv * g->layers + layer) * c->lay.row_bytes;
 		break;
 	}
-	out->base = (void *)(c->base + t * c->tensor_bytes + in_token);
-	out->slot_stride = c->slot_bytes;
-	out->token_stride = c->token_stride;
+	out->base = (void *)(c->lay.base + t * c->lay.tensor_bytes + in_token);
+	out->slot_stride = c->lay.slot_bytes;
+	out->token_stride = c->lay.token_stride;
 	out->head_stride = (size_t)g->head_dim * g->elem_size;
 	out->elem_size = g->elem_size;
 	return 0;
@@ -361,13 +328,13 @@ VKV_EXPORT int vkvi_cache_stats_v04(const struct vkv_cache *c,
 		return -EINVAL;
 	k = &c->cnt;
 	memset(s, 0, sizeof(*s));
-	s->page_size = c->page_size;
+	s->page_size = c->lay.page_size;
 	s->pages_open = vkv_load(&k->pages_open);
 	s->pages_cached = vkv_load(&k->pages_cached);
 	s->pages_needed = vkv_load(&k->pages_needed);
-	s->mapped_bytes = (s->pages_open + s->pages_cached) * c->page_size;
-	s->live_bytes =
-		vkv_load(&k->live_tokens) * c->token_stride * c->ntensors;
+	s->mapped_bytes = (s->pages_open + s->pages_cached) * c->lay.page_size;
+	s->live_bytes = vkv_load(&k->live_tokens) * c->lay.token_stride *
+			c->lay.ntensors;
 	s->pages_free = vkv_load(&c->pool.cnt.free);
 	s->pages_created = vkv_load(&c->pool.cnt.created);
 	s->budget_pages = c->pool.budget >= SIZE_MAX / 2 ? 0 : c->pool.budget;
@@ -388,18 +355,18 @@ VKV_EXPORT int vkvi_cache_stats_v04(const struct vkv_cache *c,
 	s->seqs_disk = vkv_load(&k->seqs_disk);
 	s->swap_out_bytes = vkv_load(&k->swap_out_bytes);
 	s->swap_in_bytes = vkv_load(&k->swap_in_bytes);
-	if (c->host) {
+	if (c->tiers.host) {
 		struct vkvi_host_tier_counters hc;
 
-		vkvi_host_tier_counters(c->host, &hc);
+		vkvi_host_tier_counters(c->tiers.host, &hc);
 		/* Chunks the module paged out are on disk. */
 		s->host_tier_bytes = hc.used_bytes - hc.paged_bytes;
 		s->disk_tier_bytes = hc.paged_bytes;
 	}
-	if (c->disk) {
+	if (c->tiers.disk) {
 		struct vkvi_disk_counters dc;
 
-		vkvi_disk_counters(c->disk, &dc);
+		vkvi_disk_counters(c->tiers.disk, &dc);
 		s->disk_tier_bytes += dc.slots_used * dc.chunk;
 	}
 	vkvi_hist_read(&k->map_lat, &s->map_lat);

@@ -13,55 +13,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache.h"
-
-void vkvi_cache_enter(struct vkv_cache *c, enum cache_who who)
-{
-	/*
-	 * Counted before blocking on the lock: the look-ahead holds it while
-	 * it runs and looks at this count between sequences.
-	 */
-	vkv_add(&c->entering, 1);
-	pthread_mutex_lock(&c->lock);
-	while (who == ENTER_CALL && c->phase == JOB_QUEUED)
-		pthread_cond_wait(&c->job_cond, &c->lock);
-	vkv_sub(&c->entering, 1);
-}
-
-void vkvi_cache_leave(struct vkv_cache *c)
-{
-	pthread_mutex_unlock(&c->lock);
-}
+#include "backing.h"
+#include "reclaim.h"
+#include "slots.h"
+#include "step.h"
+#include "swapio.h"
 
 /*
  * Check the whole batch before changing anything. Marks catch a slot given
- * twice; vkvi_backing_grow re-marks with a fresh value afterwards.
+ * twice; vkvi_reclaim_fits and vkvi_reclaim_grow re-mark with a fresh value afterwards.
  */
 static int step_check(struct vkv_cache *c, const vkv_slot_t *slots,
 		      const uint32_t *lens, uint32_t n, bool *grow)
 {
-	if (++c->mark == 0)
-		c->mark = 1;
+	if (++c->tab.mark == 0)
+		c->tab.mark = 1;
 	*grow = false;
 	for (uint32_t i = 0; i < n; i++) {
 		struct vkv_slot *s;
 
 		if (slots[i] >= c->geom.max_seqs)
 			return -EINVAL;
-		s = &c->slots[slots[i]];
+		s = &c->tab.slots[slots[i]];
 		if (s->state != SLOT_OPEN)
 			return -EBADF;
 		if (lens[i] > c->geom.max_tokens)
 			return -E2BIG;
-		if (s->mark == c->mark)
+		if (s->mark == c->tab.mark)
 			return -EINVAL;
-		s->mark = c->mark;
+		s->mark = c->tab.mark;
 		s->want = lens[i];
 		/*
 		 * A swapped-out entry comes back at its saved length, whatever
 		 * length it is given: room to check even at length 0.
 		 */
-		if (lens[i] > s->cap || c->sw[slots[i]].tier != VKV_TIER_DEVICE)
+		if (lens[i] > s->cap ||
+		    c->swp.sw[slots[i]].tier != VKV_TIER_DEVICE)
 			*grow = true;
 	}
 	return 0;
@@ -79,7 +66,7 @@ static int step_wait_swaps(struct vkv_cache *c, const vkv_slot_t *slots,
 
 	for (uint32_t i = 0; i < n; i++) {
 		if (slot_busy(c, slots[i])) {
-			vkvi_swap_wait_idle(c, slots[i]);
+			vkvi_swapio_wait_idle(c, slots[i]);
 			waited = true;
 		}
 	}
@@ -94,7 +81,8 @@ static int step_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 	bool grow;
 	int ret;
 
-	if (c->broken)
+	vkvi_assert_held(&c->gate);
+	if (c->tab.broken)
 		return -EIO;
 	ret = step_check(c, slots, lens, n, &grow);
 	if (!ret)
@@ -105,7 +93,8 @@ static int step_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 	 * All or nothing, swap-ins and evictions included: the whole batch is
 	 * checked, as vkv_step_fits() checks it, before any of it is done.
 	 */
-	if (grow && !vkvi_backing_fits(c, slots, lens, n, c->use_clock + 1)) {
+	if (grow &&
+	    !vkvi_reclaim_fits(c, slots, lens, n, c->swp.use_clock + 1)) {
 		vkv_add(&c->cnt.enomem, 1);
 		return -ENOMEM;
 	}
@@ -113,26 +102,24 @@ static int step_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 	 * Stamp the batch with this step's clock (eviction spares it), then
 	 * bring back any of it that was swapped out, at its old addresses.
 	 */
-	c->use_clock++;
+	c->swp.use_clock++;
 	for (uint32_t i = 0; i < n; i++)
-		c->sw[slots[i]].last_use = c->use_clock;
-	c->batch_mark = c->mark;
+		c->swp.sw[slots[i]].last_use = c->swp.use_clock;
 	for (uint32_t i = 0; i < n && !ret; i++) {
-		if (c->sw[slots[i]].tier != VKV_TIER_DEVICE) {
-			ret = vkvi_swap_in_now(c, slots[i]);
+		if (c->swp.sw[slots[i]].tier != VKV_TIER_DEVICE) {
+			ret = vkvi_reclaim_swap_in(c, slots[i]);
 			grow = true;
 		}
 	}
-	c->batch_mark = 0;
 	if (ret)
 		return ret;
 	if (grow) {
-		ret = vkvi_backing_grow(c, slots, lens, n);
+		ret = vkvi_reclaim_grow(c, slots, lens, n);
 		if (ret)
 			return ret;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		slot_set_len(c, &c->slots[slots[i]], lens[i]);
+		slot_set_len(c, &c->tab.slots[slots[i]], lens[i]);
 	vkv_add(&c->cnt.steps, 1);
 	vkvi_hist_add(&c->cnt.step_lat, vkv_now_ns() - t0);
 	return 0;
@@ -158,12 +145,12 @@ VKV_EXPORT int vkv_step(struct vkv_cache *c, const vkv_slot_t *slots,
 
 	if (ret)
 		return ret;
-	vkvi_cache_enter(c, ENTER_CALL);
-	if (c->job_pending)
+	vkvi_gate_enter(&c->gate, ENTER_CALL);
+	if (c->job.pending)
 		ret = -EBUSY;
 	else
 		ret = step_locked(c, slots, lens, n);
-	vkvi_cache_leave(c);
+	vkvi_gate_leave(&c->gate);
 	return ret;
 }
 
@@ -174,9 +161,9 @@ static int fits_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 	bool grow;
 	int ret;
 
-	if (c->job_pending)
+	if (c->job.pending)
 		return -EBUSY;
-	if (c->broken)
+	if (c->tab.broken)
 		return -EIO;
 	ret = step_check(c, slots, lens, n, &grow);
 	if (ret)
@@ -186,7 +173,8 @@ static int fits_locked(struct vkv_cache *c, const vkv_slot_t *slots,
 		if (slot_busy(c, i))
 			return -EBUSY;
 	/* The step stamps its batch with a new clock: nobody has it yet. */
-	return !grow || vkvi_backing_fits(c, slots, lens, n, c->use_clock + 1)
+	return !grow || vkvi_reclaim_fits(c, slots, lens, n,
+					  c->swp.use_clock + 1)
 		       ? 0
 		       : -ENOMEM;
 }
@@ -201,16 +189,16 @@ VKV_EXPORT int vkv_step_fits(const struct vkv_cache *cc,
 
 	if (ret)
 		return ret;
-	vkvi_cache_enter(c, ENTER_CALL);
+	vkvi_gate_enter(&c->gate, ENTER_CALL);
 	ret = fits_locked(c, slots, lens, n);
-	vkvi_cache_leave(c);
+	vkvi_gate_leave(&c->gate);
 	return ret;
 }
 
 /* Someone wants in, or the cache is going away: the look-ahead stops. */
 static bool lookahead_yield(struct vkv_cache *c)
 {
-	return vkv_load(&c->entering) || c->worker_stop;
+	return vkv_load(&c->gate.entering) || c->job.stop;
 }
 
 /*
@@ -227,9 +215,9 @@ static void lookahead(struct vkv_cache *c)
 {
 	uint32_t ahead = (uint32_t)c->cfg.lookahead_tokens;
 
-	for (uint32_t i = 0; i < c->job_n && !lookahead_yield(c); i++) {
-		vkv_slot_t slot = c->job_slots[i];
-		struct vkv_slot *s = &c->slots[slot];
+	for (uint32_t i = 0; i < c->job.n && !lookahead_yield(c); i++) {
+		vkv_slot_t slot = c->job.slots[i];
+		struct vkv_slot *s = &c->tab.slots[slot];
 		uint64_t want = (uint64_t)s->len + ahead;
 		uint32_t target;
 		size_t need;
@@ -239,46 +227,55 @@ static void lookahead(struct vkv_cache *c)
 			want = c->geom.max_tokens;
 		target = (uint32_t)want;
 		if (s->state != SLOT_OPEN || target <= s->cap ||
-		    slot_busy(c, slot) || c->sw[slot].tier != VKV_TIER_DEVICE)
+		    slot_busy(c, slot) ||
+		    c->swp.sw[slot].tier != VKV_TIER_DEVICE)
 			continue;
 		need = vkvi_backing_need(c, slot, target);
-		got = vkvi_pool_take(&c->pool, c->la_pages, need, false);
+		got = vkvi_pool_take(&c->pool, c->job.la_pages, need, false);
 		if (got < (long)need) {
 			if (got > 0)
-				vkvi_pool_put(&c->pool, c->la_pages,
+				vkvi_pool_put(&c->pool, c->job.la_pages,
 					      (size_t)got);
 			/* Have the pool worker create them for next time. */
 			vkvi_pool_want(&c->pool, need);
 			break;
 		}
-		if (vkvi_backing_map(c, &slot, &target, 1, c->la_pages, need))
+		if (vkvi_backing_map(c, &slot, &target, 1, c->job.la_pages,
+				     need))
 			break;
 	}
+}
+
+/* Calls of the scheduler's wait at the gate while the required part runs. */
+static void set_phase(struct vkv_cache *c, enum job_phase phase)
+{
+	c->job.phase = phase;
+	c->gate.hold_calls = phase == JOB_QUEUED;
 }
 
 static void *step_worker(void *arg)
 {
 	struct vkv_cache *c = arg;
 
-	vkvi_cache_enter(c, ENTER_STEP);
+	vkvi_gate_enter(&c->gate, ENTER_STEP);
 	for (;;) {
-		while (c->phase != JOB_QUEUED && !c->worker_stop)
-			pthread_cond_wait(&c->job_cond, &c->lock);
-		if (c->worker_stop)
+		while (c->job.phase != JOB_QUEUED && !c->job.stop)
+			vkvi_gate_wait(&c->gate, &c->gate.cond);
+		if (c->job.stop)
 			break;
 		/* In through the one entry, like every other thread. */
-		vkvi_cache_leave(c);
-		vkvi_cache_enter(c, ENTER_STEP);
-		c->job_result =
-			step_locked(c, c->job_slots, c->job_lens, c->job_n);
-		c->phase = JOB_LOOKAHEAD;
-		pthread_cond_broadcast(&c->job_cond);
-		if (!c->job_result && c->cfg.lookahead_tokens)
+		vkvi_gate_leave(&c->gate);
+		vkvi_gate_enter(&c->gate, ENTER_STEP);
+		c->job.result =
+			step_locked(c, c->job.slots, c->job.lens, c->job.n);
+		set_phase(c, JOB_LOOKAHEAD);
+		pthread_cond_broadcast(&c->gate.cond);
+		if (!c->job.result && c->cfg.lookahead_tokens)
 			lookahead(c);
-		c->phase = JOB_IDLE;
-		pthread_cond_broadcast(&c->job_cond);
+		set_phase(c, JOB_IDLE);
+		pthread_cond_broadcast(&c->gate.cond);
 	}
-	vkvi_cache_leave(c);
+	vkvi_gate_leave(&c->gate);
 	return NULL;
 }
 
@@ -289,8 +286,8 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const vkv_slot_t *slots,
 
 	if (ret)
 		return ret;
-	vkvi_cache_enter(c, ENTER_CALL);
-	if (c->job_pending) {
+	vkvi_gate_enter(&c->gate, ENTER_CALL);
+	if (c->job.pending) {
 		ret = -EBUSY;
 		goto out;
 	}
@@ -298,41 +295,45 @@ VKV_EXPORT int vkv_step_async(struct vkv_cache *c, const vkv_slot_t *slots,
 	{
 		bool grow;
 
-		ret = c->broken ? -EIO : step_check(c, slots, lens, n, &grow);
+		ret = c->tab.broken ? -EIO
+				    : step_check(c, slots, lens, n, &grow);
 		if (ret)
 			goto out;
 	}
-	if (!c->job_slots) {
-		c->job_slots = malloc(c->geom.max_seqs * sizeof(*c->job_slots));
-		c->job_lens = malloc(c->geom.max_seqs * sizeof(uint32_t));
-		c->la_pages = malloc((size_t)c->seg_pages * c->ntensors *
-				     sizeof(vkv_handle_t));
-		if (!c->job_slots || !c->job_lens || !c->la_pages) {
-			free(c->job_slots);
-			free(c->job_lens);
-			free(c->la_pages);
-			c->job_slots = c->job_lens = NULL;
-			c->la_pages = NULL;
+	if (!c->job.slots) {
+		c->job.slots = malloc(c->geom.max_seqs * sizeof(uint32_t));
+		c->job.lens = malloc(c->geom.max_seqs * sizeof(uint32_t));
+		c->job.la_pages =
+			malloc((size_t)c->lay.seg_pages * c->lay.ntensors *
+			       sizeof(vkv_handle_t));
+		if (!c->job.slots || !c->job.lens || !c->job.la_pages) {
+			free(c->job.slots);
+			free(c->job.lens);
+			free(c->job.la_pages);
+			c->job.slots = c->job.lens = NULL;
+			c->job.la_pages = NULL;
 			ret = -ENOMEM;
 			goto out;
 		}
 	}
-	if (!c->worker_started) {
-		ret = -pthread_create(&c->worker, NULL, step_worker, c);
+	if (!c->job.started) {
+		ret = -pthread_create(&c->job.thread, NULL, step_worker, c);
 		if (ret)
 			goto out;
-		c->worker_started = true;
+		c->job.started = true;
 	}
 	if (n) {
-		memcpy(c->job_slots, slots, n * sizeof(*c->job_slots));
-		memcpy(c->job_lens, lens, n * sizeof(uint32_t));
+		memcpy(c->job.slots, slots, n * sizeof(uint32_t));
+		memcpy(c->job.lens, lens, n * sizeof(uint32_t));
 	}
-	c->job_n = n;
-	c->job_pending = true;
-	c->phase = JOB_QUEUED;
-	pthread_cond_broadcast(&c->job_cond);
+	c->job.n = n;
+	c->job.pending = true;
+	for (uint32_t i = 0; i < n; i++)
+		c->tab.slots[slots[i]].queued = true;
+	set_phase(c, JOB_QUEUED);
+	pthread_cond_broadcast(&c->gate.cond);
 out:
-	vkvi_cache_leave(c);
+	vkvi_gate_leave(&c->gate);
 	return ret;
 }
 
@@ -343,25 +344,27 @@ VKV_EXPORT int vkv_step_wait(struct vkv_cache *c)
 	if (!c)
 		return -EINVAL;
 	/* Entering orders this after the step and cuts its look-ahead. */
-	vkvi_cache_enter(c, ENTER_CALL);
-	if (!c->job_pending) {
+	vkvi_gate_enter(&c->gate, ENTER_CALL);
+	if (!c->job.pending) {
 		ret = -EINVAL;
 	} else {
-		c->job_pending = false;
-		ret = c->job_result;
+		c->job.pending = false;
+		for (uint32_t i = 0; i < c->job.n; i++)
+			c->tab.slots[c->job.slots[i]].queued = false;
+		ret = c->job.result;
 	}
-	vkvi_cache_leave(c);
+	vkvi_gate_leave(&c->gate);
 	return ret;
 }
 
 void vkvi_step_worker_stop(struct vkv_cache *c)
 {
-	if (!c->worker_started)
+	if (!c->job.started)
 		return;
-	vkvi_cache_enter(c, ENTER_CALL);
-	c->worker_stop = true;
-	pthread_cond_broadcast(&c->job_cond);
-	vkvi_cache_leave(c);
-	pthread_join(c->worker, NULL);
-	c->worker_started = false;
+	vkvi_gate_enter(&c->gate, ENTER_CALL);
+	c->job.stop = true;
+	pthread_cond_broadcast(&c->gate.cond);
+	vkvi_gate_leave(&c->gate);
+	pthread_join(c->job.thread, NULL);
+	c->job.started = false;
 }

@@ -14,7 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "cache.h"
+#include "tiers.h"
 #include "tier_disk.h"
 #include "tier_host.h"
 #include "tier_kmod.h"
@@ -22,38 +22,39 @@
 /* The host tier's hooks take one argument, the cache. */
 static int hook_alloc(void *arg, size_t len, int node, void **base)
 {
-	return vkvi_kmod_slab_alloc(((struct vkv_cache *)arg)->kslabs, len,
-				    node, base);
+	return vkvi_kmod_slab_alloc(((struct vkv_cache *)arg)->tiers.kslabs,
+				    len, node, base);
 }
 
 static void hook_free(void *arg, void *base, size_t len)
 {
-	vkvi_kmod_slab_free(((struct vkv_cache *)arg)->kslabs, base, len);
+	vkvi_kmod_slab_free(((struct vkv_cache *)arg)->tiers.kslabs, base, len);
 }
 
 static int hook_page_out(void *arg, void *slab, size_t off, size_t len)
 {
-	return vkvi_kmod_slab_page_out(((struct vkv_cache *)arg)->kslabs, slab,
-				       off, len);
+	return vkvi_kmod_slab_page_out(((struct vkv_cache *)arg)->tiers.kslabs,
+				       slab, off, len);
 }
 
 static int hook_page_in(void *arg, void *slab, size_t off, size_t len)
 {
-	return vkvi_kmod_slab_page_in(((struct vkv_cache *)arg)->kslabs, slab,
-				      off, len);
+	return vkvi_kmod_slab_page_in(((struct vkv_cache *)arg)->tiers.kslabs,
+				      slab, off, len);
 }
 
 static int hook_discard(void *arg, void *slab, size_t off, size_t len)
 {
-	return vkvi_kmod_slab_discard(((struct vkv_cache *)arg)->kslabs, slab,
-				      off, len);
+	return vkvi_kmod_slab_discard(((struct vkv_cache *)arg)->tiers.kslabs,
+				      slab, off, len);
 }
 
 static int hook_register(void *arg, void *base, size_t len)
 {
 	static bool said; /* once per process: a server has many caches */
 	struct vkv_cache *c = arg;
-	int ret = c->disk ? vkvi_disk_buffer_add(c->disk, base, len) : 0;
+	int ret = c->tiers.disk ? vkvi_disk_buffer_add(c->tiers.disk, base, len)
+				: 0;
 
 	/*
 	 * Last, so that nothing needs undoing when the disk tier fails the
@@ -78,8 +79,8 @@ static void hook_unregister(void *arg, void *base, size_t len)
 	/* -ENOENT when registration had failed: nothing to undo. */
 	if (c->be->ops->host_unregister)
 		c->be->ops->host_unregister(c->be, base);
-	if (c->disk)
-		vkvi_disk_buffer_remove(c->disk, base, len);
+	if (c->tiers.disk)
+		vkvi_disk_buffer_remove(c->tiers.disk, base, len);
 }
 
 /*
@@ -95,7 +96,7 @@ static int host_tier_hooks(struct vkv_cache *c)
 		.arg = c,
 	};
 	const char *path = c->cfg.swap_path;
-	int ret = vkvi_kmod_slabs_open(c->chunk_bytes, &c->kslabs);
+	int ret = vkvi_kmod_slabs_open(c->tiers.chunk_bytes, &c->tiers.kslabs);
 
 	if (!ret) {
 		ops.slab_alloc = hook_alloc;
@@ -104,7 +105,7 @@ static int host_tier_hooks(struct vkv_cache *c)
 			 "vkv: host tier memory from /dev/vkv (pinned by "
 			 "vkv.ko)");
 		if (path) {
-			ret = vkvi_kmod_slabs_set_swap(c->kslabs, path);
+			ret = vkvi_kmod_slabs_set_swap(c->tiers.kslabs, path);
 			if (ret) {
 				vkvi_config_seterr("disk tier %s: %s", path,
 						   vkv_strerror(ret));
@@ -113,7 +114,7 @@ static int host_tier_hooks(struct vkv_cache *c)
 			ops.page_out = hook_page_out;
 			ops.page_in = hook_page_in;
 			ops.discard = hook_discard;
-			c->kdisk = true;
+			c->tiers.kdisk = true;
 			vkvi_log(&c->cfg, VKV_LOG_INFO,
 				 "vkv: disk tier: vkv.ko swaps the host tier "
 				 "to %s",
@@ -125,7 +126,7 @@ static int host_tier_hooks(struct vkv_cache *c)
 			 ret == -ENOENT ? "vkv.ko not loaded"
 					: vkv_strerror(ret));
 	}
-	return vkvi_host_tier_set_ops(c->host, &ops);
+	return vkvi_host_tier_set_ops(c->tiers.host, &ops);
 }
 
 /*
@@ -178,14 +179,15 @@ static int quant_open(struct vkv_cache *c)
 
 	if (ret)
 		return ret;
-	ret = vkvi_qpage_init(&c->qpage, c->page_size, c->geom.head_dim, elem);
-	n = ret ? 0 : vkvi_qpage_bytes(&c->qpage, c->seg_pages);
+	ret = vkvi_qpage_init(&c->tiers.qpage, c->lay.page_size,
+			      c->geom.head_dim, elem);
+	n = ret ? 0 : vkvi_qpage_bytes(&c->tiers.qpage, c->lay.seg_pages);
 	if (!n || n > SIZE_MAX - 4095) {
 		vkvi_config_seterr("quantize: head_dim %u is too large",
 				   c->geom.head_dim);
 		return -EOVERFLOW;
 	}
-	c->chunk_bytes = (n + 4095) & ~(size_t)4095;
+	c->tiers.chunk_bytes = (n + 4095) & ~(size_t)4095;
 	return 0;
 }
 
@@ -200,11 +202,12 @@ int vkvi_tiers_open(struct vkv_cache *c)
 		if (ret)
 			return ret;
 	} else {
-		c->chunk_bytes = c->page_size;
+		c->tiers.chunk_bytes = c->lay.page_size;
 	}
 	if (cfg->host_budget) {
-		ret = vkvi_host_tier_open(cfg, c->chunk_bytes, cfg->host_budget,
-					  cfg->numa_node, &c->host);
+		ret = vkvi_host_tier_open(cfg, c->tiers.chunk_bytes,
+					  cfg->host_budget, cfg->numa_node,
+					  &c->tiers.host);
 		if (ret) {
 			vkvi_config_seterr("host tier: %s", vkv_strerror(ret));
 			return ret;
@@ -213,9 +216,10 @@ int vkvi_tiers_open(struct vkv_cache *c)
 		if (ret)
 			return ret;
 	}
-	if (cfg->swap_path && !c->kdisk) {
-		ret = vkvi_disk_tier_open(cfg, cfg->swap_path, c->chunk_bytes,
-					  cfg->swap_qdepth, flags, &c->disk);
+	if (cfg->swap_path && !c->tiers.kdisk) {
+		ret = vkvi_disk_tier_open(
+			cfg, cfg->swap_path, c->tiers.chunk_bytes,
+			cfg->swap_qdepth, flags, &c->tiers.disk);
 		if (ret) {
 			vkvi_config_seterr("disk tier %s: %s", cfg->swap_path,
 					   vkv_strerror(ret));
@@ -229,12 +233,12 @@ void vkvi_tiers_close(struct vkv_cache *c)
 {
 	/* The host tier first: its slabs are registered with the disk tier
 	 * and the backend, and come from the module's contexts. */
-	if (c->host)
-		vkvi_host_tier_close(c->host);
-	vkvi_kmod_slabs_close(c->kslabs);
-	vkvi_disk_tier_close(c->disk);
-	c->disk = NULL;
-	c->host = NULL;
-	c->kslabs = NULL;
-	c->kdisk = false;
+	if (c->tiers.host)
+		vkvi_host_tier_close(c->tiers.host);
+	vkvi_kmod_slabs_close(c->tiers.kslabs);
+	vkvi_disk_tier_close(c->tiers.disk);
+	c->tiers.disk = NULL;
+	c->tiers.host = NULL;
+	c->tiers.kslabs = NULL;
+	c->tiers.kdisk = false;
 }
