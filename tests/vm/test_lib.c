@@ -103,7 +103,7 @@ static int check(struct vkv_cache *c, uint32_t slot, uint32_t len,
 START_TEST(test_host_backend_on_kmod)
 {
 	struct vkv_geometry g = {
-		2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR, VKV_DTYPE_F32};
+		2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR, VKV_DTYPE_F32, {0}};
 	struct vkv_config cfg;
 	struct vkv_cache *c;
 	uint32_t s[4];
@@ -164,7 +164,7 @@ END_TEST
 START_TEST(test_host_tier_swapped_by_kmod)
 {
 	struct vkv_geometry g = {
-		2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR, VKV_DTYPE_F32};
+		2, 8, 128, 4, 8, 2048, VKV_LAYOUT_TOKEN_MAJOR, VKV_DTYPE_F32, {0}};
 	const char *path = "/mnt/vkv-lib-swap";
 	struct vkv_config cfg;
 	struct vkv_stats st;
