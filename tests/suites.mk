@@ -46,3 +46,8 @@ VKVCTL_SUITES := test_vkvctl_metrics
 GUEST_SUITES := test_ioctl test_kswap test_limits test_kmod_client test_vkvctl \
 	test_lib test_users test_shrinker test_lockorder test_abuse
 GUEST_BENCH := bench_kmod
+
+# check-shim: libvkv-shim.so under test engines (tests/shim_engine.c, run
+# with LD_PRELOAD by the suite) and vkvctl's process commands. Programs in
+# build/tests/.
+SHIM_SUITES := test_shim
