@@ -14,9 +14,11 @@ SHIM_OBJS := $(patsubst shim/%.c,$(B)/shim/%.o,$(SHIM_SRCS))
 SHIM_ENGINE := $(B)/tests/shim_engine
 SHIM_TEST_BINS := $(patsubst %,$(B)/tests/%,$(SHIM_SUITES))
 SHIM_BENCH := $(B)/tests/bench_shim
+SHIM_EARLY := $(B)/tests/shim_early.so
 
 ifeq ($(SANITIZE),)
-ALL_TARGETS += $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_TEST_BINS) $(SHIM_BENCH)
+ALL_TARGETS += $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_EARLY) $(SHIM_TEST_BINS) \
+	$(SHIM_BENCH)
 endif
 CHECK_TARGETS += check-shim
 
@@ -36,6 +38,11 @@ $(SHIM_ENGINE): tests/shim_engine.c shim/vkv-shim.h $(B)/tests/shim_engine.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ishim -o $@ $< $(ALL_LDFLAGS) -ldl
 
+$(SHIM_EARLY): tests/shim_early.c $(B)/tests/shim_early.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -shared -fno-builtin -o $@ $< \
+		$(ALL_LDFLAGS) -ldl
+
 $(SHIM_TEST_BINS): $(B)/tests/%: tests/%.c $(B)/tests/%.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< \
@@ -46,13 +53,14 @@ $(SHIM_BENCH): tests/bench_shim.c $(B)/tests/bench_shim.d
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(ALL_LDFLAGS)
 
 DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
-	$(SHIM_BENCH).d
+	$(SHIM_BENCH).d $(B)/tests/shim_early.d
 
 .PHONY: check-shim bench-shim install-shim uninstall-shim
 ifeq ($(SANITIZE),)
-check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_TEST_BINS) $(VKVCTL)
+check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_EARLY) $(SHIM_TEST_BINS) $(VKVCTL)
 	@set -e; for t in $(SHIM_TEST_BINS); do \
 		echo "== $$t"; SHIM_SO=$(SHIM_SO) SHIM_ENGINE=$(SHIM_ENGINE) \
+		SHIM_EARLY=$(SHIM_EARLY) \
 		VKVCTL=$(VKVCTL) $$t; \
 	done
 else

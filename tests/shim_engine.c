@@ -276,6 +276,18 @@ static void engine_off(void)
  * address on stdout; then, per line on stdin, "check" (bytes intact at the
  * same address) or "zero" (dropped by a discard), answered "ok" / "bad".
  */
+/* Run with shim_early.so preloaded after the shim. */
+static void engine_boot(void)
+{
+	int (*check)(void);
+
+	*(void **)&check = dlsym(RTLD_DEFAULT, "shim_early_check");
+	CHECK(check != NULL);
+	if (check)
+		CHECK(check() == 0);
+	engine_llama();
+}
+
 static void engine_serve(void)
 {
 	void *kv = NULL;
@@ -315,7 +327,7 @@ int main(int argc, char **argv)
 		{"torture", engine_torture}, {"match", engine_match},
 		{"tag", engine_tag},	     {"mmap", engine_mmap},
 		{"limit", engine_limit},     {"off", engine_off},
-		{"serve", engine_serve},
+		{"serve", engine_serve},     {"boot", engine_boot},
 	};
 
 	*(void **)&query = dlsym(RTLD_DEFAULT, "vkv_shim_query");

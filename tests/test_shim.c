@@ -25,7 +25,7 @@
 
 #define NOBODY 65534
 
-static char shim[512], engine[512], vkvctl[512], rundir[256];
+static char shim[512], engine[512], vkvctl[512], early[512], rundir[256];
 
 static void env_path(char *out, const char *var, const char *def)
 {
@@ -44,6 +44,7 @@ static void setup(void)
 	env_path(shim, "SHIM_SO", "build/libvkv-shim.so");
 	env_path(engine, "SHIM_ENGINE", "build/tests/shim_engine");
 	env_path(vkvctl, "VKVCTL", "build/vkvctl");
+	env_path(early, "SHIM_EARLY", "build/tests/shim_early.so");
 	snprintf(rundir, sizeof(rundir), "/tmp/vkv-shim-test-XXXXXX");
 	ck_assert(mkdtemp(rundir) != NULL);
 	/* Other users need to reach the directory to be refused inside. */
@@ -162,6 +163,28 @@ START_TEST(off_switch)
 	static const char *const env[] = {"VKV_SHIM=0", NULL};
 
 	ck_assert_int_eq(run_engine("off", env), 0);
+}
+END_TEST
+
+/*
+ * Allocations made while the shim asks dlsym() for the real allocator
+ * (shim_early.so's dlsym allocates, as some runtimes' do).
+ */
+START_TEST(allocation_inside_dlsym)
+{
+	char preload[1100];
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		snprintf(preload, sizeof(preload), "%s %s", shim, early);
+		setenv("LD_PRELOAD", preload, 1);
+		execl(engine, engine, "boot", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 END_TEST
 
@@ -399,6 +422,7 @@ int main(void)
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, off_switch);
 	tcase_add_test(tc, first_allocation);
+	tcase_add_test(tc, allocation_inside_dlsym);
 	tc = suite_case(s, "control", 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, suspend_resume);
