@@ -32,8 +32,9 @@ extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
 
-#define BOOT_SIZE (256 * 1024)
-static _Alignas(4096) unsigned char boot_arena[BOOT_SIZE];
+#define BOOT_SIZE SHIMI_BOOT_SIZE
+#define boot_arena shimi_boot_arena
+_Alignas(4096) unsigned char shimi_boot_arena[BOOT_SIZE];
 static _Atomic size_t boot_used;
 
 /* Each block is preceded by its size, 16 bytes before the pointer. */
@@ -57,13 +58,6 @@ void *shimi_boot_alloc(size_t size, size_t align)
 full:
 	errno = ENOMEM;
 	return NULL;
-}
-
-int shimi_boot_owns(const void *p)
-{
-	const unsigned char *c = p;
-
-	return c >= boot_arena && c < boot_arena + BOOT_SIZE;
 }
 
 size_t shimi_boot_size(const void *p)

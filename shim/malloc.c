@@ -38,18 +38,30 @@ static void *region_or_null(size_t size, size_t align)
 	return NULL;
 }
 
-EXPORT void *malloc(size_t size)
+/* Everything but the common case, out of line so that it stays short. */
+static __attribute__((noinline)) void *malloc_slow(size_t size)
 {
 	void *p;
 
-	if (shimi_unlikely(!shimi_ready()))
+	if (!shimi_ready())
 		return shimi_boot_alloc(size, 16);
-	if (shimi_unlikely(size >= shimi_floor) && shimi_wanted(size)) {
+	if (size >= shimi_floor && shimi_wanted(size)) {
 		p = region_or_null(size, 0);
 		if (p || errno)
 			return p;
 	}
 	return shimi_real.malloc(size);
+}
+
+EXPORT void *malloc(size_t size)
+{
+	if (__builtin_expect(
+		    atomic_load_explicit(&shimi_state, memory_order_acquire) ==
+				    SHIMI_READY &&
+			    size < shimi_floor,
+		    1))
+		return shimi_real.malloc(size);
+	return malloc_slow(size);
 }
 
 EXPORT void *calloc(size_t n, size_t size)
@@ -79,15 +91,28 @@ static int owned(const void *p, size_t *len)
 	return shimi_maybe_region(p) && shimi_region_find(p, len);
 }
 
-EXPORT void free(void *p)
+static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (!p || shimi_boot_owns(p))
 		return;
-	if (shimi_unlikely(shimi_maybe_region(p)) && !shimi_region_free(p))
+	if (shimi_maybe_region(p) && !shimi_region_free(p))
 		return;
-	if (shimi_unlikely(!shimi_ready()))
+	if (shimi_ready())
+		shimi_real.free(p);
+}
+
+EXPORT void free(void *p)
+{
+	if (__builtin_expect(
+		    !shimi_maybe_region(p) && !shimi_boot_owns(p) &&
+			    atomic_load_explicit(&shimi_state,
+						 memory_order_acquire) ==
+				    SHIMI_READY,
+		    1)) {
+		shimi_real.free(p);
 		return;
-	shimi_real.free(p);
+	}
+	free_slow(p);
 }
 
 /* Move old_len bytes of p into a new block of size bytes, freeing p. */

@@ -77,7 +77,14 @@ static inline int shimi_ready(void)
 
 /* Bootstrap arena: allocations made while the real allocator is unknown. */
 SHIMI_HIDDEN void *shimi_boot_alloc(size_t size, size_t align);
-SHIMI_HIDDEN int shimi_boot_owns(const void *p);
+SHIMI_HIDDEN extern unsigned char shimi_boot_arena[];
+#define SHIMI_BOOT_SIZE (256 * 1024)
+static inline int shimi_boot_owns(const void *p)
+{
+	const unsigned char *c = p;
+
+	return c >= shimi_boot_arena && c < shimi_boot_arena + SHIMI_BOOT_SIZE;
+}
 SHIMI_HIDDEN size_t shimi_boot_size(const void *p);
 
 /* Whether an allocation of size bytes becomes a vkv region. */
