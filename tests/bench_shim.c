@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAIRS 4000000
-#define ROUNDS 7
+#define PAIRS 2000000
+#define ROUNDS 15
 
 static double now(void)
 {
