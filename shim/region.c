@@ -221,7 +221,8 @@ int shimi_region_free(const void *p)
 
 int shimi_region_unmap(void *addr, size_t len)
 {
-	uintptr_t a = (uintptr_t)addr, e = a + len;
+	/* munmap() works on whole pages, and so were regions made. */
+	uintptr_t a = (uintptr_t)addr, e = a + ((len + 4095) & ~(size_t)4095);
 	int all = 1, any = 0;
 
 	pthread_mutex_lock(&lock);

@@ -231,6 +231,13 @@ static void engine_mmap(void)
 	CHECK(same(p, BIG, 3));
 	CHECK(munmap(p, BIG) == 0);
 	CHECK(!is_region(p));
+	/* A length that is not a whole number of pages, as mmap allows. */
+	p = mmap(NULL, BIG + 100, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED && is_region(p));
+	p[BIG + 99] = 1;
+	CHECK(munmap(p, BIG + 100) == 0);
+	CHECK(!is_region(p));
 	s = mmap(NULL, BIG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
 		 -1, 0);
 	CHECK(s != MAP_FAILED && !is_region(s));
