@@ -80,3 +80,13 @@ install-shim: $(SHIM_SO)
 
 uninstall-shim:
 	rm -f $(DESTDIR)$(LIBDIR)/libvkv-shim.so $(DESTDIR)$(INCLUDEDIR)/vkv-shim.h
+
+# The guest's test_shim_kmod runs the engine, dynamically linked, under the
+# shim: tests/vm/run.sh copies $(VM_BIN)/shim/ and the C library it needs.
+kmod-tests: $(VM_BIN)/shim/libvkv-shim.so $(VM_BIN)/shim/shim_engine
+$(VM_BIN)/shim/%: $(B)/%
+	@mkdir -p $(@D)
+	cp $< $@
+$(VM_BIN)/shim/shim_engine: $(SHIM_ENGINE)
+	@mkdir -p $(@D)
+	cp $< $@
