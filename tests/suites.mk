@@ -42,8 +42,14 @@ VKVCTL_SUITES := test_vkvctl_metrics
 # check-kmod: the guest suites (tests/vm/), linked statically, run as root in
 # a qemu guest with vkv.ko loaded, in this order; `make check-kmod
 # VM_SUITES="..."` runs a subset. test_kmod_client also links lib/kmod_client.c,
-# test_lib links libvkv.a. The benchmark runs in a boot of its own.
+# test_lib links libvkv.a; test_shim_kmod runs mk/shim.mk's engine under
+# libvkv-shim.so. The benchmark runs in a boot of its own.
 # Programs in build/kmod/bin/.
 GUEST_SUITES := test_ioctl test_kswap test_limits test_kmod_client test_vkvctl \
-	test_lib test_users test_shrinker test_lockorder test_abuse
+	test_lib test_users test_shrinker test_lockorder test_abuse test_shim_kmod
 GUEST_BENCH := bench_kmod
+
+# check-shim: libvkv-shim.so under test engines (tests/shim_engine.c, run
+# with LD_PRELOAD by the suite) and vkvctl's process commands. Programs in
+# build/tests/.
+SHIM_SUITES := test_shim

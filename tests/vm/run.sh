@@ -52,6 +52,13 @@ cp "$here/init.sh" "$root/init"
 chmod 755 "$root/init"
 cp "$ko" "$root/vkv.ko"
 [ ! -x "$bin/vkvctl" ] || cp "$bin/vkvctl" "$root/bin/vkvctl"
+# Dynamically linked programs for test_shim_kmod, with the libraries they load.
+if [ -d "$bin/shim" ]; then
+	cp -r "$bin/shim" "$root/shim"
+	for f in "$root"/shim/*; do ldd "$f" 2>/dev/null; done |
+		awk '{for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i}' | sort -u |
+		while read -r lib; do mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"; done
+fi
 
 # The guest needs virtio block, ext4 and crc32c (for vkv's crc32c()); take
 # them with their dependencies, in load order, uncompressed.

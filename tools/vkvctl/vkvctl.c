@@ -7,6 +7,8 @@
  *   vkvctl get NAME          one tunable or counter
  *   vkvctl set NAME VALUE    set a tunable (root only), validated first
  *   vkvctl metrics [-o FILE] everything in Prometheus' text format
+ *   vkvctl ps|suspend|resume|limit   processes under libvkv-shim.so
+ *                            (procs.c)
  *
  * VKV_SYSFS_ROOT replaces /sys (tests point it at a fake tree).
  * Exit status: 0 ok, 1 failure, 2 usage error.
@@ -20,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "procs.h"
 #include "sysfs.h"
 
 static const struct tunable *find_tunable(const char *name)
@@ -274,7 +277,12 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vkvctl status\n"
 		   "       vkvctl get NAME\n"
 		   "       vkvctl set NAME VALUE\n"
-		   "       vkvctl metrics [-o FILE]\n");
+		   "       vkvctl metrics [-o FILE]\n"
+		   "       vkvctl ps [--json]\n"
+		   "       vkvctl suspend PID [--mode host|disk|discard] "
+		   "[--json]\n"
+		   "       vkvctl resume PID [--json]\n"
+		   "       vkvctl limit PID BYTES [--json]\n");
 }
 
 int main(int argc, char **argv)
@@ -287,6 +295,12 @@ int main(int argc, char **argv)
 		return cmd_metrics(argc - 2, argv + 2);
 	if (argc == 4 && !strcmp(argv[1], "set"))
 		return cmd_set(argv[2], argv[3]);
+	if (argc >= 2 && !strcmp(argv[1], "ps"))
+		return cmd_ps(argc - 1, argv + 1);
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "suspend") || !strcmp(argv[1], "resume") ||
+	     !strcmp(argv[1], "limit")))
+		return cmd_proc(argc - 1, argv + 1);
 	if (argc == 2 &&
 	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		usage(stdout);

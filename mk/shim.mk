@@ -1,0 +1,92 @@
+# libvkv-shim.so: the LD_PRELOAD interposer (shim/), its suites and its
+# benchmark.
+#
+#   make check-shim   the shim suites (tests/suites.mk: SHIM_SUITES); skipped,
+#                     saying why, under SANITIZE builds: a sanitizer's
+#                     allocator and the shim's interposers cannot both own
+#                     malloc
+#   make bench-shim   small malloc/free pairs with and without the shim, in
+#                     one run; bench/results/runs/shim.md
+
+SHIM_SO := $(B)/libvkv-shim.so
+SHIM_SRCS := $(sort $(wildcard shim/*.c))
+SHIM_OBJS := $(patsubst shim/%.c,$(B)/shim/%.o,$(SHIM_SRCS))
+SHIM_ENGINE := $(B)/tests/shim_engine
+SHIM_TEST_BINS := $(patsubst %,$(B)/tests/%,$(SHIM_SUITES))
+SHIM_BENCH := $(B)/tests/bench_shim
+SHIM_EARLY := $(B)/tests/shim_early.so
+
+ifeq ($(SANITIZE),)
+ALL_TARGETS += $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_EARLY) $(SHIM_TEST_BINS) \
+	$(SHIM_BENCH)
+endif
+CHECK_TARGETS += check-shim
+
+# -fno-builtin: the compiler must not turn the interposers' own calls into
+# calls of the functions being defined.
+$(B)/shim/%.o: shim/%.c $(B)/shim/%.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -fno-builtin \
+		-ftls-model=initial-exec -Iinclude/uapi -Ishim -c $< -o $@
+
+$(SHIM_SO): $(SHIM_OBJS) shim/libvkv-shim.map
+	$(CC) -shared -Wl,-soname,libvkv-shim.so \
+		-Wl,--version-script=shim/libvkv-shim.map -Wl,-z,defs \
+		-o $@ $(SHIM_OBJS) $(ALL_LDFLAGS) -ldl
+
+$(SHIM_ENGINE): tests/shim_engine.c shim/vkv-shim.h $(B)/tests/shim_engine.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ishim -o $@ $< $(ALL_LDFLAGS) -ldl
+
+$(SHIM_EARLY): tests/shim_early.c $(B)/tests/shim_early.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -shared -fno-builtin -o $@ $< \
+		$(ALL_LDFLAGS) -ldl
+
+$(SHIM_TEST_BINS): $(B)/tests/%: tests/%.c $(B)/tests/%.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< \
+		$(ALL_LDFLAGS) $(CHECK_LIBS) -lm
+
+$(SHIM_BENCH): tests/bench_shim.c $(B)/tests/bench_shim.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
+DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
+	$(SHIM_BENCH).d $(B)/tests/shim_early.d
+
+.PHONY: check-shim bench-shim install-shim uninstall-shim
+ifeq ($(SANITIZE),)
+check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_EARLY) $(SHIM_TEST_BINS) $(VKVCTL)
+	@set -e; for t in $(SHIM_TEST_BINS); do \
+		echo "== $$t"; SHIM_SO=$(SHIM_SO) SHIM_ENGINE=$(SHIM_ENGINE) \
+		SHIM_EARLY=$(SHIM_EARLY) \
+		VKVCTL=$(VKVCTL) $$t; \
+	done
+else
+check-shim:
+	@echo "check-shim: skipped under SANITIZE=$(SANITIZE): the sanitizer's" \
+		"allocator and the shim's malloc interposers cannot coexist"
+endif
+
+bench-shim: $(SHIM_SO) $(SHIM_BENCH)
+	$(SHIM_BENCH) $(SHIM_SO) --update bench/results/runs/shim.md
+
+install: install-shim
+uninstall: uninstall-shim
+install-shim: $(SHIM_SO)
+	install -D -m 755 $(SHIM_SO) $(DESTDIR)$(LIBDIR)/libvkv-shim.so
+	install -D -m 644 shim/vkv-shim.h $(DESTDIR)$(INCLUDEDIR)/vkv-shim.h
+
+uninstall-shim:
+	rm -f $(DESTDIR)$(LIBDIR)/libvkv-shim.so $(DESTDIR)$(INCLUDEDIR)/vkv-shim.h
+
+# The guest's test_shim_kmod runs the engine, dynamically linked, under the
+# shim: tests/vm/run.sh copies $(VM_BIN)/shim/ and the C library it needs.
+kmod-tests: $(VM_BIN)/shim/libvkv-shim.so $(VM_BIN)/shim/shim_engine
+$(VM_BIN)/shim/%: $(B)/%
+	@mkdir -p $(@D)
+	cp $< $@
+$(VM_BIN)/shim/shim_engine: $(SHIM_ENGINE)
+	@mkdir -p $(@D)
+	cp $< $@

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry of vkv-backed regions: an open-addressing table keyed by the
+ * address handed out, in memory the shim maps itself (the allocator it
+ * stands in for cannot hold its own bookkeeping), plus the byte count the
+ * limit applies to and the process's suspend state.
+ *
+ * Locking: `lock` protects the table, `bytes`, `suspended` and `mode`. It is
+ * not held while a backing creates or destroys memory (which may take long),
+ * only while the table changes; bytes are reserved before the creation so
+ * the limit holds across threads. Suspend and resume run under it, so
+ * regions neither come nor go meanwhile. fork() takes it in the prepare
+ * handler.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "shim.h"
+
+#define TOMB ((uintptr_t)1)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shimi_region *table;
+static size_t cap, used, tombs;
+static uint64_t bytes, nregions;
+static _Atomic uint64_t limit_bytes;
+static _Atomic int limit_set;
+static int suspended;
+static enum shimi_mode mode;
+_Atomic uintptr_t shimi_lo = UINTPTR_MAX, shimi_hi;
+
+static const struct shimi_backing_ops *const ops[SHIMI_NKINDS] = {
+	[SHIMI_KIND_ANON] = &shimi_anon_ops,
+	[SHIMI_KIND_KMOD] = &shimi_kmod_ops,
+};
+
+static size_t slot_of(uintptr_t addr)
+{
+	uint64_t h = (uint64_t)addr >> 12;
+
+	h *= 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 20) & (cap - 1);
+}
+
+static struct shimi_region *lookup(uintptr_t addr)
+{
+	if (!cap)
+		return NULL;
+	for (size_t i = slot_of(addr), n = 0; n < cap;
+	     i = (i + 1) & (cap - 1), n++) {
+		if (table[i].addr == addr)
+			return &table[i];
+		if (!table[i].addr)
+			return NULL;
+	}
+	return NULL;
+}
+
+static void put(const struct shimi_region *r)
+{
+	size_t i = slot_of(r->addr);
+
+	while (table[i].addr > TOMB)
+		i = (i + 1) & (cap - 1);
+	if (table[i].addr == TOMB)
+		tombs--;
+	table[i] = *r;
+	used++;
+}
+
+/* Room for one more entry; -ENOMEM if the table cannot grow. */
+static int reserve_slot(void)
+{
+	struct shimi_region *old = table;
+	size_t old_cap = cap, ncap = cap ? cap : 64;
+	void *p;
+
+	if (cap && (used + tombs + 1) * 4 <= cap * 3)
+		return 0;
+	while ((used + 1) * 2 > ncap)
+		ncap *= 2;
+	p = shimi_sys_mmap(NULL, ncap * sizeof(*table), PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	table = p;
+	cap = ncap;
+	used = tombs = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].addr > TOMB)
+			put(&old[i]);
+	if (old)
+		shimi_sys_munmap(old, old_cap * sizeof(*table));
+	return 0;
+}
+
+static uint64_t limit_now(void)
+{
+	if (atomic_load(&limit_set))
+		return atomic_load(&limit_bytes);
+	return shimi_cfg.limit;
+}
+
+static int pick_kind(void)
+{
+	if (shimi_cfg.backing == SHIMI_BACKING_ANON)
+		return SHIMI_KIND_ANON;
+	if (shimi_cfg.backing == SHIMI_BACKING_KMOD || shimi_kmod_available())
+		return SHIMI_KIND_KMOD;
+	return SHIMI_KIND_ANON;
+}
+
+static void widen_bounds(uintptr_t lo, uintptr_t hi)
+{
+	uintptr_t cur = atomic_load(&shimi_lo);
+
+	while (lo < cur && !atomic_compare_exchange_weak(&shimi_lo, &cur, lo))
+		;
+	cur = atomic_load(&shimi_hi);
+	while (hi > cur && !atomic_compare_exchange_weak(&shimi_hi, &cur, hi))
+		;
+}
+
+int shimi_region_new(size_t size, size_t align, void **out)
+{
+	struct shimi_region r;
+	size_t len = (size + 4095) & ~(size_t)4095;
+	uint64_t lim;
+	int err;
+
+	if (len < size)
+		return -ENOMEM;
+	memset(&r, 0, sizeof(r));
+	r.kind = pick_kind();
+	pthread_mutex_lock(&lock);
+	lim = limit_now();
+	if (lim && (len > lim || bytes > lim - len)) {
+		pthread_mutex_unlock(&lock);
+		return -ENOMEM;
+	}
+	bytes += len;
+	pthread_mutex_unlock(&lock);
+
+	err = ops[r.kind]->create(&r, len, align);
+	if (err && r.kind == SHIMI_KIND_KMOD &&
+	    shimi_cfg.backing == SHIMI_BACKING_AUTO) {
+		static atomic_int once;
+
+		shimi_warn_once(
+			&once,
+			"no vkv.ko pool, anonymous memory instead (said once)",
+			err);
+		r.kind = SHIMI_KIND_ANON;
+		err = ops[r.kind]->create(&r, len, align);
+	}
+	pthread_mutex_lock(&lock);
+	if (!err)
+		err = reserve_slot();
+	if (err) {
+		bytes -= len;
+		pthread_mutex_unlock(&lock);
+		if (r.addr)
+			ops[r.kind]->destroy(&r);
+		/* Over the limit is the caller's ENOMEM; this is ours. */
+		return err == -ENOMEM ? -EAGAIN : err;
+	}
+	/* The backing may round up (pool chunks): account what it mapped. */
+	bytes += r.map_len - len;
+	put(&r);
+	nregions++;
+	widen_bounds(r.addr, r.addr + r.len);
+	pthread_mutex_unlock(&lock);
+	shimi_ctl_start();
+	*out = (void *)r.addr;
+	return 0;
+}
+
+int shimi_region_find(const void *p, size_t *len)
+{
+	struct shimi_region *r;
+	int found = 0;
+
+	pthread_mutex_lock(&lock);
+	r = lookup((uintptr_t)p);
+	if (r) {
+		*len = r->len;
+		found = 1;
+	}
+	pthread_mutex_unlock(&lock);
+	return found;
+}
+
+/* Under lock: take r out of the table; the caller destroys the copy. */
+static void take(struct shimi_region *r, struct shimi_region *copy)
+{
+	*copy = *r;
+	r->addr = TOMB;
+	used--;
+	tombs++;
+	nregions--;
+	bytes -= copy->map_len;
+}
+
+int shimi_region_free(const void *p)
+{
+	struct shimi_region *r, copy;
+
+	pthread_mutex_lock(&lock);
+	r = lookup((uintptr_t)p);
+	if (!r) {
+		pthread_mutex_unlock(&lock);
+		return -ENOENT;
+	}
+	take(r, &copy);
+	pthread_mutex_unlock(&lock);
+	ops[copy.kind]->destroy(&copy);
+	return 0;
+}
+
+int shimi_region_unmap(void *addr, size_t len)
+{
+	/* munmap() works on whole pages, and so were regions made. */
+	uintptr_t a = (uintptr_t)addr, e = a + ((len + 4095) & ~(size_t)4095);
+	int all = 1, any = 0;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < cap; i++) {
+		struct shimi_region *r = &table[i];
+
+		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e)
+			continue;
+		any = 1;
+		if (r->addr < a || r->addr + r->len > e)
+			all = 0;
+	}
+	if (!any || !all) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	for (size_t i = 0; i < cap; i++) {
+		struct shimi_region *r = &table[i], copy;
+
+		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e)
+			continue;
+		take(r, &copy);
+		ops[copy.kind]->destroy(&copy);
+	}
+	pthread_mutex_unlock(&lock);
+	return 1;
+}
+
+void shimi_status(struct shimi_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&lock);
+	st->suspended = suspended;
+	st->mode = mode;
+	st->regions = nregions;
+	st->bytes = bytes;
+	st->limit = limit_now();
+	for (size_t i = 0; i < cap; i++) {
+		struct shimi_region *r = &table[i];
+
+		if (r->addr <= TOMB)
+			continue;
+		ops[r->kind]->usage(r, &st->usage);
+		st->by_kind[r->kind] += r->map_len;
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void shimi_set_limit(uint64_t limit)
+{
+	atomic_store(&limit_bytes, limit);
+	atomic_store(&limit_set, 1);
+}
+
+/*
+ * Every region or none: a region that fails is resumed again with the ones
+ * before it, so a failed suspend leaves the process running.
+ */
+int shimi_suspend(enum shimi_mode m)
+{
+	int err = 0;
+	size_t i;
+
+	pthread_mutex_lock(&lock);
+	if (suspended) {
+		pthread_mutex_unlock(&lock);
+		return -EALREADY;
+	}
+	for (i = 0; i < cap; i++) {
+		if (table[i].addr <= TOMB)
+			continue;
+		err = ops[table[i].kind]->suspend(&table[i], m);
+		if (err)
+			break;
+	}
+	if (err) {
+		for (size_t j = 0; j < i; j++)
+			if (table[j].addr > TOMB)
+				ops[table[j].kind]->resume(&table[j]);
+	} else {
+		suspended = 1;
+		mode = m;
+	}
+	pthread_mutex_unlock(&lock);
+	return err;
+}
+
+int shimi_resume(void)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&lock);
+	if (!suspended) {
+		pthread_mutex_unlock(&lock);
+		return -EALREADY;
+	}
+	for (size_t i = 0; i < cap; i++) {
+		int e;
+
+		if (table[i].addr <= TOMB)
+			continue;
+		e = ops[table[i].kind]->resume(&table[i]);
+		if (e && !err)
+			err = e;
+	}
+	/* Data comes back on access even if a prefetch failed. */
+	suspended = 0;
+	pthread_mutex_unlock(&lock);
+	return err;
+}
+
+void shimi_region_atfork_prepare(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+void shimi_region_atfork_parent(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
+void shimi_region_atfork_child(void)
+{
+	for (size_t i = 0; i < cap; i++)
+		if (table[i].addr > TOMB)
+			ops[table[i].kind]->fork_child(&table[i]);
+	suspended = 0;
+	pthread_mutex_unlock(&lock);
+}

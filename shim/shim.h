@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libvkv-shim.so internals, shared by its files. Every name here is
+ * internal (shimi_ prefix, hidden visibility); what the library exports is
+ * listed in shim/libvkv-shim.map.
+ *
+ * Layers, calling downward only: init (configuration, the real functions,
+ * the bootstrap arena) <- backings (anon, kmod; one ops table per kind) <-
+ * region registry (limits, suspend state) <- interposers (malloc, mmap) and
+ * the control socket.
+ */
+#ifndef VKV_SHIM_H
+#define VKV_SHIM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SHIMI_HIDDEN __attribute__((visibility("hidden")))
+#define shimi_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* --- init.c: configuration and the functions the shim stands in for --- */
+
+#define SHIMI_MAX_MATCH 16
+
+enum shimi_backing_choice {
+	SHIMI_BACKING_AUTO,
+	SHIMI_BACKING_ANON,
+	SHIMI_BACKING_KMOD,
+};
+
+struct shimi_config {
+	int enabled; /* VKV_SHIM, default 1 */
+	size_t min_bytes; /* VKV_SHIM_MIN_BYTES; 0 = off */
+	size_t match[SHIMI_MAX_MATCH]; /* VKV_SHIM_MATCH_BYTES */
+	int nmatch;
+	size_t limit; /* VKV_SHIM_LIMIT; 0 = none */
+	int backing; /* VKV_SHIM_BACKING */
+	char spill_dir[256]; /* VKV_SHIM_SPILL_DIR */
+};
+
+struct shimi_real {
+	void *(*malloc)(size_t);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void (*free)(void *);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	size_t (*malloc_usable_size)(void *);
+	void *(*mmap)(void *, size_t, int, int, int, off_t);
+	int (*munmap)(void *, size_t);
+};
+
+enum { SHIMI_UNINIT, SHIMI_INITIALISING, SHIMI_READY };
+
+SHIMI_HIDDEN extern _Atomic int shimi_state;
+SHIMI_HIDDEN extern struct shimi_config shimi_cfg;
+SHIMI_HIDDEN extern struct shimi_real shimi_real;
+/* Smallest size that may be recognised: sizes below it skip every check. */
+SHIMI_HIDDEN extern size_t shimi_floor;
+SHIMI_HIDDEN extern __thread int shimi_tag_depth
+	__attribute__((tls_model("initial-exec")));
+
+/* Returns 1 when the real functions may be used, 0 for the bootstrap arena. */
+SHIMI_HIDDEN int shimi_init_slow(void);
+static inline int shimi_ready(void)
+{
+	if (__builtin_expect(
+		    atomic_load_explicit(&shimi_state, memory_order_acquire) ==
+			    SHIMI_READY,
+		    1))
+		return 1;
+	return shimi_init_slow();
+}
+
+/* Bootstrap arena: allocations made while the real allocator is unknown. */
+SHIMI_HIDDEN void *shimi_boot_alloc(size_t size, size_t align);
+SHIMI_HIDDEN extern unsigned char shimi_boot_arena[];
+#define SHIMI_BOOT_SIZE (256 * 1024)
+static inline int shimi_boot_owns(const void *p)
+{
+	const unsigned char *c = p;
+
+	return c >= shimi_boot_arena && c < shimi_boot_arena + SHIMI_BOOT_SIZE;
+}
+SHIMI_HIDDEN size_t shimi_boot_size(const void *p);
+
+/* Whether an allocation of size bytes becomes a vkv region. */
+SHIMI_HIDDEN int shimi_wanted(size_t size);
+
+/* One line on stderr, the first time *once is hit. */
+SHIMI_HIDDEN void shimi_warn_once(atomic_int *once, const char *what, int err);
+
+SHIMI_HIDDEN void *shimi_sys_mmap(void *addr, size_t len, int prot, int flags,
+				  int fd, off_t off);
+SHIMI_HIDDEN int shimi_sys_munmap(void *addr, size_t len);
+
+/* --- backings: where a region's memory comes from --- */
+
+enum shimi_kind {
+	SHIMI_KIND_ANON, /* private anonymous memory the shim maps */
+	SHIMI_KIND_KMOD, /* a /dev/vkv pool of its own */
+	SHIMI_NKINDS,
+};
+
+enum shimi_mode { SHIMI_MODE_HOST, SHIMI_MODE_DISK, SHIMI_MODE_DISCARD };
+
+struct shimi_region {
+	uintptr_t addr; /* what the caller got; 0 = free slot */
+	size_t len; /* usable bytes from addr */
+	void *map; /* the whole mapping (addr may be inside it) */
+	size_t map_len;
+	int kind;
+	int fd; /* kmod: the pool's descriptor */
+};
+
+/* Bytes of a region by where they are now. */
+struct shimi_usage {
+	uint64_t host; /* resident in host memory */
+	uint64_t disk; /* on the pool's backing file */
+	uint64_t absent; /* neither: never touched, dropped, system swap */
+};
+
+/*
+ * One table per kind. A new kind (the CUDA path's device regions) brings
+ * its own table and becomes visible to limits, status and suspend without
+ * change elsewhere.
+ */
+struct shimi_backing_ops {
+	const char *name;
+	/* Map len bytes aligned to align (a power of two) into r. */
+	int (*create)(struct shimi_region *r, size_t len, size_t align);
+	void (*destroy)(struct shimi_region *r);
+	int (*suspend)(struct shimi_region *r, enum shimi_mode mode);
+	int (*resume)(struct shimi_region *r);
+	void (*usage)(const struct shimi_region *r, struct shimi_usage *u);
+	/* In the child after fork(), single-threaded: make r private. */
+	void (*fork_child)(struct shimi_region *r);
+};
+
+SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_anon_ops;
+SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_kmod_ops;
+SHIMI_HIDDEN int shimi_kmod_available(void);
+/* Reserve len + align - 1 bytes and keep the aligned middle of them. */
+SHIMI_HIDDEN void *shimi_map_aligned(size_t len, size_t align, int fd,
+				     void **map, size_t *map_len);
+
+/* --- region.c: the registry --- */
+
+/* Cheap test before any locking: may p lie in a region? */
+SHIMI_HIDDEN extern _Atomic uintptr_t shimi_lo, shimi_hi;
+static inline int shimi_maybe_region(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return a >= atomic_load_explicit(&shimi_lo, memory_order_relaxed) &&
+	       a < atomic_load_explicit(&shimi_hi, memory_order_relaxed);
+}
+
+/*
+ * New region of size bytes: 0 and *out, -ENOMEM over the limit (the caller
+ * fails as the real call would), another -errno for an internal failure
+ * (the caller falls back to the real call).
+ */
+SHIMI_HIDDEN int shimi_region_new(size_t size, size_t align, void **out);
+/* 1 and *len (usable bytes from p) when p is a region's start. */
+SHIMI_HIDDEN int shimi_region_find(const void *p, size_t *len);
+/* Release the region starting at p: 0, or -ENOENT. */
+SHIMI_HIDDEN int shimi_region_free(const void *p);
+/*
+ * munmap(addr, len) over regions: 1 if it covered regions wholly and they
+ * were released, 0 if it touches no region (or only part of one, which the
+ * caller passes through).
+ */
+SHIMI_HIDDEN int shimi_region_unmap(void *addr, size_t len);
+
+struct shimi_status {
+	int suspended;
+	enum shimi_mode mode;
+	uint64_t regions, bytes, limit;
+	struct shimi_usage usage;
+	uint64_t by_kind[SHIMI_NKINDS];
+};
+
+SHIMI_HIDDEN void shimi_status(struct shimi_status *st);
+SHIMI_HIDDEN void shimi_set_limit(uint64_t limit);
+SHIMI_HIDDEN int shimi_suspend(enum shimi_mode mode);
+SHIMI_HIDDEN int shimi_resume(void);
+SHIMI_HIDDEN void shimi_region_atfork_prepare(void);
+SHIMI_HIDDEN void shimi_region_atfork_parent(void);
+SHIMI_HIDDEN void shimi_region_atfork_child(void);
+
+/* --- ctl.c: the control socket --- */
+
+/* Start the control thread once per process (after fork: again). */
+SHIMI_HIDDEN void shimi_ctl_start(void);
+SHIMI_HIDDEN void shimi_ctl_atfork_child(void);
+
+#endif

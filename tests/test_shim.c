@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_shim - libvkv-shim.so under the test engines of tests/shim_engine.c
+ * (each run with LD_PRELOAD), and vkvctl's process commands against a
+ * running engine: suspend and resume with the data intact at the same
+ * address, limits, error messages, and who may command a process.
+ *
+ * Paths from the environment: SHIM_SO (build/libvkv-shim.so), SHIM_ENGINE
+ * (build/tests/shim_engine), VKVCTL (build/vkvctl). Sockets go to a
+ * directory of the test's own (XDG_RUNTIME_DIR), without the module
+ * (VKV_SHIM_BACKING=anon): the module's path runs in the qemu suites.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/check_util.h"
+
+#define NOBODY 65534
+
+static char shim[512], engine[512], vkvctl[512], early[512], rundir[256];
+
+static void env_path(char *out, const char *var, const char *def)
+{
+	const char *v = getenv(var);
+	char *abs;
+
+	abs = realpath(v && *v ? v : def, NULL);
+	ck_assert_msg(abs != NULL, "%s (%s): %s", var, v ? v : def,
+		      strerror(errno));
+	snprintf(out, 512, "%s", abs);
+	free(abs);
+}
+
+static void setup(void)
+{
+	env_path(shim, "SHIM_SO", "build/libvkv-shim.so");
+	env_path(engine, "SHIM_ENGINE", "build/tests/shim_engine");
+	env_path(vkvctl, "VKVCTL", "build/vkvctl");
+	env_path(early, "SHIM_EARLY", "build/tests/shim_early.so");
+	snprintf(rundir, sizeof(rundir), "/tmp/vkv-shim-test-XXXXXX");
+	ck_assert(mkdtemp(rundir) != NULL);
+	/* Other users need to reach the directory to be refused inside. */
+	chmod(rundir, 0711);
+	setenv("XDG_RUNTIME_DIR", rundir, 1);
+	setenv("VKV_SHIM_MIN_BYTES", "1M", 1);
+	setenv("VKV_SHIM_BACKING", "anon", 1);
+	unsetenv("VKV_SHIM_LIMIT");
+	unsetenv("VKV_SHIM_MATCH_BYTES");
+	unsetenv("VKV_SHIM");
+}
+
+static void teardown(void)
+{
+	char cmd[600];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rundir);
+	if (system(cmd))
+		fprintf(stderr, "test_shim: could not remove %s\n", rundir);
+}
+
+/* Run the engine under the shim with extra "NAME=value" settings. */
+static int run_engine(const char *name, const char *const *env)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		for (; env && *env; env++)
+			putenv((char *)*env);
+		setenv("LD_PRELOAD", shim, 1);
+		execl(engine, engine, name, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * vkvctl with args, as uid (or ourselves for -1); its exit status, stdout
+ * in out.
+ */
+static int run_vkvctl(int uid, char *out, size_t size, const char *a1,
+		      const char *a2, const char *a3, const char *a4)
+{
+	int fds[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert(pipe(fds) == 0);
+	pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		if (uid >= 0 && setresuid(uid, uid, uid))
+			_exit(126);
+		execl(vkvctl, vkvctl, a1, a2, a3, a4, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (got + 1 < size &&
+	       (n = read(fds[0], out + got, size - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(fds[0]);
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	if (!WIFEXITED(status))
+		fprintf(stderr, "vkvctl: status %#x: %s\n", status, out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+START_TEST(llama_engine)
+{
+	ck_assert_int_eq(run_engine("llama", NULL), 0);
+}
+END_TEST
+
+START_TEST(calloc_engine)
+{
+	ck_assert_int_eq(run_engine("calloc", NULL), 0);
+}
+END_TEST
+
+START_TEST(torture_threads_fork)
+{
+	ck_assert_int_eq(run_engine("torture", NULL), 0);
+}
+END_TEST
+
+START_TEST(match_and_tag)
+{
+	static const char *const match[] = {
+		"VKV_SHIM_MIN_BYTES=0", "VKV_SHIM_MATCH_BYTES=12345,99M", NULL};
+	static const char *const tag[] = {"VKV_SHIM_MIN_BYTES=0", NULL};
+
+	ck_assert_int_eq(run_engine("match", match), 0);
+	ck_assert_int_eq(run_engine("tag", tag), 0);
+	ck_assert_int_eq(run_engine("mmap", NULL), 0);
+}
+END_TEST
+
+START_TEST(limits)
+{
+	static const char *const env[] = {"VKV_SHIM_LIMIT=20M", NULL};
+
+	ck_assert_int_eq(run_engine("limit", env), 0);
+}
+END_TEST
+
+START_TEST(off_switch)
+{
+	static const char *const env[] = {"VKV_SHIM=0", NULL};
+
+	ck_assert_int_eq(run_engine("off", env), 0);
+}
+END_TEST
+
+/*
+ * Allocations made while the shim asks dlsym() for the real allocator
+ * (shim_early.so's dlsym allocates, as some runtimes' do).
+ */
+START_TEST(allocation_inside_dlsym)
+{
+	char preload[1100];
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		snprintf(preload, sizeof(preload), "%s %s", shim, early);
+		setenv("LD_PRELOAD", preload, 1);
+		execl(engine, engine, "boot", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/*
+ * The shim's first allocations come from other code's constructors, before
+ * its own ran, and from programs that never call malloc themselves.
+ */
+START_TEST(first_allocation)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		setenv("LD_PRELOAD", shim, 1);
+		/* ls allocates from libc's and libselinux's constructors. */
+		execl("/bin/sh", "sh", "-c",
+		      "ls / >/dev/null && env | grep -q LD_PRELOAD && "
+		      "python3 -c 'b = bytearray(8 << 20); b[1] = 2' "
+		      "2>/dev/null "
+		      "|| ! command -v python3 >/dev/null",
+		      (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+struct served {
+	pid_t pid;
+	FILE *in, *out;
+	char addr[32];
+};
+
+static void serve_start(struct served *s)
+{
+	int to[2], from[2];
+	char line[128];
+
+	ck_assert(pipe(to) == 0 && pipe(from) == 0);
+	s->pid = fork();
+	ck_assert(s->pid >= 0);
+	if (s->pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		close(to[1]);
+		close(from[0]);
+		setenv("LD_PRELOAD", shim, 1);
+		execl(engine, engine, "serve", (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	s->in = fdopen(to[1], "w");
+	s->out = fdopen(from[0], "r");
+	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
+	ck_assert_msg(sscanf(line, "ready %31s", s->addr) == 1, "engine: %s",
+		      line);
+}
+
+/* Ask the engine; its answer must be ok at the address it started with. */
+static void serve_ask(struct served *s, const char *what)
+{
+	char line[128], want[64];
+
+	fprintf(s->in, "%s\n", what);
+	fflush(s->in);
+	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
+	snprintf(want, sizeof(want), "ok %s\n", s->addr);
+	ck_assert_str_eq(line, want);
+}
+
+static void serve_stop(struct served *s)
+{
+	int status;
+
+	fclose(s->in);
+	fclose(s->out);
+	ck_assert(waitpid(s->pid, &status, 0) == s->pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+START_TEST(suspend_resume)
+{
+	struct served s;
+	char out[4096], pid[16], key[64];
+	static const char *const modes[] = {"host", "disk"};
+
+	serve_start(&s);
+	snprintf(pid, sizeof(pid), "%d", (int)s.pid);
+	snprintf(key, sizeof(key), "\"pid\": %s,", pid);
+
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "ps", "--json", NULL, NULL),
+		0);
+	ck_assert_msg(strstr(out, key) && strstr(out, "\"state\": \"running\""),
+		      "%s", out);
+	ck_assert_msg(strstr(out, "\"regions\": 1,"), "%s", out);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "suspend",
+					    pid, "--mode", modes[i]),
+				 0);
+		ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "ps",
+					    "--json", NULL, NULL),
+				 0);
+		ck_assert_msg(strstr(out, "\"state\": \"suspended\""), "%s",
+			      out);
+		ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "suspend",
+					    pid, NULL, NULL),
+				 1);
+		ck_assert_msg(strstr(out, "already suspended"), "%s", out);
+		ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "resume", pid,
+					    "--json", NULL),
+				 0);
+		ck_assert_msg(strstr(out, "\"state\": \"running\""), "%s", out);
+		serve_ask(&s, "check");
+	}
+	/* Discard: the engine recomputes; it reads zeroes, same address. */
+	ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "suspend", pid,
+				    "--mode", "discard"),
+			 0);
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "resume", pid, NULL, NULL), 0);
+	serve_ask(&s, "zero");
+	serve_ask(&s, "check");
+	ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "limit", pid,
+				    "1048576", "--json"),
+			 0);
+	ck_assert_msg(strstr(out, "\"limit\": 1048576,"), "%s", out);
+	ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "suspend", pid,
+				    "--mode", "sideways"),
+			 2);
+	serve_stop(&s);
+}
+END_TEST
+
+START_TEST(vkvctl_errors)
+{
+	char out[4096], pid[16];
+
+	ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "resume", "999999999",
+				    NULL, NULL),
+			 1);
+	ck_assert_msg(strstr(out, "no such process"), "%s", out);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "resume", pid, NULL, NULL), 1);
+	ck_assert_msg(strstr(out, "not a vkv process"), "%s", out);
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "limit", pid, "lots", NULL),
+		2);
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "ps", "--help", NULL, NULL),
+		0);
+	ck_assert_msg(strstr(out, "usage: vkvctl ps"), "%s", out);
+	ck_assert_int_eq(run_vkvctl(-1, out, sizeof(out), "suspend", "--help",
+				    NULL, NULL),
+			 0);
+}
+END_TEST
+
+/*
+ * Another user cannot command the process: not through the directory
+ * (0700), and not through the socket itself when its modes are opened up
+ * (the shim checks the peer's credentials).
+ */
+START_TEST(other_user_refused)
+{
+	char out[4096], pid[16], path[512];
+	struct served s;
+
+	if (geteuid() != 0) {
+		printf("test_shim: other_user_refused skipped: needs root to "
+		       "run vkvctl as another user (uid %d)\n",
+		       NOBODY);
+		return;
+	}
+	serve_start(&s);
+	snprintf(pid, sizeof(pid), "%d", (int)s.pid);
+	ck_assert_int_eq(run_vkvctl(NOBODY, out, sizeof(out), "suspend", pid,
+				    NULL, NULL),
+			 1);
+	ck_assert_msg(strstr(out, "permission denied"), "%s", out);
+
+	snprintf(path, sizeof(path), "%s/vkv", rundir);
+	ck_assert(chmod(path, 0755) == 0);
+	snprintf(path, sizeof(path), "%s/vkv/%s.sock", rundir, pid);
+	ck_assert(chmod(path, 0777) == 0);
+	ck_assert_int_eq(run_vkvctl(NOBODY, out, sizeof(out), "suspend", pid,
+				    NULL, NULL),
+			 1);
+	ck_assert_msg(strstr(out, "permission denied"), "%s", out);
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "ps", "--json", NULL, NULL),
+		0);
+	ck_assert_msg(strstr(out, "\"state\": \"running\""), "%s", out);
+	serve_ask(&s, "check");
+	serve_stop(&s);
+}
+END_TEST
+
+/* A directory of another user's is not used: no socket, engine unharmed. */
+START_TEST(foreign_rundir)
+{
+	char path[512], out[4096];
+
+	if (geteuid() != 0) {
+		printf("test_shim: foreign_rundir skipped: needs root to make "
+		       "a directory of another user's\n");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/vkv", rundir);
+	ck_assert(mkdir(path, 0777) == 0);
+	ck_assert(chown(path, NOBODY, NOBODY) == 0);
+	ck_assert_int_eq(run_engine("llama", NULL), 0);
+	ck_assert_int_eq(
+		run_vkvctl(-1, out, sizeof(out), "ps", "--json", NULL, NULL),
+		0);
+	ck_assert_str_eq(out, "[]\n");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("shim");
+	TCase *tc;
+
+	tc = suite_case(s, "engines", 120);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, llama_engine);
+	tcase_add_test(tc, calloc_engine);
+	tcase_add_test(tc, torture_threads_fork);
+	tcase_add_test(tc, match_and_tag);
+	tcase_add_test(tc, limits);
+	tcase_add_test(tc, off_switch);
+	tcase_add_test(tc, first_allocation);
+	tcase_add_test(tc, allocation_inside_dlsym);
+	tc = suite_case(s, "control", 120);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, suspend_resume);
+	tcase_add_test(tc, vkvctl_errors);
+	tcase_add_test(tc, other_user_refused);
+	tcase_add_test(tc, foreign_rundir);
+	return run_suite(s);
+}

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_shim_kmod - libvkv-shim.so with vkv.ko, in the guest: a CPU engine's
+ * KV buffer becomes a /dev/vkv pool mapping; `vkvctl suspend --mode disk`
+ * swaps it to the backing file (the memory is given back: MemFree in
+ * /proc/meminfo rises, and the pool's resident bytes drop to zero; the
+ * module's pages are not counted in the process's VmRSS, so
+ * /proc/PID/status cannot show it), touching it brings the same bytes back
+ * at the same address, and a discard reads back as zeroes.
+ *
+ * The engine (tests/shim_engine.c, dynamically linked) and the shim are in
+ * /shim with the C library they need (tests/vm/run.sh copies them).
+ */
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "vmtest.h"
+
+#define SHIM "/shim/libvkv-shim.so"
+#define ENGINE "/shim/shim_engine"
+#define KV (32 * MIB)
+
+/*
+ * A step that hangs: every task's stack to the console (sysrq t), so that
+ * the log says where, then the assertion fails.
+ */
+static pid_t engine_pid;
+
+static void dump_stacks(pid_t pid)
+{
+	char path[384], line[256];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	while (d && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stack", (int)pid,
+			 e->d_name);
+		f = fopen(path, "r");
+		fprintf(stderr, "test_shim_kmod: stack of %d/%s:\n", (int)pid,
+			e->d_name);
+		while (f && fgets(line, sizeof(line), f))
+			fprintf(stderr, "  %s", line);
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void hang(const char *what)
+{
+	int fd;
+
+	if (engine_pid > 0)
+		dump_stacks(engine_pid);
+
+	fd = open("/proc/sys/kernel/sysrq", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) < 0)
+			perror("sysrq");
+		close(fd);
+	}
+	fd = open("/proc/sysrq-trigger", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "t", 1) < 0)
+			perror("sysrq-trigger");
+		close(fd);
+	}
+	ck_abort_msg("%s: no answer in 60 s (task stacks on the console)",
+		     what);
+}
+
+static void wait_readable(int fd, const char *what)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	if (poll(&p, 1, 60000) != 1)
+		hang(what);
+}
+
+struct served {
+	pid_t pid;
+	FILE *in, *out;
+	char addr[32];
+};
+
+static void serve_start(struct served *s)
+{
+	int to[2], from[2];
+	char line[128];
+
+	req(pipe(to) == 0 && pipe(from) == 0);
+	s->pid = fork();
+	req(s->pid >= 0);
+	engine_pid = s->pid;
+	if (s->pid == 0) {
+		dup2(to[0], 0);
+		dup2(from[1], 1);
+		/* Else the engine never sees the end of its input. */
+		close(to[1]);
+		close(from[0]);
+		setenv("LD_PRELOAD", SHIM, 1);
+		setenv("VKV_SHIM_MIN_BYTES", "1M", 1);
+		setenv("VKV_SHIM_BACKING", "kmod", 1);
+		setenv("VKV_SHIM_SPILL_DIR", "/mnt", 1);
+		setenv("XDG_RUNTIME_DIR", "/tmp", 1);
+		execl(ENGINE, ENGINE, "serve", (char *)NULL);
+		_exit(127);
+	}
+	close(to[0]);
+	close(from[1]);
+	s->in = fdopen(to[1], "w");
+	s->out = fdopen(from[0], "r");
+	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
+	ck_assert_msg(sscanf(line, "ready %31s", s->addr) == 1, "engine: %s",
+		      line);
+}
+
+static void serve_ask(struct served *s, const char *what)
+{
+	char line[128], want[64];
+
+	fprintf(stderr, "test_shim_kmod: engine %s\n", what);
+	fprintf(s->in, "%s\n", what);
+	fflush(s->in);
+	wait_readable(fileno(s->out), what);
+	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
+	snprintf(want, sizeof(want), "ok %s\n", s->addr);
+	ck_assert_str_eq(line, want);
+}
+
+static void serve_stop(struct served *s)
+{
+	int status, n = 0;
+	pid_t got;
+
+	fclose(s->in);
+	fclose(s->out);
+	while ((got = waitpid(s->pid, &status, WNOHANG)) == 0 && n++ < 600)
+		usleep(100 * 1000);
+	if (got == 0)
+		hang("engine exit");
+	req(got == s->pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static long long memfree_kb(void)
+{
+	char line[256];
+	long long kb = -1;
+	FILE *f;
+
+	f = fopen("/proc/meminfo", "r");
+	req(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemFree: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* vkvctl's exit status, its output in out. */
+static int vkvctl(char *out, size_t size, const char *a1, const char *a2,
+		  const char *a3, const char *a4)
+{
+	fprintf(stderr, "test_shim_kmod: vkvctl %s %s\n", a1, a2 ? a2 : "");
+	int fds[2], status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	req(pipe(fds) == 0);
+	pid = fork();
+	req(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		setenv("XDG_RUNTIME_DIR", "/tmp", 1);
+		execl("/bin/vkvctl", "vkvctl", a1, a2, a3, a4, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	wait_readable(fds[0], a1);
+	while (got + 1 < size &&
+	       (n = read(fds[0], out + got, size - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(fds[0]);
+	req(waitpid(pid, &status, 0) == pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+START_TEST(test_swap_to_file)
+{
+	char out[4096], pid[16], want[64];
+	long long before, after, back;
+	struct served s;
+
+	serve_start(&s);
+	snprintf(pid, sizeof(pid), "%d", (int)s.pid);
+	ck_assert_int_eq(vkvctl(out, sizeof(out), "ps", "--json", NULL, NULL),
+			 0);
+	snprintf(want, sizeof(want), "\"kmod\": %llu}", (unsigned long long)KV);
+	ck_assert_msg(strstr(out, want), "not a pool region: %s", out);
+
+	snprintf(want, sizeof(want), "\"host\": %llu,", (unsigned long long)KV);
+	ck_assert_msg(strstr(out, want), "not resident: %s", out);
+	before = memfree_kb();
+	ck_assert_int_eq(
+		vkvctl(out, sizeof(out), "suspend", pid, "--mode", "disk"), 0);
+	after = memfree_kb();
+	ck_assert_msg(after - before >= (long long)(KV / 1024) * 9 / 10,
+		      "MemFree %lld kB -> %lld kB", before, after);
+	ck_assert_int_eq(vkvctl(out, sizeof(out), "ps", "--json", NULL, NULL),
+			 0);
+	snprintf(want, sizeof(want), "\"disk\": %llu,", (unsigned long long)KV);
+	ck_assert_msg(strstr(out, want) && strstr(out, "\"suspended\"") &&
+			      strstr(out, "\"host\": 0,"),
+		      "%s", out);
+
+	/* Still suspended: the engine's touch faults every chunk back. */
+	serve_ask(&s, "check");
+	back = memfree_kb();
+	ck_assert_msg(after - back >= (long long)(KV / 1024) * 9 / 10,
+		      "MemFree %lld kB after touching, %lld kB before", back,
+		      after);
+	ck_assert_int_eq(vkvctl(out, sizeof(out), "ps", "--json", NULL, NULL),
+			 0);
+	snprintf(want, sizeof(want), "\"host\": %llu,", (unsigned long long)KV);
+	ck_assert_msg(strstr(out, want), "not back: %s", out);
+	ck_assert_int_eq(vkvctl(out, sizeof(out), "resume", pid, NULL, NULL),
+			 0);
+	serve_stop(&s);
+}
+END_TEST
+
+/* Dropped: zeroes at the same address, then written again. */
+START_TEST(test_discard)
+{
+	char out[4096], pid[16];
+	struct served s;
+
+	serve_start(&s);
+	snprintf(pid, sizeof(pid), "%d", (int)s.pid);
+	ck_assert_int_eq(
+		vkvctl(out, sizeof(out), "suspend", pid, "--mode", "discard"),
+		0);
+	ck_assert_int_eq(vkvctl(out, sizeof(out), "resume", pid, NULL, NULL),
+			 0);
+	serve_ask(&s, "zero");
+	serve_ask(&s, "check");
+	serve_stop(&s);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("shim_kmod");
+
+	tcase_add_test(suite_case(s, "swap", 600), test_swap_to_file);
+	tcase_add_test(suite_case(s, "discard", 300), test_discard);
+	return run_suite(s);
+}
