@@ -27,7 +27,7 @@ CHECK_TARGETS += check-shim
 $(B)/shim/%.o: shim/%.c $(B)/shim/%.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -fvisibility=hidden -fno-builtin \
-		-ftls-model=initial-exec -Iinclude/uapi -Ishim -c $< -o $@
+		-ftls-model=initial-exec -Iinclude/uapi -Ilib -Ishim -c $< -o $@
 
 $(SHIM_SO): $(SHIM_OBJS) shim/libvkv-shim.map
 	$(CC) -shared -Wl,-soname,libvkv-shim.so \
@@ -38,10 +38,10 @@ $(SHIM_ENGINE): tests/shim_engine.c shim/vkv-shim.h $(B)/tests/shim_engine.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ishim -o $@ $< $(ALL_LDFLAGS) -ldl
 
-$(SHIM_EARLY): tests/shim_early.c $(B)/tests/shim_early.d
+$(SHIM_EARLY): tests/shim_early.c tests/shim_early.map $(B)/tests/shim_early.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -shared -fno-builtin -o $@ $< \
-		$(ALL_LDFLAGS) -ldl
+		-Wl,--version-script=tests/shim_early.map $(ALL_LDFLAGS) -ldl
 
 $(SHIM_TEST_BINS): $(B)/tests/%: tests/%.c $(B)/tests/%.d
 	@mkdir -p $(@D)

@@ -242,7 +242,8 @@ EXPORT int vkv_shim_query(const void *p, size_t *len)
 {
 	size_t l;
 
-	if (!owned(p, &l))
+	/* Device regions too: a binding asks about what cuMemAlloc gave. */
+	if (!owned(p, &l) && !shimi_region_lookup(p, &l, NULL))
 		return 0;
 	if (len)
 		*len = l;

@@ -11,12 +11,17 @@
  * the limit holds across threads. Suspend and resume run under it, so
  * regions neither come nor go meanwhile. fork() takes it in the prepare
  * handler.
+ *
+ * `run` is the gate of calls that must not run while suspended: they hold
+ * it shared, suspend and resume exclusively, taken before `lock`. It
+ * prefers writers, so that a stream of launches cannot hold a suspend off.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "cuda.h"
 #include "shim.h"
 
 #define TOMB ((uintptr_t)1)
@@ -24,17 +29,53 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shimi_region *table;
 static size_t cap, used, tombs;
-static uint64_t bytes, nregions;
+static uint64_t bytes, nregions, passthru;
 static _Atomic uint64_t limit_bytes;
 static _Atomic int limit_set;
-static int suspended;
+static _Atomic int suspended;
+static pthread_rwlock_t run;
+static pthread_once_t run_once = PTHREAD_ONCE_INIT;
 static enum shimi_mode mode;
 _Atomic uintptr_t shimi_lo = UINTPTR_MAX, shimi_hi;
 
 static const struct shimi_backing_ops *const ops[SHIMI_NKINDS] = {
 	[SHIMI_KIND_ANON] = &shimi_anon_ops,
 	[SHIMI_KIND_KMOD] = &shimi_kmod_ops,
+	[SHIMI_KIND_CUDA] = &shimi_cuda_ops,
 };
+
+static void run_init(void)
+{
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(
+		&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&run, &a);
+	pthread_rwlockattr_destroy(&a);
+}
+
+int shimi_run_enter(void)
+{
+	pthread_once(&run_once, run_init);
+	pthread_rwlock_rdlock(&run);
+	if (atomic_load(&suspended)) {
+		pthread_rwlock_unlock(&run);
+		return 1;
+	}
+	return 0;
+}
+
+void shimi_run_leave(void)
+{
+	pthread_rwlock_unlock(&run);
+}
+
+static void run_excl(void)
+{
+	pthread_once(&run_once, run_init);
+	pthread_rwlock_wrlock(&run);
+}
 
 static size_t slot_of(uintptr_t addr)
 {
@@ -112,6 +153,12 @@ static int pick_kind(void)
 	return SHIMI_KIND_ANON;
 }
 
+/* Device regions are not host memory: malloc's and munmap's paths skip them. */
+static int is_host(int kind)
+{
+	return kind != SHIMI_KIND_CUDA;
+}
+
 static void widen_bounds(uintptr_t lo, uintptr_t hi)
 {
 	uintptr_t cur = atomic_load(&shimi_lo);
@@ -125,18 +172,57 @@ static void widen_bounds(uintptr_t lo, uintptr_t hi)
 
 int shimi_region_new(size_t size, size_t align, void **out)
 {
+	return shimi_region_new_kind(-1, size, align, out);
+}
+
+/* Under lock: would len more bytes go over the limit? */
+static int over_limit(uint64_t len)
+{
+	uint64_t lim = limit_now(), cur = bytes + passthru;
+
+	return lim && (len > lim || cur > lim - len);
+}
+
+int shimi_charge(uint64_t len)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&lock);
+	if (over_limit(len))
+		err = -ENOMEM;
+	else
+		passthru += len;
+	pthread_mutex_unlock(&lock);
+	return err;
+}
+
+void shimi_uncharge(uint64_t len)
+{
+	pthread_mutex_lock(&lock);
+	passthru -= len < passthru ? len : passthru;
+	pthread_mutex_unlock(&lock);
+}
+
+void shimi_counted(uint64_t *counted, uint64_t *limit)
+{
+	pthread_mutex_lock(&lock);
+	*counted = bytes + passthru;
+	*limit = limit_now();
+	pthread_mutex_unlock(&lock);
+}
+
+int shimi_region_new_kind(int kind, size_t size, size_t align, void **out)
+{
 	struct shimi_region r;
 	size_t len = (size + 4095) & ~(size_t)4095;
-	uint64_t lim;
 	int err;
 
 	if (len < size)
 		return -ENOMEM;
 	memset(&r, 0, sizeof(r));
-	r.kind = pick_kind();
+	r.kind = kind < 0 ? pick_kind() : kind;
 	pthread_mutex_lock(&lock);
-	lim = limit_now();
-	if (lim && (len > lim || bytes > lim - len)) {
+	if (over_limit(len)) {
 		pthread_mutex_unlock(&lock);
 		return -ENOMEM;
 	}
@@ -144,7 +230,7 @@ int shimi_region_new(size_t size, size_t align, void **out)
 	pthread_mutex_unlock(&lock);
 
 	err = ops[r.kind]->create(&r, len, align);
-	if (err && r.kind == SHIMI_KIND_KMOD &&
+	if (err && kind < 0 && r.kind == SHIMI_KIND_KMOD &&
 	    shimi_cfg.backing == SHIMI_BACKING_AUTO) {
 		static atomic_int once;
 
@@ -170,14 +256,15 @@ int shimi_region_new(size_t size, size_t align, void **out)
 	bytes += r.map_len - len;
 	put(&r);
 	nregions++;
-	widen_bounds(r.addr, r.addr + r.len);
+	if (is_host(r.kind))
+		widen_bounds(r.addr, r.addr + r.len);
 	pthread_mutex_unlock(&lock);
 	shimi_ctl_start();
 	*out = (void *)r.addr;
 	return 0;
 }
 
-int shimi_region_find(const void *p, size_t *len)
+int shimi_region_lookup(const void *p, size_t *len, int *kind)
 {
 	struct shimi_region *r;
 	int found = 0;
@@ -186,10 +273,19 @@ int shimi_region_find(const void *p, size_t *len)
 	r = lookup((uintptr_t)p);
 	if (r) {
 		*len = r->len;
+		if (kind)
+			*kind = r->kind;
 		found = 1;
 	}
 	pthread_mutex_unlock(&lock);
 	return found;
+}
+
+int shimi_region_find(const void *p, size_t *len)
+{
+	int kind;
+
+	return shimi_region_lookup(p, len, &kind) && is_host(kind);
 }
 
 /* Under lock: take r out of the table; the caller destroys the copy. */
@@ -205,11 +301,16 @@ static void take(struct shimi_region *r, struct shimi_region *copy)
 
 int shimi_region_free(const void *p)
 {
+	return shimi_region_free_kind(-1, p);
+}
+
+int shimi_region_free_kind(int kind, const void *p)
+{
 	struct shimi_region *r, copy;
 
 	pthread_mutex_lock(&lock);
 	r = lookup((uintptr_t)p);
-	if (!r) {
+	if (!r || (kind < 0 ? !is_host(r->kind) : r->kind != kind)) {
 		pthread_mutex_unlock(&lock);
 		return -ENOENT;
 	}
@@ -229,7 +330,8 @@ int shimi_region_unmap(void *addr, size_t len)
 	for (size_t i = 0; i < cap; i++) {
 		struct shimi_region *r = &table[i];
 
-		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e)
+		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e ||
+		    !is_host(r->kind))
 			continue;
 		any = 1;
 		if (r->addr < a || r->addr + r->len > e)
@@ -242,7 +344,8 @@ int shimi_region_unmap(void *addr, size_t len)
 	for (size_t i = 0; i < cap; i++) {
 		struct shimi_region *r = &table[i], copy;
 
-		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e)
+		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e ||
+		    !is_host(r->kind))
 			continue;
 		take(r, &copy);
 		ops[copy.kind]->destroy(&copy);
@@ -260,6 +363,7 @@ void shimi_status(struct shimi_status *st)
 	st->regions = nregions;
 	st->bytes = bytes;
 	st->limit = limit_now();
+	st->passthru = passthru;
 	for (size_t i = 0; i < cap; i++) {
 		struct shimi_region *r = &table[i];
 
@@ -286,9 +390,11 @@ int shimi_suspend(enum shimi_mode m)
 	int err = 0;
 	size_t i;
 
+	run_excl();
 	pthread_mutex_lock(&lock);
 	if (suspended) {
 		pthread_mutex_unlock(&lock);
+		pthread_rwlock_unlock(&run);
 		return -EALREADY;
 	}
 	for (i = 0; i < cap; i++) {
@@ -307,30 +413,43 @@ int shimi_suspend(enum shimi_mode m)
 		mode = m;
 	}
 	pthread_mutex_unlock(&lock);
+	pthread_rwlock_unlock(&run);
 	return err;
 }
 
 int shimi_resume(void)
 {
-	int err = 0;
+	int err = 0, stuck = 0;
 
+	run_excl();
 	pthread_mutex_lock(&lock);
 	if (!suspended) {
 		pthread_mutex_unlock(&lock);
+		pthread_rwlock_unlock(&run);
 		return -EALREADY;
 	}
 	for (size_t i = 0; i < cap; i++) {
+		const struct shimi_backing_ops *o;
 		int e;
 
 		if (table[i].addr <= TOMB)
 			continue;
-		e = ops[table[i].kind]->resume(&table[i]);
+		o = ops[table[i].kind];
+		e = o->resume(&table[i]);
 		if (e && !err)
 			err = e;
+		if (e && o->resume_required)
+			stuck = 1;
 	}
-	/* Data comes back on access even if a prefetch failed. */
-	suspended = 0;
+	/*
+	 * Host data comes back on access even if a prefetch failed; device
+	 * data does not: the process stays suspended and resume may be
+	 * retried (each region's resume skips what is already back).
+	 */
+	if (!stuck)
+		suspended = 0;
 	pthread_mutex_unlock(&lock);
+	pthread_rwlock_unlock(&run);
 	return err;
 }
 
@@ -346,6 +465,9 @@ void shimi_region_atfork_parent(void)
 
 void shimi_region_atfork_child(void)
 {
+	/* Another thread may have held the gate: the child's copy is void. */
+	pthread_once(&run_once, run_init);
+	run_init();
 	for (size_t i = 0; i < cap; i++)
 		if (table[i].addr > TOMB)
 			ops[table[i].kind]->fork_child(&table[i]);

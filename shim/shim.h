@@ -102,6 +102,7 @@ SHIMI_HIDDEN int shimi_sys_munmap(void *addr, size_t len);
 enum shimi_kind {
 	SHIMI_KIND_ANON, /* private anonymous memory the shim maps */
 	SHIMI_KIND_KMOD, /* a /dev/vkv pool of its own */
+	SHIMI_KIND_CUDA, /* device memory mapped through CUDA's VMM calls */
 	SHIMI_NKINDS,
 };
 
@@ -114,6 +115,7 @@ struct shimi_region {
 	size_t map_len;
 	int kind;
 	int fd; /* kmod: the pool's descriptor */
+	void *priv; /* the backing's own state, if it needs more */
 };
 
 /* Bytes of a region by where they are now. */
@@ -121,6 +123,7 @@ struct shimi_usage {
 	uint64_t host; /* resident in host memory */
 	uint64_t disk; /* on the pool's backing file */
 	uint64_t absent; /* neither: never touched, dropped, system swap */
+	uint64_t device; /* in GPU memory */
 };
 
 /*
@@ -138,6 +141,12 @@ struct shimi_backing_ops {
 	void (*usage)(const struct shimi_region *r, struct shimi_usage *u);
 	/* In the child after fork(), single-threaded: make r private. */
 	void (*fork_child)(struct shimi_region *r);
+	/*
+	 * Nonzero when the data comes back only through resume (device
+	 * memory), not on access: a failed resume then leaves the process
+	 * suspended, to be retried.
+	 */
+	int resume_required;
 };
 
 SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_anon_ops;
@@ -165,10 +174,33 @@ static inline int shimi_maybe_region(const void *p)
  * (the caller falls back to the real call).
  */
 SHIMI_HIDDEN int shimi_region_new(size_t size, size_t align, void **out);
-/* 1 and *len (usable bytes from p) when p is a region's start. */
+/* The same, of a given kind, with no fallback to another kind. */
+SHIMI_HIDDEN int shimi_region_new_kind(int kind, size_t size, size_t align,
+				       void **out);
+/*
+ * Memory the shim passes through but counts toward the limit (device
+ * allocations it does not back): 0, or -ENOMEM over the limit.
+ */
+SHIMI_HIDDEN int shimi_charge(uint64_t len);
+SHIMI_HIDDEN void shimi_uncharge(uint64_t len);
+/* Bytes counted toward the limit (regions and charges), and the limit. */
+SHIMI_HIDDEN void shimi_counted(uint64_t *counted, uint64_t *limit);
+/*
+ * Calls that must not run while suspended (CUDA launches, copies,
+ * synchronisations) run between shimi_run_enter() and shimi_run_leave();
+ * suspend and resume wait for them and hold new ones. shimi_run_enter()
+ * returns 1, entering nothing, when the process is suspended.
+ */
+SHIMI_HIDDEN int shimi_run_enter(void);
+SHIMI_HIDDEN void shimi_run_leave(void);
+/* 1 and *len (usable bytes from p) when p is a host region's start. */
 SHIMI_HIDDEN int shimi_region_find(const void *p, size_t *len);
-/* Release the region starting at p: 0, or -ENOENT. */
+/* Release the host region starting at p: 0, or -ENOENT. */
 SHIMI_HIDDEN int shimi_region_free(const void *p);
+/* The same for a region of the given kind. */
+SHIMI_HIDDEN int shimi_region_free_kind(int kind, const void *p);
+/* Like shimi_region_find(), for a region of any kind, and its kind. */
+SHIMI_HIDDEN int shimi_region_lookup(const void *p, size_t *len, int *kind);
 /*
  * munmap(addr, len) over regions: 1 if it covered regions wholly and they
  * were released, 0 if it touches no region (or only part of one, which the
@@ -180,6 +212,7 @@ struct shimi_status {
 	int suspended;
 	enum shimi_mode mode;
 	uint64_t regions, bytes, limit;
+	uint64_t passthru; /* charged bytes the shim does not back */
 	struct shimi_usage usage;
 	uint64_t by_kind[SHIMI_NKINDS];
 };

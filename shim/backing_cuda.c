@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device regions: what cuMemAlloc would have given, made with CUDA's VMM
+ * calls instead, so that the physical memory can go and come back under a
+ * virtual address that never changes. One reservation, one physical
+ * allocation mapped over all of it, read-write access for the device of
+ * the context that allocated it.
+ *
+ * Suspend (with every gated call held off by the registry) synchronises the
+ * context, copies the region to host memory or to an unlinked file in
+ * VKV_SHIM_SPILL_DIR (or drops it), then unmaps and releases the physical
+ * memory; the reservation stays, so pointers the engine holds, CUDA graphs
+ * included, stay valid. Resume creates, maps and grants access again (a new
+ * mapping starts with none) and copies the data back. Each step of resume
+ * is skipped once done, so a resume that ran out of device memory can be
+ * retried.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cuda.h"
+
+enum { DEV_MAPPED, DEV_HOST, DEV_DISK, DEV_DROPPED };
+
+struct dev_region {
+	cudrv_context ctx;
+	cudrv_device dev;
+	cudrv_deviceptr va;
+	size_t size; /* reserved = mapped bytes */
+	cudrv_mem_handle handle; /* 0 while suspended */
+	int where; /* DEV_* */
+	void *host; /* DEV_HOST: the copy */
+	int fd; /* DEV_DISK: the spill file */
+};
+
+static void prop_of(const struct dev_region *d,
+		    struct cudrv_mem_alloc_prop *prop)
+{
+	memset(prop, 0, sizeof(*prop));
+	prop->type = CUDRV_MEM_ALLOCATION_TYPE_PINNED;
+	prop->location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+	prop->location.id = d->dev;
+}
+
+static int errno_of(cudrv_result res)
+{
+	return res == CUDRV_ERROR_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+}
+
+/* The region's context current on this thread (the control thread has none). */
+static int enter_ctx(const struct dev_region *d)
+{
+	return shimi_cu.cuCtxPushCurrent_v2(d->ctx) ? -EIO : 0;
+}
+
+static void leave_ctx(void)
+{
+	cudrv_context old;
+
+	shimi_cu.cuCtxPopCurrent_v2(&old);
+}
+
+/* Physical memory mapped at d->va with access: 0 or -errno, all or nothing. */
+static int map_physical(struct dev_region *d)
+{
+	struct cudrv_mem_alloc_prop prop;
+	struct cudrv_mem_access_desc acc = {
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
+			     .id = d->dev},
+		.flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
+	};
+	cudrv_mem_handle h;
+	cudrv_result res;
+
+	prop_of(d, &prop);
+	res = shimi_cu.cuMemCreate(&h, d->size, &prop, 0);
+	if (res)
+		return errno_of(res);
+	res = shimi_cu.cuMemMap(d->va, d->size, 0, h, 0);
+	if (res) {
+		shimi_cu.cuMemRelease(h);
+		return errno_of(res);
+	}
+	res = shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1);
+	if (res) {
+		shimi_cu.cuMemUnmap(d->va, d->size);
+		shimi_cu.cuMemRelease(h);
+		return errno_of(res);
+	}
+	d->handle = h;
+	return 0;
+}
+
+static void unmap_physical(struct dev_region *d)
+{
+	if (!d->handle)
+		return;
+	shimi_cu.cuMemUnmap(d->va, d->size);
+	shimi_cu.cuMemRelease(d->handle);
+	d->handle = 0;
+}
+
+static int cuda_create(struct shimi_region *r, size_t len, size_t align)
+{
+	struct cudrv_mem_alloc_prop prop;
+	struct dev_region *d;
+	size_t gran = 0;
+	int err;
+
+	(void)align; /* cuMemAlloc's alignment is the granularity's, or more */
+	if (shimi_cuda_load() || !shimi_cu.cuMemCreate ||
+	    !shimi_cu.cuMemAddressReserve || !shimi_cu.cuCtxPushCurrent_v2)
+		return -ENOSYS;
+	d = shimi_real.calloc(1, sizeof(*d));
+	if (!d)
+		return -EAGAIN;
+	d->fd = -1;
+	if (shimi_cu.cuCtxGetCurrent(&d->ctx) || !d->ctx) {
+		err = -ENXIO;
+		goto out;
+	}
+	/* Drivers without cuCtxGetDevice have one device per process here. */
+	if (shimi_cu.cuCtxGetDevice && shimi_cu.cuCtxGetDevice(&d->dev)) {
+		err = -ENXIO;
+		goto out;
+	}
+	prop_of(d, &prop);
+	if (shimi_cu.cuMemGetAllocationGranularity(
+		    &gran, &prop, CUDRV_MEM_ALLOC_GRANULARITY_MINIMUM) ||
+	    !gran) {
+		err = -EIO;
+		goto out;
+	}
+	d->size = (len + gran - 1) / gran * gran;
+	if (d->size < len) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (shimi_cu.cuMemAddressReserve(&d->va, d->size, 0, 0, 0)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = map_physical(d);
+	if (err) {
+		shimi_cu.cuMemAddressFree(d->va, d->size);
+		goto out;
+	}
+	r->addr = (uintptr_t)d->va;
+	r->len = d->size;
+	r->map = (void *)(uintptr_t)d->va;
+	r->map_len = d->size;
+	r->fd = -1;
+	r->priv = d;
+	return 0;
+out:
+	shimi_real.free(d);
+	return err;
+}
+
+static void drop_copy(struct dev_region *d)
+{
+	if (d->host)
+		shimi_sys_munmap(d->host, d->size);
+	d->host = NULL;
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+static void cuda_destroy(struct shimi_region *r)
+{
+	struct dev_region *d = r->priv;
+	int ctx = !enter_ctx(d);
+
+	/* cuMemFree waits for work that may still use the memory. */
+	if (ctx && d->handle)
+		shimi_cu.cuCtxSynchronize();
+	unmap_physical(d);
+	shimi_cu.cuMemAddressFree(d->va, d->size);
+	if (ctx)
+		leave_ctx();
+	drop_copy(d);
+	shimi_real.free(d);
+}
+
+/* An unlinked file of d->size bytes in the spill directory. */
+static int spill_file(const struct dev_region *d)
+{
+	char path[320];
+	int fd;
+
+	fd = open(shimi_cfg.spill_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "%s/vkv-shim-XXXXXX",
+			 shimi_cfg.spill_dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		unlink(path);
+	}
+	if (ftruncate(fd, (off_t)d->size)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* The device's bytes into host memory: a private copy or the file's pages. */
+static int copy_out(struct dev_region *d, enum shimi_mode mode)
+{
+	int fd = -1;
+	void *buf;
+
+	if (mode == SHIMI_MODE_DISK) {
+		fd = spill_file(d);
+		if (fd < 0)
+			return fd;
+		buf = shimi_sys_mmap(NULL, d->size, PROT_READ | PROT_WRITE,
+				     MAP_SHARED, fd, 0);
+	} else {
+		buf = shimi_sys_mmap(NULL, d->size, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
+	if (buf == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOMEM;
+	}
+	if (shimi_cu.cuMemcpyDtoH_v2(buf, d->va, d->size)) {
+		shimi_sys_munmap(buf, d->size);
+		if (fd >= 0)
+			close(fd);
+		return -EIO;
+	}
+	if (fd >= 0) {
+		/* The file holds it now; the page cache may write it back. */
+		shimi_sys_munmap(buf, d->size);
+		d->fd = fd;
+		d->where = DEV_DISK;
+	} else {
+		d->host = buf;
+		d->where = DEV_HOST;
+	}
+	return 0;
+}
+
+static int cuda_suspend(struct shimi_region *r, enum shimi_mode mode)
+{
+	struct dev_region *d = r->priv;
+	int err;
+
+	if (d->where != DEV_MAPPED)
+		return 0;
+	err = enter_ctx(d);
+	if (err)
+		return err;
+	/* Work queued before the suspend finishes on the old memory. */
+	if (shimi_cu.cuCtxSynchronize()) {
+		leave_ctx();
+		return -EIO;
+	}
+	if (mode == SHIMI_MODE_DISCARD)
+		d->where = DEV_DROPPED;
+	else if ((err = copy_out(d, mode))) {
+		leave_ctx();
+		return err;
+	}
+	unmap_physical(d);
+	leave_ctx();
+	return 0;
+}
+
+/* The saved bytes (or zeroes, after a discard) back onto the device. */
+static int copy_in(struct dev_region *d)
+{
+	void *buf;
+	int err = 0;
+
+	if (d->where == DEV_HOST)
+		return shimi_cu.cuMemcpyHtoD_v2(d->va, d->host, d->size) ? -EIO
+									 : 0;
+	if (d->where == DEV_DROPPED && shimi_cu.cuMemsetD8_v2)
+		return shimi_cu.cuMemsetD8_v2(d->va, 0, d->size) ? -EIO : 0;
+	/* A file's pages, or fresh anonymous pages, which read as zero. */
+	if (d->where == DEV_DISK)
+		buf = shimi_sys_mmap(NULL, d->size, PROT_READ, MAP_SHARED,
+				     d->fd, 0);
+	else
+		buf = shimi_sys_mmap(NULL, d->size, PROT_READ,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return -ENOMEM;
+	if (shimi_cu.cuMemcpyHtoD_v2(d->va, buf, d->size))
+		err = -EIO;
+	shimi_sys_munmap(buf, d->size);
+	return err;
+}
+
+static int cuda_resume(struct shimi_region *r)
+{
+	struct dev_region *d = r->priv;
+	int err;
+
+	if (d->where == DEV_MAPPED)
+		return 0;
+	err = enter_ctx(d);
+	if (err)
+		return err;
+	if (!d->handle)
+		err = map_physical(d);
+	if (!err)
+		err = copy_in(d);
+	leave_ctx();
+	/* Mapped but not restored stays mapped: a retry copies again. */
+	if (err)
+		return err;
+	drop_copy(d);
+	d->where = DEV_MAPPED;
+	return 0;
+}
+
+static void cuda_usage(const struct shimi_region *r, struct shimi_usage *u)
+{
+	const struct dev_region *d = r->priv;
+
+	switch (d->where) {
+	case DEV_MAPPED:
+		u->device += d->size;
+		break;
+	case DEV_HOST:
+		u->host += d->size;
+		break;
+	case DEV_DISK:
+		u->disk += d->size;
+		break;
+	default:
+		u->absent += d->size;
+	}
+}
+
+/* CUDA is not usable in a forked child: its regions stay as they were. */
+static void cuda_fork_child(struct shimi_region *r)
+{
+	(void)r;
+}
+
+const struct shimi_backing_ops shimi_cuda_ops = {
+	.name = "cuda",
+	.create = cuda_create,
+	.destroy = cuda_destroy,
+	.suspend = cuda_suspend,
+	.resume = cuda_resume,
+	.usage = cuda_usage,
+	.fork_child = cuda_fork_child,
+	.resume_required = 1,
+};

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The calls that touch device memory or wait for work that does: kernel
+ * and graph launches, copies, memsets, synchronisations. While the process
+ * is suspended its device regions have no physical memory, and a kernel
+ * touching them would fault (an illegal address, fatal to the context), so
+ * each of these calls first resumes the process, and a suspend waits for
+ * the ones in flight and holds new ones until it is done.
+ */
+#include <errno.h>
+
+#include "cuda.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+cudrv_result shimi_gate_enter(void)
+{
+	if (shimi_cuda_load())
+		return CUDRV_ERROR_NOT_INITIALIZED;
+	while (shimi_run_enter()) {
+		int err = shimi_resume();
+
+		/* Another thread's resume won the race: enter again. */
+		if (err == -ENOMEM)
+			return CUDRV_ERROR_OUT_OF_MEMORY;
+		if (err && err != -EALREADY)
+			return CUDRV_ERROR_UNKNOWN;
+	}
+	return CUDRV_SUCCESS;
+}
+
+void shimi_gate_leave(void)
+{
+	shimi_run_leave();
+}
+
+/* params: the declaration's; args: the call's. */
+#define GATED(name, params, args)                                              \
+	EXPORT cudrv_result name params                                        \
+	{                                                                      \
+		cudrv_result res = shimi_gate_enter();                         \
+                                                                               \
+		if (res)                                                       \
+			return res;                                            \
+		res = shimi_cu.name ? shimi_cu.name args                       \
+				    : CUDRV_ERROR_NOT_FOUND;                   \
+		shimi_gate_leave();                                            \
+		return res;                                                    \
+	}
+
+#define LAUNCH_PARAMS                                                          \
+	(cudrv_function f, unsigned int gx, unsigned int gy, unsigned int gz,  \
+	 unsigned int bx, unsigned int by, unsigned int bz, unsigned int shm,  \
+	 cudrv_stream s, void **params, void **extra)
+#define LAUNCH_ARGS (f, gx, gy, gz, bx, by, bz, shm, s, params, extra)
+
+GATED(cuLaunchKernel, LAUNCH_PARAMS, LAUNCH_ARGS)
+GATED(cuLaunchKernel_ptsz, LAUNCH_PARAMS, LAUNCH_ARGS)
+GATED(cuLaunchKernelEx,
+      (const void *config, cudrv_function f, void **params, void **extra),
+      (config, f, params, extra))
+GATED(cuLaunchKernelEx_ptsz,
+      (const void *config, cudrv_function f, void **params, void **extra),
+      (config, f, params, extra))
+GATED(cuGraphLaunch, (cudrv_graph_exec g, cudrv_stream s), (g, s))
+GATED(cuGraphLaunch_ptsz, (cudrv_graph_exec g, cudrv_stream s), (g, s))
+GATED(cuStreamSynchronize, (cudrv_stream s), (s))
+GATED(cuStreamSynchronize_ptsz, (cudrv_stream s), (s))
+GATED(cuEventSynchronize, (cudrv_event e), (e))
+GATED(cuCtxSynchronize, (void), ())
+GATED(cuMemcpyHtoD_v2, (cudrv_deviceptr d, const void *h, size_t n), (d, h, n))
+GATED(cuMemcpyDtoH_v2, (void *h, cudrv_deviceptr d, size_t n), (h, d, n))
+GATED(cuMemcpyHtoDAsync_v2,
+      (cudrv_deviceptr d, const void *h, size_t n, cudrv_stream s),
+      (d, h, n, s))
+GATED(cuMemcpyHtoDAsync_v2_ptsz,
+      (cudrv_deviceptr d, const void *h, size_t n, cudrv_stream s),
+      (d, h, n, s))
+GATED(cuMemcpyDtoHAsync_v2,
+      (void *h, cudrv_deviceptr d, size_t n, cudrv_stream s), (h, d, n, s))
+GATED(cuMemcpyDtoHAsync_v2_ptsz,
+      (void *h, cudrv_deviceptr d, size_t n, cudrv_stream s), (h, d, n, s))
+GATED(cuMemcpyDtoD_v2, (cudrv_deviceptr d, cudrv_deviceptr src, size_t n),
+      (d, src, n))
+GATED(cuMemcpyDtoDAsync_v2,
+      (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
+      (d, src, n, s))
+GATED(cuMemcpyDtoDAsync_v2_ptsz,
+      (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
+      (d, src, n, s))
+GATED(cuMemcpy, (cudrv_deviceptr d, cudrv_deviceptr src, size_t n), (d, src, n))
+GATED(cuMemcpyAsync,
+      (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
+      (d, src, n, s))
+GATED(cuMemcpyAsync_ptsz,
+      (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
+      (d, src, n, s))
+GATED(cuMemsetD8_v2, (cudrv_deviceptr d, unsigned char v, size_t n), (d, v, n))
+GATED(cuMemsetD8Async,
+      (cudrv_deviceptr d, unsigned char v, size_t n, cudrv_stream s),
+      (d, v, n, s))
+GATED(cuMemsetD32_v2, (cudrv_deviceptr d, unsigned int v, size_t n), (d, v, n))
+GATED(cuMemsetD32Async,
+      (cudrv_deviceptr d, unsigned int v, size_t n, cudrv_stream s),
+      (d, v, n, s))

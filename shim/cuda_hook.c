@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * How the engine reaches the driver, and how the shim gets in the way:
+ *
+ * - exported symbols: the shim defines the wrapped functions under their
+ *   driver names, and a preloaded library comes before libcuda.so.1;
+ * - dlsym: a runtime that dlopen()s libcuda.so.1 and looks its functions
+ *   up on the handle gets the wrappers instead;
+ * - cuGetProcAddress / cuGetProcAddress_v2 (CUDA 12 runtimes, PyTorch):
+ *   whatever the driver answers is swapped for the wrapper of the same
+ *   function, the lookup of cuGetProcAddress itself included.
+ *
+ * Answers are swapped by what the driver returned, not by the name asked
+ * for: the driver alone knows which versioned entry point ("cuMemAlloc" at
+ * 3.1 is the 32-bit one, at 3.2 cuMemAlloc_v2; _ptsz variants under
+ * per-thread default streams) a lookup means, and only the entry points the
+ * shim has a wrapper of, with the same signature, are swapped. Everything
+ * else, cuGetExportTable included, goes through untouched.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "cuda.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+struct shimi_cu shimi_cu;
+
+static const struct entry {
+	const char *name;
+	void **real; /* in shimi_cu */
+	void *wrapper; /* NULL: called by the shim, not wrapped */
+} entries[] = {
+#define R(name)                                                                \
+	{                                                                      \
+#name, (void **)&shimi_cu.name, NULL                           \
+	}
+#define W(name)                                                                \
+	{                                                                      \
+#name, (void **)&shimi_cu.name, (void *)name                   \
+	}
+	R(cuCtxGetCurrent),
+	R(cuCtxGetDevice),
+	R(cuCtxPushCurrent_v2),
+	R(cuCtxPopCurrent_v2),
+	R(cuMemGetAllocationGranularity),
+	R(cuMemAddressReserve),
+	R(cuMemAddressFree),
+	R(cuMemMap),
+	R(cuMemSetAccess),
+	R(cuMemUnmap),
+	W(cuCtxSynchronize),
+	W(cuMemGetInfo_v2),
+	W(cuMemAlloc_v2),
+	W(cuMemFree_v2),
+	W(cuMemAllocAsync),
+	W(cuMemAllocAsync_ptsz),
+	W(cuMemFreeAsync),
+	W(cuMemFreeAsync_ptsz),
+	W(cuMemCreate),
+	W(cuMemRelease),
+	W(cuMemcpyHtoD_v2),
+	W(cuMemcpyDtoH_v2),
+	W(cuMemcpyHtoDAsync_v2),
+	W(cuMemcpyHtoDAsync_v2_ptsz),
+	W(cuMemcpyDtoHAsync_v2),
+	W(cuMemcpyDtoHAsync_v2_ptsz),
+	W(cuMemcpyDtoD_v2),
+	W(cuMemcpyDtoDAsync_v2),
+	W(cuMemcpyDtoDAsync_v2_ptsz),
+	W(cuMemcpy),
+	W(cuMemcpyAsync),
+	W(cuMemcpyAsync_ptsz),
+	W(cuMemsetD8_v2),
+	W(cuMemsetD8Async),
+	W(cuMemsetD32_v2),
+	W(cuMemsetD32Async),
+	W(cuLaunchKernel),
+	W(cuLaunchKernel_ptsz),
+	W(cuLaunchKernelEx),
+	W(cuLaunchKernelEx_ptsz),
+	W(cuGraphLaunch),
+	W(cuGraphLaunch_ptsz),
+	W(cuStreamSynchronize),
+	W(cuStreamSynchronize_ptsz),
+	W(cuEventSynchronize),
+	W(cuGetProcAddress),
+	W(cuGetProcAddress_v2),
+#undef R
+#undef W
+};
+#define NENTRIES (sizeof(entries) / sizeof(entries[0]))
+
+typedef void *(*dlsym_fn)(void *, const char *);
+static _Atomic(dlsym_fn) real_dlsym;
+static __thread int in_dlsym __attribute__((tls_model("initial-exec")));
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int loaded;
+
+/* glibc's dlsym: its x86-64 base version, else the newest. */
+static dlsym_fn get_real_dlsym(void)
+{
+	dlsym_fn f = atomic_load_explicit(&real_dlsym, memory_order_acquire);
+
+	if (f)
+		return f;
+	f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+	if (!f)
+		f = (dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+	if (f)
+		atomic_store_explicit(&real_dlsym, f, memory_order_release);
+	return f;
+}
+
+/*
+ * Resolve the driver's functions on its own handle, never through the
+ * global scope, where the shim's wrappers come first. With may_open 0 only
+ * a libcuda.so.1 already loaded is used (dlsym must not load the driver
+ * behind a program's back).
+ */
+static int load(int may_open)
+{
+	dlsym_fn sym;
+	void *h;
+
+	if (atomic_load_explicit(&loaded, memory_order_acquire))
+		return 0;
+	sym = get_real_dlsym();
+	if (!sym)
+		return -ENOSYS;
+	pthread_mutex_lock(&load_lock);
+	if (atomic_load(&loaded)) {
+		pthread_mutex_unlock(&load_lock);
+		return 0;
+	}
+	h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+	if (!h && may_open)
+		h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		pthread_mutex_unlock(&load_lock);
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < NENTRIES; i++)
+		*entries[i].real = sym(h, entries[i].name);
+	/* The handle stays open: the wrappers call into it until exit. */
+	atomic_store_explicit(&loaded, 1, memory_order_release);
+	pthread_mutex_unlock(&load_lock);
+	return 0;
+}
+
+int shimi_cuda_load(void)
+{
+	return load(1);
+}
+
+/* The shim's wrapper of the driver function fn, or fn itself. */
+static void *wrap(void *fn)
+{
+	if (!fn || !atomic_load_explicit(&loaded, memory_order_acquire))
+		return fn;
+	for (size_t i = 0; i < NENTRIES; i++)
+		if (entries[i].wrapper && *entries[i].real == fn)
+			return entries[i].wrapper;
+	return fn;
+}
+
+EXPORT void *dlsym(void *handle, const char *name)
+{
+	dlsym_fn sym = get_real_dlsym();
+	void *fn;
+
+	if (!sym)
+		return NULL;
+	/*
+	 * RTLD_NEXT is relative to the caller: a tail call keeps the
+	 * caller's return address for glibc to find. The shim's own lookups
+	 * (the real allocator at start-up) come here too, and the guard
+	 * keeps a lookup made by the loading below from recursing.
+	 */
+	if (handle == RTLD_NEXT || in_dlsym)
+		return sym(handle, name);
+	fn = sym(handle, name);
+	if (fn && name[0] == 'c' && name[1] == 'u') {
+		in_dlsym = 1;
+		if (!load(0))
+			fn = wrap(fn);
+		in_dlsym = 0;
+	}
+	return fn;
+}
+
+EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
+					int cuda_version, uint64_t flags,
+					unsigned int *status)
+{
+	cudrv_result res;
+
+	if (shimi_cuda_load() || !shimi_cu.cuGetProcAddress_v2)
+		return CUDRV_ERROR_NOT_INITIALIZED;
+	res = shimi_cu.cuGetProcAddress_v2(symbol, pfn, cuda_version, flags,
+					   status);
+	if (!res && pfn)
+		*pfn = wrap(*pfn);
+	return res;
+}
+
+EXPORT cudrv_result cuGetProcAddress(const char *symbol, void **pfn,
+				     int cuda_version, uint64_t flags)
+{
+	cudrv_result res;
+
+	if (shimi_cuda_load() || !shimi_cu.cuGetProcAddress)
+		return CUDRV_ERROR_NOT_INITIALIZED;
+	res = shimi_cu.cuGetProcAddress(symbol, pfn, cuda_version, flags);
+	if (!res && pfn)
+		*pfn = wrap(*pfn);
+	return res;
+}
