@@ -12,13 +12,14 @@ SHIM_SO := $(B)/libvkv-shim.so
 SHIM_SRCS := $(sort $(wildcard shim/*.c))
 SHIM_OBJS := $(patsubst shim/%.c,$(B)/shim/%.o,$(SHIM_SRCS))
 SHIM_ENGINE := $(B)/tests/shim_engine
+SHIM_CUDA_ENGINE := $(B)/tests/shim_cuda_engine
 SHIM_TEST_BINS := $(patsubst %,$(B)/tests/%,$(SHIM_SUITES))
 SHIM_BENCH := $(B)/tests/bench_shim
 SHIM_EARLY := $(B)/tests/shim_early.so
 
 ifeq ($(SANITIZE),)
-ALL_TARGETS += $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_EARLY) $(SHIM_TEST_BINS) \
-	$(SHIM_BENCH)
+ALL_TARGETS += $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_CUDA_ENGINE) $(SHIM_EARLY) \
+	$(SHIM_TEST_BINS) $(SHIM_BENCH)
 endif
 CHECK_TARGETS += check-shim
 
@@ -38,6 +39,14 @@ $(SHIM_ENGINE): tests/shim_engine.c shim/vkv-shim.h $(B)/tests/shim_engine.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ishim -o $@ $< $(ALL_LDFLAGS) -ldl
 
+# Linked against the fake libcuda.so.1, for its kernels and queries; the
+# shim, preloaded, comes first.
+$(SHIM_CUDA_ENGINE): tests/shim_cuda_engine.c $(FAKECUDA_LIB) \
+		$(B)/tests/shim_cuda_engine.d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
+		-L$(FAKECUDA_DIR) -l:libcuda.so.1 $(ALL_LDFLAGS) -ldl
+
 $(SHIM_EARLY): tests/shim_early.c tests/shim_early.map $(B)/tests/shim_early.d
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fPIC -shared -fno-builtin -o $@ $< \
@@ -53,14 +62,17 @@ $(SHIM_BENCH): tests/bench_shim.c $(B)/tests/bench_shim.d
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(ALL_LDFLAGS)
 
 DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
+	$(SHIM_CUDA_ENGINE).d \
 	$(SHIM_BENCH).d $(B)/tests/shim_early.d
 
 .PHONY: check-shim bench-shim install-shim uninstall-shim
 ifeq ($(SANITIZE),)
-check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_EARLY) $(SHIM_TEST_BINS) $(VKVCTL)
+check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_CUDA_ENGINE) $(SHIM_EARLY) \
+		$(SHIM_TEST_BINS) $(VKVCTL) $(FAKECUDA_LIB)
 	@set -e; for t in $(SHIM_TEST_BINS); do \
 		echo "== $$t"; SHIM_SO=$(SHIM_SO) SHIM_ENGINE=$(SHIM_ENGINE) \
-		SHIM_EARLY=$(SHIM_EARLY) \
+		SHIM_EARLY=$(SHIM_EARLY) SHIM_CUDA_ENGINE=$(SHIM_CUDA_ENGINE) \
+		FAKECUDA_DIR=$(FAKECUDA_DIR) \
 		VKVCTL=$(VKVCTL) $$t; \
 	done
 else

@@ -7,7 +7,8 @@
  *
  *   status | limit BYTES | suspend [host|disk|discard] | resume
  *
- * with "ok" and "key value" lines, or "error ERRNO text". Only a peer of the
+ * with "ok" and "key value" lines, or "error ERRNO text". Readers skip
+ * keys they do not know, so keys may be added. Only a peer of the
  * same uid, or root, is served (SO_PEERCRED), whatever the file modes.
  */
 #include <errno.h>
@@ -84,11 +85,13 @@ static void reply_status(FILE *f)
 		"ok\npid %d\nstate %s\nmode %s\nregions %" PRIu64
 		"\nbytes %" PRIu64 "\nhost %" PRIu64 "\ndisk %" PRIu64
 		"\nabsent %" PRIu64 "\nlimit %" PRIu64 "\nanon %" PRIu64
-		"\nkmod %" PRIu64 "\n",
+		"\nkmod %" PRIu64 "\ndevice %" PRIu64 "\ncuda %" PRIu64
+		"\npassthru %" PRIu64 "\n",
 		(int)getpid(), st.suspended ? "suspended" : "running",
 		st.suspended ? mode_name(st.mode) : "-", st.regions, st.bytes,
 		st.usage.host, st.usage.disk, st.usage.absent, st.limit,
-		st.by_kind[SHIMI_KIND_ANON], st.by_kind[SHIMI_KIND_KMOD]);
+		st.by_kind[SHIMI_KIND_ANON], st.by_kind[SHIMI_KIND_KMOD],
+		st.usage.device, st.by_kind[SHIMI_KIND_CUDA], st.passthru);
 }
 
 static void reply_err(FILE *f, int err, const char *what)

@@ -53,3 +53,6 @@ GUEST_BENCH := bench_kmod
 # with LD_PRELOAD by the suite) and vkvctl's process commands. Programs in
 # build/tests/.
 SHIM_SUITES := test_shim
+# test_shim_cuda: the CUDA path under tests/shim_cuda_engine.c, on the fake
+# libcuda.so.1 (LD_LIBRARY_PATH=build/fakecuda).
+SHIM_SUITES += test_shim_cuda

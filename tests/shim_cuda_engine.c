@@ -1,0 +1,515 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shim_cuda_engine - test "engines" on the fake libcuda.so.1, run under
+ * LD_PRELOAD=libvkv-shim.so by test_shim_cuda, one allocation pattern per
+ * command, each reaching the driver the way its model does:
+ *
+ *   vllm     N equal allocations, functions from cuGetProcAddress_v2 found
+ *            with dlsym() on a dlopen()ed libcuda.so.1 (and from the lookup
+ *            of cuGetProcAddress itself), a zero-fill kernel; suspend to
+ *            host memory, resume with vkvctl
+ *   sglang   2N allocations (K and V), cuMemAllocAsync on a stream through
+ *            CUDA 11.3's cuGetProcAddress; suspend to disk, the next launch
+ *            resumes it
+ *   trt      one pool, exported symbols, a tagged region; suspend with
+ *            discard: zeroes after resume
+ *   graph    a graph captured before a suspend replays after the resume
+ *   limit    VKV_SHIM_LIMIT: cuMemAlloc, cuMemCreate (from a thread with no
+ *            context) and cuMemGetInfo_v2 agree
+ *   oom      a resume that finds no device memory fails, and is retried
+ *   off      VKV_SHIM=0: nothing taken, nothing limited
+ *
+ * Suspend and resume go through vkvctl (VKVCTL) against the engine's own
+ * pid. Each command exits 0, or prints what failed and exits 1.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fakecuda.h"
+
+#define MIB ((size_t)1 << 20)
+#define MAXR 16
+
+static int failures;
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "shim_cuda_engine: %s:%d: %s\n",       \
+				__FILE__, __LINE__, #cond);                    \
+			failures++;                                            \
+		}                                                              \
+	} while (0)
+
+/* The driver as the engine reaches it. */
+struct drv {
+	cudrv_result (*alloc)(cudrv_deviceptr *, size_t);
+	cudrv_result (*alloc_async)(cudrv_deviceptr *, size_t, cudrv_stream);
+	cudrv_result (*free)(cudrv_deviceptr);
+	cudrv_result (*launch)(cudrv_function, unsigned int, unsigned int,
+			       unsigned int, unsigned int, unsigned int,
+			       unsigned int, unsigned int, cudrv_stream,
+			       void **, void **);
+	cudrv_result (*dtoh)(void *, cudrv_deviceptr, size_t);
+	cudrv_result (*sync)(void);
+	cudrv_result (*mem_info)(size_t *, size_t *);
+};
+
+static cudrv_function k_zero_fn, k_fill_fn;
+static int (*query)(const void *, size_t *);
+static unsigned char chunk[MIB];
+
+static unsigned char pattern(size_t i, unsigned seed)
+{
+	return (unsigned char)(i * 131 + (i >> 12) + seed);
+}
+
+/* zero(dst, n) */
+static void k_zero(struct fakecuda_launch *l, void **p)
+{
+	cudrv_deviceptr dst = *(cudrv_deviceptr *)p[0];
+	size_t n = *(size_t *)p[1];
+	static unsigned char z[65536];
+
+	for (size_t off = 0; off < n; off += sizeof(z)) {
+		size_t m = n - off < sizeof(z) ? n - off : sizeof(z);
+
+		if (fakecuda_dev_write(l, dst + off, z, m))
+			return;
+	}
+}
+
+/* fill(dst, n, seed): byte i is pattern(i, seed). */
+static void k_fill(struct fakecuda_launch *l, void **p)
+{
+	cudrv_deviceptr dst = *(cudrv_deviceptr *)p[0];
+	size_t n = *(size_t *)p[1];
+	unsigned seed = *(unsigned *)p[2];
+	static unsigned char b[65536];
+
+	for (size_t off = 0; off < n; off += sizeof(b)) {
+		size_t m = n - off < sizeof(b) ? n - off : sizeof(b);
+
+		for (size_t i = 0; i < m; i++)
+			b[i] = pattern(off + i, seed);
+		if (fakecuda_dev_write(l, dst + off, b, m))
+			return;
+	}
+}
+
+static void setup(void)
+{
+	static const size_t zero_sizes[] = {sizeof(cudrv_deviceptr),
+					    sizeof(size_t)};
+	static const size_t fill_sizes[] = {sizeof(cudrv_deviceptr),
+					    sizeof(size_t), sizeof(unsigned)};
+	cudrv_context ctx;
+	cudrv_module mod;
+	cudrv_device dev;
+
+	*(void **)&query = dlsym(RTLD_DEFAULT, "vkv_shim_query");
+	CHECK(query != NULL);
+	CHECK(fakecuda_register_kernel("zero", k_zero, 2, zero_sizes) == 0);
+	CHECK(fakecuda_register_kernel("fill", k_fill, 3, fill_sizes) == 0);
+	CHECK(cuInit(0) == 0);
+	CHECK(cuDeviceGet(&dev, 0) == 0);
+	CHECK(cuDevicePrimaryCtxRetain(&ctx, dev) == 0);
+	CHECK(cuCtxSetCurrent(ctx) == 0);
+	CHECK(cuModuleLoadData(&mod, ".fakecuda zero fill") == 0);
+	CHECK(cuModuleGetFunction(&k_zero_fn, mod, "zero") == 0);
+	CHECK(cuModuleGetFunction(&k_fill_fn, mod, "fill") == 0);
+}
+
+static int is_region(cudrv_deviceptr p)
+{
+	return query && query((void *)(uintptr_t)p, NULL);
+}
+
+static cudrv_result zero(const struct drv *d, cudrv_deviceptr p, size_t n)
+{
+	void *params[] = {&p, &n};
+
+	return d->launch(k_zero_fn, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL);
+}
+
+static cudrv_result fill(const struct drv *d, cudrv_deviceptr p, size_t n,
+			 unsigned seed, cudrv_stream s)
+{
+	void *params[] = {&p, &n, &seed};
+
+	return d->launch(k_fill_fn, 1, 1, 1, 1, 1, 1, 0, s, params, NULL);
+}
+
+/* 1 if [p, p + n) holds pattern(seed), or zeroes for seed -1. */
+static int holds(const struct drv *d, cudrv_deviceptr p, size_t n, int seed)
+{
+	for (size_t off = 0; off < n; off += sizeof(chunk)) {
+		size_t m = n - off < sizeof(chunk) ? n - off : sizeof(chunk);
+
+		if (d->dtoh(chunk, p + off, m))
+			return 0;
+		for (size_t i = 0; i < m; i++)
+			if (chunk[i] !=
+			    (seed < 0 ? 0 : pattern(off + i, (unsigned)seed)))
+				return 0;
+	}
+	return 1;
+}
+
+/* vkvctl a1 [a2 a3] <our pid>-style commands: its exit status. */
+static int vkvctl(const char *cmd, const char *mode)
+{
+	const char *path = getenv("VKVCTL");
+	char pid[16];
+	int status;
+	pid_t child;
+
+	if (!path)
+		return -1;
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	child = fork();
+	if (child == 0) {
+		if (mode)
+			execl(path, path, cmd, pid, "--mode", mode,
+			      (char *)NULL);
+		else
+			execl(path, path, cmd, pid, (char *)NULL);
+		_exit(127);
+	}
+	if (child < 0 || waitpid(child, &status, 0) != child)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Every region's physical memory gone, its reservation kept. */
+static int released(const cudrv_deviceptr *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fakecuda_query(p[i], NULL, NULL) != 1)
+			return 0;
+	return 1;
+}
+
+/* Every region mapped again, read-write. */
+static int remapped(const cudrv_deviceptr *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		unsigned int prot = 0;
+
+		if (fakecuda_query(p[i], &prot, NULL) != 0 ||
+		    prot != CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE)
+			return 0;
+	}
+	return 1;
+}
+
+static void *lib(void)
+{
+	void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+
+	CHECK(h != NULL);
+	return h;
+}
+
+/* vLLM: one equal allocation per layer, then a zero-fill kernel. */
+static void engine_vllm(void)
+{
+	enum { N = 4 };
+	const size_t size = 6 * MIB;
+	cudrv_result (*gpa_v2)(const char *, void **, int, uint64_t,
+			       unsigned int *);
+	cudrv_result (*gpa)(const char *, void **, int, uint64_t,
+			    unsigned int *);
+	cudrv_deviceptr kv[N], small;
+	unsigned int st;
+	struct drv d;
+	void *h = lib();
+
+	*(void **)&gpa_v2 = dlsym(h, "cuGetProcAddress_v2");
+	CHECK(gpa_v2 != NULL);
+	if (!gpa_v2)
+		return;
+	/* The runtime looks cuGetProcAddress up through itself. */
+	CHECK(gpa_v2("cuGetProcAddress", (void **)&gpa, 12000, 0, &st) == 0);
+	CHECK(gpa == gpa_v2);
+	CHECK(gpa("cuMemAlloc", (void **)&d.alloc, 12000, 0, &st) == 0);
+	CHECK(gpa("cuMemFree", (void **)&d.free, 12000, 0, &st) == 0);
+	CHECK(gpa("cuLaunchKernel", (void **)&d.launch, 12000, 0, &st) == 0);
+	CHECK(gpa("cuMemcpyDtoH", (void **)&d.dtoh, 12000, 0, &st) == 0);
+	CHECK(gpa("cuCtxSynchronize", (void **)&d.sync, 12000, 0, &st) == 0);
+	if (failures)
+		return;
+	for (int i = 0; i < N; i++) {
+		CHECK(d.alloc(&kv[i], size) == 0);
+		CHECK(is_region(kv[i]));
+		CHECK(zero(&d, kv[i], size) == 0);
+	}
+	CHECK(d.alloc(&small, MIB) == 0);
+	CHECK(!is_region(small));
+	CHECK(d.sync() == 0);
+	for (int i = 0; i < N; i++) {
+		CHECK(holds(&d, kv[i], size, -1));
+		CHECK(fill(&d, kv[i], size, (unsigned)i, NULL) == 0);
+	}
+	CHECK(d.sync() == 0);
+	CHECK(vkvctl("suspend", "host") == 0);
+	CHECK(released(kv, N));
+	CHECK(vkvctl("resume", NULL) == 0);
+	CHECK(remapped(kv, N));
+	for (int i = 0; i < N; i++)
+		CHECK(holds(&d, kv[i], size, i));
+	for (int i = 0; i < N; i++) {
+		CHECK(d.free(kv[i]) == 0);
+		CHECK(!is_region(kv[i]));
+		CHECK(fakecuda_query(kv[i], NULL, NULL) == -1);
+	}
+	CHECK(d.free(small) == 0);
+}
+
+/* SGLang: K and V per layer, stream-ordered, through CUDA 11.3's lookup. */
+static void engine_sglang(void)
+{
+	enum { N = 3 };
+	const size_t size = 4 * MIB;
+	cudrv_result (*gpa)(const char *, void **, int, uint64_t);
+	cudrv_result (*free_async)(cudrv_deviceptr, cudrv_stream);
+	cudrv_result (*ssync)(cudrv_stream);
+	cudrv_deviceptr kv[2 * N];
+	cudrv_stream s;
+	struct drv d;
+	void *h = lib();
+
+	*(void **)&gpa = dlsym(h, "cuGetProcAddress");
+	CHECK(gpa != NULL);
+	if (!gpa)
+		return;
+	CHECK(gpa("cuMemAllocAsync", (void **)&d.alloc_async, 11030, 0) == 0);
+	CHECK(gpa("cuMemFreeAsync", (void **)&free_async, 11030, 0) == 0);
+	CHECK(gpa("cuLaunchKernel", (void **)&d.launch, 11030, 0) == 0);
+	CHECK(gpa("cuMemcpyDtoH", (void **)&d.dtoh, 11030, 0) == 0);
+	CHECK(gpa("cuStreamSynchronize", (void **)&ssync, 11030, 0) == 0);
+	CHECK(cuStreamCreate(&s, CUDRV_STREAM_NON_BLOCKING) == 0);
+	if (failures)
+		return;
+	for (int i = 0; i < 2 * N; i++) {
+		CHECK(d.alloc_async(&kv[i], size, s) == 0);
+		CHECK(is_region(kv[i]));
+		CHECK(fill(&d, kv[i], size, 100u + (unsigned)i, s) == 0);
+	}
+	CHECK(ssync(s) == 0);
+	CHECK(vkvctl("suspend", "disk") == 0);
+	CHECK(released(kv, 2 * N));
+	/* The next launch resumes the process before it runs. */
+	CHECK(fill(&d, kv[0], size, 7, s) == 0);
+	CHECK(remapped(kv, 2 * N));
+	CHECK(ssync(s) == 0);
+	CHECK(holds(&d, kv[0], size, 7));
+	for (int i = 1; i < 2 * N; i++)
+		CHECK(holds(&d, kv[i], size, 100 + i));
+	for (int i = 0; i < 2 * N; i++)
+		CHECK(free_async(kv[i], s) == 0);
+	CHECK(ssync(s) == 0);
+	for (int i = 0; i < 2 * N; i++)
+		CHECK(!is_region(kv[i]));
+}
+
+static const struct drv direct = {
+	.alloc = cuMemAlloc_v2,
+	.free = cuMemFree_v2,
+	.launch = cuLaunchKernel,
+	.dtoh = cuMemcpyDtoH_v2,
+	.sync = cuCtxSynchronize,
+	.mem_info = cuMemGetInfo_v2,
+};
+
+/* TensorRT-LLM: one pool, tagged, over the exported symbols. */
+static void engine_trt(void)
+{
+	const size_t size = 10 * MIB;
+	void (*begin)(const char *), (*end)(void);
+	cudrv_deviceptr pool, other;
+
+	*(void **)&begin = dlsym(RTLD_DEFAULT, "vkv_shim_region_begin");
+	*(void **)&end = dlsym(RTLD_DEFAULT, "vkv_shim_region_end");
+	CHECK(begin && end);
+	if (!begin || !end)
+		return;
+	begin("kv");
+	CHECK(direct.alloc(&pool, size) == 0);
+	end();
+	CHECK(direct.alloc(&other, size) == 0);
+	CHECK(is_region(pool) && !is_region(other));
+	CHECK(fill(&direct, pool, size, 42, NULL) == 0);
+	CHECK(direct.sync() == 0);
+	CHECK(vkvctl("suspend", "discard") == 0);
+	CHECK(released(&pool, 1));
+	/* A second suspend is refused; the first holds. */
+	CHECK(vkvctl("suspend", "host") != 0);
+	CHECK(vkvctl("resume", NULL) == 0);
+	CHECK(vkvctl("resume", NULL) != 0);
+	CHECK(remapped(&pool, 1));
+	/* Dropped: the engine recomputes over zeroes, at the same address. */
+	CHECK(holds(&direct, pool, size, -1));
+	CHECK(fill(&direct, pool, size, 43, NULL) == 0);
+	CHECK(holds(&direct, pool, size, 43));
+	CHECK(direct.free(pool) == 0);
+	CHECK(direct.free(other) == 0);
+}
+
+/* A graph captured over a region replays after a suspend and resume. */
+static void engine_graph(void)
+{
+	const size_t size = 4 * MIB;
+	cudrv_deviceptr kv;
+	cudrv_graph_exec x;
+	cudrv_stream s;
+	cudrv_graph g;
+
+	CHECK(cuStreamCreate(&s, CUDRV_STREAM_NON_BLOCKING) == 0);
+	CHECK(direct.alloc(&kv, size) == 0);
+	CHECK(is_region(kv));
+	CHECK(cuStreamBeginCapture_v2(s, CUDRV_STREAM_CAPTURE_MODE_GLOBAL) ==
+	      0);
+	CHECK(fill(&direct, kv, size, 9, s) == 0);
+	CHECK(cuStreamEndCapture(s, &g) == 0);
+	CHECK(cuGraphInstantiateWithFlags(&x, g, 0) == 0);
+	CHECK(fill(&direct, kv, size, 1, s) == 0);
+	CHECK(cuStreamSynchronize(s) == 0);
+	CHECK(vkvctl("suspend", "host") == 0);
+	CHECK(released(&kv, 1));
+	/* The launch resumes first: the graph's address is mapped again. */
+	CHECK(cuGraphLaunch(x, s) == 0);
+	CHECK(cuStreamSynchronize(s) == 0);
+	CHECK(holds(&direct, kv, size, 9));
+	CHECK(cuGraphExecDestroy(x) == 0);
+	CHECK(cuGraphDestroy(g) == 0);
+	CHECK(direct.free(kv) == 0);
+}
+
+static cudrv_result create_result;
+static size_t create_size;
+
+/* PyTorch's expandable segments: cuMemCreate from a thread with no context. */
+static void *create_elsewhere(void *arg)
+{
+	static const struct cudrv_mem_alloc_prop prop = {
+		.type = CUDRV_MEM_ALLOCATION_TYPE_PINNED,
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0},
+	};
+
+	create_result = cuMemCreate(arg, create_size, &prop, 0);
+	return NULL;
+}
+
+static cudrv_result create_in_thread(cudrv_mem_handle *h, size_t size)
+{
+	pthread_t t;
+
+	create_size = size;
+	if (pthread_create(&t, NULL, create_elsewhere, h))
+		return CUDRV_ERROR_UNKNOWN;
+	pthread_join(t, NULL);
+	return create_result;
+}
+
+/* Run with VKV_SHIM_LIMIT=16M and regions of 6M exactly. */
+static void engine_limit(void)
+{
+	cudrv_deviceptr kv, small, more;
+	cudrv_mem_handle h, other;
+	size_t fr, total;
+
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(total == 16 * MIB && fr == 16 * MIB);
+	CHECK(direct.alloc(&kv, 6 * MIB) == 0 && is_region(kv));
+	CHECK(direct.alloc(&small, 2 * MIB) == 0 && !is_region(small));
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(total == 16 * MIB && fr == 8 * MIB);
+	CHECK(create_in_thread(&h, 4 * MIB) == 0);
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(fr == 4 * MIB);
+	/* Over the limit: what the driver says when memory runs out. */
+	CHECK(direct.alloc(&more, 6 * MIB) == CUDRV_ERROR_OUT_OF_MEMORY);
+	CHECK(direct.alloc(&more, 5 * MIB) == CUDRV_ERROR_OUT_OF_MEMORY);
+	CHECK(create_in_thread(&other, 6 * MIB) == CUDRV_ERROR_OUT_OF_MEMORY);
+	CHECK(direct.alloc(&more, 4 * MIB) == 0);
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(fr == 0);
+	CHECK(direct.alloc(&small, 1) == CUDRV_ERROR_OUT_OF_MEMORY);
+	CHECK(direct.free(more) == 0);
+	CHECK(cuMemRelease(h) == 0);
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(fr == 8 * MIB);
+	CHECK(direct.free(kv) == 0);
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(fr == 14 * MIB);
+}
+
+/* A resume without device memory fails, keeps the process suspended, and
+ * succeeds once memory is back. */
+static void engine_oom(void)
+{
+	const size_t size = 6 * MIB;
+	cudrv_deviceptr kv, hog;
+
+	CHECK(direct.alloc(&kv, size) == 0 && is_region(kv));
+	CHECK(fill(&direct, kv, size, 5, NULL) == 0);
+	CHECK(direct.sync() == 0);
+	CHECK(vkvctl("suspend", "host") == 0);
+	/* Another process (here, the same one unshimmed) takes the memory. */
+	fakecuda_set_mem(8 * MIB);
+	CHECK(direct.alloc(&hog, 4 * MIB) == 0);
+	CHECK(vkvctl("resume", NULL) != 0);
+	CHECK(released(&kv, 1));
+	CHECK(fill(&direct, kv, size, 6, NULL) == CUDRV_ERROR_OUT_OF_MEMORY);
+	CHECK(direct.free(hog) == 0);
+	CHECK(vkvctl("resume", NULL) == 0);
+	CHECK(remapped(&kv, 1));
+	CHECK(holds(&direct, kv, size, 5));
+	CHECK(direct.free(kv) == 0);
+}
+
+/* Run with VKV_SHIM=0: nothing is taken, everything works. */
+static void engine_off(void)
+{
+	cudrv_deviceptr kv;
+	size_t fr, total;
+
+	CHECK(direct.alloc(&kv, 6 * MIB) == 0);
+	CHECK(!is_region(kv));
+	CHECK(fill(&direct, kv, 6 * MIB, 3, NULL) == 0);
+	CHECK(holds(&direct, kv, 6 * MIB, 3));
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(total > 16 * MIB);
+	CHECK(direct.free(kv) == 0);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} engines[] = {
+		{"vllm", engine_vllm},	 {"sglang", engine_sglang},
+		{"trt", engine_trt},	 {"graph", engine_graph},
+		{"limit", engine_limit}, {"oom", engine_oom},
+		{"off", engine_off},
+	};
+
+	for (size_t i = 0; argc == 2 && i < sizeof(engines) / sizeof(*engines);
+	     i++)
+		if (!strcmp(argv[1], engines[i].name)) {
+			setup();
+			if (!failures)
+				engines[i].fn();
+			return failures ? 1 : 0;
+		}
+	fprintf(stderr, "usage: shim_cuda_engine ENGINE\n");
+	return 2;
+}
