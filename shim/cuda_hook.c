@@ -10,12 +10,14 @@
  *   whatever the driver answers is swapped for the wrapper of the same
  *   function, the lookup of cuGetProcAddress itself included.
  *
- * Answers are swapped by what the driver returned, not by the name asked
- * for: the driver alone knows which versioned entry point ("cuMemAlloc" at
- * 3.1 is the 32-bit one, at 3.2 cuMemAlloc_v2; _ptsz variants under
- * per-thread default streams) a lookup means, and only the entry points the
- * shim has a wrapper of, with the same signature, are swapped. Everything
- * else, cuGetExportTable included, goes through untouched.
+ * Answers are swapped by what the driver returned: an exported entry point
+ * the shim wraps becomes its wrapper. A driver may answer cuGetProcAddress
+ * with entry points of its own instead; those are matched by base name and
+ * version as cuda.h versions them ("cuMemAlloc" at 3.1 is the 32-bit one,
+ * from 3.2 cuMemAlloc_v2; the per-thread default stream variants under
+ * that flag). Only a function found (the driver's answer not NULL) is
+ * swapped. Everything else, cuGetExportTable included, goes through
+ * untouched.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -191,6 +193,80 @@ EXPORT void *dlsym(void *handle, const char *name)
 	return fn;
 }
 
+/*
+ * By name, for a driver whose cuGetProcAddress answers with entry points
+ * other than its exported symbols: the wrapper of the versioned function
+ * that base names at cuda_version, as cuda.h versions it. per_thread: the
+ * function has a per-thread default stream variant, which the shim wraps
+ * only where ptsz is set (else the driver's answer stands).
+ */
+static const struct versioned {
+	const char *base;
+	int since;
+	int per_thread;
+	void *legacy, *ptsz;
+} versioned[] = {
+	{"cuMemAlloc", 3020, 0, (void *)cuMemAlloc_v2, NULL},
+	{"cuMemFree", 3020, 0, (void *)cuMemFree_v2, NULL},
+	{"cuMemGetInfo", 3020, 0, (void *)cuMemGetInfo_v2, NULL},
+	{"cuMemAllocAsync", 11020, 1, (void *)cuMemAllocAsync,
+	 (void *)cuMemAllocAsync_ptsz},
+	{"cuMemFreeAsync", 11020, 1, (void *)cuMemFreeAsync,
+	 (void *)cuMemFreeAsync_ptsz},
+	{"cuMemCreate", 10020, 0, (void *)cuMemCreate, NULL},
+	{"cuMemRelease", 10020, 0, (void *)cuMemRelease, NULL},
+	{"cuLaunchKernel", 4000, 1, (void *)cuLaunchKernel,
+	 (void *)cuLaunchKernel_ptsz},
+	{"cuLaunchKernelEx", 11060, 1, (void *)cuLaunchKernelEx,
+	 (void *)cuLaunchKernelEx_ptsz},
+	{"cuGraphLaunch", 10000, 1, (void *)cuGraphLaunch,
+	 (void *)cuGraphLaunch_ptsz},
+	{"cuStreamSynchronize", 2000, 1, (void *)cuStreamSynchronize,
+	 (void *)cuStreamSynchronize_ptsz},
+	{"cuEventSynchronize", 2000, 0, (void *)cuEventSynchronize, NULL},
+	{"cuCtxSynchronize", 2000, 0, (void *)cuCtxSynchronize, NULL},
+	{"cuMemcpyHtoD", 3020, 1, (void *)cuMemcpyHtoD_v2, NULL},
+	{"cuMemcpyDtoH", 3020, 1, (void *)cuMemcpyDtoH_v2, NULL},
+	{"cuMemcpyDtoD", 3020, 1, (void *)cuMemcpyDtoD_v2, NULL},
+	{"cuMemcpyHtoDAsync", 3020, 1, (void *)cuMemcpyHtoDAsync_v2,
+	 (void *)cuMemcpyHtoDAsync_v2_ptsz},
+	{"cuMemcpyDtoHAsync", 3020, 1, (void *)cuMemcpyDtoHAsync_v2,
+	 (void *)cuMemcpyDtoHAsync_v2_ptsz},
+	{"cuMemcpyDtoDAsync", 3020, 1, (void *)cuMemcpyDtoDAsync_v2,
+	 (void *)cuMemcpyDtoDAsync_v2_ptsz},
+	{"cuMemcpy", 4000, 1, (void *)cuMemcpy, NULL},
+	{"cuMemcpyAsync", 4000, 1, (void *)cuMemcpyAsync,
+	 (void *)cuMemcpyAsync_ptsz},
+	{"cuMemsetD8", 3020, 1, (void *)cuMemsetD8_v2, NULL},
+	{"cuMemsetD8Async", 3020, 1, (void *)cuMemsetD8Async, NULL},
+	{"cuMemsetD32", 3020, 1, (void *)cuMemsetD32_v2, NULL},
+	{"cuMemsetD32Async", 3020, 1, (void *)cuMemsetD32Async, NULL},
+	/* Newest last: a lookup takes the last row it reaches. */
+	{"cuGetProcAddress", 11030, 0, (void *)cuGetProcAddress, NULL},
+	{"cuGetProcAddress", 12000, 0, (void *)cuGetProcAddress_v2, NULL},
+};
+
+static void *wrap_lookup(const char *symbol, void *fn, int cuda_version,
+			 uint64_t flags)
+{
+	void *w = wrap(fn), *by_name = NULL;
+
+	if (w != fn || !fn || !symbol)
+		return w;
+	for (size_t i = 0; i < sizeof(versioned) / sizeof(versioned[0]); i++) {
+		const struct versioned *v = &versioned[i];
+
+		if (strcmp(v->base, symbol) || cuda_version < v->since)
+			continue;
+		if (v->per_thread &&
+		    (flags & CUDRV_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM))
+			by_name = v->ptsz;
+		else
+			by_name = v->legacy;
+	}
+	return by_name ? by_name : fn;
+}
+
 EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
 					int cuda_version, uint64_t flags,
 					unsigned int *status)
@@ -202,7 +278,7 @@ EXPORT cudrv_result cuGetProcAddress_v2(const char *symbol, void **pfn,
 	res = shimi_cu.cuGetProcAddress_v2(symbol, pfn, cuda_version, flags,
 					   status);
 	if (!res && pfn)
-		*pfn = wrap(*pfn);
+		*pfn = wrap_lookup(symbol, *pfn, cuda_version, flags);
 	return res;
 }
 
@@ -215,6 +291,6 @@ EXPORT cudrv_result cuGetProcAddress(const char *symbol, void **pfn,
 		return CUDRV_ERROR_NOT_INITIALIZED;
 	res = shimi_cu.cuGetProcAddress(symbol, pfn, cuda_version, flags);
 	if (!res && pfn)
-		*pfn = wrap(*pfn);
+		*pfn = wrap_lookup(symbol, *pfn, cuda_version, flags);
 	return res;
 }

@@ -240,6 +240,13 @@ static void engine_vllm(void)
 	CHECK(gpa == gpa_v2);
 	CHECK(gpa("cuMemAlloc", (void **)&d.alloc, 12000, 0, &st) == 0);
 	CHECK(gpa("cuMemFree", (void **)&d.free, 12000, 0, &st) == 0);
+	/* Before 3.2 cuMemAlloc was the 32-bit call: never the wrapper. */
+	{
+		void *old = NULL;
+
+		gpa("cuMemAlloc", &old, 3010, 0, &st);
+		CHECK(old != (void *)d.alloc);
+	}
 	CHECK(gpa("cuLaunchKernel", (void **)&d.launch, 12000, 0, &st) == 0);
 	CHECK(gpa("cuMemcpyDtoH", (void **)&d.dtoh, 12000, 0, &st) == 0);
 	CHECK(gpa("cuCtxSynchronize", (void **)&d.sync, 12000, 0, &st) == 0);
