@@ -147,6 +147,12 @@ static int region_alloc(cudrv_deviceptr *dptr, size_t size)
 	return 0;
 }
 
+/* VKV_SHIM=0 turns counting off too: the driver's calls, nothing else. */
+static int counting(void)
+{
+	return shimi_ready() && shimi_cfg.enabled;
+}
+
 /* Charge size before the driver allocates, so that threads cannot overshoot. */
 static cudrv_result
 charged_alloc(cudrv_deviceptr *dptr, size_t size,
@@ -157,6 +163,9 @@ charged_alloc(cudrv_deviceptr *dptr, size_t size,
 	static atomic_int once;
 	cudrv_result res;
 
+	if (!counting())
+		return sync_call ? sync_call(dptr, size)
+				 : call(dptr, size, stream);
 	if (shimi_charge(size))
 		return CUDRV_ERROR_OUT_OF_MEMORY;
 	res = sync_call ? sync_call(dptr, size) : call(dptr, size, stream);
@@ -299,6 +308,8 @@ EXPORT cudrv_result cuMemCreate(cudrv_mem_handle *handle, size_t size,
 
 	if (shimi_cuda_load() || !shimi_cu.cuMemCreate)
 		return no_driver();
+	if (!counting())
+		return shimi_cu.cuMemCreate(handle, size, prop, flags);
 	/* Any location counts: the limit is on what the process holds. */
 	if (size && shimi_charge(size))
 		return CUDRV_ERROR_OUT_OF_MEMORY;
@@ -335,7 +346,7 @@ EXPORT cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 	if (shimi_cuda_load() || !shimi_cu.cuMemGetInfo_v2)
 		return no_driver();
 	res = shimi_cu.cuMemGetInfo_v2(free_bytes, total);
-	if (res || !shimi_ready() || !shimi_cfg.enabled)
+	if (res || !counting())
 		return res;
 	shimi_counted(&used, &lim);
 	if (!lim)

@@ -252,6 +252,13 @@ int shimi_region_new_kind(int kind, size_t size, size_t align, void **out)
 		/* Over the limit is the caller's ENOMEM; this is ours. */
 		return err == -ENOMEM ? -EAGAIN : err;
 	}
+	/* What the backing rounded up to must fit under the limit too. */
+	if (r.map_len > len && over_limit(r.map_len - len)) {
+		bytes -= len;
+		pthread_mutex_unlock(&lock);
+		ops[r.kind]->destroy(&r);
+		return -ENOMEM;
+	}
 	/* The backing may round up (pool chunks): account what it mapped. */
 	bytes += r.map_len - len;
 	put(&r);

@@ -17,6 +17,7 @@
  *   limit    VKV_SHIM_LIMIT: cuMemAlloc, cuMemCreate (from a thread with no
  *            context) and cuMemGetInfo_v2 agree
  *   oom      a resume that finds no device memory fails, and is retried
+ *   round    the limit counts what a region maps, not what was asked
  *   off      VKV_SHIM=0: nothing taken, nothing limited
  *
  * Suspend and resume go through vkvctl (VKVCTL) against the engine's own
@@ -482,14 +483,48 @@ static void engine_oom(void)
 	CHECK(direct.free(kv) == 0);
 }
 
-/* Run with VKV_SHIM=0: nothing is taken, everything works. */
+/*
+ * Run with VKV_SHIM_LIMIT=16M: a region counts what it maps, rounded up to
+ * the granularity (2M here), not what was asked.
+ */
+static void engine_round(void)
+{
+	void (*begin)(const char *), (*end)(void);
+	cudrv_deviceptr small, kv;
+	size_t fr, total;
+
+	*(void **)&begin = dlsym(RTLD_DEFAULT, "vkv_shim_region_begin");
+	*(void **)&end = dlsym(RTLD_DEFAULT, "vkv_shim_region_end");
+	CHECK(begin && end);
+	if (!begin || !end)
+		return;
+	CHECK(direct.alloc(&small, 5 * MIB) == 0 && !is_region(small));
+	begin("kv");
+	/* 10M + 4K asked, 12M mapped: over 16M with the 5M above. */
+	CHECK(direct.alloc(&kv, 10 * MIB + 4096) == CUDRV_ERROR_OUT_OF_MEMORY);
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(fr == 11 * MIB);
+	CHECK(direct.alloc(&kv, 10 * MIB) == 0 && is_region(kv));
+	end();
+	CHECK(direct.mem_info(&fr, &total) == 0);
+	CHECK(fr == MIB);
+	CHECK(direct.free(kv) == 0);
+	CHECK(direct.free(small) == 0);
+}
+
+/*
+ * Run with VKV_SHIM=0 and VKV_SHIM_LIMIT=16M: nothing is taken, nothing
+ * limited, everything works.
+ */
 static void engine_off(void)
 {
-	cudrv_deviceptr kv;
+	cudrv_deviceptr kv, big;
 	size_t fr, total;
 
 	CHECK(direct.alloc(&kv, 6 * MIB) == 0);
 	CHECK(!is_region(kv));
+	CHECK(direct.alloc(&big, 20 * MIB) == 0);
+	CHECK(direct.free(big) == 0);
 	CHECK(fill(&direct, kv, 6 * MIB, 3, NULL) == 0);
 	CHECK(holds(&direct, kv, 6 * MIB, 3));
 	CHECK(direct.mem_info(&fr, &total) == 0);
@@ -506,7 +541,7 @@ int main(int argc, char **argv)
 		{"vllm", engine_vllm},	 {"sglang", engine_sglang},
 		{"trt", engine_trt},	 {"graph", engine_graph},
 		{"limit", engine_limit}, {"oom", engine_oom},
-		{"off", engine_off},
+		{"off", engine_off},	 {"round", engine_round},
 	};
 
 	for (size_t i = 0; argc == 2 && i < sizeof(engines) / sizeof(*engines);

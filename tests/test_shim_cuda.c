@@ -120,6 +120,14 @@ START_TEST(limits)
 }
 END_TEST
 
+START_TEST(limit_counts_mapped_bytes)
+{
+	static const char *const env[] = {"VKV_SHIM_LIMIT=16M", NULL};
+
+	ck_assert_int_eq(run_engine("round", env), 0);
+}
+END_TEST
+
 START_TEST(resume_out_of_memory)
 {
 	static const char *const env[] = {"VKV_SHIM_MATCH_BYTES=6M", NULL};
@@ -149,6 +157,7 @@ int main(void)
 	tcase_add_test(tc, trt_engine);
 	tcase_add_test(tc, graph_replay);
 	tcase_add_test(tc, limits);
+	tcase_add_test(tc, limit_counts_mapped_bytes);
 	tcase_add_test(tc, resume_out_of_memory);
 	tcase_add_test(tc, shim_off);
 	return run_suite(s);
