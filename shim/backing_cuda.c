@@ -150,6 +150,7 @@ static int cuda_create(struct shimi_region *r, size_t len, size_t align)
 		shimi_cu.cuMemAddressFree(d->va, d->size);
 		goto out;
 	}
+	atomic_store(&shimi_cuda_regions, 1);
 	r->addr = (uintptr_t)d->va;
 	r->len = d->size;
 	r->map = (void *)(uintptr_t)d->va;

@@ -113,11 +113,15 @@ SHIMI_HIDDEN int shimi_cuda_load(void);
 
 /*
  * Gate: gated calls run between shimi_gate_enter() (which resumes a
- * suspended process first, and returns a CUDA error when that fails) and
- * shimi_gate_leave(); suspend and resume hold it exclusively.
+ * suspended process first, and returns a CUDA error when that fails) and,
+ * if it set *entered, shimi_gate_leave(); suspend and resume hold it
+ * exclusively. Until the first device region exists there is nothing to
+ * hold calls off from, and the gate is not taken.
  */
-SHIMI_HIDDEN cudrv_result shimi_gate_enter(void);
+SHIMI_HIDDEN cudrv_result shimi_gate_enter(int *entered);
 SHIMI_HIDDEN void shimi_gate_leave(void);
+/* Set, for good, when the first device region is made. */
+SHIMI_HIDDEN extern _Atomic int shimi_cuda_regions;
 
 SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_cuda_ops;
 

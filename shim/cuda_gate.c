@@ -13,10 +13,19 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-cudrv_result shimi_gate_enter(void)
+_Atomic int shimi_cuda_regions;
+
+cudrv_result shimi_gate_enter(int *entered)
 {
+	*entered = 0;
 	if (shimi_cuda_load())
 		return CUDRV_ERROR_NOT_INITIALIZED;
+	/*
+	 * A call that skips the gate cannot touch a region: the flag is set
+	 * before the region's address is handed out.
+	 */
+	if (!atomic_load(&shimi_cuda_regions))
+		return CUDRV_SUCCESS;
 	while (shimi_run_enter()) {
 		int err = shimi_resume();
 
@@ -26,6 +35,7 @@ cudrv_result shimi_gate_enter(void)
 		if (err && err != -EALREADY)
 			return CUDRV_ERROR_UNKNOWN;
 	}
+	*entered = 1;
 	return CUDRV_SUCCESS;
 }
 
@@ -38,13 +48,15 @@ void shimi_gate_leave(void)
 #define GATED(name, params, args)                                              \
 	EXPORT cudrv_result name params                                        \
 	{                                                                      \
-		cudrv_result res = shimi_gate_enter();                         \
+		int entered;                                                   \
+		cudrv_result res = shimi_gate_enter(&entered);                 \
                                                                                \
 		if (res)                                                       \
 			return res;                                            \
 		res = shimi_cu.name ? shimi_cu.name args                       \
 				    : CUDRV_ERROR_NOT_FOUND;                   \
-		shimi_gate_leave();                                            \
+		if (entered)                                                   \
+			shimi_gate_leave();                                    \
 		return res;                                                    \
 	}
 
