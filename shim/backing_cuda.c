@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,49 @@ struct dev_region {
 	void *host; /* DEV_HOST: the copy */
 	int fd; /* DEV_DISK: the spill file */
 };
+
+/*
+ * The contexts regions were made in, so that suspend can wait for their work
+ * before it takes the registry's lock: a host function still queued may
+ * call free(), which takes that lock too.
+ */
+#define MAX_CTX 32
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static cudrv_context ctxs[MAX_CTX];
+static int nctx;
+
+static void note_ctx(cudrv_context ctx)
+{
+	pthread_mutex_lock(&ctx_lock);
+	for (int i = 0; i < nctx; i++)
+		if (ctxs[i] == ctx)
+			goto out;
+	/* Past MAX_CTX, suspend still synchronises each region's context. */
+	if (nctx < MAX_CTX)
+		ctxs[nctx++] = ctx;
+out:
+	pthread_mutex_unlock(&ctx_lock);
+}
+
+int shimi_cuda_quiesce(void)
+{
+	int err = 0;
+
+	if (!atomic_load(&shimi_cuda_regions))
+		return 0;
+	pthread_mutex_lock(&ctx_lock);
+	for (int i = 0; i < nctx && !err; i++) {
+		cudrv_context old;
+
+		if (shimi_cu.cuCtxPushCurrent_v2(ctxs[i]))
+			continue; /* destroyed: nothing runs there */
+		if (shimi_cu.cuCtxSynchronize())
+			err = -EIO;
+		shimi_cu.cuCtxPopCurrent_v2(&old);
+	}
+	pthread_mutex_unlock(&ctx_lock);
+	return err;
+}
 
 static void prop_of(const struct dev_region *d,
 		    struct cudrv_mem_alloc_prop *prop)
@@ -150,6 +194,7 @@ static int cuda_create(struct shimi_region *r, size_t len, size_t align)
 		shimi_cu.cuMemAddressFree(d->va, d->size);
 		goto out;
 	}
+	note_ctx(d->ctx);
 	atomic_store(&shimi_cuda_regions, 1);
 	r->addr = (uintptr_t)d->va;
 	r->len = d->size;

@@ -124,5 +124,11 @@ SHIMI_HIDDEN void shimi_gate_leave(void);
 SHIMI_HIDDEN extern _Atomic int shimi_cuda_regions;
 
 SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_cuda_ops;
+/*
+ * Wait for the work queued in every context that holds device regions:
+ * suspend calls it with calls gated, before it takes the registry's lock.
+ * 0, or -EIO when a context reports an error.
+ */
+SHIMI_HIDDEN int shimi_cuda_quiesce(void);
 
 #endif

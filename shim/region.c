@@ -398,6 +398,11 @@ int shimi_suspend(enum shimi_mode m)
 	size_t i;
 
 	run_excl();
+	err = shimi_cuda_quiesce();
+	if (err) {
+		pthread_rwlock_unlock(&run);
+		return err;
+	}
 	pthread_mutex_lock(&lock);
 	if (suspended) {
 		pthread_mutex_unlock(&lock);
