@@ -5,9 +5,11 @@
  * listed in shim/libvkv-shim.map.
  *
  * Layers, calling downward only: init (configuration, the real functions,
- * the bootstrap arena) <- backings (anon, kmod; one ops table per kind) <-
- * region registry (limits, suspend state) <- interposers (malloc, mmap) and
- * the control socket.
+ * the bootstrap arena) and cuda_hook (the real driver functions) <-
+ * backings (anon, kmod, cuda; one ops table per kind) <- region registry
+ * (limits, suspend state, the gate) <- interposers (malloc, mmap,
+ * cuda_mem, cuda_gate, and cuda_hook's dlsym and cuGetProcAddress) and the
+ * control socket. shim/cuda.h has what the CUDA files share.
  */
 #ifndef VKV_SHIM_H
 #define VKV_SHIM_H
