@@ -241,6 +241,9 @@ static void engine_vllm(void)
 	CHECK(gpa == gpa_v2);
 	CHECK(gpa("cuMemAlloc", (void **)&d.alloc, 12000, 0, &st) == 0);
 	CHECK(gpa("cuMemFree", (void **)&d.free, 12000, 0, &st) == 0);
+	/* dlsym on the driver's handle answers with the same wrapper. */
+	CHECK(dlsym(h, "cuMemAlloc_v2") == (void *)d.alloc);
+	CHECK(dlsym(h, "cuMemFree_v2") == (void *)d.free);
 	/* Before 3.2 cuMemAlloc was the 32-bit call: never the wrapper. */
 	{
 		void *old = NULL;
