@@ -87,7 +87,8 @@ static size_t slot_of(uintptr_t addr)
 
 static struct shimi_region *lookup(uintptr_t addr)
 {
-	if (!cap)
+	/* Those mark free and deleted slots: no region starts there. */
+	if (!cap || addr <= TOMB)
 		return NULL;
 	for (size_t i = slot_of(addr), n = 0; n < cap;
 	     i = (i + 1) & (cap - 1), n++) {

@@ -69,6 +69,7 @@ static void engine_llama(void)
 
 	CHECK(posix_memalign(&kv, 64, 24 * MIB) == 0);
 	CHECK(is_region(kv));
+	CHECK(!is_region(NULL));
 	CHECK((uintptr_t)kv % 64 == 0);
 	memset(kv, 0, 24 * MIB);
 	fill(kv, 24 * MIB, 7);
