@@ -85,6 +85,7 @@
 	X(cuStreamSynchronize, (cudrv_stream))                                 \
 	X(cuStreamSynchronize_ptsz, (cudrv_stream))                            \
 	X(cuEventSynchronize, (cudrv_event))                                   \
+	X(cuStreamIsCapturing, (cudrv_stream, unsigned int *))                 \
 	X(cuGetProcAddress, (const char *, void **, int, uint64_t))            \
 	X(cuGetProcAddress_v2,                                                 \
 	  (const char *, void **, int, uint64_t, unsigned int *))

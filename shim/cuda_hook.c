@@ -53,6 +53,7 @@ static const struct entry {
 	R(cuMemMap),
 	R(cuMemSetAccess),
 	R(cuMemUnmap),
+	R(cuStreamIsCapturing),
 	W(cuCtxSynchronize),
 	W(cuMemGetInfo_v2),
 	W(cuMemAlloc_v2),

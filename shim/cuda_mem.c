@@ -195,6 +195,21 @@ EXPORT cudrv_result cuMemAlloc_v2(cudrv_deviceptr *dptr, size_t size)
 }
 
 /*
+ * Under stream capture, cuMemAllocAsync and cuMemFreeAsync make graph
+ * memory nodes, allocated when the graph runs: the driver's business. A
+ * region made there would not be one, and the calls it takes are not
+ * allowed during a capture.
+ */
+static int capturing(cudrv_stream stream)
+{
+	unsigned int st = CUDRV_STREAM_CAPTURE_STATUS_NONE;
+
+	return shimi_cu.cuStreamIsCapturing &&
+	       !shimi_cu.cuStreamIsCapturing(stream, &st) &&
+	       st != CUDRV_STREAM_CAPTURE_STATUS_NONE;
+}
+
+/*
  * A region is made at once, not in stream order: it is ready before any
  * work the stream runs later, as stream-ordered memory must be.
  */
@@ -206,6 +221,8 @@ alloc_async(cudrv_result (*call)(cudrv_deviceptr *, size_t, cudrv_stream),
 
 	if (!call)
 		return no_driver();
+	if (capturing(stream))
+		return call(dptr, size, stream);
 	r = region_alloc(dptr, size);
 	if (r >= 0)
 		return (cudrv_result)r;
@@ -265,6 +282,9 @@ static cudrv_result free_async(cudrv_result (*call)(cudrv_deviceptr,
 
 	if (!call || !sync)
 		return no_driver();
+	/* A region is no graph allocation: the driver refuses it. */
+	if (capturing(stream))
+		return call(dptr, stream);
 	if (dptr && shimi_region_lookup((void *)(uintptr_t)dptr, &len, &kind) &&
 	    kind == SHIMI_KIND_CUDA) {
 		res = sync(stream);

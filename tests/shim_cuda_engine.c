@@ -263,6 +263,8 @@ static void engine_vllm(void)
 	}
 	CHECK(d.alloc(&small, MIB) == 0);
 	CHECK(!is_region(small));
+	/* NULL is no region, though empty registry slots hold 0. */
+	CHECK(!is_region(0));
 	CHECK(d.sync() == 0);
 	for (int i = 0; i < N; i++) {
 		CHECK(holds(&d, kv[i], size, -1));
@@ -388,6 +390,23 @@ static void engine_graph(void)
 	CHECK(cuStreamBeginCapture_v2(s, CUDRV_STREAM_CAPTURE_MODE_GLOBAL) ==
 	      0);
 	CHECK(fill(&direct, kv, size, 9, s) == 0);
+	/*
+	 * Stream-ordered allocation under capture makes graph memory nodes,
+	 * the driver's business: the shim makes no region, whatever the size.
+	 */
+	{
+		cudrv_deviceptr node = 0;
+		cudrv_result want, got;
+
+		want = cuMemAllocAsync(&node, MIB, s);
+		got = cuMemAllocAsync(&node, size, s);
+		CHECK(got == want);
+		CHECK(!got || !is_region(node));
+		if (!got)
+			CHECK(cuMemFreeAsync(node, s) == 0);
+		if (!want)
+			CHECK(cuMemFreeAsync(node, s) == 0);
+	}
 	CHECK(cuStreamEndCapture(s, &g) == 0);
 	CHECK(cuGraphInstantiateWithFlags(&x, g, 0) == 0);
 	CHECK(fill(&direct, kv, size, 1, s) == 0);
