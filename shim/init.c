@@ -158,6 +158,9 @@ static void read_config(void)
 	s = getenv("VKV_SHIM");
 	if (s && (!strcmp(s, "0") || !strcmp(s, "off") || !strcmp(s, "no")))
 		c->enabled = 0;
+	s = getenv("VKV_SHIM_VERBOSE");
+	if (s && *s && strcmp(s, "0"))
+		c->verbose = 1;
 	s = getenv("VKV_SHIM_MIN_BYTES");
 	if (s) {
 		if (parse_size(s, &v))
@@ -215,16 +218,41 @@ static void read_config(void)
 			shimi_floor = c->match[i];
 }
 
+/*
+ * VKV_SHIM_VERBOSE: an operator choosing VKV_SHIM_MATCH_BYTES needs the
+ * sizes an engine allocates and what became of them. Large pass-throughs
+ * only: small ones are countless and never the KV cache.
+ */
+static void say_wanted(size_t size, const char *why)
+{
+	char line[160];
+	int n;
+
+	if (!why && size < ((size_t)1 << 20))
+		return;
+	n = snprintf(line, sizeof(line), "libvkv-shim[%d]: %zu bytes: %s%s%s\n",
+		     (int)getpid(), size, why ? "region (" : "passed through",
+		     why ? why : "", why ? ")" : "");
+	if (n > 0 && write(2, line, (size_t)n) < 0)
+		return;
+}
+
 int shimi_wanted(size_t size)
 {
+	const char *why = NULL;
+
 	if (size < shimi_floor)
 		return 0;
 	if (shimi_tag_depth > 0 && size >= 4096)
-		return 1;
-	for (int i = 0; i < shimi_cfg.nmatch; i++)
+		why = "tagged";
+	for (int i = 0; !why && i < shimi_cfg.nmatch; i++)
 		if (size == shimi_cfg.match[i])
-			return 1;
-	return shimi_cfg.min_bytes && size >= shimi_cfg.min_bytes;
+			why = "VKV_SHIM_MATCH_BYTES";
+	if (!why && shimi_cfg.min_bytes && size >= shimi_cfg.min_bytes)
+		why = "VKV_SHIM_MIN_BYTES";
+	if (shimi_unlikely(shimi_cfg.verbose))
+		say_wanted(size, why);
+	return why != NULL;
 }
 
 #define REAL(name, fallback)                                                   \

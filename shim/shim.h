@@ -37,6 +37,7 @@ struct shimi_config {
 	size_t min_bytes; /* VKV_SHIM_MIN_BYTES; 0 = off */
 	size_t match[SHIMI_MAX_MATCH]; /* VKV_SHIM_MATCH_BYTES */
 	int nmatch;
+	int verbose; /* VKV_SHIM_VERBOSE: say what became of allocations */
 	size_t limit; /* VKV_SHIM_LIMIT; 0 = none */
 	int backing; /* VKV_SHIM_BACKING */
 	char spill_dir[256]; /* VKV_SHIM_SPILL_DIR */

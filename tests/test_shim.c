@@ -150,6 +150,54 @@ START_TEST(match_and_tag)
 }
 END_TEST
 
+/* run_engine() with the engine's stderr in out. */
+static int run_engine_said(const char *name, const char *const *env, char *out,
+			   size_t size)
+{
+	char path[] = "/tmp/vkv-shim-said-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2), ret;
+	ssize_t n;
+
+	ck_assert(fd >= 0 && saved >= 0);
+	unlink(path);
+	ck_assert(dup2(fd, 2) == 2);
+	ret = run_engine(name, env);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, size - 1, 0);
+	out[n > 0 ? n : 0] = 0;
+	close(fd);
+	return ret;
+}
+
+/* VKV_SHIM_VERBOSE names each region and why, and large pass-throughs. */
+START_TEST(verbose)
+{
+	static const char *const match[] = {"VKV_SHIM_MIN_BYTES=0",
+					    "VKV_SHIM_MATCH_BYTES=12345",
+					    "VKV_SHIM_VERBOSE=1", NULL};
+	static const char *const llama[] = {"VKV_SHIM_VERBOSE=1", NULL};
+	static const char *const quiet[] = {"VKV_SHIM_VERBOSE=0", NULL};
+	char said[8192];
+
+	ck_assert_int_eq(run_engine_said("match", match, said, sizeof(said)),
+			 0);
+	ck_assert_msg(
+		strstr(said, ": 12345 bytes: region (VKV_SHIM_MATCH_BYTES)\n"),
+		"%s", said);
+	/* 12346 bytes pass through, below the size worth a line. */
+	ck_assert_msg(!strstr(said, "12346"), "%s", said);
+	ck_assert_int_eq(run_engine_said("llama", llama, said, sizeof(said)),
+			 0);
+	ck_assert_msg(
+		strstr(said, ": 25165824 bytes: region (VKV_SHIM_MIN_BYTES)\n"),
+		"%s", said);
+	ck_assert_int_eq(run_engine_said("llama", quiet, said, sizeof(said)),
+			 0);
+	ck_assert_msg(!strstr(said, "bytes: region"), "%s", said);
+}
+END_TEST
+
 START_TEST(limits)
 {
 	static const char *const env[] = {"VKV_SHIM_LIMIT=20M", NULL};
@@ -419,6 +467,7 @@ int main(void)
 	tcase_add_test(tc, calloc_engine);
 	tcase_add_test(tc, torture_threads_fork);
 	tcase_add_test(tc, match_and_tag);
+	tcase_add_test(tc, verbose);
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, off_switch);
 	tcase_add_test(tc, first_allocation);
