@@ -140,6 +140,7 @@ struct vkv_chunk {
 	u8 state;
 	u8 piece_order;
 	bool aborted;		/* WRITING: a fault took the chunk back */
+	bool remote;		/* resident off the pool's node */
 };
 
 struct vkv_pool {
@@ -151,6 +152,8 @@ struct vkv_pool {
 	unsigned long nr_swapped;
 	unsigned long nr_empty;
 	unsigned long nr_fallback;
+	unsigned long nr_remote;	/* allocations that left the node */
+	bool node_preferred;		/* VKV_POOL_NODE_PREFERRED */
 	struct vkv_chunk *chunks;
 };
 
@@ -219,6 +222,7 @@ struct vkv_stats {
 	atomic64_t checksum_errors;
 	atomic64_t io_errors;
 	atomic64_t fallback_chunks;
+	atomic64_t remote_chunks;
 	atomic64_t busy_total;
 	atomic64_t contexts;
 	atomic64_t pins;
@@ -248,6 +252,7 @@ void vkv_ctx_put(struct vkv_ctx *ctx);
 long vkv_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
 
 /* vkv_pool.c */
+void vkv_chunk_count_placement(struct vkv_pool *pool, struct vkv_chunk *c);
 int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
 		    bool may_oom);
 void vkv_chunk_free_pages(struct vkv_pool *pool, struct vkv_chunk *c);

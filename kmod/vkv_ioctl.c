@@ -30,7 +30,8 @@ static long vkv_ioctl_pool_create(struct vkv_ctx *ctx, void __user *uarg)
 
 	if (copy_from_user(&pc, uarg, sizeof(pc)))
 		return -EFAULT;
-	if (pc.flags || pc.pad || pc.nr_chunks || pc.fallback_chunks)
+	if ((pc.flags & ~VKV_POOL_NODE_PREFERRED) || pc.pad || pc.nr_chunks ||
+	    pc.fallback_chunks)
 		return -EINVAL;
 	ret = vkv_pool_create(ctx, &pc);
 	if (ret)

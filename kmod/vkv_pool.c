@@ -15,28 +15,21 @@
 #include "vkv_internal.h"
 
 /*
- * Allocate a chunk's memory on the pool's node (zeroed unless the caller
- * overwrites every byte, as a swap-in does): one compound page of
- * the chunk's order if possible, else pieces of ever smaller orders (the
- * caller counts a fallback: c->piece_order below the chunk order). Compound
- * pages keep a refcount on every tail page's head, which vm_insert_page()
- * needs. With @may_oom the last resort, order 0, may invoke the OOM killer
- * (of the memory cgroup too): a fault-in must not fail in a way that
- * makes the fault be retried forever (VM_FAULT_OOM does since 5.16).
- * Without it, it fails with -ENOMEM, which the ioctls return.
+ * One attempt at a chunk's memory with @base flags: one compound page of the
+ * chunk's order if possible, else pieces of ever smaller orders (the caller
+ * counts a fallback: c->piece_order below the chunk order). Compound pages
+ * keep a refcount on every tail page's head, which vm_insert_page() needs.
+ * @last_gfp is added at order 0, the last resort.
  */
-int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
-		    bool may_oom)
+static int vkv_chunk_alloc_gfp(struct vkv_pool *pool, struct vkv_chunk *c,
+			       gfp_t base, gfp_t last_gfp)
 {
-	const gfp_t base = GFP_KERNEL_ACCOUNT | __GFP_THISNODE | __GFP_NOWARN |
-			   (zero ? __GFP_ZERO : 0);
 	int order = pool->chunk_order;
 	int o;
 
 	for (o = order; o >= 0; o--) {
 		unsigned long n = 1UL << (order - o), i;
-		gfp_t gfp = base | (o ? __GFP_COMP | __GFP_NORETRY :
-				    may_oom ? 0 : __GFP_RETRY_MAYFAIL);
+		gfp_t gfp = base | (o ? __GFP_COMP | __GFP_NORETRY : last_gfp);
 		struct page **pieces = NULL;
 		struct page *head = NULL;
 
@@ -68,6 +61,72 @@ int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
 			return -EINTR;
 	}
 	return -ENOMEM;
+}
+
+/* Whether any piece of @c lies off the pool's node. */
+static bool vkv_chunk_is_remote(struct vkv_pool *pool, struct vkv_chunk *c)
+{
+	unsigned long i, n = vkv_nr_pieces(pool, c);
+
+	for (i = 0; i < n; i++)
+		if (page_to_nid(vkv_piece(c, i)) != pool->node)
+			return true;
+	return false;
+}
+
+/*
+ * Allocate a chunk's memory (zeroed unless the caller overwrites every byte,
+ * as a swap-in does) on the pool's node; c->remote says whether it had to
+ * go elsewhere.
+ *
+ * A strict pool (the default) only ever takes its node's memory. A pool
+ * created with VKV_POOL_NODE_PREFERRED takes its node's free memory first,
+ * pieces of any size, without reclaim; then memory of any node, the
+ * pool's first, as the kernel's own preferred-node policy does: an -ENOMEM
+ * while other nodes have room helps no one whose placement is only a wish.
+ *
+ * With @may_oom the last resort, order 0, may invoke the OOM killer (of
+ * the memory cgroup too): a fault-in must not fail in a way that makes the
+ * fault be retried forever (VM_FAULT_OOM does since 5.16). The page
+ * allocator never invokes it for __GFP_THISNODE, so only a preferred pool's
+ * second attempt can. Without @may_oom it fails with -ENOMEM, which the
+ * ioctls return.
+ */
+int vkv_chunk_alloc(struct vkv_pool *pool, struct vkv_chunk *c, bool zero,
+		    bool may_oom)
+{
+	const gfp_t base = GFP_KERNEL_ACCOUNT | __GFP_NOWARN |
+			   (zero ? __GFP_ZERO : 0);
+	const gfp_t last = may_oom ? 0 : __GFP_RETRY_MAYFAIL;
+	int err;
+
+	c->remote = false;
+	if (!pool->node_preferred)
+		return vkv_chunk_alloc_gfp(pool, c, base | __GFP_THISNODE, last);
+	err = vkv_chunk_alloc_gfp(pool, c, base | __GFP_THISNODE,
+				  __GFP_NORETRY);
+	if (err != -ENOMEM)
+		return err;
+	err = vkv_chunk_alloc_gfp(pool, c, base, last);
+	if (!err)
+		c->remote = vkv_chunk_is_remote(pool, c);
+	return err;
+}
+
+/*
+ * Count a chunk just allocated that is not what was asked for: under
+ * ctx->lock once the pool is installed.
+ */
+void vkv_chunk_count_placement(struct vkv_pool *pool, struct vkv_chunk *c)
+{
+	if (c->piece_order != pool->chunk_order) {
+		pool->nr_fallback++;
+		atomic64_inc(&vkv_stats.fallback_chunks);
+	}
+	if (c->remote) {
+		pool->nr_remote++;
+		atomic64_inc(&vkv_stats.remote_chunks);
+	}
 }
 
 void vkv_chunk_free_pages(struct vkv_pool *pool, struct vkv_chunk *c)
@@ -159,6 +218,7 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 	pool->size = size;
 	pool->chunk_order = ilog2(chunk) - PAGE_SHIFT;
 	pool->node = node;
+	pool->node_preferred = pc->flags & VKV_POOL_NODE_PREFERRED;
 	pool->nr_chunks = size / chunk;
 	pool->chunks = kvcalloc(pool->nr_chunks, sizeof(*pool->chunks), GFP_KERNEL_ACCOUNT);
 	if (!pool->chunks)
@@ -179,10 +239,7 @@ int vkv_pool_create(struct vkv_ctx *ctx, struct vkv_pool_create *pc)
 			goto err_free;
 		}
 		c->state = VKV_CHUNK_RESIDENT;
-		if (c->piece_order != pool->chunk_order) {
-			pool->nr_fallback++;
-			atomic64_inc(&vkv_stats.fallback_chunks);
-		}
+		vkv_chunk_count_placement(pool, c);
 		cond_resched();
 	}
 
@@ -245,6 +302,8 @@ void vkv_pool_info(struct vkv_ctx *ctx, struct vkv_pool_info *pi)
 		pi->swapped_chunks = pool->nr_swapped;
 		pi->empty_chunks = pool->nr_empty;
 		pi->fallback_chunks = pool->nr_fallback;
+		pi->remote_chunks = pool->nr_remote;
+		pi->flags = pool->node_preferred ? VKV_POOL_NODE_PREFERRED : 0;
 	}
 	pi->has_backing = !!ctx->backing;
 	pi->backing_direct = ctx->backing_direct;

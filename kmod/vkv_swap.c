@@ -222,10 +222,7 @@ int vkv_chunk_load(struct vkv_ctx *ctx, unsigned long idx,
 		vkv_chunk_io_done(ctx, c, from);
 		return err;
 	}
-	if (c->piece_order != pool->chunk_order) {
-		pool->nr_fallback++;
-		atomic64_inc(&vkv_stats.fallback_chunks);
-	}
+	vkv_chunk_count_placement(pool, c);
 	if (from == VKV_CHUNK_SWAPPED) {
 		pool->nr_swapped--;
 		atomic64_sub(vkv_chunk_bytes(pool), &vkv_stats.swapped_bytes);

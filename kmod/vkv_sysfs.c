@@ -164,6 +164,7 @@ VKV_COUNTER(shrinker_swap_outs);
 VKV_COUNTER(checksum_errors);
 VKV_COUNTER(io_errors);
 VKV_COUNTER(fallback_chunks);
+VKV_COUNTER(remote_chunks);
 VKV_COUNTER(busy_total);
 VKV_COUNTER(contexts);
 VKV_COUNTER(pins);
@@ -194,6 +195,7 @@ static struct attribute *vkv_attrs[] = {
 	&checksum_errors_attr.attr,
 	&io_errors_attr.attr,
 	&fallback_chunks_attr.attr,
+	&remote_chunks_attr.attr,
 	&busy_total_attr.attr,
 	&contexts_attr.attr,
 	&pins_attr.attr,

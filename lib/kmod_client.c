@@ -79,6 +79,12 @@ int vkvi_kmod_pool_create(struct vkv_kmod *km, uint64_t size,
 	pc.size = size;
 	pc.chunk_size = chunk_size;
 	pc.node = node;
+	/*
+	 * The library's own host memory prefers its node and spills (mbind
+	 * MPOL_PREFERRED); the module's does the same where it can.
+	 */
+	if (km->minor >= 1)
+		pc.flags = VKV_POOL_NODE_PREFERRED;
 	r = kmod_ioctl(km, VKV_IOC_POOL_CREATE, &pc);
 	if (r)
 		return r;

@@ -51,6 +51,8 @@ static const struct family module_counters[] = {
 	 "Failed reads and writes of backing files."},
 	{"fallback_chunks", "vkv_fallback_chunks_total", "counter",
 	 "Chunks built from smaller pieces for want of contiguous memory."},
+	{"remote_chunks", "vkv_remote_chunks_total", "counter",
+	 "Chunks of node-preferring pools placed off their node."},
 	{"busy_total", "vkv_busy_total", "counter",
 	 "Swap-outs and discards refused because the chunk was in use."},
 	{"contexts", "vkv_contexts", "gauge", "Open /dev/vkv contexts."},

@@ -49,6 +49,7 @@ const char *const counters[] = {
 	"checksum_errors",
 	"io_errors",
 	"fallback_chunks",
+	"remote_chunks",
 	"busy_total",
 	"contexts",
 	"pins",

@@ -33,7 +33,7 @@
 #endif
 
 #define VKV_ABI_MAJOR 1
-#define VKV_ABI_MINOR 0
+#define VKV_ABI_MINOR 1
 
 #define VKV_DEVICE_PATH "/dev/vkv"
 #define VKV_IOC_MAGIC 0xBC
@@ -53,7 +53,10 @@ struct vkv_version {
  *                  from PAGE_SIZE to 2 MiB
  *      node        NUMA node; -1 = module parameter default_node (whose -1
  *                  means the node of the calling CPU)
- *      flags       0
+ *      flags       0: every chunk on that node, else -ENOMEM;
+ *                  VKV_POOL_NODE_PREFERRED (ABI 1.1): that node's free
+ *                  memory first, then any node's (pool_info.remote_chunks
+ *                  counts those); the same for chunks faulted back later.
  * out: size, chunk_size, node as used; nr_chunks; fallback_chunks = chunks
  *      that had to be built from smaller pages than one compound chunk.
  *
@@ -61,6 +64,8 @@ struct vkv_version {
  * Errors: -EEXIST (already created), -EINVAL, -ENOMEM (memory, or
  * max_pool_mb would be exceeded), -EINTR (fatal signal).
  */
+#define VKV_POOL_NODE_PREFERRED	(1U << 0)
+
 struct vkv_pool_create {
 	__u64 size;
 	__u32 chunk_size;
@@ -84,7 +89,9 @@ struct vkv_pool_info {
 	__u64 pinned_bytes;	/* bytes pinned by this context (VKV_IOC_PIN) */
 	__u32 has_backing;	/* 1 if a backing file is registered */
 	__u32 backing_direct;	/* 1 if the backing file is used with O_DIRECT */
-	__u64 reserved[2];	/* 0 */
+	__u64 remote_chunks;	/* allocations off the node (ABI 1.1) */
+	__u32 flags;		/* the pool's VKV_POOL_* flags (ABI 1.1) */
+	__u32 reserved;		/* 0 */
 };
 
 /*
