@@ -318,7 +318,12 @@ static int parse_count(const char *s, long long *v)
 	return 0;
 }
 
-/* The value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char missing[] = "";
+
+/*
+ * The value of an option given as "--opt VALUE" or "--opt=VALUE"; NULL if
+ * argv[*i] is another option, `missing` (said) if the value is.
+ */
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
 {
 	size_t n = strlen(name);
@@ -331,7 +336,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
 		return NULL;
 	if (*i + 1 == argc) {
 		fprintf(stderr, "vkvctl top: %s needs a value\n", name);
-		return "";
+		return missing;
 	}
 	return argv[++*i];
 }
@@ -354,11 +359,11 @@ int cmd_top(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--json")) {
 			json = 1;
 		} else if ((v = opt_value(argc, argv, &i, "--interval"))) {
-			if (parse_interval(v, &interval))
+			if (v == missing || parse_interval(v, &interval))
 				return 2;
 		} else if ((v = opt_value(argc, argv, &i, "--iterations")) ||
 			   (v = opt_value(argc, argv, &i, "-n"))) {
-			if (parse_count(v, &iterations))
+			if (v == missing || parse_count(v, &iterations))
 				return 2;
 		} else {
 			fprintf(stderr, "vkvctl top: unknown option %s\n",
