@@ -9,8 +9,9 @@
  * exit status 0.
  *
  * Paths from the environment, as check-shim gives them: SHIM_SO
- * (build/libvkv-shim.so), SHIM_ENGINE (build/tests/shim_engine), VKVCTL
- * (build/vkvctl).
+ * (build/libvkv-shim.so), SHIM_ENGINE (build/tests/shim_engine),
+ * SHIM_CUDA_ENGINE (build/tests/shim_cuda_engine), FAKECUDA_DIR
+ * (build/fakecuda), VKVCTL (build/vkvctl).
  */
 #include <check.h>
 #include <errno.h>
@@ -29,7 +30,8 @@
 #define MIB (1024 * 1024)
 #define ENGINE_BYTES (32 * MIB) /* what shim_engine's "serve" allocates */
 
-static char shim[512], engine[512], vkvctl[512], rundir[256], root[256];
+static char shim[512], engine[512], cuda_engine[512], fakecuda[512],
+	vkvctl[512], rundir[256], root[256];
 
 /* The module's counters, as tools/vkvctl/sysfs.c lists them. */
 static const char *const counter_names[] = {
@@ -105,6 +107,9 @@ static void setup(void)
 	env_path(shim, "SHIM_SO", "build/libvkv-shim.so");
 	env_path(engine, "SHIM_ENGINE", "build/tests/shim_engine");
 	env_path(vkvctl, "VKVCTL", "build/vkvctl");
+	env_path(cuda_engine, "SHIM_CUDA_ENGINE",
+		 "build/tests/shim_cuda_engine");
+	env_path(fakecuda, "FAKECUDA_DIR", "build/fakecuda");
 	snprintf(rundir, sizeof(rundir), "/tmp/vkv-top-test-XXXXXX");
 	ck_assert(mkdtemp(rundir) != NULL);
 	snprintf(root, sizeof(root), "/tmp/vkv-top-sysfs-XXXXXX");
@@ -628,6 +633,78 @@ START_TEST(states_during_suspend)
 }
 END_TEST
 
+/*
+ * Device bytes: the vLLM engine of tests/shim_cuda_engine.c makes four
+ * 6 MiB regions and passes one 1 MiB allocation through, then has vkvctl
+ * suspend and resume it. The vkvctl it runs is a script that first records
+ * `vkvctl ps --json`: what ps said of it running, and suspended.
+ */
+START_TEST(ps_cuda_engine)
+{
+	static char out[65536];
+	char script[600], log[600], err[160], *save = NULL;
+	const struct jval *p;
+	struct jval v[2];
+	int n = 0, status;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(script, sizeof(script), "%s/vkvctl-logged", rundir);
+	snprintf(log, sizeof(log), "%s/ps.log", rundir);
+	f = fopen(script, "w");
+	ck_assert(f != NULL);
+	fprintf(f,
+		"#!/bin/sh\n'%s' ps --json | tr -d '\\n' >> '%s'\n"
+		"echo >> '%s'\nexec '%s' \"$@\"\n",
+		vkvctl, log, log, vkvctl);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(script, 0755), 0);
+	pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		setenv("VKVCTL", script, 1);
+		setenv("LD_LIBRARY_PATH", fakecuda, 1);
+		setenv("FAKECUDA_LATENCY", "0", 1);
+		setenv("VKV_SHIM_SPILL_DIR", rundir, 1);
+		setenv("VKV_SHIM_MATCH_BYTES", "6M", 1);
+		setenv("VKV_SHIM_MIN_BYTES", "0", 1);
+		unsetenv("VKV_SHIM_BACKING");
+		setenv("LD_PRELOAD", shim, 1);
+		execl(cuda_engine, cuda_engine, "vllm", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "engine: status %#x", status);
+	f = fopen(log, "r");
+	ck_assert(f != NULL);
+	out[fread(out, 1, sizeof(out) - 1, f)] = 0;
+	fclose(f);
+	for (char *line = strtok_r(out, "\n", &save); line && n < 2;
+	     line = strtok_r(NULL, "\n", &save), n++)
+		ck_assert_msg(json_parse(line, &v[n], err, sizeof(err)) == 0,
+			      "%s: %s", err, line);
+	ck_assert_int_eq(n, 2);
+	/* Before the suspend: all in device memory, the small one counted. */
+	p = find_proc(&v[0], pid);
+	ck_assert_str_eq(str(p, "state"), "running");
+	ck_assert_str_eq(str(p, "comm"), "shim_cuda_engin");
+	ck_assert_double_eq(num(p, "regions"), 4);
+	ck_assert_double_eq(num(p, "cuda"), 24.0 * MIB);
+	ck_assert_double_eq(num(p, "device"), 24.0 * MIB);
+	ck_assert_double_eq(num(p, "passthru"), 1.0 * MIB);
+	ck_assert_double_eq(num(p, "anon") + num(p, "kmod"), 0);
+	/* Suspended to host memory: nothing left on the device. */
+	p = find_proc(&v[1], pid);
+	ck_assert_str_eq(str(p, "state"), "suspended");
+	ck_assert_str_eq(str(p, "mode"), "host");
+	ck_assert_double_eq(num(p, "device"), 0);
+	ck_assert_double_eq(num(p, "host"), 24.0 * MIB);
+	json_free(&v[0]);
+	json_free(&v[1]);
+}
+END_TEST
+
 /* --- signals --- */
 
 /* top runs until a signal; it must end at once, with status 0. */
@@ -688,6 +765,7 @@ int main(void)
 	tcase_add_test(tc, top_engine);
 	tcase_add_test(tc, ps_engine);
 	tcase_add_test(tc, states_during_suspend);
+	tcase_add_test(tc, ps_cuda_engine);
 	tc = suite_case(s, "signals", 60);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, sigint_sigterm);
