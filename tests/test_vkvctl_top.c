@@ -582,6 +582,58 @@ START_TEST(ps_engine)
 END_TEST
 
 /*
+ * A process started after top, in a runtime directory that did not exist
+ * when top started, shows up in a later refresh.
+ */
+START_TEST(top_sees_new_process)
+{
+	char *line = NULL, err[160];
+	int po[2], status, seen = 0;
+	struct served s;
+	size_t cap = 0;
+	pid_t top;
+	FILE *f;
+
+	ck_assert(pipe(po) == 0);
+	top = fork();
+	ck_assert(top >= 0);
+	if (top == 0) {
+		dup2(po[1], 1);
+		close(po[0]);
+		alarm(60);
+		execl(vkvctl, "vkvctl", "top", "--json", "--interval", "0.1",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(po[1]);
+	f = fdopen(po[0], "r");
+	ck_assert(getline(&line, &cap, f) > 0);
+	ck_assert_msg(strstr(line, "\"processes\": []"), "%s", line);
+	serve_start(&s);
+	for (int i = 0; i < 200 && !seen; i++) {
+		const struct jval *procs;
+		struct jval v;
+
+		ck_assert(getline(&line, &cap, f) > 0);
+		ck_assert_msg(json_parse(line, &v, err, sizeof(err)) == 0,
+			      "%s: %s", err, line);
+		procs = json_get(&v, "processes");
+		ck_assert(procs && procs->t == J_ARR);
+		for (size_t k = 0; k < procs->n; k++)
+			seen |= num(&procs->items[k], "pid") == (double)s.pid;
+		json_free(&v);
+	}
+	ck_assert_msg(seen, "top never listed pid %d", (int)s.pid);
+	ck_assert(kill(top, SIGTERM) == 0);
+	ck_assert(waitpid(top, &status, 0) == top);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	fclose(f);
+	free(line);
+	serve_stop(&s);
+}
+END_TEST
+
+/*
  * While suspend and resume run, the process keeps answering, and its state
  * is always one of the four; after, ps agrees with what was done.
  */
@@ -763,6 +815,7 @@ int main(void)
 	tc = suite_case(s, "processes", 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, top_engine);
+	tcase_add_test(tc, top_sees_new_process);
 	tcase_add_test(tc, ps_engine);
 	tcase_add_test(tc, states_during_suspend);
 	tcase_add_test(tc, ps_cuda_engine);

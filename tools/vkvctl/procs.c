@@ -47,7 +47,9 @@ static void add_dir(const char *d)
 	for (int i = 0; i < ndirs; i++)
 		if (!strcmp(dirs[i], d))
 			return;
-	dirs[ndirs++] = strdup(d);
+	dirs[ndirs] = strdup(d);
+	if (dirs[ndirs])
+		ndirs++;
 }
 
 static void add_glob(const char *pattern)
@@ -61,13 +63,17 @@ static void add_glob(const char *pattern)
 	globfree(&g);
 }
 
+/*
+ * Looked for anew on every call: top runs for hours, and a user's
+ * directory appears with that user's first process under the shim.
+ */
 static void find_dirs(void)
 {
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	char d[512];
 
-	if (ndirs)
-		return;
+	while (ndirs)
+		free(dirs[--ndirs]);
 	if (xdg && *xdg) {
 		snprintf(d, sizeof(d), "%s/vkv", xdg);
 		add_dir(d);
