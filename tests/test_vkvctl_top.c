@@ -634,6 +634,36 @@ START_TEST(top_sees_new_process)
 END_TEST
 
 /*
+ * A stopped process cannot answer: ps and top say so and go on, instead
+ * of waiting for it forever.
+ */
+START_TEST(stopped_process)
+{
+	static char out[65536], err[4096], top_out[65536], top_err[4096];
+	struct served s;
+	char want[64];
+	int ps_rc, top_rc;
+
+	serve_start(&s);
+	ck_assert(kill(s.pid, SIGSTOP) == 0);
+	ps_rc = RUN(out, err, "ps", "--json");
+	top_rc = RUN(top_out, top_err, "top", "-n", "1", "--json");
+	/* Continued before any check, so that a failure leaves none stopped. */
+	ck_assert(kill(s.pid, SIGCONT) == 0);
+	ck_assert_int_eq(ps_rc, 0);
+	ck_assert_str_eq(out, "[]\n");
+	snprintf(want, sizeof(want), "%d: no answer", (int)s.pid);
+	ck_assert_msg(strstr(err, want), "%s", err);
+	ck_assert_int_eq(top_rc, 0);
+	ck_assert_msg(strstr(top_out, "\"processes\": []"), "%s", top_out);
+	ck_assert_int_eq(RUN(out, err, "ps", "--json"), 0);
+	ck_assert_msg(strstr(out, "\"state\": \"running\""), "%s", out);
+	serve_check(&s);
+	serve_stop(&s);
+}
+END_TEST
+
+/*
  * While suspend and resume run, the process keeps answering, and its state
  * is always one of the four; after, ps agrees with what was done.
  */
@@ -816,6 +846,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, top_engine);
 	tcase_add_test(tc, top_sees_new_process);
+	tcase_add_test(tc, stopped_process);
 	tcase_add_test(tc, ps_engine);
 	tcase_add_test(tc, states_during_suspend);
 	tcase_add_test(tc, ps_cuda_engine);

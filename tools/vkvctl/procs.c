@@ -23,6 +23,8 @@
 #include "procs.h"
 
 #define MAX_DIRS 256
+/* How long ps and top wait for one process's status. */
+#define LIST_TIMEOUT_S 3
 
 const char *const procs_fields[PF_COUNT] = {
 	[PF_PID] = "pid",	    [PF_COMM] = "comm",
@@ -106,15 +108,18 @@ static void comm_from_proc(struct proc *p)
 
 /*
  * One request. 0 with the reply's fields in *p; else -errno, with the
- * shim's own message in msg when it answered "error".
+ * shim's own message in msg when it answered "error". With timeout_s, a
+ * process that does not answer in time (stopped, say) is -ETIMEDOUT; a
+ * suspend has none, for it may copy gigabytes before it answers.
  */
 static int request(const char *path, const char *req, struct proc *p, char *msg,
-		   size_t msg_size)
+		   size_t msg_size, int timeout_s)
 {
+	struct timeval tv = {.tv_sec = timeout_s};
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[4096];
 	size_t got = 0;
-	ssize_t n;
+	ssize_t n = 0;
 	int fd, err = 0;
 
 	msg[0] = 0;
@@ -124,6 +129,10 @@ static int request(const char *path, const char *req, struct proc *p, char *msg,
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	if (timeout_s) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		err = -errno;
 		close(fd);
@@ -139,6 +148,10 @@ static int request(const char *path, const char *req, struct proc *p, char *msg,
 	while (got < sizeof(buf) - 1 &&
 	       (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
 		got += (size_t)n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		close(fd);
+		return -ETIMEDOUT;
+	}
 	close(fd);
 	buf[got] = 0;
 	if (!strncmp(buf, "error ", 6)) {
@@ -269,6 +282,7 @@ int procs_list(struct proc **out)
 {
 	struct proc *v = NULL, *nv;
 	size_t n = 0, cap = 0;
+	int err;
 
 	*out = NULL;
 	find_dirs();
@@ -288,7 +302,15 @@ int procs_list(struct proc **out)
 			snprintf(path, sizeof(path), "%s/%s", dirs[d],
 				 e->d_name);
 			/* Refused: a process that died without cleaning up. */
-			if (request(path, "status\n", &p, msg, sizeof(msg)))
+			err = request(path, "status\n", &p, msg, sizeof(msg),
+				      LIST_TIMEOUT_S);
+			if (err == -ETIMEDOUT)
+				fprintf(stderr,
+					"vkvctl: %.*s: no answer in %d s "
+					"(stopped?), not listed\n",
+					(int)strcspn(e->d_name, "."), e->d_name,
+					LIST_TIMEOUT_S);
+			if (err)
 				continue;
 			if (n == cap) {
 				cap = cap ? 2 * cap : 16;
@@ -511,7 +533,7 @@ int cmd_proc(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/%ld.sock", dirs[d], pid);
 		if (access(path, F_OK))
 			continue;
-		err = request(path, req, &p, msg, sizeof(msg));
+		err = request(path, req, &p, msg, sizeof(msg), 0);
 	}
 	if (!err) {
 		if (json) {
