@@ -376,8 +376,14 @@ START_TEST(command_errors)
 	ck_assert_msg(strstr(err, "unknown option --frob"), "%s", err);
 	ck_assert_int_eq(RUN(out, err, "limit", "1"), 2);
 	ck_assert_msg(strstr(err, "how many bytes"), "%s", err);
-	ck_assert_int_eq(RUN(out, err, "limit", "1", "-5"), 2);
-	ck_assert_msg(strstr(err, "not a byte count"), "%s", err);
+	static const char *const not_bytes[] = {
+		"-5", "5X", "1.5G", "G", "17179869184T", "5GiBs", ""};
+
+	for (size_t i = 0; i < sizeof(not_bytes) / sizeof(not_bytes[0]); i++) {
+		ck_assert_int_eq(RUN(out, err, "limit", "1", not_bytes[i]), 2);
+		ck_assert_msg(strstr(err, "not a byte count"), "%s: %s",
+			      not_bytes[i], err);
+	}
 	ck_assert_int_eq(RUN(out, err, "ps", "--frob"), 2);
 	ck_assert_msg(strstr(err, "unknown option --frob"), "%s", err);
 }
@@ -558,7 +564,12 @@ START_TEST(ps_engine)
 	ck_assert_double_eq(num(p, "limit"), 0);
 	json_free(&v);
 
-	ck_assert_int_eq(RUN(out, err, "limit", pid, "1073741824"), 0);
+	/* Sizes as VKV_SHIM_LIMIT takes them. */
+	ck_assert_int_eq(RUN(out, err, "limit", pid, "3KiB", "--json"), 0);
+	ck_assert_msg(strstr(out, "\"limit\": 3072,"), "%s", out);
+	ck_assert_int_eq(RUN(out, err, "limit", pid, "2m", "--json"), 0);
+	ck_assert_msg(strstr(out, "\"limit\": 2097152,"), "%s", out);
+	ck_assert_int_eq(RUN(out, err, "limit", pid, "1G"), 0);
 	ck_assert_int_eq(RUN(out, err, "suspend", pid, "--mode", "discard"), 0);
 	ck_assert_int_eq(RUN(out, err, "ps", "--json"), 0);
 	ck_assert_msg(json_parse(out, &v, err, sizeof(err)) == 0, "%s: %s", err,

@@ -430,9 +430,42 @@ static void proc_usage(FILE *f, const char *cmd)
 			   "process running.\n");
 	else
 		fprintf(f, "usage: vkvctl limit PID BYTES [--json]\n"
-			   "Caps the bytes of the process's vkv regions (0: "
-			   "no limit); allocations\nover it fail as the real "
-			   "ones would.\n");
+			   "Caps the bytes of the process's vkv regions and of "
+			   "the device memory the\nshim passes through (0: no "
+			   "limit); BYTES may end in K, M, G or T (powers of\n"
+			   "1024). Allocations over it fail as the real ones "
+			   "would.\n");
+}
+
+/*
+ * "1073741824", "1024M", "1G", "1GiB" or "1GB" (powers of 1024, as
+ * VKV_SHIM_LIMIT reads them): 0, or -EINVAL for anything else, an
+ * overflow included.
+ */
+static int parse_bytes(const char *s, unsigned long long *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	int shift = 0;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (*end && (u = strchr(units, toupper((unsigned char)*end)))) {
+		shift = 10 * (int)(u - units + 1);
+		end++;
+		if (!strcmp(end, "iB") || !strcmp(end, "B"))
+			end += strlen(end);
+	}
+	if (*end || (shift && v > (~0ULL >> shift)))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
 }
 
 /* A PID as given on the command line: 0, or the usage error printed. */
@@ -452,7 +485,7 @@ static int parse_pid(const char *cmd, const char *s, long *pid)
 int cmd_proc(int argc, char **argv)
 {
 	const char *cmd = argv[0], *mode = NULL, *bytes = NULL;
-	char req[128], path[1024], msg[128], *end;
+	char req[128], path[1024], msg[128];
 	int json = 0, err = -ENOENT;
 	struct proc p;
 	long pid = -1;
@@ -508,12 +541,11 @@ int cmd_proc(int argc, char **argv)
 	if (bytes) {
 		unsigned long long v;
 
-		errno = 0;
-		v = strtoull(bytes, &end, 10);
-		if (errno || *end || end == bytes || bytes[0] == '-') {
+		if (parse_bytes(bytes, &v)) {
 			fprintf(stderr,
-				"vkvctl limit: %s is not a byte "
-				"count\n",
+				"vkvctl limit: '%s' is not a byte count (a "
+				"whole number, with K, M, G or T for\npowers "
+				"of 1024: 40G)\n",
 				bytes);
 			return 2;
 		}
