@@ -15,6 +15,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,6 +480,50 @@ START_TEST(module_rates)
 }
 END_TEST
 
+/* On a terminal each refresh clears the screen and starts at its top. */
+START_TEST(tty_redraws)
+{
+	static char out[65536];
+	int master, slave, status;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+	char *p;
+
+	fake_module(0);
+	master = posix_openpt(O_RDWR | O_NOCTTY);
+	ck_assert(master >= 0);
+	ck_assert(grantpt(master) == 0 && unlockpt(master) == 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+	ck_assert(slave >= 0);
+	pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(slave, 1);
+		close(master);
+		alarm(30);
+		execl(vkvctl, "vkvctl", "top", "-n", "2", "--interval", "0.1",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(slave);
+	/* EIO once the child, the terminal's last user, is gone. */
+	while (got + 1 < sizeof(out) &&
+	       (n = read(master, out + got, sizeof(out) - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(master);
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	p = strstr(out, "\033[H\033[2J");
+	ck_assert_msg(p == out, "no redraw at the start: %s", out);
+	ck_assert_msg(strstr(p + 1, "\033[H\033[2J"), "one redraw: %s", out);
+	ck_assert_msg(strstr(out, "Ctrl-C quits") &&
+			      strstr(out, "module: loaded"),
+		      "%s", out);
+}
+END_TEST
+
 START_TEST(no_module)
 {
 	static char out[65536], err[4096];
@@ -853,6 +898,7 @@ int main(void)
 	tcase_add_test(tc, module_counters);
 	tcase_add_test(tc, module_rates);
 	tcase_add_test(tc, no_module);
+	tcase_add_test(tc, tty_redraws);
 	tc = suite_case(s, "processes", 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, top_engine);
