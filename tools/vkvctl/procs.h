@@ -24,8 +24,8 @@ enum {
 	PF_PASSTHRU,
 	PF_LIMIT,
 	PF_ANON,
-	PF_KMOD,
 	PF_CUDA,
+	PF_KMOD, /* last, as before there were device bytes: scripts match it */
 	PF_COUNT,
 };
 
