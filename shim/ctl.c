@@ -10,6 +10,11 @@
  * with "ok" and "key value" lines, or "error ERRNO text". Readers skip
  * keys they do not know, so keys may be added. Only a peer of the
  * same uid, or root, is served (SO_PEERCRED), whatever the file modes.
+ *
+ * A suspend or resume may take seconds (gigabytes to copy); connections
+ * are served on threads of their own, a few at a time, so that status
+ * keeps answering meanwhile, from the last figures taken, with the state
+ * "suspending" or "resuming".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,14 @@ static int listen_fd = -1;
 static pid_t owner;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static atomic_int ctl_once;
+/* Connections being served on threads of their own. */
+static atomic_int serving;
+#define MAX_SERVING 4
+
+/* The last figures status took, for answers during a suspend or resume. */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct shimi_status last;
+static int have_last;
 
 /* The directory, created if missing; -errno if it is not safely ours. */
 static int rundir(char *dir, size_t size)
@@ -76,18 +89,67 @@ static const char *mode_name(enum shimi_mode m)
 					 : "host";
 }
 
+static const char *state_name(enum shimi_phase ph, int suspended)
+{
+	switch (ph) {
+	case SHIMI_PHASE_SUSPENDING:
+		return "suspending";
+	case SHIMI_PHASE_RESUMING:
+		return "resuming";
+	default:
+		return suspended ? "suspended" : "running";
+	}
+}
+
+/*
+ * The command name, as ps(1) shows it: the kernel's (read each time: a
+ * program may rename itself), else the one it was started as.
+ */
+static const char *comm_name(char *buf, size_t size)
+{
+	FILE *f = fopen("/proc/self/comm", "re");
+
+	buf[0] = 0;
+	if (f) {
+		if (fgets(buf, (int)size, f))
+			buf[strcspn(buf, "\n")] = 0;
+		fclose(f);
+	}
+	if (!buf[0])
+		snprintf(buf, size, "%s", program_invocation_short_name);
+	return buf;
+}
+
 static void reply_status(FILE *f)
 {
+	enum shimi_phase ph = shimi_phase();
 	struct shimi_status st;
+	char comm[64];
+	int cached = 0;
 
-	shimi_status(&st);
+	/* Status would wait for the suspend or resume under way. */
+	if (ph == SHIMI_PHASE_SUSPENDING || ph == SHIMI_PHASE_RESUMING) {
+		pthread_mutex_lock(&last_lock);
+		cached = have_last;
+		st = last;
+		pthread_mutex_unlock(&last_lock);
+	}
+	if (!cached) {
+		shimi_status(&st);
+		ph = shimi_phase();
+		pthread_mutex_lock(&last_lock);
+		last = st;
+		have_last = 1;
+		pthread_mutex_unlock(&last_lock);
+	}
 	fprintf(f,
-		"ok\npid %d\nstate %s\nmode %s\nregions %" PRIu64
+		"ok\npid %d\ncomm %s\nstate %s\nmode %s\nregions %" PRIu64
 		"\nbytes %" PRIu64 "\nhost %" PRIu64 "\ndisk %" PRIu64
 		"\nabsent %" PRIu64 "\nlimit %" PRIu64 "\nanon %" PRIu64
 		"\nkmod %" PRIu64 "\ndevice %" PRIu64 "\ncuda %" PRIu64
 		"\npassthru %" PRIu64 "\n",
-		(int)getpid(), st.suspended ? "suspended" : "running",
+		(int)getpid(), comm_name(comm, sizeof(comm)),
+		state_name(ph, st.suspended),
 		st.suspended ? mode_name(st.mode) : "-", st.regions, st.bytes,
 		st.usage.host, st.usage.disk, st.usage.absent, st.limit,
 		st.by_kind[SHIMI_KIND_ANON], st.by_kind[SHIMI_KIND_KMOD],
@@ -174,6 +236,37 @@ static void serve(int fd)
 	fclose(f);
 }
 
+static void *serve_thread(void *arg)
+{
+	serve((int)(intptr_t)arg);
+	atomic_fetch_sub(&serving, 1);
+	return NULL;
+}
+
+/* On a thread of its own if one may be had, else on this one. */
+static void dispatch(int fd)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int err;
+
+	if (atomic_fetch_add(&serving, 1) >= MAX_SERVING) {
+		atomic_fetch_sub(&serving, 1);
+		serve(fd);
+		return;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	err = pthread_create(&t, &attr, serve_thread, (void *)(intptr_t)fd);
+	pthread_attr_destroy(&attr);
+	if (err) {
+		atomic_fetch_sub(&serving, 1);
+		serve(fd);
+	}
+}
+
+/* Its threads inherit its signal mask: every signal blocked. */
 static void *ctl_thread(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
@@ -186,7 +279,7 @@ static void *ctl_thread(void *arg)
 				continue;
 			return NULL;
 		}
-		serve(fd);
+		dispatch(fd);
 	}
 }
 
@@ -258,6 +351,10 @@ void shimi_ctl_atfork_child(void)
 		close(listen_fd);
 	listen_fd = -1;
 	atomic_store(&started, 0);
+	atomic_store(&serving, 0);
+	/* Another thread may have held it; the parent's figures are void. */
+	pthread_mutex_init(&last_lock, NULL);
+	have_last = 0;
 }
 
 __attribute__((destructor)) static void ctl_fini(void)

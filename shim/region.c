@@ -36,6 +36,8 @@ static _Atomic int suspended;
 static pthread_rwlock_t run;
 static pthread_once_t run_once = PTHREAD_ONCE_INIT;
 static enum shimi_mode mode;
+/* Written by suspend and resume while they hold `run` exclusively. */
+static _Atomic int phase;
 _Atomic uintptr_t shimi_lo = UINTPTR_MAX, shimi_hi;
 
 static const struct shimi_backing_ops *const ops[SHIMI_NKINDS] = {
@@ -383,6 +385,18 @@ void shimi_status(struct shimi_status *st)
 	pthread_mutex_unlock(&lock);
 }
 
+enum shimi_phase shimi_phase(void)
+{
+	return (enum shimi_phase)atomic_load(&phase);
+}
+
+/* Before `run` is released: what suspend or resume left. */
+static void phase_settle(void)
+{
+	atomic_store(&phase, atomic_load(&suspended) ? SHIMI_PHASE_SUSPENDED
+						     : SHIMI_PHASE_RUNNING);
+}
+
 void shimi_set_limit(uint64_t limit)
 {
 	atomic_store(&limit_bytes, limit);
@@ -399,14 +413,17 @@ int shimi_suspend(enum shimi_mode m)
 	size_t i;
 
 	run_excl();
+	atomic_store(&phase, SHIMI_PHASE_SUSPENDING);
 	err = shimi_cuda_quiesce();
 	if (err) {
+		phase_settle();
 		pthread_rwlock_unlock(&run);
 		return err;
 	}
 	pthread_mutex_lock(&lock);
 	if (suspended) {
 		pthread_mutex_unlock(&lock);
+		phase_settle();
 		pthread_rwlock_unlock(&run);
 		return -EALREADY;
 	}
@@ -426,6 +443,7 @@ int shimi_suspend(enum shimi_mode m)
 		mode = m;
 	}
 	pthread_mutex_unlock(&lock);
+	phase_settle();
 	pthread_rwlock_unlock(&run);
 	return err;
 }
@@ -435,9 +453,11 @@ int shimi_resume(void)
 	int err = 0, stuck = 0;
 
 	run_excl();
+	atomic_store(&phase, SHIMI_PHASE_RESUMING);
 	pthread_mutex_lock(&lock);
 	if (!suspended) {
 		pthread_mutex_unlock(&lock);
+		phase_settle();
 		pthread_rwlock_unlock(&run);
 		return -EALREADY;
 	}
@@ -462,6 +482,7 @@ int shimi_resume(void)
 	if (!stuck)
 		suspended = 0;
 	pthread_mutex_unlock(&lock);
+	phase_settle();
 	pthread_rwlock_unlock(&run);
 	return err;
 }
@@ -485,5 +506,6 @@ void shimi_region_atfork_child(void)
 		if (table[i].addr > TOMB)
 			ops[table[i].kind]->fork_child(&table[i]);
 	suspended = 0;
+	atomic_store(&phase, SHIMI_PHASE_RUNNING);
 	pthread_mutex_unlock(&lock);
 }

@@ -221,6 +221,17 @@ struct shimi_status {
 };
 
 SHIMI_HIDDEN void shimi_status(struct shimi_status *st);
+/*
+ * Where suspend and resume are, without taking a lock: status would wait
+ * for the one under way, and a control request must not.
+ */
+enum shimi_phase {
+	SHIMI_PHASE_RUNNING,
+	SHIMI_PHASE_SUSPENDING,
+	SHIMI_PHASE_SUSPENDED,
+	SHIMI_PHASE_RESUMING,
+};
+SHIMI_HIDDEN enum shimi_phase shimi_phase(void);
 SHIMI_HIDDEN void shimi_set_limit(uint64_t limit);
 SHIMI_HIDDEN int shimi_suspend(enum shimi_mode mode);
 SHIMI_HIDDEN int shimi_resume(void);

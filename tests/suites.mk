@@ -56,3 +56,6 @@ SHIM_SUITES := test_shim
 # test_shim_cuda: the CUDA path under tests/shim_cuda_engine.c, on the fake
 # libcuda.so.1 (LD_LIBRARY_PATH=build/fakecuda).
 SHIM_SUITES += test_shim_cuda
+# test_vkvctl_top, test_vkvctl_ps: vkvctl top against a fake sysfs tree,
+# top and ps against the engines (tests/vkvctl_test.h).
+SHIM_SUITES += test_vkvctl_top test_vkvctl_ps

@@ -2,25 +2,31 @@
 /*
  * test_vkvctl - tools/vkvctl against the loaded module: status, get, set
  * with validation, the message a non-root user gets, per-user usage in
- * status, and metrics checked by a strict Prometheus text-format parser.
+ * status, metrics checked by a strict Prometheus text-format parser, and
+ * top's JSON frames checked by a strict JSON parser against the counters.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "jsonparse.h"
 #include "promparse.h"
 #include "vmtest.h"
 
 #define VKVCTL "/bin/vkvctl"
 
-/* Run vkvctl with up to 3 arguments (as @uid); output in buf; exit status. */
-static int run(uid_t uid, char *buf, size_t len, const char *a, const char *b,
-	       const char *c)
+/* Run vkvctl with args (NULL-terminated) as @uid; output in buf; status. */
+static int runv(uid_t uid, char *buf, size_t len, const char *const *args)
 {
+	const char *argv[8] = {"vkvctl"};
 	int pfd[2], st;
 	size_t got = 0;
 	ssize_t n;
 	pid_t pid;
 
+	for (int i = 0; args[i]; i++) {
+		req(i < 6);
+		argv[i + 1] = args[i];
+	}
 	req(pipe(pfd) == 0);
 	pid = fork();
 	if (pid == 0) {
@@ -29,7 +35,7 @@ static int run(uid_t uid, char *buf, size_t len, const char *a, const char *b,
 		close(pfd[0]);
 		if (uid && (setgid(uid) || setuid(uid)))
 			_exit(99);
-		execl(VKVCTL, "vkvctl", a, b, c, (char *)NULL);
+		execv(VKVCTL, (char *const *)argv);
 		_exit(98);
 	}
 	close(pfd[1]);
@@ -42,12 +48,22 @@ static int run(uid_t uid, char *buf, size_t len, const char *a, const char *b,
 	return WEXITSTATUS(st);
 }
 
+/* Run vkvctl with up to 3 arguments (as @uid); output in buf; exit status. */
+static int run(uid_t uid, char *buf, size_t len, const char *a, const char *b,
+	       const char *c)
+{
+	const char *args[] = {a, b, c, NULL};
+
+	return runv(uid, buf, len, args);
+}
+
 START_TEST(test_cli)
 {
 	char out[8192], v[64];
 
 	ck_assert_int_eq(run(0, out, sizeof(out), "status", NULL, NULL), 0);
 	ck_assert_ptr_nonnull(strstr(out, "pool_bytes"));
+	ck_assert_ptr_nonnull(strstr(out, "pinned /dev/vkv pool"));
 	ck_assert_ptr_nonnull(strstr(out, "max_pinned_mb"));
 	ck_assert_int_eq(run(0, out, sizeof(out), "get", "contexts", NULL), 0);
 	ck_assert_str_eq(out, "0\n");
@@ -169,11 +185,77 @@ START_TEST(test_metrics)
 }
 END_TEST
 
+/*
+ * top against the real module: one JSON object per refresh, the module
+ * loaded, every counter a number equal to sysfs's where it cannot move
+ * (a pool held open), no rates on the first frame and numbers after.
+ */
+START_TEST(test_top)
+{
+	static const char *const steady[] = {"pool_reserved_bytes", "contexts",
+					     "pins"};
+	static const char *const one[] = {"top", "--iterations", "1", "--json",
+					  NULL};
+	static const char *const two[] = {"top", "-n",	   "2", "--interval",
+					  "0.2", "--json", NULL};
+	static char out[65536];
+	const struct jval *m, *c, *r;
+	char err[160], *nl;
+	struct jval v;
+	int fd;
+
+	fd = vkv_open_dev();
+	pool_create(fd, 2 * MIB, CHUNK, -1);
+	ck_assert_int_eq(runv(0, out, sizeof(out), one), 0);
+	nl = strchr(out, '\n');
+	ck_assert_msg(nl && !nl[1], "one line per refresh: %s", out);
+	ck_assert_msg(json_parse(out, &v, err, sizeof(err)) == 0, "%s: %s", err,
+		      out);
+	m = json_get(&v, "module");
+	ck_assert(m && json_get(m, "loaded") &&
+		  json_get(m, "loaded")->t == J_BOOL &&
+		  json_get(m, "loaded")->b);
+	c = json_get(m, "counters");
+	ck_assert(c && c->t == J_OBJ && c->n > 0);
+	for (size_t i = 0; i < c->n; i++)
+		ck_assert_msg(c->items[i].t == J_NUM && c->items[i].num >= 0,
+			      "%s", c->keys[i]);
+	for (size_t i = 0; i < sizeof(steady) / sizeof(steady[0]); i++) {
+		const struct jval *x = json_get(c, steady[i]);
+
+		ck_assert_msg(x && x->t == J_NUM, "%s missing", steady[i]);
+		ck_assert_msg(x->num == (double)counter(steady[i]), "%s: %g",
+			      steady[i], x->num);
+	}
+	ck_assert(json_get(c, "pool_reserved_bytes")->num == 2 * MIB);
+	r = json_get(m, "rates");
+	ck_assert(r && r->t == J_NULL);
+	ck_assert(json_get(&v, "processes") &&
+		  json_get(&v, "processes")->t == J_ARR);
+	json_free(&v);
+
+	/* The second frame has rates: numbers, none negative. */
+	ck_assert_int_eq(runv(0, out, sizeof(out), two), 0);
+	nl = strchr(out, '\n');
+	ck_assert(nl);
+	ck_assert_msg(json_parse(nl + 1, &v, err, sizeof(err)) == 0, "%s: %s",
+		      err, nl + 1);
+	r = json_get(json_get(&v, "module"), "rates");
+	ck_assert(r && r->t == J_OBJ && json_get(r, "swap_out_total"));
+	for (size_t i = 0; i < r->n; i++)
+		ck_assert_msg(r->items[i].t == J_NUM && r->items[i].num >= 0,
+			      "%s", r->keys[i]);
+	json_free(&v);
+	close(fd);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("vkvctl");
 
 	tcase_add_test(suite_case(s, "cli", 0), test_cli);
 	tcase_add_test(suite_case(s, "metrics", 0), test_metrics);
+	tcase_add_test(suite_case(s, "top", 0), test_top);
 	return run_suite(s);
 }

@@ -9,6 +9,7 @@
  *   vkvctl metrics [-o FILE] everything in Prometheus' text format
  *   vkvctl ps|suspend|resume|limit   processes under libvkv-shim.so
  *                            (procs.c)
+ *   vkvctl top               processes and counters, refreshed (top.c)
  *
  * VKV_SYSFS_ROOT replaces /sys (tests point it at a fake tree).
  * Exit status: 0 ok, 1 failure, 2 usage error.
@@ -168,18 +169,52 @@ static void status_users(void)
 	free(u);
 }
 
+/*
+ * Without the module libvkv still runs, on memory it gets itself; say
+ * which, as lib/backend_host.c and lib/tier_host.c do it, so that an admin
+ * knows what is and is not pinned.
+ */
+static void status_no_module(void)
+{
+	char dir[512];
+
+	sysfs_path(dir, sizeof(dir), "module/vkv");
+	printf("vkv: module not loaded (no %s): no counters, tunables or "
+	       "limits\n",
+	       dir);
+	printf("libvkv without it:\n"
+	       "  cache pages (host backend): a memfd, placed on the NUMA "
+	       "node with\n"
+	       "                              set_mempolicy, not pinned\n"
+	       "  host tier:                  mmap + mbind + mlock (unpinned "
+	       "where\n"
+	       "                              RLIMIT_MEMLOCK refuses mlock)\n"
+	       "  disk tier:                  written by the library itself "
+	       "(io_uring,\n"
+	       "                              else pread/pwrite)\n"
+	       "  libvkv-shim.so:             its own anonymous mappings\n");
+}
+
+static void status_module(void)
+{
+	printf("libvkv with it: cache pages from a pinned /dev/vkv pool "
+	       "when the cache has a\nbudget (else a memfd), host tier from "
+	       "/dev/vkv (pinned), disk tier swapped\nby the module to the "
+	       "cache's swap file\n");
+}
+
 static int cmd_status(void)
 {
 	char buf[128], dir[512];
 	size_t i;
 
 	if (!module_loaded()) {
-		printf("vkv: module not loaded (/dev/vkv absent: libvkv uses "
-		       "mmap+mbind+mlock)\n");
+		status_no_module();
 		return 1;
 	}
 	printf("vkv: loaded, device %s\n",
 	       access("/dev/vkv", F_OK) == 0 ? "/dev/vkv" : "missing");
+	status_module();
 	sysfs_path(dir, sizeof(dir), "kernel/vkv/");
 	printf("\ncounters (%s):\n", dir);
 	for (i = 0; i < n_counters; i++) {
@@ -279,33 +314,96 @@ static void usage(FILE *f)
 		   "       vkvctl set NAME VALUE\n"
 		   "       vkvctl metrics [-o FILE]\n"
 		   "       vkvctl ps [--json]\n"
+		   "       vkvctl top [--interval SECONDS] [--iterations N] "
+		   "[--json]\n"
 		   "       vkvctl suspend PID [--mode host|disk|discard] "
 		   "[--json]\n"
 		   "       vkvctl resume PID [--json]\n"
-		   "       vkvctl limit PID BYTES [--json]\n");
+		   "       vkvctl limit PID BYTES [--json]\n"
+		   "vkvctl COMMAND --help says more about one command.\n");
+}
+
+/* The module commands' own --help. */
+static const struct {
+	const char *cmd;
+	int args; /* operands it takes */
+	const char *help;
+} module_cmds[] = {
+	{"status", 0,
+	 "usage: vkvctl status\n"
+	 "Whether the module is loaded and where libvkv's memory comes from; "
+	 "with the\nmodule, every counter, every tunable with its value and "
+	 "meaning, and each\nuser's pool and pinned bytes against the per-user "
+	 "limits. Exit 1 without it.\n"},
+	{"get", 1,
+	 "usage: vkvctl get NAME\n"
+	 "One tunable or counter as the module reports it (names: vkvctl "
+	 "status).\n"},
+	{"set", 2,
+	 "usage: vkvctl set NAME VALUE\n"
+	 "Set a tunable (root only). The value is checked before it is "
+	 "written: sizes\nin whole MiB from 0 to 2^44, default_node -1 or a "
+	 "node with memory, chunk_kb a\npower of two from the page size to "
+	 "2048, shrinker_enabled Y or N.\n"},
+	{"metrics", -1,
+	 "usage: vkvctl metrics [-o FILE]\n"
+	 "Every counter, limit and per-user figure in Prometheus' text format; "
+	 "-o writes\nFILE.tmp and renames it to FILE.\n"},
+};
+
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 2 && !strcmp(argv[1], "status"))
-		return cmd_status();
-	if (argc == 3 && !strcmp(argv[1], "get"))
-		return cmd_get(argv[2]);
-	if (argc >= 2 && !strcmp(argv[1], "metrics"))
-		return cmd_metrics(argc - 2, argv + 2);
-	if (argc == 4 && !strcmp(argv[1], "set"))
-		return cmd_set(argv[2], argv[3]);
-	if (argc >= 2 && !strcmp(argv[1], "ps"))
-		return cmd_ps(argc - 1, argv + 1);
-	if (argc >= 2 &&
-	    (!strcmp(argv[1], "suspend") || !strcmp(argv[1], "resume") ||
-	     !strcmp(argv[1], "limit")))
-		return cmd_proc(argc - 1, argv + 1);
-	if (argc == 2 &&
-	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], "ps"))
+		return cmd_ps(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "top"))
+		return cmd_top(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "suspend") || !strcmp(argv[1], "resume") ||
+	    !strcmp(argv[1], "limit"))
+		return cmd_proc(argc - 1, argv + 1);
+	for (size_t i = 0; i < N(module_cmds); i++) {
+		if (strcmp(argv[1], module_cmds[i].cmd))
+			continue;
+		if (wants_help(argc, argv)) {
+			fputs(module_cmds[i].help, stdout);
+			return 0;
+		}
+		if (module_cmds[i].args >= 0 &&
+		    argc - 2 != module_cmds[i].args) {
+			fprintf(stderr, "vkvctl %s: %s\n", argv[1],
+				argc - 2 < module_cmds[i].args
+					? "missing argument"
+					: "too many arguments");
+			fputs(module_cmds[i].help, stderr);
+			return 2;
+		}
+		switch (i) {
+		case 0:
+			return cmd_status();
+		case 1:
+			return cmd_get(argv[2]);
+		case 2:
+			return cmd_set(argv[2], argv[3]);
+		default:
+			return cmd_metrics(argc - 2, argv + 2);
+		}
+	}
+	fprintf(stderr, "vkvctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
 }
