@@ -36,7 +36,6 @@ static _Atomic int suspended;
 static pthread_rwlock_t run;
 static pthread_once_t run_once = PTHREAD_ONCE_INIT;
 static enum shimi_mode mode;
-_Atomic uintptr_t shimi_lo = UINTPTR_MAX, shimi_hi;
 
 static const struct shimi_backing_ops *const ops[SHIMI_NKINDS] = {
 	[SHIMI_KIND_ANON] = &shimi_anon_ops,
@@ -160,15 +159,23 @@ static int is_host(int kind)
 	return kind != SHIMI_KIND_CUDA;
 }
 
+/* Under lock, which orders widenings: see shimi_maybe_region(). */
 static void widen_bounds(uintptr_t lo, uintptr_t hi)
 {
-	uintptr_t cur = atomic_load(&shimi_lo);
+	uintptr_t base = atomic_load(&shimi_fast.span_base),
+		  len = atomic_load(&shimi_fast.span_len);
 
-	while (lo < cur && !atomic_compare_exchange_weak(&shimi_lo, &cur, lo))
-		;
-	cur = atomic_load(&shimi_hi);
-	while (hi > cur && !atomic_compare_exchange_weak(&shimi_hi, &cur, hi))
-		;
+	if (len) {
+		if (base < lo)
+			lo = base;
+		if (base + len > hi)
+			hi = base + len;
+	}
+	if (lo == base && hi - lo == len)
+		return;
+	atomic_store_explicit(&shimi_fast.span_len, hi - lo,
+			      memory_order_release);
+	atomic_store_explicit(&shimi_fast.span_base, lo, memory_order_release);
 }
 
 int shimi_region_new(size_t size, size_t align, void **out)

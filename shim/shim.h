@@ -62,6 +62,26 @@ SHIMI_HIDDEN extern struct shimi_config shimi_cfg;
 SHIMI_HIDDEN extern struct shimi_real shimi_real;
 /* Smallest size that may be recognised: sizes below it skip every check. */
 SHIMI_HIDDEN extern size_t shimi_floor;
+/*
+ * What malloc() and free() read when they pass a call through, in one cache
+ * line: the real functions (copies of shimi_real's), the smallest size that
+ * may be taken, and the span of host regions (see shimi_maybe_region()).
+ * floor stays 0, sending every malloc() to the slow path, until the real
+ * functions are known; it is stored with release after them, so a caller
+ * that sees it nonzero sees them.
+ */
+struct shimi_fast {
+	_Atomic size_t floor;
+	_Atomic uintptr_t span_base, span_len;
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+} __attribute__((aligned(64)));
+SHIMI_HIDDEN extern struct shimi_fast shimi_fast;
+static inline int shimi_pass_size(size_t size)
+{
+	return size <
+	       atomic_load_explicit(&shimi_fast.floor, memory_order_acquire);
+}
 SHIMI_HIDDEN extern __thread int shimi_tag_depth
 	__attribute__((tls_model("initial-exec")));
 
@@ -83,9 +103,7 @@ SHIMI_HIDDEN extern unsigned char shimi_boot_arena[];
 #define SHIMI_BOOT_SIZE (256 * 1024)
 static inline int shimi_boot_owns(const void *p)
 {
-	const unsigned char *c = p;
-
-	return c >= shimi_boot_arena && c < shimi_boot_arena + SHIMI_BOOT_SIZE;
+	return (uintptr_t)p - (uintptr_t)shimi_boot_arena < SHIMI_BOOT_SIZE;
 }
 SHIMI_HIDDEN size_t shimi_boot_size(const void *p);
 
@@ -160,14 +178,23 @@ SHIMI_HIDDEN void *shimi_map_aligned(size_t len, size_t align, int fd,
 
 /* --- region.c: the registry --- */
 
-/* Cheap test before any locking: may p lie in a region? */
-SHIMI_HIDDEN extern _Atomic uintptr_t shimi_lo, shimi_hi;
+/*
+ * Cheap test before any locking: may p lie in a host region? The regions
+ * lie in [span_base, span_base + span_len) of shimi_fast, tested with
+ * one unsigned comparison. Until the real functions are known the span is
+ * the whole address space, so that free() of anything then takes the slow
+ * path. The span only widens afterwards: region.c stores the new length
+ * before the new base (release), and a reader loads the base first
+ * (acquire), so a reader mixing old and new values still gets a span that
+ * holds every region handed out before the widening.
+ */
 static inline int shimi_maybe_region(const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
+	uintptr_t base = atomic_load_explicit(&shimi_fast.span_base,
+					      memory_order_acquire);
 
-	return a >= atomic_load_explicit(&shimi_lo, memory_order_relaxed) &&
-	       a < atomic_load_explicit(&shimi_hi, memory_order_relaxed);
+	return (uintptr_t)p - base <
+	       atomic_load_explicit(&shimi_fast.span_len, memory_order_acquire);
 }
 
 /*
