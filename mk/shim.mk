@@ -5,8 +5,9 @@
 #                     saying why, under SANITIZE builds: a sanitizer's
 #                     allocator and the shim's interposers cannot both own
 #                     malloc
-#   make bench-shim   small malloc/free pairs with and without the shim, in
-#                     one run; bench/results/runs/shim.md
+#   make bench-shim   pass-through cost (malloc/free, cuLaunchKernel) with
+#                     and without the shim, and suspend/resume against
+#                     memcpy, each in one run; bench/results/runs/shim.md
 
 SHIM_SO := $(B)/libvkv-shim.so
 SHIM_SRCS := $(sort $(wildcard shim/*.c))
@@ -57,9 +58,12 @@ $(SHIM_TEST_BINS): $(B)/tests/%: tests/%.c $(B)/tests/%.d
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< \
 		$(ALL_LDFLAGS) $(CHECK_LIBS) -lm
 
+# Not linked against the fake driver: the launch and suspend children
+# dlopen() it, as a runtime does, and the malloc child never loads it.
 $(SHIM_BENCH): tests/bench_shim.c $(B)/tests/bench_shim.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
+		$(ALL_LDFLAGS) -ldl
 
 DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
 	$(SHIM_CUDA_ENGINE).d \
@@ -81,8 +85,9 @@ check-shim:
 		"allocator and the shim's malloc interposers cannot coexist"
 endif
 
-bench-shim: $(SHIM_SO) $(SHIM_BENCH)
-	$(SHIM_BENCH) $(SHIM_SO) --update bench/results/runs/shim.md
+bench-shim: $(SHIM_SO) $(SHIM_BENCH) $(FAKECUDA_LIB)
+	FAKECUDA_DIR=$(FAKECUDA_DIR) $(SHIM_BENCH) $(SHIM_SO) \
+		--update bench/results/runs/shim.md
 
 install: install-shim
 uninstall: uninstall-shim
