@@ -58,6 +58,15 @@ $(SHIM_TEST_BINS): $(B)/tests/%: tests/%.c $(B)/tests/%.d
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< \
 		$(ALL_LDFLAGS) $(CHECK_LIBS) -lm
 
+# test_shim_gate: the run gate (shim/gate.c) linked in, no preload.
+SHIM_GATE_TEST := $(B)/tests/test_shim_gate
+ALL_TARGETS += $(SHIM_GATE_TEST)
+$(SHIM_GATE_TEST): tests/test_shim_gate.c shim/gate.c shim/shim.h \
+		tests/common/check_util.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -Ishim -o $@ \
+		tests/test_shim_gate.c shim/gate.c $(ALL_LDFLAGS) $(CHECK_LIBS)
+
 # Not linked against the fake driver: the launch and suspend children
 # dlopen() it, as a runtime does, and the malloc child never loads it.
 $(SHIM_BENCH): tests/bench_shim.c $(B)/tests/bench_shim.d
@@ -72,8 +81,8 @@ DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
 .PHONY: check-shim bench-shim install-shim uninstall-shim
 ifeq ($(SANITIZE),)
 check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_CUDA_ENGINE) $(SHIM_EARLY) \
-		$(SHIM_TEST_BINS) $(VKVCTL) $(FAKECUDA_LIB)
-	@set -e; for t in $(SHIM_TEST_BINS); do \
+		$(SHIM_TEST_BINS) $(SHIM_GATE_TEST) $(VKVCTL) $(FAKECUDA_LIB)
+	@set -e; for t in $(SHIM_TEST_BINS) $(SHIM_GATE_TEST); do \
 		echo "== $$t"; SHIM_SO=$(SHIM_SO) SHIM_ENGINE=$(SHIM_ENGINE) \
 		SHIM_EARLY=$(SHIM_EARLY) SHIM_CUDA_ENGINE=$(SHIM_CUDA_ENGINE) \
 		FAKECUDA_DIR=$(FAKECUDA_DIR) \

@@ -214,14 +214,76 @@ SHIMI_HIDDEN int shimi_charge(uint64_t len);
 SHIMI_HIDDEN void shimi_uncharge(uint64_t len);
 /* Bytes counted toward the limit (regions and charges), and the limit. */
 SHIMI_HIDDEN void shimi_counted(uint64_t *counted, uint64_t *limit);
+/* --- gate.c: the run gate --- */
+
 /*
  * Calls that must not run while suspended (CUDA launches, copies,
  * synchronisations) run between shimi_run_enter() and shimi_run_leave();
- * suspend and resume wait for them and hold new ones. shimi_run_enter()
- * returns 1, entering nothing, when the process is suspended.
+ * suspend and resume run between shimi_run_excl() and
+ * shimi_run_excl_end(), which wait for the calls past the gate and hold
+ * new ones. shimi_run_enter() returns 1, entering nothing, when the
+ * process is suspended. Calls may nest. See gate.c for how a call passes
+ * with no lock and no atomic read-modify-write.
  */
-SHIMI_HIDDEN int shimi_run_enter(void);
-SHIMI_HIDDEN void shimi_run_leave(void);
+enum {
+	SHIMI_GATE_UNREGISTERED, /* the thread's first call: slow path */
+	SHIMI_GATE_BARRIER, /* closers issue membarrier(2): no fence here */
+	SHIMI_GATE_FENCE, /* no membarrier(2): each call fences, slow path */
+};
+
+struct shimi_gate_thread {
+	_Atomic unsigned depth; /* calls of this thread past the gate */
+	int mode;
+	struct shimi_gate_thread *next; /* under gate.c's threads_lock */
+};
+
+SHIMI_HIDDEN extern __thread struct shimi_gate_thread shimi_gate_self
+	__attribute__((tls_model("initial-exec")));
+SHIMI_HIDDEN extern _Atomic int shimi_gate_closed;
+SHIMI_HIDDEN int shimi_run_enter_slow(void);
+
+/* 1 if the call passed on the fast path; 0, entering nothing, if not. */
+static inline int shimi_run_try_enter(void)
+{
+	struct shimi_gate_thread *t = &shimi_gate_self;
+
+	if (shimi_unlikely(
+		    t->mode != SHIMI_GATE_BARRIER ||
+		    atomic_load_explicit(&t->depth, memory_order_relaxed)))
+		return 0;
+	atomic_store_explicit(&t->depth, 1, memory_order_relaxed);
+	/* The closer's membarrier(2) is the other half of this fence. */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(!atomic_load_explicit(&shimi_gate_closed,
+						   memory_order_acquire),
+			     1))
+		return 1;
+	atomic_store_explicit(&t->depth, 0, memory_order_relaxed);
+	return 0;
+}
+
+static inline int shimi_run_enter(void)
+{
+	return shimi_run_try_enter() ? 0 : shimi_run_enter_slow();
+}
+
+static inline void shimi_run_leave(void)
+{
+	struct shimi_gate_thread *t = &shimi_gate_self;
+
+	atomic_store_explicit(
+		&t->depth,
+		atomic_load_explicit(&t->depth, memory_order_relaxed) - 1,
+		memory_order_release);
+}
+
+SHIMI_HIDDEN void shimi_run_excl(void);
+/* stay_closed: the process is suspended, calls find it so. */
+SHIMI_HIDDEN void shimi_run_excl_end(int stay_closed);
+SHIMI_HIDDEN void shimi_gate_atfork_child(void);
+
+/* --- region.c, continued --- */
+
 /* 1 and *len (usable bytes from p) when p is a host region's start. */
 SHIMI_HIDDEN int shimi_region_find(const void *p, size_t *len);
 /* Release the host region starting at p: 0, or -ENOENT. */
