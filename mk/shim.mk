@@ -94,9 +94,17 @@ check-shim:
 		"allocator and the shim's malloc interposers cannot coexist"
 endif
 
-bench-shim: $(SHIM_SO) $(SHIM_BENCH) $(FAKECUDA_LIB)
+# The bare interposer: malloc and free that only jump to glibc's, the
+# floor bench-shim measures the shim against.
+SHIM_BENCH_BARE := $(B)/tests/bench_shim_bare.so
+ALL_TARGETS += $(SHIM_BENCH_BARE)
+$(SHIM_BENCH_BARE): tests/bench_shim_bare.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -fno-builtin -o $@ $< $(ALL_LDFLAGS)
+
+bench-shim: $(SHIM_SO) $(SHIM_BENCH) $(SHIM_BENCH_BARE) $(FAKECUDA_LIB)
 	FAKECUDA_DIR=$(FAKECUDA_DIR) $(SHIM_BENCH) $(SHIM_SO) \
-		--update bench/results/runs/shim.md
+		--bare $(SHIM_BENCH_BARE) --update bench/results/runs/shim.md
 
 install: install-shim
 uninstall: uninstall-shim

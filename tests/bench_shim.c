@@ -16,8 +16,11 @@
  * A shared machine's noise only ever adds time: each child reports the
  * fastest of many batches, the parent the fastest child of each side, and
  * the spread of the per-round ratios besides, so that noise shows instead of
- * hiding in one figure. FAKECUDA_DIR names the fake libcuda.so.1's
- * directory (default build/fakecuda).
+ * hiding in one figure. --bare SO adds a third side to the malloc rounds:
+ * a preloaded library whose malloc and free only jump to glibc's, the
+ * least any interposer costs. FAKECUDA_DIR names the fake libcuda.so.1's
+ * directory (default build/fakecuda); VKV_BENCH_SINGLE=1 runs the launch
+ * children without their idle thread (see child_launch).
  */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -381,16 +384,18 @@ static void loadavg(char *out, size_t size)
 		fclose(f);
 }
 
-static char self[4096], shim_so[4096], blank_so[4096], rundir[64], load0[32],
-	load1[32];
+/* LD_PRELOAD of each side: none (blanks), the shim, the bare interposer. */
+enum { NONE, SHIM, BARE, NSIDES };
+static char self[4096], preload[NSIDES][4096], rundir[64], load0[32], load1[32];
+static int have_bare;
 /* Different in each round, the same on both sides of one. */
 static char pad[1024];
 
 /*
- * Run self with args, under the shim or not; its stdout into out. 0, or -1
- * when it failed.
+ * Run self with args on side (NONE, SHIM, BARE); its stdout into out. 0,
+ * or -1 when it failed.
  */
-static int run(int with_shim, char *const args[], char *out, size_t size)
+static int run(int side, char *const args[], char *out, size_t size)
 {
 	int fds[2], status;
 	size_t got = 0;
@@ -404,15 +409,12 @@ static int run(int with_shim, char *const args[], char *out, size_t size)
 		dup2(fds[1], 1);
 		close(fds[0]);
 		/*
-		 * The same environment size on both sides (spaces are an
-		 * empty LD_PRELOAD): its size moves the stack, and the
+		 * The same environment size on every side (LD_PRELOAD
+		 * padded with blanks): its size moves the stack, and the
 		 * stack's alignment against the heap's alone changes a
 		 * malloc/free pair by several per cent.
 		 */
-		if (with_shim)
-			setenv("LD_PRELOAD", shim_so, 1);
-		else
-			setenv("LD_PRELOAD", blank_so, 1);
+		setenv("LD_PRELOAD", preload[side], 1);
 		setenv("VKV_BENCH_PAD", pad, 1);
 		execv(self, args);
 		_exit(127);
@@ -427,6 +429,22 @@ static int run(int with_shim, char *const args[], char *out, size_t size)
 	return got && WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
 }
 
+/* Every side's LD_PRELOAD as long as the longest, blanks after the path. */
+static void pad_preloads(void)
+{
+	size_t longest = 0;
+
+	for (int k = 0; k < NSIDES; k++)
+		if (strlen(preload[k]) > longest)
+			longest = strlen(preload[k]);
+	for (int k = 0; k < NSIDES; k++) {
+		size_t n = strlen(preload[k]);
+
+		memset(preload[k] + n, ' ', longest - n);
+		preload[k][longest] = 0;
+	}
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -436,36 +454,42 @@ static int cmp_double(const void *a, const void *b)
 
 struct pass {
 	const char *what;
-	double best[2]; /* fastest child without, with the shim */
+	double best[NSIDES]; /* fastest child of each side */
+	int sides;
 	double ratio_min, ratio_med, ratio_max; /* of the rounds' ratios */
 };
 
 /*
- * ROUNDS rounds, each one child without and one with the shim, in turns
- * (ABBA) so that neither side always runs first.
+ * ROUNDS rounds, each one child of every side, the order turning from
+ * round to round so that no side always runs first. sides: 2 (none, shim)
+ * or 3 (and the bare interposer).
  */
-static int pass_through(const char *kind, int rounds, struct pass *res)
+static int pass_through(const char *kind, int rounds, int sides,
+			struct pass *res)
 {
 	char *args[] = {self, "--child", (char *)kind, NULL};
 	double ratios[64];
 	char out[64];
 
-	res->best[0] = res->best[1] = 1e30;
+	res->sides = sides;
+	for (int k = 0; k < NSIDES; k++)
+		res->best[k] = 1e30;
 	for (int r = 0; r < rounds; r++) {
-		double v[2];
+		double v[NSIDES];
 
 		memset(pad, 'x', sizeof(pad));
 		pad[(r * 72) % (sizeof(pad) - 1)] = 0;
-		for (int k = 0; k < 2; k++) {
-			int with = (r & 1) ? !k : k;
+		for (int k = 0; k < sides; k++) {
+			int side = (r & 1) ? sides - 1 - (k + r / 2) % sides
+					   : (k + r / 2) % sides;
 
-			if (run(with, args, out, sizeof(out)))
+			if (run(side, args, out, sizeof(out)))
 				return -1;
-			v[with] = strtod(out, NULL);
-			if (v[with] < res->best[with])
-				res->best[with] = v[with];
+			v[side] = strtod(out, NULL);
+			if (v[side] < res->best[side])
+				res->best[side] = v[side];
 		}
-		ratios[r] = v[1] / v[0];
+		ratios[r] = v[SHIM] / v[NONE];
 	}
 	qsort(ratios, (size_t)rounds, sizeof(ratios[0]), cmp_double);
 	res->ratio_min = ratios[0];
@@ -541,10 +565,15 @@ static size_t region_size(void)
 
 static void print_pass(FILE *f, const struct pass *p, const char *unit)
 {
-	fprintf(f, "| %s | %.2f %s | %.2f %s | %.3fx | %.3fx (%.3f-%.3f) |\n",
-		p->what, p->best[0], unit, p->best[1], unit,
-		p->best[1] / p->best[0], p->ratio_med, p->ratio_min,
+	fprintf(f, "| %s | %.2f %s | %.2f %s | %.3fx | %.3fx (%.3f-%.3f) | ",
+		p->what, p->best[NONE], unit, p->best[SHIM], unit,
+		p->best[SHIM] / p->best[NONE], p->ratio_med, p->ratio_min,
 		p->ratio_max);
+	if (p->sides > BARE)
+		fprintf(f, "%.2f %s, %.3fx |\n", p->best[BARE], unit,
+			p->best[BARE] / p->best[NONE]);
+	else
+		fprintf(f, "- |\n");
 }
 
 static double gbs(size_t size, double s)
@@ -600,8 +629,9 @@ static void report(FILE *f, const struct pass *pass, int npass,
 		"makes "
 		"the suspend gate live).\n\n"
 		"| call | without shim (best) | with shim (best) | ratio of "
-		"bests | per-round ratio: median (min-max) |\n"
-		"|---|---|---|---|---|\n",
+		"bests | per-round ratio: median (min-max) | bare "
+		"interposer (best, ratio) |\n"
+		"|---|---|---|---|---|---|\n",
 		rounds, MALLOC_BATCHES, MALLOC_BATCH, LAUNCH_BATCHES,
 		LAUNCH_BATCH, LAUNCH_REGION >> 20);
 	for (int i = 0; i < npass; i++)
@@ -629,7 +659,7 @@ static void report(FILE *f, const struct pass *pass, int npass,
 
 int main(int argc, char **argv)
 {
-	const char *update = NULL, *fc = getenv("FAKECUDA_DIR");
+	const char *update = NULL, *bare = NULL, *fc = getenv("FAKECUDA_DIR");
 	struct pass pass[2] = {{.what = "malloc/free pair"},
 			       {.what = "cuLaunchKernel"}};
 	static const char *const cases[][2] = {
@@ -653,14 +683,16 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--update") && i + 1 < argc)
 			update = argv[++i];
+		else if (!strcmp(argv[i], "--bare") && i + 1 < argc)
+			bare = argv[++i];
 		else if (!strcmp(argv[i], "--quick"))
 			quick = 1;
 		else
 			argc = 0;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: bench_shim SHIM_SO [--update FILE] "
-				"[--quick]\n");
+		fprintf(stderr, "usage: bench_shim SHIM_SO [--bare SO] "
+				"[--update FILE] [--quick]\n");
 		return 2;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -668,9 +700,17 @@ int main(int argc, char **argv)
 	if (n <= 0 || !abs)
 		die("cannot find the benchmark or the shim");
 	self[n] = 0;
-	snprintf(shim_so, sizeof(shim_so), "%s", abs);
-	memset(blank_so, ' ', strlen(shim_so));
+	snprintf(preload[SHIM], sizeof(preload[SHIM]), "%s", abs);
 	free(abs);
+	if (bare) {
+		abs = realpath(bare, NULL);
+		if (!abs)
+			die("cannot find the bare interposer");
+		snprintf(preload[BARE], sizeof(preload[BARE]), "%s", abs);
+		free(abs);
+		have_bare = 1;
+	}
+	pad_preloads();
 	abs = realpath(fc && *fc ? fc : "build/fakecuda", NULL);
 	if (!abs)
 		die("no fake driver directory (FAKECUDA_DIR)");
@@ -690,8 +730,8 @@ int main(int argc, char **argv)
 	if (quick)
 		rounds = 5;
 	loadavg(load0, sizeof(load0));
-	if (pass_through("malloc", rounds, &pass[0]) ||
-	    pass_through("launch", rounds, &pass[1]))
+	if (pass_through("malloc", rounds, have_bare ? 3 : 2, &pass[0]) ||
+	    pass_through("launch", rounds, 2, &pass[1]))
 		die("a pass-through child failed");
 	size = region_size();
 	for (int i = 0; !quick && i < 3; i++) {
