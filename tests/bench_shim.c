@@ -583,15 +583,23 @@ static double gbs(size_t size, double s)
 
 static void print_susp(FILE *f, const struct susp *s, size_t size)
 {
+	char rate[2][32];
+	/* A CPU suspend that left the region resident moved nothing. */
+	int moved = strcmp(s->path, "cpu") || s->rss[1] + size / 2 <= s->rss[0];
+
+	snprintf(rate[0], sizeof(rate[0]), "%.2f GB/s",
+		 gbs(size, s->suspend[0]));
+	snprintf(rate[1], sizeof(rate[1]), "%.2f GB/s",
+		 gbs(size, s->resume[0] + s->touch[0]));
 	fprintf(f,
 		"| %s | %s | %.1f ms (%.1f) | %.1f ms (%.1f) | %.1f ms "
-		"(%.1f) | %.2f GB/s | %.2f GB/s | %.2f GB/s | %zu -> %zu "
-		"MiB |\n",
+		"(%.1f) | %.2f GB/s | %s | %s | %zu -> %zu MiB |\n",
 		s->path, s->mode, s->suspend[0] * 1e3, s->suspend[1] * 1e3,
 		s->resume[0] * 1e3, s->resume[1] * 1e3, s->touch[0] * 1e3,
 		s->touch[1] * 1e3, gbs(size, s->memcpy_s),
-		gbs(size, s->suspend[0]), gbs(size, s->resume[0] + s->touch[0]),
-		s->rss[0] >> 20, s->rss[1] >> 20);
+		moved ? rate[0] : "nothing moved",
+		moved ? rate[1] : "nothing moved", s->rss[0] >> 20,
+		s->rss[1] >> 20);
 }
 
 static void report(FILE *f, const struct pass *pass, int npass,
@@ -647,8 +655,8 @@ static void report(FILE *f, const struct pass *pass, int npass,
 		"size over the best suspend, and\nover the best resume plus "
 		"read back. RSS: the child's resident memory before and\n"
 		"after the last suspend (the region, and two buffers of its "
-		"size for the memcpy).\nA suspend that moves nothing (RSS "
-		"unchanged) has no meaningful bytes/s.\n\n"
+		"size for the memcpy).\nA CPU suspend that leaves the region "
+		"resident moved nothing, and has no bytes/s.\n\n"
 		"| path | mode | suspend | resume | read back | memcpy | "
 		"suspend | resume + read | RSS |\n"
 		"|---|---|---|---|---|---|---|---|---|\n",
