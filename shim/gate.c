@@ -73,7 +73,8 @@ static void thread_exit(void *arg)
 	pthread_mutex_lock(&threads_lock);
 	unlink_thread(t);
 	pthread_mutex_unlock(&threads_lock);
-	t->mode = SHIMI_GATE_UNREGISTERED;
+	atomic_store_explicit(&t->mode, SHIMI_GATE_UNREGISTERED,
+			      memory_order_relaxed);
 }
 
 static void init_once(void)
@@ -88,7 +89,9 @@ static void register_thread(struct shimi_gate_thread *t)
 	pthread_mutex_lock(&threads_lock);
 	t->next = threads;
 	threads = t;
-	t->mode = barrier_ok ? SHIMI_GATE_BARRIER : SHIMI_GATE_FENCE;
+	atomic_store_explicit(
+		&t->mode, barrier_ok ? SHIMI_GATE_BARRIER : SHIMI_GATE_FENCE,
+		memory_order_relaxed);
 	pthread_mutex_unlock(&threads_lock);
 	pthread_setspecific(key, t);
 }
@@ -99,7 +102,8 @@ int shimi_run_enter_slow(void)
 	unsigned d;
 	int closed_for_good;
 
-	if (t->mode == SHIMI_GATE_UNREGISTERED)
+	if (atomic_load_explicit(&t->mode, memory_order_relaxed) ==
+	    SHIMI_GATE_UNREGISTERED)
 		register_thread(t);
 	d = atomic_load_explicit(&t->depth, memory_order_relaxed);
 	/* Nested: the outer call is past the gate, and a closer waits. */
@@ -142,8 +146,12 @@ static void wait_idle(struct shimi_gate_thread *t)
 
 void shimi_run_excl(void)
 {
+	/* barrier_ok as the threads registered since saw it. */
+	pthread_once(&once, init_once);
 	pthread_mutex_lock(&excl);
 	atomic_store(&shimi_gate_closed, 1);
+	/* Against the fence of calls that fence themselves. */
+	atomic_thread_fence(memory_order_seq_cst);
 	/*
 	 * The expedited barrier does not fail once registered; should it,
 	 * the global one (slow, but suspend is rare) does the same, and
@@ -155,7 +163,8 @@ void shimi_run_excl(void)
 	pthread_mutex_lock(&threads_lock);
 	if (!barrier_ok)
 		for (struct shimi_gate_thread *t = threads; t; t = t->next)
-			t->mode = SHIMI_GATE_FENCE;
+			atomic_store_explicit(&t->mode, SHIMI_GATE_FENCE,
+					      memory_order_relaxed);
 	for (struct shimi_gate_thread *t = threads; t; t = t->next)
 		wait_idle(t);
 	pthread_mutex_unlock(&threads_lock);
@@ -180,11 +189,12 @@ void shimi_gate_atfork_child(void)
 	threads = NULL;
 	suspended = 0;
 	atomic_store(&shimi_gate_closed, 0);
-	if (t->mode != SHIMI_GATE_UNREGISTERED) {
+	if (atomic_load(&t->mode) != SHIMI_GATE_UNREGISTERED) {
 		/* A registration belongs to the parent's address space. */
 		register_barrier();
 		t->next = NULL;
 		threads = t;
-		t->mode = barrier_ok ? SHIMI_GATE_BARRIER : SHIMI_GATE_FENCE;
+		atomic_store(&t->mode, barrier_ok ? SHIMI_GATE_BARRIER
+						  : SHIMI_GATE_FENCE);
 	}
 }

@@ -233,7 +233,7 @@ enum {
 
 struct shimi_gate_thread {
 	_Atomic unsigned depth; /* calls of this thread past the gate */
-	int mode;
+	_Atomic int mode; /* a closer may turn BARRIER into FENCE */
 	struct shimi_gate_thread *next; /* under gate.c's threads_lock */
 };
 
@@ -248,7 +248,8 @@ static inline int shimi_run_try_enter(void)
 	struct shimi_gate_thread *t = &shimi_gate_self;
 
 	if (shimi_unlikely(
-		    t->mode != SHIMI_GATE_BARRIER ||
+		    atomic_load_explicit(&t->mode, memory_order_relaxed) !=
+			    SHIMI_GATE_BARRIER ||
 		    atomic_load_explicit(&t->depth, memory_order_relaxed)))
 		return 0;
 	atomic_store_explicit(&t->depth, 1, memory_order_relaxed);
