@@ -5,8 +5,9 @@
 #                     saying why, under SANITIZE builds: a sanitizer's
 #                     allocator and the shim's interposers cannot both own
 #                     malloc
-#   make bench-shim   small malloc/free pairs with and without the shim, in
-#                     one run; bench/results/runs/shim.md
+#   make bench-shim   pass-through cost (malloc/free, cuLaunchKernel) with
+#                     and without the shim, and suspend/resume against
+#                     memcpy, each in one run; bench/results/runs/shim.md
 
 SHIM_SO := $(B)/libvkv-shim.so
 SHIM_SRCS := $(sort $(wildcard shim/*.c))
@@ -57,9 +58,21 @@ $(SHIM_TEST_BINS): $(B)/tests/%: tests/%.c $(B)/tests/%.d
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(CHECK_CFLAGS) -Itests -o $@ $< \
 		$(ALL_LDFLAGS) $(CHECK_LIBS) -lm
 
+# test_shim_gate: the run gate (shim/gate.c) linked in, no preload.
+SHIM_GATE_TEST := $(B)/tests/test_shim_gate
+ALL_TARGETS += $(SHIM_GATE_TEST)
+$(SHIM_GATE_TEST): tests/test_shim_gate.c shim/gate.c shim/shim.h \
+		tests/common/check_util.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Itests -Ishim -o $@ \
+		tests/test_shim_gate.c shim/gate.c $(ALL_LDFLAGS) $(CHECK_LIBS)
+
+# Not linked against the fake driver: the launch and suspend children
+# dlopen() it, as a runtime does, and the malloc child never loads it.
 $(SHIM_BENCH): tests/bench_shim.c $(B)/tests/bench_shim.d
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -o $@ $< $(ALL_LDFLAGS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Ilib -Itests/fakecuda -o $@ $< \
+		$(ALL_LDFLAGS) -ldl
 
 DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
 	$(SHIM_CUDA_ENGINE).d \
@@ -68,8 +81,8 @@ DEP_FILES += $(SHIM_OBJS:.o=.d) $(SHIM_TEST_BINS:=.d) $(SHIM_ENGINE).d \
 .PHONY: check-shim bench-shim install-shim uninstall-shim
 ifeq ($(SANITIZE),)
 check-shim: $(SHIM_SO) $(SHIM_ENGINE) $(SHIM_CUDA_ENGINE) $(SHIM_EARLY) \
-		$(SHIM_TEST_BINS) $(VKVCTL) $(FAKECUDA_LIB)
-	@set -e; for t in $(SHIM_TEST_BINS); do \
+		$(SHIM_TEST_BINS) $(SHIM_GATE_TEST) $(VKVCTL) $(FAKECUDA_LIB)
+	@set -e; for t in $(SHIM_TEST_BINS) $(SHIM_GATE_TEST); do \
 		echo "== $$t"; SHIM_SO=$(SHIM_SO) SHIM_ENGINE=$(SHIM_ENGINE) \
 		SHIM_EARLY=$(SHIM_EARLY) SHIM_CUDA_ENGINE=$(SHIM_CUDA_ENGINE) \
 		FAKECUDA_DIR=$(FAKECUDA_DIR) \
@@ -81,8 +94,17 @@ check-shim:
 		"allocator and the shim's malloc interposers cannot coexist"
 endif
 
-bench-shim: $(SHIM_SO) $(SHIM_BENCH)
-	$(SHIM_BENCH) $(SHIM_SO) --update bench/results/runs/shim.md
+# The bare interposer: malloc and free that only jump to glibc's, the
+# floor bench-shim measures the shim against.
+SHIM_BENCH_BARE := $(B)/tests/bench_shim_bare.so
+ALL_TARGETS += $(SHIM_BENCH_BARE)
+$(SHIM_BENCH_BARE): tests/bench_shim_bare.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -shared -fno-builtin -o $@ $< $(ALL_LDFLAGS)
+
+bench-shim: $(SHIM_SO) $(SHIM_BENCH) $(SHIM_BENCH_BARE) $(FAKECUDA_LIB)
+	FAKECUDA_DIR=$(FAKECUDA_DIR) $(SHIM_BENCH) $(SHIM_SO) \
+		--bare $(SHIM_BENCH_BARE) --update bench/results/runs/shim.md
 
 install: install-shim
 uninstall: uninstall-shim

@@ -15,9 +15,8 @@
 
 _Atomic int shimi_cuda_regions;
 
-cudrv_result shimi_gate_enter(int *entered)
+static __attribute__((noinline)) cudrv_result gate_enter_slow(int *entered)
 {
-	*entered = 0;
 	if (shimi_cuda_load())
 		return CUDRV_ERROR_NOT_INITIALIZED;
 	/*
@@ -39,14 +38,26 @@ cudrv_result shimi_gate_enter(int *entered)
 	return CUDRV_SUCCESS;
 }
 
+cudrv_result shimi_gate_enter(int *entered)
+{
+	*entered = 0;
+	return gate_enter_slow(entered);
+}
+
 void shimi_gate_leave(void)
 {
 	shimi_run_leave();
 }
 
-/* params: the declaration's; args: the call's. */
+/*
+ * params: the declaration's; args: the call's. The common case stays in
+ * the exported function, with no call before the driver's: a device region
+ * exists (so the driver is loaded: regions are made with it) and the gate
+ * lets the call through on a thread-local store and one load. Everything
+ * else is in slow_<name>.
+ */
 #define GATED(name, params, args)                                              \
-	EXPORT cudrv_result name params                                        \
+	static __attribute__((noinline)) cudrv_result slow_##name params       \
 	{                                                                      \
 		int entered;                                                   \
 		cudrv_result res = shimi_gate_enter(&entered);                 \
@@ -56,7 +67,22 @@ void shimi_gate_leave(void)
 		res = shimi_cu.name ? shimi_cu.name args                       \
 				    : CUDRV_ERROR_NOT_FOUND;                   \
 		if (entered)                                                   \
-			shimi_gate_leave();                                    \
+			shimi_run_leave();                                     \
+		return res;                                                    \
+	}                                                                      \
+	EXPORT cudrv_result name params                                        \
+	{                                                                      \
+		__typeof__(shimi_cu.name) real = shimi_cu.name;                \
+		cudrv_result res;                                              \
+                                                                               \
+		if (shimi_unlikely(                                            \
+			    !real ||                                           \
+			    !atomic_load_explicit(&shimi_cuda_regions,         \
+						  memory_order_acquire) ||     \
+			    !shimi_run_try_enter()))                           \
+			return slow_##name args;                               \
+		res = real args;                                               \
+		shimi_run_leave();                                             \
 		return res;                                                    \
 	}
 

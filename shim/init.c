@@ -22,6 +22,7 @@ _Atomic int shimi_state;
 struct shimi_config shimi_cfg;
 struct shimi_real shimi_real;
 size_t shimi_floor = SIZE_MAX;
+struct shimi_fast shimi_fast = {.span_len = UINTPTR_MAX};
 __thread int shimi_tag_depth __attribute__((tls_model("initial-exec")));
 static __thread int init_here __attribute__((tls_model("initial-exec")));
 
@@ -312,6 +313,13 @@ int shimi_init_slow(void)
 		REAL(munmap, shimi_sys_munmap);
 		read_config();
 		init_here = 0;
+		/* The fast paths' tests, each published after what they guard. */
+		shimi_fast.malloc = shimi_real.malloc;
+		shimi_fast.free = shimi_real.free;
+		atomic_store_explicit(&shimi_fast.span_len, 0,
+				      memory_order_release);
+		atomic_store_explicit(&shimi_fast.floor, shimi_floor,
+				      memory_order_release);
 		atomic_store_explicit(&shimi_state, SHIMI_READY,
 				      memory_order_release);
 		/* It may allocate: only once the real allocator is known. */

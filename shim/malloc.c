@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The allocator interposers. A call the shim does not recognise costs one
- * comparison (size against shimi_floor) or, for free(), two (the bounds of
- * every region ever made) before it reaches the real allocator.
+ * The allocator interposers. A malloc() the shim does not take costs one
+ * comparison (size against shimi_fast.floor), a free() two (the span of
+ * every host region ever made, the bootstrap arena), then a jump to the
+ * real function: no thread-local, atomic read-modify-write or lock on the
+ * way. The real functions are the ones dlsym(RTLD_NEXT) finds, not glibc's
+ * __libc_* entry points: an allocator preloaded after the shim or linked
+ * into the program must keep seeing every call, and a call through either
+ * is one indirect jump.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -55,12 +60,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t size)
 
 EXPORT void *malloc(size_t size)
 {
-	if (__builtin_expect(
-		    atomic_load_explicit(&shimi_state, memory_order_acquire) ==
-				    SHIMI_READY &&
-			    size < shimi_floor,
-		    1))
-		return shimi_real.malloc(size);
+	if (__builtin_expect(shimi_pass_size(size), 1))
+		return shimi_fast.malloc(size);
 	return malloc_slow(size);
 }
 
@@ -93,23 +94,20 @@ static int owned(const void *p, size_t *len)
 
 static __attribute__((noinline)) void free_slow(void *p)
 {
-	if (!p || shimi_boot_owns(p))
+	/* Before the real free is known, nothing it could own exists. */
+	if (!p || shimi_boot_owns(p) || !shimi_ready())
 		return;
-	if (shimi_maybe_region(p) && !shimi_region_free(p))
+	if (!shimi_region_free(p))
 		return;
-	if (shimi_ready())
-		shimi_real.free(p);
+	shimi_real.free(p);
 }
 
+/* Until the real functions are known, every p lies in the span. */
 EXPORT void free(void *p)
 {
-	if (__builtin_expect(
-		    !shimi_maybe_region(p) && !shimi_boot_owns(p) &&
-			    atomic_load_explicit(&shimi_state,
-						 memory_order_acquire) ==
-				    SHIMI_READY,
-		    1)) {
-		shimi_real.free(p);
+	if (__builtin_expect(!shimi_maybe_region(p) && !shimi_boot_owns(p),
+			     1)) {
+		shimi_fast.free(p);
 		return;
 	}
 	free_slow(p);

@@ -12,9 +12,8 @@
  * regions neither come nor go meanwhile. fork() takes it in the prepare
  * handler.
  *
- * `run` is the gate of calls that must not run while suspended: they hold
- * it shared, suspend and resume exclusively, taken before `lock`. It
- * prefers writers, so that a stream of launches cannot hold a suspend off.
+ * Suspend and resume close the run gate (gate.c) before they take `lock`:
+ * calls that must not run while suspended are waited for and held.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,51 +32,15 @@ static uint64_t bytes, nregions, passthru;
 static _Atomic uint64_t limit_bytes;
 static _Atomic int limit_set;
 static _Atomic int suspended;
-static pthread_rwlock_t run;
-static pthread_once_t run_once = PTHREAD_ONCE_INIT;
 static enum shimi_mode mode;
-/* Written by suspend and resume while they hold `run` exclusively. */
+/* Written by suspend and resume while they hold the gate closed. */
 static _Atomic int phase;
-_Atomic uintptr_t shimi_lo = UINTPTR_MAX, shimi_hi;
 
 static const struct shimi_backing_ops *const ops[SHIMI_NKINDS] = {
 	[SHIMI_KIND_ANON] = &shimi_anon_ops,
 	[SHIMI_KIND_KMOD] = &shimi_kmod_ops,
 	[SHIMI_KIND_CUDA] = &shimi_cuda_ops,
 };
-
-static void run_init(void)
-{
-	pthread_rwlockattr_t a;
-
-	pthread_rwlockattr_init(&a);
-	pthread_rwlockattr_setkind_np(
-		&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&run, &a);
-	pthread_rwlockattr_destroy(&a);
-}
-
-int shimi_run_enter(void)
-{
-	pthread_once(&run_once, run_init);
-	pthread_rwlock_rdlock(&run);
-	if (atomic_load(&suspended)) {
-		pthread_rwlock_unlock(&run);
-		return 1;
-	}
-	return 0;
-}
-
-void shimi_run_leave(void)
-{
-	pthread_rwlock_unlock(&run);
-}
-
-static void run_excl(void)
-{
-	pthread_once(&run_once, run_init);
-	pthread_rwlock_wrlock(&run);
-}
 
 static size_t slot_of(uintptr_t addr)
 {
@@ -162,15 +125,23 @@ static int is_host(int kind)
 	return kind != SHIMI_KIND_CUDA;
 }
 
+/* Under lock, which orders widenings: see shimi_maybe_region(). */
 static void widen_bounds(uintptr_t lo, uintptr_t hi)
 {
-	uintptr_t cur = atomic_load(&shimi_lo);
+	uintptr_t base = atomic_load(&shimi_fast.span_base),
+		  len = atomic_load(&shimi_fast.span_len);
 
-	while (lo < cur && !atomic_compare_exchange_weak(&shimi_lo, &cur, lo))
-		;
-	cur = atomic_load(&shimi_hi);
-	while (hi > cur && !atomic_compare_exchange_weak(&shimi_hi, &cur, hi))
-		;
+	if (len) {
+		if (base < lo)
+			lo = base;
+		if (base + len > hi)
+			hi = base + len;
+	}
+	if (lo == base && hi - lo == len)
+		return;
+	atomic_store_explicit(&shimi_fast.span_len, hi - lo,
+			      memory_order_release);
+	atomic_store_explicit(&shimi_fast.span_base, lo, memory_order_release);
 }
 
 int shimi_region_new(size_t size, size_t align, void **out)
@@ -412,19 +383,19 @@ int shimi_suspend(enum shimi_mode m)
 	int err = 0;
 	size_t i;
 
-	run_excl();
+	shimi_run_excl();
 	atomic_store(&phase, SHIMI_PHASE_SUSPENDING);
 	err = shimi_cuda_quiesce();
 	if (err) {
 		phase_settle();
-		pthread_rwlock_unlock(&run);
+		shimi_run_excl_end(atomic_load(&suspended));
 		return err;
 	}
 	pthread_mutex_lock(&lock);
 	if (suspended) {
 		pthread_mutex_unlock(&lock);
 		phase_settle();
-		pthread_rwlock_unlock(&run);
+		shimi_run_excl_end(atomic_load(&suspended));
 		return -EALREADY;
 	}
 	for (i = 0; i < cap; i++) {
@@ -444,7 +415,7 @@ int shimi_suspend(enum shimi_mode m)
 	}
 	pthread_mutex_unlock(&lock);
 	phase_settle();
-	pthread_rwlock_unlock(&run);
+	shimi_run_excl_end(atomic_load(&suspended));
 	return err;
 }
 
@@ -452,13 +423,13 @@ int shimi_resume(void)
 {
 	int err = 0, stuck = 0;
 
-	run_excl();
+	shimi_run_excl();
 	atomic_store(&phase, SHIMI_PHASE_RESUMING);
 	pthread_mutex_lock(&lock);
 	if (!suspended) {
 		pthread_mutex_unlock(&lock);
 		phase_settle();
-		pthread_rwlock_unlock(&run);
+		shimi_run_excl_end(atomic_load(&suspended));
 		return -EALREADY;
 	}
 	for (size_t i = 0; i < cap; i++) {
@@ -483,7 +454,7 @@ int shimi_resume(void)
 		suspended = 0;
 	pthread_mutex_unlock(&lock);
 	phase_settle();
-	pthread_rwlock_unlock(&run);
+	shimi_run_excl_end(atomic_load(&suspended));
 	return err;
 }
 
@@ -499,9 +470,7 @@ void shimi_region_atfork_parent(void)
 
 void shimi_region_atfork_child(void)
 {
-	/* Another thread may have held the gate: the child's copy is void. */
-	pthread_once(&run_once, run_init);
-	run_init();
+	shimi_gate_atfork_child();
 	for (size_t i = 0; i < cap; i++)
 		if (table[i].addr > TOMB)
 			ops[table[i].kind]->fork_child(&table[i]);

@@ -63,6 +63,26 @@ SHIMI_HIDDEN extern struct shimi_config shimi_cfg;
 SHIMI_HIDDEN extern struct shimi_real shimi_real;
 /* Smallest size that may be recognised: sizes below it skip every check. */
 SHIMI_HIDDEN extern size_t shimi_floor;
+/*
+ * What malloc() and free() read when they pass a call through, in one cache
+ * line: the real functions (copies of shimi_real's), the smallest size that
+ * may be taken, and the span of host regions (see shimi_maybe_region()).
+ * floor stays 0, sending every malloc() to the slow path, until the real
+ * functions are known; it is stored with release after them, so a caller
+ * that sees it nonzero sees them.
+ */
+struct shimi_fast {
+	_Atomic size_t floor;
+	_Atomic uintptr_t span_base, span_len;
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+} __attribute__((aligned(64)));
+SHIMI_HIDDEN extern struct shimi_fast shimi_fast;
+static inline int shimi_pass_size(size_t size)
+{
+	return size <
+	       atomic_load_explicit(&shimi_fast.floor, memory_order_acquire);
+}
 SHIMI_HIDDEN extern __thread int shimi_tag_depth
 	__attribute__((tls_model("initial-exec")));
 
@@ -84,9 +104,7 @@ SHIMI_HIDDEN extern unsigned char shimi_boot_arena[];
 #define SHIMI_BOOT_SIZE (256 * 1024)
 static inline int shimi_boot_owns(const void *p)
 {
-	const unsigned char *c = p;
-
-	return c >= shimi_boot_arena && c < shimi_boot_arena + SHIMI_BOOT_SIZE;
+	return (uintptr_t)p - (uintptr_t)shimi_boot_arena < SHIMI_BOOT_SIZE;
 }
 SHIMI_HIDDEN size_t shimi_boot_size(const void *p);
 
@@ -161,14 +179,23 @@ SHIMI_HIDDEN void *shimi_map_aligned(size_t len, size_t align, int fd,
 
 /* --- region.c: the registry --- */
 
-/* Cheap test before any locking: may p lie in a region? */
-SHIMI_HIDDEN extern _Atomic uintptr_t shimi_lo, shimi_hi;
+/*
+ * Cheap test before any locking: may p lie in a host region? The regions
+ * lie in [span_base, span_base + span_len) of shimi_fast, tested with
+ * one unsigned comparison. Until the real functions are known the span is
+ * the whole address space, so that free() of anything then takes the slow
+ * path. The span only widens afterwards: region.c stores the new length
+ * before the new base (release), and a reader loads the base first
+ * (acquire), so a reader mixing old and new values still gets a span that
+ * holds every region handed out before the widening.
+ */
 static inline int shimi_maybe_region(const void *p)
 {
-	uintptr_t a = (uintptr_t)p;
+	uintptr_t base = atomic_load_explicit(&shimi_fast.span_base,
+					      memory_order_acquire);
 
-	return a >= atomic_load_explicit(&shimi_lo, memory_order_relaxed) &&
-	       a < atomic_load_explicit(&shimi_hi, memory_order_relaxed);
+	return (uintptr_t)p - base <
+	       atomic_load_explicit(&shimi_fast.span_len, memory_order_acquire);
 }
 
 /*
@@ -188,14 +215,77 @@ SHIMI_HIDDEN int shimi_charge(uint64_t len);
 SHIMI_HIDDEN void shimi_uncharge(uint64_t len);
 /* Bytes counted toward the limit (regions and charges), and the limit. */
 SHIMI_HIDDEN void shimi_counted(uint64_t *counted, uint64_t *limit);
+/* --- gate.c: the run gate --- */
+
 /*
  * Calls that must not run while suspended (CUDA launches, copies,
  * synchronisations) run between shimi_run_enter() and shimi_run_leave();
- * suspend and resume wait for them and hold new ones. shimi_run_enter()
- * returns 1, entering nothing, when the process is suspended.
+ * suspend and resume run between shimi_run_excl() and
+ * shimi_run_excl_end(), which wait for the calls past the gate and hold
+ * new ones. shimi_run_enter() returns 1, entering nothing, when the
+ * process is suspended. Calls may nest. See gate.c for how a call passes
+ * with no lock and no atomic read-modify-write.
  */
-SHIMI_HIDDEN int shimi_run_enter(void);
-SHIMI_HIDDEN void shimi_run_leave(void);
+enum {
+	SHIMI_GATE_UNREGISTERED, /* the thread's first call: slow path */
+	SHIMI_GATE_BARRIER, /* closers issue membarrier(2): no fence here */
+	SHIMI_GATE_FENCE, /* no membarrier(2): each call fences, slow path */
+};
+
+struct shimi_gate_thread {
+	_Atomic unsigned depth; /* calls of this thread past the gate */
+	_Atomic int mode; /* a closer may turn BARRIER into FENCE */
+	struct shimi_gate_thread *next; /* under gate.c's threads_lock */
+};
+
+SHIMI_HIDDEN extern __thread struct shimi_gate_thread shimi_gate_self
+	__attribute__((tls_model("initial-exec")));
+SHIMI_HIDDEN extern _Atomic int shimi_gate_closed;
+SHIMI_HIDDEN int shimi_run_enter_slow(void);
+
+/* 1 if the call passed on the fast path; 0, entering nothing, if not. */
+static inline int shimi_run_try_enter(void)
+{
+	struct shimi_gate_thread *t = &shimi_gate_self;
+
+	if (shimi_unlikely(
+		    atomic_load_explicit(&t->mode, memory_order_relaxed) !=
+			    SHIMI_GATE_BARRIER ||
+		    atomic_load_explicit(&t->depth, memory_order_relaxed)))
+		return 0;
+	atomic_store_explicit(&t->depth, 1, memory_order_relaxed);
+	/* The closer's membarrier(2) is the other half of this fence. */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(!atomic_load_explicit(&shimi_gate_closed,
+						   memory_order_acquire),
+			     1))
+		return 1;
+	atomic_store_explicit(&t->depth, 0, memory_order_relaxed);
+	return 0;
+}
+
+static inline int shimi_run_enter(void)
+{
+	return shimi_run_try_enter() ? 0 : shimi_run_enter_slow();
+}
+
+static inline void shimi_run_leave(void)
+{
+	struct shimi_gate_thread *t = &shimi_gate_self;
+
+	atomic_store_explicit(
+		&t->depth,
+		atomic_load_explicit(&t->depth, memory_order_relaxed) - 1,
+		memory_order_release);
+}
+
+SHIMI_HIDDEN void shimi_run_excl(void);
+/* stay_closed: the process is suspended, calls find it so. */
+SHIMI_HIDDEN void shimi_run_excl_end(int stay_closed);
+SHIMI_HIDDEN void shimi_gate_atfork_child(void);
+
+/* --- region.c, continued --- */
+
 /* 1 and *len (usable bytes from p) when p is a host region's start. */
 SHIMI_HIDDEN int shimi_region_find(const void *p, size_t *len);
 /* Release the host region starting at p: 0, or -ENOENT. */
