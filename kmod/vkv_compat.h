@@ -44,6 +44,17 @@
 #define VKV_HAVE_FOLIO_MAPCOUNT \
 	(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0))
 
+/*
+ * Before 6.2 (SPLIT_RSS_COUNTING) a task adds the pages its faults map to a
+ * cache of its own, which reaches the mm only every 64 faults or at exit;
+ * 6.2 made the mm's counters per-CPU and exact to sum.
+ */
+#ifdef SPLIT_RSS_COUNTING
+#define VKV_HAVE_SPLIT_RSS	1
+#else
+#define VKV_HAVE_SPLIT_RSS	0
+#endif
+
 /* The io controller is a configuration option (the debug kernel has none). */
 #define VKV_HAVE_BLK_CGROUP	IS_ENABLED(CONFIG_BLK_CGROUP)
 
@@ -81,6 +92,33 @@ static inline long vkv_compat_folio_mapcount(struct folio *folio)
 	for (i = 0; i < folio_nr_pages(folio); i++)
 		maps += page_mapcount(folio_page(folio, i));
 	return maps;
+#endif
+}
+
+/*
+ * After a fault mapped pages into @mm: make what the faulting task counted
+ * visible in the mm's RSS now. One fault maps a whole chunk (512 pages)
+ * while the cache waits for 64 faults, and a swap-out's zap subtracts from
+ * the mm directly, from whichever task runs it: left in the cache, the
+ * pages would show in /proc/PID/status late or never (a negative sum reads
+ * as 0). This is sync_mm_rss(), which modules cannot call, without its
+ * tracepoint. Only the task itself touches its cache, and only while
+ * current->mm is @mm do its faults go there.
+ */
+static inline void vkv_compat_publish_rss(struct mm_struct *mm)
+{
+#if VKV_HAVE_SPLIT_RSS
+	int i;
+
+	if (current->mm != mm)
+		return;
+	for (i = 0; i < NR_MM_COUNTERS; i++) {
+		if (current->rss_stat.count[i]) {
+			atomic_long_add(current->rss_stat.count[i],
+					&mm->rss_stat.count[i]);
+			current->rss_stat.count[i] = 0;
+		}
+	}
 #endif
 }
 

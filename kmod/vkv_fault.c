@@ -164,8 +164,11 @@ static vm_fault_t vkv_fault(struct vm_fault *vmf)
 	}
 	ret = vmf_insert_page(vma, vmf->address,
 			      vkv_chunk_page(c, vmf->pgoff & ((1UL << pool->chunk_order) - 1)));
-	if (ret == VM_FAULT_NOPAGE)
+	if (ret == VM_FAULT_NOPAGE) {
 		vkv_map_around(vma, ctx, c, idx, vmf->pgoff);
+		/* The process's VmRSS counts the chunk from now on. */
+		vkv_compat_publish_rss(vma->vm_mm);
+	}
 out:
 	mutex_unlock(&ctx->lock);
 	return ret;

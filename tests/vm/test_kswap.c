@@ -87,8 +87,18 @@ END_TEST
  * Several threads each own a slice of counters in the pool and increment
  * them in a loop while the main thread swaps random chunks out and prefetches
  * others. Any lost update or stale read shows as a counter mismatch.
+ *
+ * The check means something only if the race happened: chunks written to
+ * the file and faulted back while the threads ran. How many of the main
+ * thread's requests are answered -EBUSY (a correct answer while the mapper's
+ * munmap still holds references) depends on how the vCPUs are scheduled, so
+ * the test runs until RACE_MIN swap-outs and RACE_MIN fault-ins have
+ * happened (at least RACE_SECS seconds, at most RACE_MAX_SECS).
  */
 #define NTHREADS 4
+#define RACE_MIN 32
+#define RACE_SECS 4
+#define RACE_MAX_SECS 120
 static uint8_t *race_pool;
 static uint64_t race_size;
 static atomic_int race_stop;
@@ -156,7 +166,9 @@ static void race(uint32_t bflags)
 	struct worker w[NTHREADS];
 	pthread_t mapper;
 	uint64_t nchunks = size / CHUNK, ops = 0, busy = 0, seed = 12345;
+	long long outs = 0, ins = 0, out0, in0;
 	struct timespec t0, t1;
+	time_t secs;
 	int i;
 
 	pool_create(fd, size, 0, -1);
@@ -176,6 +188,8 @@ static void race(uint32_t bflags)
 	}
 	race_fd = fd;
 	req(pthread_create(&mapper, NULL, mapper_main, NULL) == 0);
+	out0 = counter("swap_out_total");
+	in0 = counter("fault_in_total");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
 		uint64_t c;
@@ -198,7 +212,13 @@ static void race(uint32_t bflags)
 			ops++;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-	} while (t1.tv_sec - t0.tv_sec < 4);
+		secs = t1.tv_sec - t0.tv_sec;
+		if (secs >= RACE_SECS) {
+			outs = counter("swap_out_total") - out0;
+			ins = counter("fault_in_total") - in0;
+		}
+	} while (secs < RACE_SECS ||
+		 (secs < RACE_MAX_SECS && (outs < RACE_MIN || ins < RACE_MIN)));
 	atomic_store(&race_stop, 1);
 	{
 		void *ret;
@@ -227,9 +247,16 @@ static void race(uint32_t bflags)
 		if (((uint64_t *)race_pool)[k] != pattern(k * 8, 9))
 			ck_abort_msg("pattern broken at %" PRIu64, k * 8);
 	}
-	ck_assert_uint_gt(ops, busy);
-	printf("race: %" PRIu64 " swap/prefetch ops (%" PRIu64 " busy), rounds %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-	       ops, busy, w[0].rounds, w[1].rounds, w[2].rounds, w[3].rounds);
+	printf("race: %" PRIu64 " swap/prefetch ops (%" PRIu64
+	       " busy), %lld swap-outs, %lld fault-ins in %lld s, rounds "
+	       "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+	       ops, busy, outs, ins, (long long)secs, w[0].rounds, w[1].rounds,
+	       w[2].rounds, w[3].rounds);
+	/* Else the checks above saw no race. */
+	ck_assert_msg(outs >= RACE_MIN && ins >= RACE_MIN,
+		      "%lld swap-outs and %lld fault-ins in %lld s (%" PRIu64
+		      " busy)",
+		      outs, ins, (long long)secs, busy);
 	munmap(race_pool, size);
 	close(fd);
 	close(bf);
@@ -385,6 +412,131 @@ START_TEST(test_exit_while_swapped)
 }
 END_TEST
 
+/*
+ * The process's RssFile (/proc/self/status) in bytes: where the pages of its
+ * pool mappings are counted (they are neither anonymous nor shmem).
+ */
+static long long rss_file(void)
+{
+	char line[256];
+	long long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	req(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssFile: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	req(kb >= 0);
+	return kb * 1024;
+}
+
+/*
+ * The test's own file pages (its text, the C library's pages it reaches for
+ * the first time) may move RssFile a little; a chunk counted wrongly moves it
+ * by 2 MiB.
+ */
+#define RSS_SLACK (512 * 1024)
+
+static void expect_rss(long long base, uint64_t mapped, const char *when)
+{
+	long long grew = rss_file() - base;
+
+	ck_assert_msg(llabs(grew - (long long)mapped) < RSS_SLACK,
+		      "%s: RssFile grew by %lld kB, %" PRIu64
+		      " kB of pool mapped",
+		      when, grew / 1024, mapped / 1024);
+}
+
+static uint8_t *rss_pool;
+
+static void *rss_touch_main(void *arg)
+{
+	uint64_t len = *(uint64_t *)arg;
+
+	return (void *)(uintptr_t)(verify(rss_pool, 0, len, 6) != UINT64_MAX);
+}
+
+/*
+ * Waits until the shrink worker has stopped moving chunks (the count has not
+ * changed for 400 ms, four times the worker's idea of stale pressure);
+ * returns the resident count.
+ */
+static uint64_t settled_resident(int fd)
+{
+	uint64_t now = pool_info(fd).resident_chunks, was;
+	int i, same = 0;
+
+	for (i = 0; i < 150 && same < 2; i++) {
+		usleep(200 * 1000);
+		was = now;
+		now = pool_info(fd).resident_chunks;
+		same = now == was ? same + 1 : 0;
+	}
+	return now;
+}
+
+/*
+ * A process's RssFile counts the pool pages mapped into it: all of a chunk
+ * once any of its pages is touched, by whichever thread; none of a chunk
+ * swapped out (by the range ioctl or by the shrinker) until a touch brings
+ * it back. Prefetch makes chunks resident without mapping them.
+ */
+START_TEST(test_rss_follows_swap)
+{
+	const uint64_t size = 16 * MIB;
+	int fd = vkv_open_dev();
+	int bf = backing_file("rss", 0);
+	uint64_t half = size / 2, left;
+	long long base;
+	pthread_t t;
+	void *ret;
+
+	pool_create(fd, size, 0, -1);
+	rss_pool = pool_map(fd, size);
+	req_ok(set_backing(fd, bf, 0, 0));
+	base = rss_file();
+	fill(rss_pool, 0, size, 6);
+	expect_rss(base, size, "written");
+
+	req_ok(range_op(fd, VKV_IOC_SWAP_OUT, 0, half, NULL));
+	expect_rss(base, size - half, "first half swapped out");
+	/* Another thread faults them back: counted all the same. */
+	req(pthread_create(&t, NULL, rss_touch_main, &half) == 0);
+	req(pthread_join(t, &ret) == 0);
+	ck_assert_msg(ret == NULL, "data changed through swap");
+	expect_rss(base, size, "faulted back by another thread");
+
+	req_ok(range_op(fd, VKV_IOC_SWAP_OUT, 0, size, NULL));
+	expect_rss(base, 0, "all swapped out");
+	req_ok(range_op(fd, VKV_IOC_PREFETCH, 0, size, NULL));
+	expect_rss(base, 0, "prefetched, not touched");
+	req(verify(rss_pool, 0, size, 6) == UINT64_MAX);
+	expect_rss(base, size, "touched after prefetch");
+
+	/* Reclaim (drop_caches asks every shrinker) swaps chunks out too. */
+	{
+		int dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+		req(dc >= 0);
+		req(write(dc, "2", 1) == 1);
+		close(dc);
+	}
+	left = settled_resident(fd);
+	printf("rss: the shrinker left %" PRIu64 " of %" PRIu64
+	       " chunks resident\n",
+	       left, (uint64_t)(size / CHUNK));
+	expect_rss(base, left * CHUNK, "after the shrinker");
+	req(verify(rss_pool, 0, size, 6) == UINT64_MAX);
+	expect_rss(base, size, "touched after the shrinker");
+
+	munmap(rss_pool, size);
+	expect_rss(base, 0, "unmapped");
+	close(fd);
+	close(bf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("kswap");
@@ -406,5 +558,6 @@ int main(void)
 	tcase_add_test(tc, test_corrupt_buffered);
 
 	tcase_add_test(suite_case(s, "exit", 600), test_exit_while_swapped);
+	tcase_add_test(suite_case(s, "rss", 600), test_rss_follows_swap);
 	return run_suite(s);
 }

@@ -2,11 +2,11 @@
 /*
  * test_shim_kmod - libvkv-shim.so with vkv.ko, in the guest: a CPU engine's
  * KV buffer becomes a /dev/vkv pool mapping; `vkvctl suspend --mode disk`
- * swaps it to the backing file (the memory is given back: MemFree in
- * /proc/meminfo rises, and the pool's resident bytes drop to zero; the
- * module's pages are not counted in the process's VmRSS, so
- * /proc/PID/status cannot show it), touching it brings the same bytes back
- * at the same address, and a discard reads back as zeroes.
+ * swaps it to the backing file (the memory is given back: the engine's
+ * VmRSS in /proc/PID/status drops by the buffer, MemFree in /proc/meminfo
+ * rises, and the pool's resident bytes drop to zero), touching it brings the
+ * same bytes back at the same address (and back into VmRSS), and a discard
+ * reads back as zeroes.
  *
  * The engine (tests/shim_engine.c, dynamically linked) and the shim are in
  * /shim with the C library they need (tests/vm/run.sh copies them).
@@ -168,6 +168,24 @@ static long long memfree_kb(void)
 	return kb;
 }
 
+/* The process's resident memory, VmRSS in /proc/PID/status, in kB. */
+static long long vmrss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	req(f != NULL);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	req(kb >= 0);
+	return kb;
+}
+
 /* vkvctl's exit status, its output in out. */
 static int vkvctl(char *out, size_t size, const char *a1, const char *a2,
 		  const char *a3, const char *a4)
@@ -202,7 +220,8 @@ static int vkvctl(char *out, size_t size, const char *a1, const char *a2,
 START_TEST(test_swap_to_file)
 {
 	char out[4096], pid[16], want[64];
-	long long before, after, back;
+	long long before, after, back, rss_before, rss_after, rss_back;
+	const long long kv_kb = (long long)(KV / 1024);
 	struct served s;
 
 	serve_start(&s);
@@ -214,12 +233,18 @@ START_TEST(test_swap_to_file)
 
 	snprintf(want, sizeof(want), "\"host\": %llu,", (unsigned long long)KV);
 	ck_assert_msg(strstr(out, want), "not resident: %s", out);
+	rss_before = vmrss_kb(s.pid);
+	ck_assert_msg(rss_before >= kv_kb, "VmRSS %lld kB with %lld kB of KV",
+		      rss_before, kv_kb);
 	before = memfree_kb();
 	ck_assert_int_eq(
 		vkvctl(out, sizeof(out), "suspend", pid, "--mode", "disk"), 0);
 	after = memfree_kb();
-	ck_assert_msg(after - before >= (long long)(KV / 1024) * 9 / 10,
+	rss_after = vmrss_kb(s.pid);
+	ck_assert_msg(after - before >= kv_kb * 9 / 10,
 		      "MemFree %lld kB -> %lld kB", before, after);
+	ck_assert_msg(rss_before - rss_after >= kv_kb * 9 / 10,
+		      "VmRSS %lld kB -> %lld kB", rss_before, rss_after);
 	ck_assert_int_eq(vkvctl(out, sizeof(out), "ps", "--json", NULL, NULL),
 			 0);
 	snprintf(want, sizeof(want), "\"disk\": %llu,", (unsigned long long)KV);
@@ -230,9 +255,13 @@ START_TEST(test_swap_to_file)
 	/* Still suspended: the engine's touch faults every chunk back. */
 	serve_ask(&s, "check");
 	back = memfree_kb();
-	ck_assert_msg(after - back >= (long long)(KV / 1024) * 9 / 10,
+	rss_back = vmrss_kb(s.pid);
+	ck_assert_msg(after - back >= kv_kb * 9 / 10,
 		      "MemFree %lld kB after touching, %lld kB before", back,
 		      after);
+	ck_assert_msg(rss_back - rss_after >= kv_kb * 9 / 10,
+		      "VmRSS %lld kB after touching, %lld kB before", rss_back,
+		      rss_after);
 	ck_assert_int_eq(vkvctl(out, sizeof(out), "ps", "--json", NULL, NULL),
 			 0);
 	snprintf(want, sizeof(want), "\"host\": %llu,", (unsigned long long)KV);
