@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +246,152 @@ static void engine_mmap(void)
 	CHECK(munmap(s, BIG) == 0);
 }
 
+/* Is [p, p + len) mapped at all? mincore() says ENOMEM where it is not. */
+static int mapped(const void *p, size_t len)
+{
+	unsigned char vec[64];
+
+	return mincore((void *)p, len < 64 * 4096 ? len : 64 * 4096, vec) == 0;
+}
+
+/* Does a read of *p kill a child with SIGSEGV, as an unmapped page does? */
+static int faults(const volatile unsigned char *p)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		(void)*p;
+		_exit(0);
+	}
+	return pid > 0 && waitpid(pid, &status, 0) == pid &&
+	       WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+/* fill()'s bytes of base in [lo, hi), lo a multiple of 512. */
+static int intact(const unsigned char *base, size_t lo, size_t hi,
+		  unsigned seed)
+{
+	for (size_t i = lo; i < hi; i += 512)
+		if (base[i] != (unsigned char)(i / 512 * 31 + seed))
+			return 0;
+	return 1;
+}
+
+static unsigned char *kv_mmap(size_t len, unsigned seed)
+{
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED && is_region(p));
+	if (p != MAP_FAILED)
+		fill(p, len, seed);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * munmap of part of a region, as of any mapping: the rest keeps its bytes
+ * at its address, the part unmapped faults, and the rest can be unmapped
+ * later in pieces or in one call over the holes.
+ */
+static void engine_unmap(void)
+{
+	unsigned char *p = kv_mmap(BIG, 5);
+	size_t len;
+
+	if (!p)
+		return;
+	/* Head. */
+	CHECK(munmap(p, MIB) == 0);
+	CHECK(!mapped(p, MIB) && faults(p));
+	CHECK(intact(p, MIB, BIG - 1, 5));
+	CHECK(query && query(p + MIB, &len) && len == BIG - MIB);
+	/* Tail. */
+	CHECK(munmap(p + BIG - MIB, MIB) == 0);
+	CHECK(!mapped(p + BIG - MIB, MIB) && faults(p + BIG - 1));
+	CHECK(query && query(p + MIB, &len) && len == BIG - 2 * MIB);
+	/* Middle: two regions, each with its bytes. */
+	CHECK(munmap(p + 3 * MIB, MIB) == 0);
+	CHECK(faults(p + 3 * MIB) && mapped(p + 2 * MIB, MIB) &&
+	      mapped(p + 4 * MIB, MIB));
+	CHECK(is_region(p + MIB) && is_region(p + 4 * MIB));
+	CHECK(intact(p, MIB, 3 * MIB, 5) && intact(p, 4 * MIB, BIG - MIB, 5));
+	/* Writes still land in the pieces. */
+	p[MIB + 1] = 0xab;
+	p[5 * MIB] = 0xcd;
+	CHECK(p[MIB + 1] == 0xab && p[5 * MIB] == 0xcd);
+	/* One call over both pieces and the holes between them. */
+	CHECK(munmap(p, BIG) == 0);
+	CHECK(!is_region(p + MIB) && !is_region(p + 4 * MIB));
+	CHECK(!mapped(p + MIB, MIB) && !mapped(p + 4 * MIB, MIB));
+	/* A page not on a page boundary is refused, as the kernel does. */
+	p = kv_mmap(BIG, 6);
+	if (!p)
+		return;
+	errno = 0;
+	CHECK(munmap(p + 100, MIB) == -1 && errno == EINVAL);
+	CHECK(same(p, BIG, 6));
+	/* A last page cut off, the rest unmapped in one call. */
+	CHECK(munmap(p + BIG - 4096, 4096) == 0);
+	CHECK(intact(p, 0, BIG - 4096, 6));
+	CHECK(munmap(p, BIG - 4096) == 0 && !is_region(p));
+}
+
+/* mremap of a region: grown, shrunk, moved; its bytes go with it. */
+static void engine_remap(void)
+{
+	unsigned char *p = kv_mmap(BIG, 9), *q, *r;
+	size_t len;
+
+	if (!p)
+		return;
+	/* Shrink in place. */
+	q = mremap(p, BIG, BIG - 2 * MIB, 0);
+	CHECK(q == p && is_region(q) && query(q, &len) && len == BIG - 2 * MIB);
+	CHECK(!mapped(p + BIG - 2 * MIB, MIB));
+	CHECK(intact(q, 0, BIG - 2 * MIB, 9));
+	/* Grow, moving if it must: the bytes come along, the rest reads 0. */
+	q = mremap(p, BIG - 2 * MIB, 4 * BIG, MREMAP_MAYMOVE);
+	CHECK(q != MAP_FAILED && is_region(q) && query(q, &len) &&
+	      len == 4 * BIG);
+	if (q == MAP_FAILED)
+		return;
+	if (q != p)
+		CHECK(!is_region(p) && faults(p));
+	CHECK(intact(q, 0, BIG - 2 * MIB, 9));
+	CHECK(q[4 * BIG - 1] == 0 && q[BIG] == 0);
+	q[4 * BIG - 1] = 1;
+	/* Moved to a place of the caller's choosing. */
+	r = mmap(NULL, 4 * BIG, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(r != MAP_FAILED);
+	if (r == MAP_FAILED)
+		return;
+	CHECK(mremap(q, 4 * BIG, 4 * BIG, MREMAP_MAYMOVE | MREMAP_FIXED, r) ==
+	      r);
+	CHECK(is_region(r) && !is_region(q));
+	CHECK(r[4 * BIG - 1] == 1 && r[0] == (unsigned char)9);
+	/*
+	 * A middle part of a region moved over another part of it: what is
+	 * left on every side stays a region with its bytes.
+	 */
+	r[BIG] = 0x5a;
+	q = mremap(r + BIG, MIB, MIB, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   r + 3 * BIG);
+	CHECK(q == r + 3 * BIG && q[0] == 0x5a && is_region(q));
+	CHECK(is_region(r) && is_region(r + BIG + MIB) &&
+	      is_region(r + 3 * BIG + MIB));
+	CHECK(faults(r + BIG) && intact(r, 0, BIG - 2 * MIB, 9) &&
+	      r[4 * BIG - 1] == 1);
+	/* Growing in place without MAYMOVE fails or succeeds as the kernel's. */
+	errno = 0;
+	q = mremap(r, BIG, 2 * BIG, 0);
+	CHECK(q == MAP_FAILED && errno == ENOMEM);
+	CHECK(munmap(r, 4 * BIG) == 0);
+	CHECK(!is_region(r) && !is_region(r + BIG + MIB) &&
+	      !is_region(r + 3 * BIG));
+}
+
 /* Run with VKV_SHIM_LIMIT=20M. */
 static void engine_limit(void)
 {
@@ -336,6 +483,7 @@ int main(int argc, char **argv)
 		{"tag", engine_tag},	     {"mmap", engine_mmap},
 		{"limit", engine_limit},     {"off", engine_off},
 		{"serve", engine_serve},     {"boot", engine_boot},
+		{"unmap", engine_unmap},     {"remap", engine_remap},
 	};
 
 	*(void **)&query = dlsym(RTLD_DEFAULT, "vkv_shim_query");

@@ -150,6 +150,14 @@ START_TEST(match_and_tag)
 }
 END_TEST
 
+/* Part of a region unmapped or remapped behaves as the kernel's would. */
+START_TEST(unmap_and_remap)
+{
+	ck_assert_int_eq(run_engine("unmap", NULL), 0);
+	ck_assert_int_eq(run_engine("remap", NULL), 0);
+}
+END_TEST
+
 START_TEST(limits)
 {
 	static const char *const env[] = {"VKV_SHIM_LIMIT=20M", NULL};
@@ -419,6 +427,7 @@ int main(void)
 	tcase_add_test(tc, calloc_engine);
 	tcase_add_test(tc, torture_threads_fork);
 	tcase_add_test(tc, match_and_tag);
+	tcase_add_test(tc, unmap_and_remap);
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, off_switch);
 	tcase_add_test(tc, first_allocation);
