@@ -19,6 +19,8 @@
  *   oom      a resume that finds no device memory fails, and is retried
  *   round    the limit counts what a region maps, not what was asked
  *   off      VKV_SHIM=0: nothing taken, nothing limited
+ *   ptds     the per-thread default stream's copies resume a suspended
+ *            process and see its data
  *
  * Suspend and resume go through vkvctl (VKVCTL) against the engine's own
  * pid. Each command exits 0, or prints what failed and exits 1.
@@ -422,6 +424,63 @@ static void engine_graph(void)
 	CHECK(direct.free(kv) == 0);
 }
 
+/*
+ * The per-thread default stream's synchronous copies (what a runtime built
+ * with per-thread default streams looks up): the shim's wrappers, gated,
+ * so that a copy from a suspended process resumes it and sees its data.
+ */
+static void engine_ptds(void)
+{
+	const uint64_t ptds = CUDRV_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM;
+	const size_t size = 4 * MIB;
+	cudrv_result (*gpa)(const char *, void **, int, uint64_t,
+			    unsigned int *);
+	cudrv_result (*htod)(cudrv_deviceptr, const void *, size_t);
+	cudrv_result (*legacy_htod)(cudrv_deviceptr, const void *, size_t);
+	struct drv d = direct;
+	cudrv_deviceptr kv;
+	unsigned int st;
+	void *h = lib();
+
+	*(void **)&gpa = dlsym(h, "cuGetProcAddress_v2");
+	CHECK(gpa != NULL);
+	if (!gpa)
+		return;
+	CHECK(gpa("cuMemcpyDtoH", (void **)&d.dtoh, 12000, ptds, &st) == 0);
+	CHECK(gpa("cuMemcpyHtoD", (void **)&htod, 12000, ptds, &st) == 0);
+	CHECK(gpa("cuMemcpyHtoD", (void **)&legacy_htod, 12000, 0, &st) == 0);
+	/* The shim's own entry points, not the driver's, nor each other. */
+	CHECK((void *)d.dtoh == dlsym(RTLD_DEFAULT, "cuMemcpyDtoH_v2_ptds"));
+	CHECK((void *)htod == dlsym(RTLD_DEFAULT, "cuMemcpyHtoD_v2_ptds"));
+	CHECK((void *)d.dtoh != dlsym(h, "cuMemcpyDtoH_v2") &&
+	      (void *)htod != (void *)legacy_htod);
+	if (failures)
+		return;
+	CHECK(direct.alloc(&kv, size) == 0 && is_region(kv));
+	CHECK(fill(&direct, kv, size, 11, NULL) == 0);
+	CHECK(direct.sync() == 0);
+	CHECK(vkvctl("suspend", "host") == 0);
+	CHECK(released(&kv, 1));
+	/* The copy resumes the process first and reads what was there. */
+	CHECK(holds(&d, kv, size, 11));
+	CHECK(remapped(&kv, 1));
+	CHECK(vkvctl("suspend", "disk") == 0);
+	CHECK(released(&kv, 1));
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = pattern(i, 12);
+	CHECK(htod(kv, chunk, sizeof(chunk)) == 0);
+	CHECK(remapped(&kv, 1));
+	CHECK(holds(&d, kv, sizeof(chunk), 12));
+	/* Past the bytes written, the region's own came back from disk. */
+	CHECK(d.dtoh(chunk, kv + sizeof(chunk), sizeof(chunk)) == 0);
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		if (chunk[i] != pattern(sizeof(chunk) + i, 11)) {
+			CHECK(!"bytes after the copy lost");
+			break;
+		}
+	CHECK(direct.free(kv) == 0);
+}
+
 static cudrv_result create_result;
 static size_t create_size;
 
@@ -564,6 +623,7 @@ int main(int argc, char **argv)
 		{"trt", engine_trt},	 {"graph", engine_graph},
 		{"limit", engine_limit}, {"oom", engine_oom},
 		{"off", engine_off},	 {"round", engine_round},
+		{"ptds", engine_ptds},
 	};
 
 	for (size_t i = 0; argc == 2 && i < sizeof(engines) / sizeof(*engines);

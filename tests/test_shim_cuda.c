@@ -136,6 +136,14 @@ START_TEST(resume_out_of_memory)
 }
 END_TEST
 
+START_TEST(per_thread_default_stream)
+{
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=4M", NULL};
+
+	ck_assert_int_eq(run_engine("ptds", env), 0);
+}
+END_TEST
+
 START_TEST(shim_off)
 {
 	static const char *const env[] = {"VKV_SHIM_MATCH_BYTES=6M",
@@ -160,5 +168,6 @@ int main(void)
 	tcase_add_test(tc, limit_counts_mapped_bytes);
 	tcase_add_test(tc, resume_out_of_memory);
 	tcase_add_test(tc, shim_off);
+	tcase_add_test(tc, per_thread_default_stream);
 	return run_suite(s);
 }

@@ -191,6 +191,9 @@ cudrv_result cuMemAllocAsync(cudrv_deviceptr *dptr, size_t size,
 cudrv_result cuMemFreeAsync(cudrv_deviceptr dptr, cudrv_stream stream);
 cudrv_result cuMemcpyHtoD_v2(cudrv_deviceptr dst, const void *src, size_t size);
 cudrv_result cuMemcpyDtoH_v2(void *dst, cudrv_deviceptr src, size_t size);
+cudrv_result cuMemcpyHtoD_v2_ptds(cudrv_deviceptr dst, const void *src,
+				  size_t size);
+cudrv_result cuMemcpyDtoH_v2_ptds(void *dst, cudrv_deviceptr src, size_t size);
 cudrv_result cuModuleLoadData(cudrv_module *module, const void *image);
 cudrv_result cuModuleUnload(cudrv_module module);
 cudrv_result cuModuleGetFunction(cudrv_function *hfunc, cudrv_module hmod,
