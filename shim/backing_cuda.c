@@ -140,13 +140,21 @@ static int map_physical(struct dev_region *d)
 	return 0;
 }
 
-static void unmap_physical(struct dev_region *d)
+/*
+ * 0, or -EIO with the memory still mapped (and its bytes there): a mapping
+ * left behind would make every later cuMemMap at d->va fail, and the
+ * region could never come back.
+ */
+static int unmap_physical(struct dev_region *d)
 {
 	if (!d->handle)
-		return;
-	shimi_cu.cuMemUnmap(d->va, d->size);
+		return 0;
+	if (shimi_cu.cuMemUnmap(d->va, d->size))
+		return -EIO;
+	/* A handle the driver keeps is lost to us, but nothing is mapped. */
 	shimi_cu.cuMemRelease(d->handle);
 	d->handle = 0;
+	return 0;
 }
 
 static int cuda_create(struct shimi_region *r, size_t len, size_t align)
@@ -226,7 +234,8 @@ static void cuda_destroy(struct shimi_region *r)
 	/* cuMemFree waits for work that may still use the memory. */
 	if (ctx && d->handle)
 		shimi_cu.cuCtxSynchronize();
-	unmap_physical(d);
+	/* Nothing better to do with memory the driver will not unmap. */
+	(void)unmap_physical(d);
 	shimi_cu.cuMemAddressFree(d->va, d->size);
 	if (ctx)
 		leave_ctx();
@@ -312,15 +321,20 @@ static int cuda_suspend(struct shimi_region *r, enum shimi_mode mode)
 		leave_ctx();
 		return -EIO;
 	}
-	if (mode == SHIMI_MODE_DISCARD)
-		d->where = DEV_DROPPED;
-	else if ((err = copy_out(d, mode))) {
+	if (mode != SHIMI_MODE_DISCARD && (err = copy_out(d, mode))) {
 		leave_ctx();
 		return err;
 	}
-	unmap_physical(d);
+	err = unmap_physical(d);
+	if (err) {
+		/* Still mapped, bytes and all: the region stays as it was. */
+		drop_copy(d);
+		d->where = DEV_MAPPED;
+	} else if (mode == SHIMI_MODE_DISCARD) {
+		d->where = DEV_DROPPED;
+	}
 	leave_ctx();
-	return 0;
+	return err;
 }
 
 /* The saved bytes (or zeroes, after a discard) back onto the device. */

@@ -591,12 +591,16 @@ void shimi_set_limit(uint64_t limit)
 
 /*
  * Every region or none: a region that fails is resumed again with the ones
- * before it, so a failed suspend leaves the process running.
+ * before it, so a failed suspend leaves the process running. Where that
+ * cannot be (a region whose memory could not come back, or a discard that
+ * already dropped some), the process stays suspended with what was done,
+ * and the gate resumes it before its next call touches a region: never
+ * running over memory that is gone. The error is returned either way.
  */
 int shimi_suspend(enum shimi_mode m)
 {
+	size_t i, done = 0;
 	int err = 0;
-	size_t i;
 
 	run_excl();
 	err = shimi_cuda_quiesce();
@@ -616,12 +620,22 @@ int shimi_suspend(enum shimi_mode m)
 		err = ops[table[i].kind]->suspend(&table[i], m);
 		if (err)
 			break;
+		done++;
 	}
-	if (err) {
+	if (err && (m != SHIMI_MODE_DISCARD || !done)) {
+		int stuck = 0;
+
 		for (size_t j = 0; j < i; j++)
-			if (table[j].addr > TOMB)
-				ops[table[j].kind]->resume(&table[j]);
+			if (table[j].addr > TOMB &&
+			    ops[table[j].kind]->resume(&table[j]) &&
+			    ops[table[j].kind]->resume_required)
+				stuck = 1;
+		if (stuck) {
+			suspended = 1;
+			mode = m;
+		}
 	} else {
+		/* A discard's dropped bytes are gone: they stay suspended. */
 		suspended = 1;
 		mode = m;
 	}
