@@ -82,6 +82,57 @@ int shimi_cuda_quiesce(void)
 	return err;
 }
 
+/*
+ * Peer access the process enabled (cuCtxEnablePeerAccess): the accessor
+ * context, its device, and the owner whose cuMemAlloc memory it reaches.
+ * A region of the owner's gives that device read-write access. Lock order:
+ * the registry's lock, then peer_lock.
+ */
+#define MAX_PEERS 64
+static pthread_mutex_t peer_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer {
+	cudrv_context accessor, owner;
+	cudrv_device dev;
+} peers[MAX_PEERS];
+static int npeers;
+
+/*
+ * The devices that may reach owner's memory, its own (dev) first: up to max
+ * of them into devs, how many.
+ */
+static int devices_of(cudrv_context owner, cudrv_device dev, cudrv_device *devs,
+		      int max)
+{
+	int n = 0;
+
+	devs[n++] = dev;
+	pthread_mutex_lock(&peer_lock);
+	for (int i = 0; i < npeers && n < max; i++) {
+		int seen = 0;
+
+		if (peers[i].owner != owner)
+			continue;
+		for (int j = 0; j < n; j++)
+			seen |= devs[j] == peers[i].dev;
+		if (!seen)
+			devs[n++] = peers[i].dev;
+	}
+	pthread_mutex_unlock(&peer_lock);
+	return n;
+}
+
+/* Does some context of dev still reach owner's memory? */
+static int devices_has(cudrv_context owner, cudrv_device dev)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&peer_lock);
+	for (int i = 0; i < npeers; i++)
+		found |= peers[i].owner == owner && peers[i].dev == dev;
+	pthread_mutex_unlock(&peer_lock);
+	return found;
+}
+
 static void prop_of(const struct dev_region *d,
 		    struct cudrv_mem_alloc_prop *prop)
 {
@@ -109,17 +160,27 @@ static void leave_ctx(void)
 	shimi_cu.cuCtxPopCurrent_v2(&old);
 }
 
-/* Physical memory mapped at d->va with access: 0 or -errno, all or nothing. */
+/*
+ * Physical memory mapped at d->va with access for its device and every
+ * device that enabled peer access to its context: 0 or -errno, all or
+ * nothing.
+ */
 static int map_physical(struct dev_region *d)
 {
+	struct cudrv_mem_access_desc acc[MAX_PEERS + 1];
 	struct cudrv_mem_alloc_prop prop;
-	struct cudrv_mem_access_desc acc = {
-		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
-			     .id = d->dev},
-		.flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
-	};
+	cudrv_device devs[MAX_PEERS + 1];
 	cudrv_mem_handle h;
 	cudrv_result res;
+	int n;
+
+	n = devices_of(d->ctx, d->dev, devs, MAX_PEERS + 1);
+	memset(acc, 0, sizeof(acc));
+	for (int i = 0; i < n; i++) {
+		acc[i].location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+		acc[i].location.id = devs[i];
+		acc[i].flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	}
 
 	prop_of(d, &prop);
 	res = shimi_cu.cuMemCreate(&h, d->size, &prop, 0);
@@ -130,7 +191,7 @@ static int map_physical(struct dev_region *d)
 		shimi_cu.cuMemRelease(h);
 		return errno_of(res);
 	}
-	res = shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1);
+	res = shimi_cu.cuMemSetAccess(d->va, d->size, acc, (size_t)n);
 	if (res) {
 		shimi_cu.cuMemUnmap(d->va, d->size);
 		shimi_cu.cuMemRelease(h);
@@ -421,3 +482,66 @@ const struct shimi_backing_ops shimi_cuda_ops = {
 	.fork_child = cuda_fork_child,
 	.resume_required = 1,
 };
+
+struct peer_change {
+	cudrv_context owner;
+	cudrv_device dev;
+	int on, err;
+};
+
+/* Under the registry's lock: one region's access for the peer's device. */
+static void peer_apply(struct shimi_region *r, void *arg)
+{
+	struct peer_change *c = arg;
+	struct dev_region *d = r->priv;
+	struct cudrv_mem_access_desc acc = {
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
+			     .id = c->dev},
+		.flags = c->on ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE
+			       : CUDRV_MEM_ACCESS_FLAGS_PROT_NONE,
+	};
+
+	/* Suspended regions get it when resume maps them again. */
+	if (d->ctx != c->owner || !d->handle || c->dev == d->dev)
+		return;
+	if (shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1))
+		c->err = -EIO;
+}
+
+void shimi_cuda_peer(cudrv_context owner, int on)
+{
+	static atomic_int full_once, fail_once;
+	struct peer_change c = {.owner = owner, .on = on};
+	cudrv_context me;
+	int i;
+
+	if (shimi_cu.cuCtxGetCurrent(&me) || !me || !shimi_cu.cuCtxGetDevice ||
+	    shimi_cu.cuCtxGetDevice(&c.dev))
+		return;
+	pthread_mutex_lock(&peer_lock);
+	for (i = 0; i < npeers; i++)
+		if (peers[i].accessor == me && peers[i].owner == owner)
+			break;
+	if (on && i == npeers) {
+		if (npeers < MAX_PEERS)
+			peers[npeers++] = (struct peer){me, owner, c.dev};
+		else
+			shimi_warn_once(&full_once,
+					"too many peer contexts: device "
+					"regions not reachable from them",
+					ENOSPC);
+	} else if (!on && i < npeers) {
+		peers[i] = peers[--npeers];
+	}
+	pthread_mutex_unlock(&peer_lock);
+	/* Another context of the same device may still reach them. */
+	if (!on && devices_has(owner, c.dev))
+		return;
+	if (!atomic_load(&shimi_cuda_regions))
+		return;
+	shimi_region_each(SHIMI_KIND_CUDA, peer_apply, &c);
+	if (c.err)
+		shimi_warn_once(&fail_once,
+				"peer access to device regions not changed",
+				c.err);
+}

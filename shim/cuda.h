@@ -22,6 +22,8 @@
 	X(cuCtxPushCurrent_v2, (cudrv_context))                                \
 	X(cuCtxPopCurrent_v2, (cudrv_context *))                               \
 	X(cuCtxSynchronize, (void))                                            \
+	X(cuCtxEnablePeerAccess, (cudrv_context, unsigned int))                \
+	X(cuCtxDisablePeerAccess, (cudrv_context))                             \
 	X(cuMemGetInfo_v2, (size_t *, size_t *))                               \
 	X(cuMemAlloc_v2, (cudrv_deviceptr *, size_t))                          \
 	X(cuMemFree_v2, (cudrv_deviceptr))                                     \
@@ -219,5 +221,11 @@ SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_cuda_ops;
  * 0, or -EIO when a context reports an error.
  */
 SHIMI_HIDDEN int shimi_cuda_quiesce(void);
+/*
+ * The current context enabled (on 1) or disabled (0) peer access to owner:
+ * every device region owner made gives the current context's device the
+ * same access cuMemAlloc memory would have, now and at each resume.
+ */
+SHIMI_HIDDEN void shimi_cuda_peer(cudrv_context owner, int on);
 
 #endif

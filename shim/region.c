@@ -289,6 +289,16 @@ int shimi_region_lookup(const void *p, size_t *len, int *kind)
 	return found;
 }
 
+void shimi_region_each(int kind, void (*fn)(struct shimi_region *r, void *arg),
+		       void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < cap; i++)
+		if (table[i].addr > TOMB && table[i].kind == kind)
+			fn(&table[i], arg);
+	pthread_mutex_unlock(&lock);
+}
+
 int shimi_region_find(const void *p, size_t *len)
 {
 	int kind;

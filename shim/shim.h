@@ -214,6 +214,10 @@ SHIMI_HIDDEN int shimi_region_free(const void *p);
 SHIMI_HIDDEN int shimi_region_free_kind(int kind, const void *p);
 /* Like shimi_region_find(), for a region of any kind, and its kind. */
 SHIMI_HIDDEN int shimi_region_lookup(const void *p, size_t *len, int *kind);
+/* fn on every region of the kind, under the registry's lock. */
+SHIMI_HIDDEN void
+shimi_region_each(int kind, void (*fn)(struct shimi_region *r, void *arg),
+		  void *arg);
 /*
  * munmap(addr, len) over host regions, as the kernel's: regions wholly
  * inside go, a region cut keeps the rest of its bytes as regions of their

@@ -23,6 +23,8 @@
  *            process and see its data
  *   rollback a suspend that fails and cannot put everything back leaves
  *            the process suspended, not running over memory that is gone
+ *   peer     two devices: a region is reachable from a peer that enabled
+ *            access to its owner, as cuMemAlloc memory is
  *
  * Suspend and resume go through vkvctl (VKVCTL) against the engine's own
  * pid. Each command exits 0, or prints what failed and exits 1.
@@ -543,6 +545,103 @@ static void engine_rollback(void)
 		CHECK(direct.free(kv[i]) == 0);
 }
 
+/* What device dev's kernels may do at p (CUmemAccess_flags), -1 unmapped. */
+static int access_of(cudrv_deviceptr p, int dev)
+{
+	unsigned int prot;
+
+	return fakecuda_query_access(p, dev, &prot) ? -1 : (int)prot;
+}
+
+/*
+ * Run with FAKECUDA_DEVICES=2. Memory from cuMemAlloc is reachable from a
+ * context that enabled peer access to its owner; a region standing in for
+ * it must be too (made before or after the enabling, and after a resume),
+ * and stop being when access is disabled. VMM memory of the engine's own
+ * is not the shim's business: it stays as cuMemSetAccess left it.
+ */
+static void engine_peer(void)
+{
+	const int rw = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	static const struct cudrv_mem_alloc_prop prop = {
+		.type = CUDRV_MEM_ALLOCATION_TYPE_PINNED,
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0},
+	};
+	const struct cudrv_mem_access_desc own = {
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE, .id = 0},
+		.flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
+	};
+	const size_t size = 4 * MIB;
+	cudrv_deviceptr kv0, kv1, vmm;
+	cudrv_function fill1;
+	cudrv_context c0, c1;
+	cudrv_module mod1;
+	cudrv_mem_handle h;
+	cudrv_device d1;
+	int can = 0;
+
+	CHECK(cuCtxGetCurrent(&c0) == 0);
+	CHECK(cuDeviceGet(&d1, 1) == 0);
+	CHECK(cuDeviceCanAccessPeer(&can, 0, 1) == 0 && can);
+	CHECK(cuDevicePrimaryCtxRetain(&c1, d1) == 0);
+	CHECK(direct.alloc(&kv0, size) == 0 && is_region(kv0));
+	CHECK(cuMemAddressReserve(&vmm, size, 0, 0, 0) == 0);
+	CHECK(cuMemCreate(&h, size, &prop, 0) == 0);
+	CHECK(cuMemMap(vmm, size, 0, h, 0) == 0);
+	CHECK(cuMemSetAccess(vmm, size, &own, 1) == 0);
+	if (failures)
+		return;
+	CHECK(access_of(kv0, 0) == rw && access_of(kv0, 1) == 0);
+
+	/* Device 1 enables access to device 0's memory. */
+	CHECK(cuCtxSetCurrent(c1) == 0);
+	CHECK(cuCtxEnablePeerAccess(c0, 0) == 0);
+	CHECK(access_of(kv0, 1) == rw);
+	CHECK(access_of(vmm, 1) == 0 && access_of(vmm, 0) == rw);
+	/* A kernel of device 1 (its own module) writes device 0's region. */
+	CHECK(cuModuleLoadData(&mod1, ".fakecuda fill") == 0);
+	CHECK(cuModuleGetFunction(&fill1, mod1, "fill") == 0);
+	{
+		cudrv_deviceptr p = kv0;
+		size_t n = size;
+		unsigned seed = 31;
+		void *params[] = {&p, &n, &seed};
+
+		CHECK(direct.launch(fill1, 1, 1, 1, 1, 1, 1, 0, NULL, params,
+				    NULL) == 0);
+	}
+	CHECK(direct.sync() == 0);
+
+	/* A region made afterwards is reachable at once. */
+	CHECK(cuCtxSetCurrent(c0) == 0);
+	CHECK(direct.alloc(&kv1, size) == 0 && is_region(kv1));
+	CHECK(access_of(kv1, 1) == rw);
+	CHECK(holds(&direct, kv0, size, 31));
+
+	/* A resume maps new memory: the same access again. */
+	CHECK(vkvctl("suspend", "host") == 0);
+	CHECK(vkvctl("resume", NULL) == 0);
+	CHECK(access_of(kv0, 1) == rw && access_of(kv1, 1) == rw);
+	CHECK(access_of(kv0, 0) == rw && access_of(kv1, 0) == rw);
+	CHECK(holds(&direct, kv0, size, 31));
+
+	/* Disabled: out of device 1's reach, as cuMemAlloc memory would be. */
+	CHECK(cuCtxSetCurrent(c1) == 0);
+	CHECK(cuCtxDisablePeerAccess(c0) == 0);
+	CHECK(access_of(kv0, 1) == 0 && access_of(kv1, 1) == 0);
+	CHECK(access_of(kv0, 0) == rw);
+	/* Suspended when disabled, resumed after: still out of reach. */
+	CHECK(cuCtxSetCurrent(c0) == 0);
+	CHECK(vkvctl("suspend", "host") == 0);
+	CHECK(vkvctl("resume", NULL) == 0);
+	CHECK(access_of(kv0, 1) == 0 && access_of(kv0, 0) == rw);
+
+	CHECK(direct.free(kv0) == 0 && direct.free(kv1) == 0);
+	CHECK(cuModuleUnload(mod1) == 0);
+	CHECK(cuMemUnmap(vmm, size) == 0 && cuMemRelease(h) == 0);
+	CHECK(cuMemAddressFree(vmm, size) == 0);
+}
+
 static cudrv_result create_result;
 static size_t create_size;
 
@@ -714,6 +813,7 @@ int main(int argc, char **argv)
 		{"limit", engine_limit}, {"oom", engine_oom},
 		{"off", engine_off},	 {"round", engine_round},
 		{"ptds", engine_ptds},	 {"rollback", engine_rollback},
+		{"peer", engine_peer},
 	};
 
 	counts = getenv("SHIM_ENGINE_COUNTS");

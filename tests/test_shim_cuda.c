@@ -196,6 +196,15 @@ START_TEST(faults)
 }
 END_TEST
 
+START_TEST(peer_access)
+{
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=4M",
+					  "FAKECUDA_DEVICES=2", NULL};
+
+	ck_assert_int_eq(run_engine("peer", env), 0);
+}
+END_TEST
+
 START_TEST(shim_off)
 {
 	static const char *const env[] = {"VKV_SHIM_MATCH_BYTES=6M",
@@ -222,6 +231,7 @@ int main(void)
 	tcase_add_test(tc, shim_off);
 	tcase_add_test(tc, per_thread_default_stream);
 	tcase_add_test(tc, failed_suspend_rollback);
+	tcase_add_test(tc, peer_access);
 	tc = suite_case(s, "faults", 600);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, faults);
