@@ -66,6 +66,19 @@ void *shimi_sys_mremap(void *old, size_t old_len, size_t new_len, int flags,
 			       new_addr);
 }
 
+/*
+ * May [p, p + len) touch a region? Both ends may lie outside every region
+ * with one inside: the range, not its ends, is tested.
+ */
+static int may_touch(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return len && a + len > a &&
+	       a < atomic_load_explicit(&shimi_hi, memory_order_relaxed) &&
+	       a + len > atomic_load_explicit(&shimi_lo, memory_order_relaxed);
+}
+
 /* munmap and mremap fail as the kernel's do when the shim cannot follow. */
 static int fail(int err)
 {
@@ -79,8 +92,7 @@ EXPORT int munmap(void *addr, size_t len)
 
 	if (shimi_unlikely(!shimi_ready()))
 		return shimi_sys_munmap(addr, len);
-	if (shimi_unlikely(shimi_maybe_region(addr) ||
-			   shimi_maybe_region((char *)addr + len - 1))) {
+	if (shimi_unlikely(may_touch(addr, len))) {
 		r = shimi_region_unmap(addr, len);
 		if (r < 0)
 			return fail(r);
@@ -106,11 +118,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		va_end(ap);
 	}
 	if (!shimi_ready() ||
-	    (!shimi_maybe_region(old) &&
-	     !shimi_maybe_region((char *)old + old_len - 1) &&
-	     !(new_addr &&
-	       (shimi_maybe_region(new_addr) ||
-		shimi_maybe_region((char *)new_addr + new_len - 1)))))
+	    (!may_touch(old, old_len) && !may_touch(new_addr, new_len)))
 		return shimi_sys_mremap(old, old_len, new_len, flags, new_addr);
 	r = shimi_region_remap(old, old_len, new_len, flags, new_addr, &out);
 	if (r < 0) {

@@ -340,6 +340,23 @@ static void engine_unmap(void)
 	CHECK(munmap(p, BIG) == 0);
 	CHECK(!is_region(p + MIB) && !is_region(p + 4 * MIB));
 	CHECK(!mapped(p + MIB, MIB) && !mapped(p + 4 * MIB, MIB));
+	/*
+	 * A munmap reaching past the ends of a region takes it too (past
+	 * the ends where nothing else is mapped: the region is the lowest
+	 * made yet, so the page below it reaches below every region).
+	 */
+	p = kv_mmap(BIG, 4);
+	if (!p)
+		return;
+	{
+		unsigned char *lo = mapped(p - 4096, 4096) ? p : p - 4096;
+		unsigned char *hi =
+			mapped(p + BIG, 4096) ? p + BIG : p + BIG + 4096;
+
+		CHECK(lo < p || hi > p + BIG);
+		CHECK(munmap(lo, (size_t)(hi - lo)) == 0);
+	}
+	CHECK(!is_region(p) && !mapped(p, MIB));
 	/* A page not on a page boundary is refused, as the kernel does. */
 	p = kv_mmap(BIG, 6);
 	if (!p)
