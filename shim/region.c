@@ -392,7 +392,7 @@ static int privatise(uintptr_t a, uintptr_t e, int whole)
 		shimi_warn_once(&once,
 				"a vkv region cut or moved becomes private "
 				"memory, without the module's swap (said once)",
-				EXDEV);
+				ENOTSUP);
 	}
 	return 0;
 }
@@ -557,7 +557,7 @@ int shimi_region_remap(void *old, size_t old_len, size_t new_len, int flags,
 		shimi_warn_once(&once,
 				"mremap of a vkv region with other memory: "
 				"given up to an ordinary mapping (said once)",
-				EXDEV);
+				ENOTSUP);
 	} else {
 		struct shimi_region r;
 

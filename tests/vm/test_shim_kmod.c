@@ -6,7 +6,8 @@
  * /proc/meminfo rises, and the pool's resident bytes drop to zero; the
  * module's pages are not counted in the process's VmRSS, so
  * /proc/PID/status cannot show it), touching it brings the same bytes back
- * at the same address, and a discard reads back as zeroes.
+ * at the same address, and a discard reads back as zeroes. A pool region
+ * cut by munmap or moved by mremap keeps its bytes.
  *
  * The engine (tests/shim_engine.c, dynamically linked) and the shim are in
  * /shim with the C library they need (tests/vm/run.sh copies them).
@@ -180,6 +181,21 @@ START_TEST(test_discard)
 }
 END_TEST
 
+/*
+ * Pool regions cut by munmap or moved by mremap: they become private memory
+ * with the same bytes first, and then behave as the kernel's mappings do.
+ */
+START_TEST(test_cut_and_move)
+{
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=1M",
+					  "VKV_SHIM_BACKING=kmod",
+					  "VKV_SHIM_SPILL_DIR=/mnt", NULL};
+
+	ck_assert_int_eq(shim_run_engine(SHIM, ENGINE, "unmap", env, NULL), 0);
+	ck_assert_int_eq(shim_run_engine(SHIM, ENGINE, "remap", env, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shim_kmod");
@@ -189,5 +205,6 @@ int main(void)
 
 	tcase_add_test(suite_case(s, "swap", 600), test_swap_to_file);
 	tcase_add_test(suite_case(s, "discard", 300), test_discard);
+	tcase_add_test(suite_case(s, "cut", 300), test_cut_and_move);
 	return run_suite(s);
 }
