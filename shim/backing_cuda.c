@@ -37,6 +37,10 @@ struct dev_region {
 	int where; /* DEV_* */
 	void *host; /* DEV_HOST: the copy */
 	int fd; /* DEV_DISK: the spill file */
+	/* The devices given access, as of peer_gen's value gen. */
+	unsigned int gen;
+	int ngranted;
+	cudrv_device granted[];
 };
 
 /*
@@ -95,6 +99,8 @@ static struct peer {
 	cudrv_device dev;
 } peers[MAX_PEERS];
 static int npeers;
+/* Bumped at each change of peers: a region made meanwhile looks again. */
+static _Atomic unsigned int peer_gen;
 
 /*
  * The devices that may reach owner's memory, its own (dev) first: up to max
@@ -172,6 +178,7 @@ static int map_physical(struct dev_region *d)
 	cudrv_device devs[MAX_PEERS + 1];
 	cudrv_mem_handle h;
 	cudrv_result res;
+	unsigned int gen = atomic_load(&peer_gen);
 	int n;
 
 	n = devices_of(d->ctx, d->dev, devs, MAX_PEERS + 1);
@@ -198,6 +205,9 @@ static int map_physical(struct dev_region *d)
 		return errno_of(res);
 	}
 	d->handle = h;
+	d->gen = gen;
+	d->ngranted = n;
+	memcpy(d->granted, devs, (size_t)n * sizeof(*devs));
 	return 0;
 }
 
@@ -229,7 +239,8 @@ static int cuda_create(struct shimi_region *r, size_t len, size_t align)
 	if (shimi_cuda_load() || !shimi_cu.cuMemCreate ||
 	    !shimi_cu.cuMemAddressReserve || !shimi_cu.cuCtxPushCurrent_v2)
 		return -ENOSYS;
-	d = shimi_real.calloc(1, sizeof(*d));
+	d = shimi_real.calloc(1, sizeof(*d) + (MAX_PEERS + 1) *
+						      sizeof(d->granted[0]));
 	if (!d)
 		return -EAGAIN;
 	d->fd = -1;
@@ -472,6 +483,8 @@ static void cuda_fork_child(struct shimi_region *r)
 	(void)r;
 }
 
+static void cuda_registered(struct shimi_region *r);
+
 const struct shimi_backing_ops shimi_cuda_ops = {
 	.name = "cuda",
 	.create = cuda_create,
@@ -480,8 +493,22 @@ const struct shimi_backing_ops shimi_cuda_ops = {
 	.resume = cuda_resume,
 	.usage = cuda_usage,
 	.fork_child = cuda_fork_child,
+	.registered = cuda_registered,
 	.resume_required = 1,
 };
+
+/* Note dev as given access (on) or not in d->granted. */
+static void grant(struct dev_region *d, cudrv_device dev, int on)
+{
+	int i;
+
+	for (i = 0; i < d->ngranted && d->granted[i] != dev; i++)
+		;
+	if (on && i == d->ngranted && i < MAX_PEERS + 1)
+		d->granted[d->ngranted++] = dev;
+	else if (!on && i < d->ngranted)
+		d->granted[i] = d->granted[--d->ngranted];
+}
 
 struct peer_change {
 	cudrv_context owner;
@@ -504,14 +531,16 @@ static void peer_apply(struct shimi_region *r, void *arg)
 	/* Suspended regions get it when resume maps them again. */
 	if (d->ctx != c->owner || !d->handle || c->dev == d->dev)
 		return;
-	if (shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1))
+	if (shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1)) {
 		c->err = -EIO;
+		return;
+	}
+	grant(d, c->dev, c->on);
 }
 
 /*
- * Known gap: a region another thread is making at this very moment (its
- * access set, not yet in the registry) misses a change made meanwhile,
- * until its next resume.
+ * A region another thread is making meanwhile (its access set, not yet in
+ * the registry) is not seen here: cuda_registered() catches up.
  */
 void shimi_cuda_peer(cudrv_context owner, int on)
 {
@@ -538,6 +567,7 @@ void shimi_cuda_peer(cudrv_context owner, int on)
 	} else if (!on && i < npeers) {
 		peers[i] = peers[--npeers];
 	}
+	atomic_fetch_add(&peer_gen, 1);
 	pthread_mutex_unlock(&peer_lock);
 	/* Another context of the same device may still reach them. */
 	if (!on && devices_has(owner, c.dev))
@@ -549,4 +579,51 @@ void shimi_cuda_peer(cudrv_context owner, int on)
 		shimi_warn_once(&fail_once,
 				"peer access to device regions not changed",
 				c.err);
+}
+
+/*
+ * Under the registry's lock, just registered: peer access that changed
+ * while the region was being made (shimi_cuda_peer() could not see it yet)
+ * is set now, given where it is new and taken where it went.
+ */
+static void cuda_registered(struct shimi_region *r)
+{
+	struct dev_region *d = r->priv;
+	struct cudrv_mem_access_desc acc[2 * (MAX_PEERS + 1)];
+	cudrv_device devs[MAX_PEERS + 1];
+	unsigned int gen = atomic_load(&peer_gen);
+	size_t n = 0;
+	int ndevs;
+
+	if (gen == d->gen || !d->handle)
+		return;
+	ndevs = devices_of(d->ctx, d->dev, devs, MAX_PEERS + 1);
+	memset(acc, 0, sizeof(acc));
+	for (int i = 0; i < ndevs; i++) {
+		acc[n].location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+		acc[n].location.id = devs[i];
+		acc[n++].flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	}
+	for (int i = 0; i < d->ngranted; i++) {
+		int kept = 0;
+
+		for (int j = 0; j < ndevs; j++)
+			kept |= devs[j] == d->granted[i];
+		if (kept)
+			continue;
+		acc[n].location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+		acc[n].location.id = d->granted[i];
+		acc[n++].flags = CUDRV_MEM_ACCESS_FLAGS_PROT_NONE;
+	}
+	if (shimi_cu.cuMemSetAccess(d->va, d->size, acc, n)) {
+		static atomic_int once;
+
+		shimi_warn_once(&once,
+				"peer access to a new device region not set",
+				EIO);
+		return;
+	}
+	d->gen = gen;
+	d->ngranted = ndevs;
+	memcpy(d->granted, devs, (size_t)ndevs * sizeof(*devs));
 }

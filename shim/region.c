@@ -264,6 +264,8 @@ int shimi_region_new_kind(int kind, size_t size, size_t align, void **out)
 	bytes += r.map_len - len;
 	put(&r);
 	nregions++;
+	if (ops[r.kind]->registered)
+		ops[r.kind]->registered(lookup(r.addr));
 	if (is_host(r.kind))
 		widen_bounds(r.addr, r.addr + r.len);
 	pthread_mutex_unlock(&lock);

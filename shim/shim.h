@@ -155,6 +155,11 @@ struct shimi_backing_ops {
 	 */
 	int (*privatise)(struct shimi_region *r);
 	/*
+	 * Under the registry's lock, once r is in it: catch up with what
+	 * changed while it was being made. NULL where nothing can.
+	 */
+	void (*registered)(struct shimi_region *r);
+	/*
 	 * Nonzero when the data comes back only through resume (device
 	 * memory), not on access: a failed resume then leaves the process
 	 * suspended, to be retried.

@@ -25,6 +25,7 @@
  *            the process suspended, not running over memory that is gone
  *   peer     two devices: a region is reachable from a peer that enabled
  *            access to its owner, as cuMemAlloc memory is
+ *   peer_race  the same for a region being made while access is enabled
  *
  * Suspend and resume go through vkvctl (VKVCTL) against the engine's own
  * pid. Each command exits 0, or prints what failed and exits 1.
@@ -642,6 +643,53 @@ static void engine_peer(void)
 	CHECK(cuMemAddressFree(vmm, size) == 0);
 }
 
+struct racing_alloc {
+	cudrv_context ctx;
+	cudrv_deviceptr kv;
+	cudrv_result res;
+};
+
+static void *alloc_in(void *arg)
+{
+	struct racing_alloc *a = arg;
+
+	if (cuCtxSetCurrent(a->ctx))
+		a->res = CUDRV_ERROR_INVALID_CONTEXT;
+	else
+		a->res = direct.alloc(&a->kv, 4 * MIB);
+	return NULL;
+}
+
+/*
+ * Run with FAKECUDA_DEVICES=2 and cuMemSetAccess slowed down (200 ms): peer
+ * access enabled while another thread is making a region (its access being
+ * set, the region not yet registered) reaches that region too.
+ */
+static void engine_peer_race(void)
+{
+	const int rw = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	struct racing_alloc a = {.res = CUDRV_ERROR_UNKNOWN};
+	cudrv_context c1;
+	cudrv_device d1;
+	pthread_t t;
+
+	CHECK(cuCtxGetCurrent(&a.ctx) == 0);
+	CHECK(cuDeviceGet(&d1, 1) == 0);
+	CHECK(cuDevicePrimaryCtxRetain(&c1, d1) == 0);
+	CHECK(pthread_create(&t, NULL, alloc_in, &a) == 0);
+	if (failures)
+		return;
+	/* Well inside the other thread's cuMemSetAccess. */
+	usleep(50 * 1000);
+	CHECK(cuCtxSetCurrent(c1) == 0);
+	CHECK(cuCtxEnablePeerAccess(a.ctx, 0) == 0);
+	pthread_join(t, NULL);
+	CHECK(a.res == 0 && is_region(a.kv));
+	CHECK(access_of(a.kv, 1) == rw);
+	CHECK(cuCtxSetCurrent(a.ctx) == 0);
+	CHECK(direct.free(a.kv) == 0);
+}
+
 static cudrv_result create_result;
 static size_t create_size;
 
@@ -813,7 +861,7 @@ int main(int argc, char **argv)
 		{"limit", engine_limit}, {"oom", engine_oom},
 		{"off", engine_off},	 {"round", engine_round},
 		{"ptds", engine_ptds},	 {"rollback", engine_rollback},
-		{"peer", engine_peer},
+		{"peer", engine_peer},	 {"peer_race", engine_peer_race},
 	};
 
 	counts = getenv("SHIM_ENGINE_COUNTS");

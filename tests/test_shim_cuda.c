@@ -205,6 +205,20 @@ START_TEST(peer_access)
 }
 END_TEST
 
+START_TEST(peer_access_race)
+{
+	static const char *const env[] = {
+		"VKV_SHIM_MIN_BYTES=4M",
+		"FAKECUDA_DEVICES=2",
+		"FAKECUDA_LATENCY=1",
+		"FAKECUDA_LATENCY_SCALE=call",
+		"FAKECUDA_LATENCY_US=cuMemSetAccess:200000",
+		NULL};
+
+	ck_assert_int_eq(run_engine("peer_race", env), 0);
+}
+END_TEST
+
 START_TEST(shim_off)
 {
 	static const char *const env[] = {"VKV_SHIM_MATCH_BYTES=6M",
@@ -232,6 +246,7 @@ int main(void)
 	tcase_add_test(tc, per_thread_default_stream);
 	tcase_add_test(tc, failed_suspend_rollback);
 	tcase_add_test(tc, peer_access);
+	tcase_add_test(tc, peer_access_race);
 	tc = suite_case(s, "faults", 600);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, faults);
