@@ -74,7 +74,8 @@ static int anon_create(struct shimi_region *r, size_t len, size_t align)
 
 static void anon_destroy(struct shimi_region *r)
 {
-	shimi_sys_munmap(r->map, r->map_len);
+	if (r->map_len)
+		shimi_sys_munmap(r->map, r->map_len);
 }
 
 static int anon_suspend(struct shimi_region *r, enum shimi_mode mode)

@@ -37,6 +37,10 @@ struct dev_region {
 	int where; /* DEV_* */
 	void *host; /* DEV_HOST: the copy */
 	int fd; /* DEV_DISK: the spill file */
+	/* The devices given access, as of peer_gen's value gen. */
+	unsigned int gen;
+	int ngranted;
+	cudrv_device granted[];
 };
 
 /*
@@ -82,6 +86,59 @@ int shimi_cuda_quiesce(void)
 	return err;
 }
 
+/*
+ * Peer access the process enabled (cuCtxEnablePeerAccess): the accessor
+ * context, its device, and the owner whose cuMemAlloc memory it reaches.
+ * A region of the owner's gives that device read-write access. Lock order:
+ * the registry's lock, then peer_lock.
+ */
+#define MAX_PEERS 64
+static pthread_mutex_t peer_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct peer {
+	cudrv_context accessor, owner;
+	cudrv_device dev;
+} peers[MAX_PEERS];
+static int npeers;
+/* Bumped at each change of peers: a region made meanwhile looks again. */
+static _Atomic unsigned int peer_gen;
+
+/*
+ * The devices that may reach owner's memory, its own (dev) first: up to max
+ * of them into devs, how many.
+ */
+static int devices_of(cudrv_context owner, cudrv_device dev, cudrv_device *devs,
+		      int max)
+{
+	int n = 0;
+
+	devs[n++] = dev;
+	pthread_mutex_lock(&peer_lock);
+	for (int i = 0; i < npeers && n < max; i++) {
+		int seen = 0;
+
+		if (peers[i].owner != owner)
+			continue;
+		for (int j = 0; j < n; j++)
+			seen |= devs[j] == peers[i].dev;
+		if (!seen)
+			devs[n++] = peers[i].dev;
+	}
+	pthread_mutex_unlock(&peer_lock);
+	return n;
+}
+
+/* Does some context of dev still reach owner's memory? */
+static int devices_has(cudrv_context owner, cudrv_device dev)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&peer_lock);
+	for (int i = 0; i < npeers; i++)
+		found |= peers[i].owner == owner && peers[i].dev == dev;
+	pthread_mutex_unlock(&peer_lock);
+	return found;
+}
+
 static void prop_of(const struct dev_region *d,
 		    struct cudrv_mem_alloc_prop *prop)
 {
@@ -109,17 +166,28 @@ static void leave_ctx(void)
 	shimi_cu.cuCtxPopCurrent_v2(&old);
 }
 
-/* Physical memory mapped at d->va with access: 0 or -errno, all or nothing. */
+/*
+ * Physical memory mapped at d->va with access for its device and every
+ * device that enabled peer access to its context: 0 or -errno, all or
+ * nothing.
+ */
 static int map_physical(struct dev_region *d)
 {
+	struct cudrv_mem_access_desc acc[MAX_PEERS + 1];
 	struct cudrv_mem_alloc_prop prop;
-	struct cudrv_mem_access_desc acc = {
-		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
-			     .id = d->dev},
-		.flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
-	};
+	cudrv_device devs[MAX_PEERS + 1];
 	cudrv_mem_handle h;
 	cudrv_result res;
+	unsigned int gen = atomic_load(&peer_gen);
+	int n;
+
+	n = devices_of(d->ctx, d->dev, devs, MAX_PEERS + 1);
+	memset(acc, 0, sizeof(acc));
+	for (int i = 0; i < n; i++) {
+		acc[i].location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+		acc[i].location.id = devs[i];
+		acc[i].flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	}
 
 	prop_of(d, &prop);
 	res = shimi_cu.cuMemCreate(&h, d->size, &prop, 0);
@@ -130,23 +198,34 @@ static int map_physical(struct dev_region *d)
 		shimi_cu.cuMemRelease(h);
 		return errno_of(res);
 	}
-	res = shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1);
+	res = shimi_cu.cuMemSetAccess(d->va, d->size, acc, (size_t)n);
 	if (res) {
 		shimi_cu.cuMemUnmap(d->va, d->size);
 		shimi_cu.cuMemRelease(h);
 		return errno_of(res);
 	}
 	d->handle = h;
+	d->gen = gen;
+	d->ngranted = n;
+	memcpy(d->granted, devs, (size_t)n * sizeof(*devs));
 	return 0;
 }
 
-static void unmap_physical(struct dev_region *d)
+/*
+ * 0, or -EIO with the memory still mapped (and its bytes there): a mapping
+ * left behind would make every later cuMemMap at d->va fail, and the
+ * region could never come back.
+ */
+static int unmap_physical(struct dev_region *d)
 {
 	if (!d->handle)
-		return;
-	shimi_cu.cuMemUnmap(d->va, d->size);
+		return 0;
+	if (shimi_cu.cuMemUnmap(d->va, d->size))
+		return -EIO;
+	/* A handle the driver keeps is lost to us, but nothing is mapped. */
 	shimi_cu.cuMemRelease(d->handle);
 	d->handle = 0;
+	return 0;
 }
 
 static int cuda_create(struct shimi_region *r, size_t len, size_t align)
@@ -160,7 +239,8 @@ static int cuda_create(struct shimi_region *r, size_t len, size_t align)
 	if (shimi_cuda_load() || !shimi_cu.cuMemCreate ||
 	    !shimi_cu.cuMemAddressReserve || !shimi_cu.cuCtxPushCurrent_v2)
 		return -ENOSYS;
-	d = shimi_real.calloc(1, sizeof(*d));
+	d = shimi_real.calloc(1, sizeof(*d) + (MAX_PEERS + 1) *
+						      sizeof(d->granted[0]));
 	if (!d)
 		return -EAGAIN;
 	d->fd = -1;
@@ -226,7 +306,8 @@ static void cuda_destroy(struct shimi_region *r)
 	/* cuMemFree waits for work that may still use the memory. */
 	if (ctx && d->handle)
 		shimi_cu.cuCtxSynchronize();
-	unmap_physical(d);
+	/* Nothing better to do with memory the driver will not unmap. */
+	(void)unmap_physical(d);
 	shimi_cu.cuMemAddressFree(d->va, d->size);
 	if (ctx)
 		leave_ctx();
@@ -312,15 +393,20 @@ static int cuda_suspend(struct shimi_region *r, enum shimi_mode mode)
 		leave_ctx();
 		return -EIO;
 	}
-	if (mode == SHIMI_MODE_DISCARD)
-		d->where = DEV_DROPPED;
-	else if ((err = copy_out(d, mode))) {
+	if (mode != SHIMI_MODE_DISCARD && (err = copy_out(d, mode))) {
 		leave_ctx();
 		return err;
 	}
-	unmap_physical(d);
+	err = unmap_physical(d);
+	if (err) {
+		/* Still mapped, bytes and all: the region stays as it was. */
+		drop_copy(d);
+		d->where = DEV_MAPPED;
+	} else if (mode == SHIMI_MODE_DISCARD) {
+		d->where = DEV_DROPPED;
+	}
 	leave_ctx();
-	return 0;
+	return err;
 }
 
 /* The saved bytes (or zeroes, after a discard) back onto the device. */
@@ -397,6 +483,8 @@ static void cuda_fork_child(struct shimi_region *r)
 	(void)r;
 }
 
+static void cuda_registered(struct shimi_region *r);
+
 const struct shimi_backing_ops shimi_cuda_ops = {
 	.name = "cuda",
 	.create = cuda_create,
@@ -405,5 +493,137 @@ const struct shimi_backing_ops shimi_cuda_ops = {
 	.resume = cuda_resume,
 	.usage = cuda_usage,
 	.fork_child = cuda_fork_child,
+	.registered = cuda_registered,
 	.resume_required = 1,
 };
+
+/* Note dev as given access (on) or not in d->granted. */
+static void grant(struct dev_region *d, cudrv_device dev, int on)
+{
+	int i;
+
+	for (i = 0; i < d->ngranted && d->granted[i] != dev; i++)
+		;
+	if (on && i == d->ngranted && i < MAX_PEERS + 1)
+		d->granted[d->ngranted++] = dev;
+	else if (!on && i < d->ngranted)
+		d->granted[i] = d->granted[--d->ngranted];
+}
+
+struct peer_change {
+	cudrv_context owner;
+	cudrv_device dev;
+	int on, err;
+};
+
+/* Under the registry's lock: one region's access for the peer's device. */
+static void peer_apply(struct shimi_region *r, void *arg)
+{
+	struct peer_change *c = arg;
+	struct dev_region *d = r->priv;
+	struct cudrv_mem_access_desc acc = {
+		.location = {.type = CUDRV_MEM_LOCATION_TYPE_DEVICE,
+			     .id = c->dev},
+		.flags = c->on ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE
+			       : CUDRV_MEM_ACCESS_FLAGS_PROT_NONE,
+	};
+
+	/* Suspended regions get it when resume maps them again. */
+	if (d->ctx != c->owner || !d->handle || c->dev == d->dev)
+		return;
+	if (shimi_cu.cuMemSetAccess(d->va, d->size, &acc, 1)) {
+		c->err = -EIO;
+		return;
+	}
+	grant(d, c->dev, c->on);
+}
+
+/*
+ * A region another thread is making meanwhile (its access set, not yet in
+ * the registry) is not seen here: cuda_registered() catches up.
+ */
+void shimi_cuda_peer(cudrv_context owner, int on)
+{
+	static atomic_int full_once, fail_once;
+	struct peer_change c = {.owner = owner, .on = on};
+	cudrv_context me;
+	int i;
+
+	if (shimi_cu.cuCtxGetCurrent(&me) || !me || !shimi_cu.cuCtxGetDevice ||
+	    shimi_cu.cuCtxGetDevice(&c.dev))
+		return;
+	pthread_mutex_lock(&peer_lock);
+	for (i = 0; i < npeers; i++)
+		if (peers[i].accessor == me && peers[i].owner == owner)
+			break;
+	if (on && i == npeers) {
+		if (npeers < MAX_PEERS)
+			peers[npeers++] = (struct peer){me, owner, c.dev};
+		else
+			shimi_warn_once(&full_once,
+					"too many peer contexts: device "
+					"regions not reachable from them",
+					ENOSPC);
+	} else if (!on && i < npeers) {
+		peers[i] = peers[--npeers];
+	}
+	atomic_fetch_add(&peer_gen, 1);
+	pthread_mutex_unlock(&peer_lock);
+	/* Another context of the same device may still reach them. */
+	if (!on && devices_has(owner, c.dev))
+		return;
+	if (!atomic_load(&shimi_cuda_regions))
+		return;
+	shimi_region_each(SHIMI_KIND_CUDA, peer_apply, &c);
+	if (c.err)
+		shimi_warn_once(&fail_once,
+				"peer access to device regions not changed",
+				c.err);
+}
+
+/*
+ * Under the registry's lock, just registered: peer access that changed
+ * while the region was being made (shimi_cuda_peer() could not see it yet)
+ * is set now, given where it is new and taken where it went.
+ */
+static void cuda_registered(struct shimi_region *r)
+{
+	struct dev_region *d = r->priv;
+	struct cudrv_mem_access_desc acc[2 * (MAX_PEERS + 1)];
+	cudrv_device devs[MAX_PEERS + 1];
+	unsigned int gen = atomic_load(&peer_gen);
+	size_t n = 0;
+	int ndevs;
+
+	if (gen == d->gen || !d->handle)
+		return;
+	ndevs = devices_of(d->ctx, d->dev, devs, MAX_PEERS + 1);
+	memset(acc, 0, sizeof(acc));
+	for (int i = 0; i < ndevs; i++) {
+		acc[n].location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+		acc[n].location.id = devs[i];
+		acc[n++].flags = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	}
+	for (int i = 0; i < d->ngranted; i++) {
+		int kept = 0;
+
+		for (int j = 0; j < ndevs; j++)
+			kept |= devs[j] == d->granted[i];
+		if (kept)
+			continue;
+		acc[n].location.type = CUDRV_MEM_LOCATION_TYPE_DEVICE;
+		acc[n].location.id = d->granted[i];
+		acc[n++].flags = CUDRV_MEM_ACCESS_FLAGS_PROT_NONE;
+	}
+	if (shimi_cu.cuMemSetAccess(d->va, d->size, acc, n)) {
+		static atomic_int once;
+
+		shimi_warn_once(&once,
+				"peer access to a new device region not set",
+				EIO);
+		return;
+	}
+	d->gen = gen;
+	d->ngranted = ndevs;
+	memcpy(d->granted, devs, (size_t)ndevs * sizeof(*devs));
+}

@@ -96,7 +96,8 @@ out:
 
 static void kmod_destroy(struct shimi_region *r)
 {
-	shimi_sys_munmap(r->map, r->map_len);
+	if (r->map_len)
+		shimi_sys_munmap(r->map, r->map_len);
 	close(r->fd);
 }
 
@@ -142,35 +143,49 @@ static void kmod_usage(const struct shimi_region *r, struct shimi_usage *u)
 }
 
 /*
+ * A copy of the bytes moved over the pool's mapping: the pool goes with its
+ * descriptor, and the region is private memory the kernel may cut, move
+ * and copy on fork as any other.
+ */
+static int kmod_privatise(struct shimi_region *r)
+{
+	void *copy;
+	int err;
+
+	copy = shimi_sys_mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (copy == MAP_FAILED)
+		return -errno;
+	memcpy(copy, r->map, r->map_len);
+	if (shimi_sys_mremap(copy, r->map_len, r->map_len,
+			     MREMAP_MAYMOVE | MREMAP_FIXED,
+			     r->map) == MAP_FAILED) {
+		err = -errno;
+		shimi_sys_munmap(copy, r->map_len);
+		return err;
+	}
+	close(r->fd);
+	r->fd = -1;
+	r->kind = SHIMI_KIND_ANON;
+	return 0;
+}
+
+/*
  * The pool is shared with the parent: the child gets a private copy at the
  * same address instead (a copy of the region's bytes, paid at fork), and
  * drops its reference to the parent's context.
  */
 static void kmod_fork_child(struct shimi_region *r)
 {
-	void *copy;
-
-	copy = shimi_sys_mmap(NULL, r->map_len, PROT_READ | PROT_WRITE,
-			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (copy != MAP_FAILED) {
-		memcpy(copy, r->map, r->map_len);
-		if (mremap(copy, r->map_len, r->map_len,
-			   MREMAP_MAYMOVE | MREMAP_FIXED,
-			   r->map) != MAP_FAILED) {
-			close(r->fd);
-			r->fd = -1;
-			r->kind = SHIMI_KIND_ANON;
-			return;
-		}
-		shimi_sys_munmap(copy, r->map_len);
-	}
-	/* Left shared with the parent: say so rather than hide it. */
 	static atomic_int once;
+	int err = kmod_privatise(r);
 
-	shimi_warn_once(&once,
-			"fork: a vkv region stays shared with the "
-			"parent",
-			errno);
+	/* Left shared with the parent: say so rather than hide it. */
+	if (err)
+		shimi_warn_once(&once,
+				"fork: a vkv region stays shared with the "
+				"parent",
+				-err);
 }
 
 const struct shimi_backing_ops shimi_kmod_ops = {
@@ -181,4 +196,5 @@ const struct shimi_backing_ops shimi_kmod_ops = {
 	.resume = kmod_resume,
 	.usage = kmod_usage,
 	.fork_child = kmod_fork_child,
+	.privatise = kmod_privatise,
 };

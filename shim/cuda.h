@@ -22,6 +22,8 @@
 	X(cuCtxPushCurrent_v2, (cudrv_context))                                \
 	X(cuCtxPopCurrent_v2, (cudrv_context *))                               \
 	X(cuCtxSynchronize, (void))                                            \
+	X(cuCtxEnablePeerAccess, (cudrv_context, unsigned int))                \
+	X(cuCtxDisablePeerAccess, (cudrv_context))                             \
 	X(cuMemGetInfo_v2, (size_t *, size_t *))                               \
 	X(cuMemAlloc_v2, (cudrv_deviceptr *, size_t))                          \
 	X(cuMemFree_v2, (cudrv_deviceptr))                                     \
@@ -86,6 +88,94 @@
 	X(cuStreamSynchronize_ptsz, (cudrv_stream))                            \
 	X(cuEventSynchronize, (cudrv_event))                                   \
 	X(cuStreamIsCapturing, (cudrv_stream, unsigned int *))                 \
+	X(cuMemcpyHtoD_v2_ptds, (cudrv_deviceptr d, const void *h, size_t n))  \
+	X(cuMemcpyDtoH_v2_ptds, (void *h, cudrv_deviceptr d, size_t n))        \
+	X(cuMemcpyDtoD_v2_ptds,                                                \
+	  (cudrv_deviceptr d, cudrv_deviceptr src, size_t n))                  \
+	X(cuMemcpy_ptds, (cudrv_deviceptr d, cudrv_deviceptr src, size_t n))   \
+	X(cuMemsetD8_v2_ptds, (cudrv_deviceptr d, unsigned char v, size_t n))  \
+	X(cuMemsetD32_v2_ptds, (cudrv_deviceptr d, unsigned int v, size_t n))  \
+	X(cuMemsetD8Async_ptsz,                                                \
+	  (cudrv_deviceptr d, unsigned char v, size_t n, cudrv_stream s))      \
+	X(cuMemsetD32Async_ptsz,                                               \
+	  (cudrv_deviceptr d, unsigned int v, size_t n, cudrv_stream s))       \
+	X(cuMemsetD16_v2, (cudrv_deviceptr d, unsigned short v, size_t n))     \
+	X(cuMemsetD16_v2_ptds,                                                 \
+	  (cudrv_deviceptr d, unsigned short v, size_t n))                     \
+	X(cuMemsetD16Async,                                                    \
+	  (cudrv_deviceptr d, unsigned short v, size_t n, cudrv_stream s))     \
+	X(cuMemsetD16Async_ptsz,                                               \
+	  (cudrv_deviceptr d, unsigned short v, size_t n, cudrv_stream s))     \
+	X(cuMemsetD2D8_v2, (cudrv_deviceptr d, size_t pitch, unsigned char v,  \
+			    size_t w, size_t h))                               \
+	X(cuMemsetD2D8_v2_ptds, (cudrv_deviceptr d, size_t pitch,              \
+				 unsigned char v, size_t w, size_t h))         \
+	X(cuMemsetD2D16_v2, (cudrv_deviceptr d, size_t pitch,                  \
+			     unsigned short v, size_t w, size_t h))            \
+	X(cuMemsetD2D16_v2_ptds, (cudrv_deviceptr d, size_t pitch,             \
+				  unsigned short v, size_t w, size_t h))       \
+	X(cuMemsetD2D32_v2, (cudrv_deviceptr d, size_t pitch, unsigned int v,  \
+			     size_t w, size_t h))                              \
+	X(cuMemsetD2D32_v2_ptds, (cudrv_deviceptr d, size_t pitch,             \
+				  unsigned int v, size_t w, size_t h))         \
+	X(cuMemsetD2D8Async,                                                   \
+	  (cudrv_deviceptr d, size_t pitch, unsigned char v, size_t w,         \
+	   size_t h, cudrv_stream s))                                          \
+	X(cuMemsetD2D8Async_ptsz,                                              \
+	  (cudrv_deviceptr d, size_t pitch, unsigned char v, size_t w,         \
+	   size_t h, cudrv_stream s))                                          \
+	X(cuMemsetD2D16Async,                                                  \
+	  (cudrv_deviceptr d, size_t pitch, unsigned short v, size_t w,        \
+	   size_t h, cudrv_stream s))                                          \
+	X(cuMemsetD2D16Async_ptsz,                                             \
+	  (cudrv_deviceptr d, size_t pitch, unsigned short v, size_t w,        \
+	   size_t h, cudrv_stream s))                                          \
+	X(cuMemsetD2D32Async,                                                  \
+	  (cudrv_deviceptr d, size_t pitch, unsigned int v, size_t w,          \
+	   size_t h, cudrv_stream s))                                          \
+	X(cuMemsetD2D32Async_ptsz,                                             \
+	  (cudrv_deviceptr d, size_t pitch, unsigned int v, size_t w,          \
+	   size_t h, cudrv_stream s))                                          \
+	X(cuMemcpyPeer, (cudrv_deviceptr d, cudrv_context dc,                  \
+			 cudrv_deviceptr src, cudrv_context sc, size_t n))     \
+	X(cuMemcpyPeer_ptds,                                                   \
+	  (cudrv_deviceptr d, cudrv_context dc, cudrv_deviceptr src,           \
+	   cudrv_context sc, size_t n))                                        \
+	X(cuMemcpyPeerAsync,                                                   \
+	  (cudrv_deviceptr d, cudrv_context dc, cudrv_deviceptr src,           \
+	   cudrv_context sc, size_t n, cudrv_stream s))                        \
+	X(cuMemcpyPeerAsync_ptsz,                                              \
+	  (cudrv_deviceptr d, cudrv_context dc, cudrv_deviceptr src,           \
+	   cudrv_context sc, size_t n, cudrv_stream s))                        \
+	X(cuMemcpy2D_v2, (const void *p))                                      \
+	X(cuMemcpy2D_v2_ptds, (const void *p))                                 \
+	X(cuMemcpy2DUnaligned_v2, (const void *p))                             \
+	X(cuMemcpy2DUnaligned_v2_ptds, (const void *p))                        \
+	X(cuMemcpy2DAsync_v2, (const void *p, cudrv_stream s))                 \
+	X(cuMemcpy2DAsync_v2_ptsz, (const void *p, cudrv_stream s))            \
+	X(cuMemcpy3D_v2, (const void *p))                                      \
+	X(cuMemcpy3D_v2_ptds, (const void *p))                                 \
+	X(cuMemcpy3DAsync_v2, (const void *p, cudrv_stream s))                 \
+	X(cuMemcpy3DAsync_v2_ptsz, (const void *p, cudrv_stream s))            \
+	X(cuMemcpy3DPeer, (const void *p))                                     \
+	X(cuMemcpy3DPeer_ptds, (const void *p))                                \
+	X(cuMemcpy3DPeerAsync, (const void *p, cudrv_stream s))                \
+	X(cuMemcpy3DPeerAsync_ptsz, (const void *p, cudrv_stream s))           \
+	X(cuMemcpyDtoA_v2,                                                     \
+	  (void *a, size_t off, cudrv_deviceptr src, size_t n))                \
+	X(cuMemcpyDtoA_v2_ptds,                                                \
+	  (void *a, size_t off, cudrv_deviceptr src, size_t n))                \
+	X(cuMemcpyAtoD_v2, (cudrv_deviceptr d, void *a, size_t off, size_t n)) \
+	X(cuMemcpyAtoD_v2_ptds,                                                \
+	  (cudrv_deviceptr d, void *a, size_t off, size_t n))                  \
+	X(cuLaunchCooperativeKernel,                                           \
+	  (cudrv_function f, unsigned int gx, unsigned int gy,                 \
+	   unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, \
+	   unsigned int shm, cudrv_stream s, void **params))                   \
+	X(cuLaunchCooperativeKernel_ptsz,                                      \
+	  (cudrv_function f, unsigned int gx, unsigned int gy,                 \
+	   unsigned int gz, unsigned int bx, unsigned int by, unsigned int bz, \
+	   unsigned int shm, cudrv_stream s, void **params))                   \
 	X(cuGetProcAddress, (const char *, void **, int, uint64_t))            \
 	X(cuGetProcAddress_v2,                                                 \
 	  (const char *, void **, int, uint64_t, unsigned int *))
@@ -131,5 +221,11 @@ SHIMI_HIDDEN extern const struct shimi_backing_ops shimi_cuda_ops;
  * 0, or -EIO when a context reports an error.
  */
 SHIMI_HIDDEN int shimi_cuda_quiesce(void);
+/*
+ * The current context enabled (on 1) or disabled (0) peer access to owner:
+ * every device region owner made gives the current context's device the
+ * same access cuMemAlloc memory would have, now and at each resume.
+ */
+SHIMI_HIDDEN void shimi_cuda_peer(cudrv_context owner, int on);
 
 #endif

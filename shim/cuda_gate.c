@@ -86,6 +86,11 @@ void shimi_gate_leave(void)
 		return res;                                                    \
 	}
 
+/* A function and its per-thread default stream variant, alike. */
+#define GATED2(name, variant, params, args)                                    \
+	GATED(name, params, args)                                              \
+	GATED(variant, params, args)
+
 #define LAUNCH_PARAMS                                                          \
 	(cudrv_function f, unsigned int gx, unsigned int gy, unsigned int gz,  \
 	 unsigned int bx, unsigned int by, unsigned int bz, unsigned int shm,  \
@@ -106,8 +111,10 @@ GATED(cuStreamSynchronize, (cudrv_stream s), (s))
 GATED(cuStreamSynchronize_ptsz, (cudrv_stream s), (s))
 GATED(cuEventSynchronize, (cudrv_event e), (e))
 GATED(cuCtxSynchronize, (void), ())
-GATED(cuMemcpyHtoD_v2, (cudrv_deviceptr d, const void *h, size_t n), (d, h, n))
-GATED(cuMemcpyDtoH_v2, (void *h, cudrv_deviceptr d, size_t n), (h, d, n))
+GATED2(cuMemcpyHtoD_v2, cuMemcpyHtoD_v2_ptds,
+       (cudrv_deviceptr d, const void *h, size_t n), (d, h, n))
+GATED2(cuMemcpyDtoH_v2, cuMemcpyDtoH_v2_ptds,
+       (void *h, cudrv_deviceptr d, size_t n), (h, d, n))
 GATED(cuMemcpyHtoDAsync_v2,
       (cudrv_deviceptr d, const void *h, size_t n, cudrv_stream s),
       (d, h, n, s))
@@ -118,26 +125,85 @@ GATED(cuMemcpyDtoHAsync_v2,
       (void *h, cudrv_deviceptr d, size_t n, cudrv_stream s), (h, d, n, s))
 GATED(cuMemcpyDtoHAsync_v2_ptsz,
       (void *h, cudrv_deviceptr d, size_t n, cudrv_stream s), (h, d, n, s))
-GATED(cuMemcpyDtoD_v2, (cudrv_deviceptr d, cudrv_deviceptr src, size_t n),
-      (d, src, n))
+GATED2(cuMemcpyDtoD_v2, cuMemcpyDtoD_v2_ptds,
+       (cudrv_deviceptr d, cudrv_deviceptr src, size_t n), (d, src, n))
 GATED(cuMemcpyDtoDAsync_v2,
       (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
       (d, src, n, s))
 GATED(cuMemcpyDtoDAsync_v2_ptsz,
       (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
       (d, src, n, s))
-GATED(cuMemcpy, (cudrv_deviceptr d, cudrv_deviceptr src, size_t n), (d, src, n))
+GATED2(cuMemcpy, cuMemcpy_ptds,
+       (cudrv_deviceptr d, cudrv_deviceptr src, size_t n), (d, src, n))
 GATED(cuMemcpyAsync,
       (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
       (d, src, n, s))
 GATED(cuMemcpyAsync_ptsz,
       (cudrv_deviceptr d, cudrv_deviceptr src, size_t n, cudrv_stream s),
       (d, src, n, s))
-GATED(cuMemsetD8_v2, (cudrv_deviceptr d, unsigned char v, size_t n), (d, v, n))
-GATED(cuMemsetD8Async,
-      (cudrv_deviceptr d, unsigned char v, size_t n, cudrv_stream s),
-      (d, v, n, s))
-GATED(cuMemsetD32_v2, (cudrv_deviceptr d, unsigned int v, size_t n), (d, v, n))
-GATED(cuMemsetD32Async,
-      (cudrv_deviceptr d, unsigned int v, size_t n, cudrv_stream s),
-      (d, v, n, s))
+GATED2(cuMemsetD8_v2, cuMemsetD8_v2_ptds,
+       (cudrv_deviceptr d, unsigned char v, size_t n), (d, v, n))
+GATED2(cuMemsetD8Async, cuMemsetD8Async_ptsz,
+       (cudrv_deviceptr d, unsigned char v, size_t n, cudrv_stream s),
+       (d, v, n, s))
+GATED2(cuMemsetD32_v2, cuMemsetD32_v2_ptds,
+       (cudrv_deviceptr d, unsigned int v, size_t n), (d, v, n))
+GATED2(cuMemsetD32Async, cuMemsetD32Async_ptsz,
+       (cudrv_deviceptr d, unsigned int v, size_t n, cudrv_stream s),
+       (d, v, n, s))
+
+/* The rest of the family, as cuda.h names it. */
+GATED2(cuMemsetD16_v2, cuMemsetD16_v2_ptds,
+       (cudrv_deviceptr d, unsigned short v, size_t n), (d, v, n))
+GATED2(cuMemsetD16Async, cuMemsetD16Async_ptsz,
+       (cudrv_deviceptr d, unsigned short v, size_t n, cudrv_stream s),
+       (d, v, n, s))
+GATED2(cuMemsetD2D8_v2, cuMemsetD2D8_v2_ptds,
+       (cudrv_deviceptr d, size_t pitch, unsigned char v, size_t w, size_t h),
+       (d, pitch, v, w, h))
+GATED2(cuMemsetD2D16_v2, cuMemsetD2D16_v2_ptds,
+       (cudrv_deviceptr d, size_t pitch, unsigned short v, size_t w, size_t h),
+       (d, pitch, v, w, h))
+GATED2(cuMemsetD2D32_v2, cuMemsetD2D32_v2_ptds,
+       (cudrv_deviceptr d, size_t pitch, unsigned int v, size_t w, size_t h),
+       (d, pitch, v, w, h))
+GATED2(cuMemsetD2D8Async, cuMemsetD2D8Async_ptsz,
+       (cudrv_deviceptr d, size_t pitch, unsigned char v, size_t w, size_t h,
+	cudrv_stream s),
+       (d, pitch, v, w, h, s))
+GATED2(cuMemsetD2D16Async, cuMemsetD2D16Async_ptsz,
+       (cudrv_deviceptr d, size_t pitch, unsigned short v, size_t w, size_t h,
+	cudrv_stream s),
+       (d, pitch, v, w, h, s))
+GATED2(cuMemsetD2D32Async, cuMemsetD2D32Async_ptsz,
+       (cudrv_deviceptr d, size_t pitch, unsigned int v, size_t w, size_t h,
+	cudrv_stream s),
+       (d, pitch, v, w, h, s))
+GATED2(cuMemcpyPeer, cuMemcpyPeer_ptds,
+       (cudrv_deviceptr d, cudrv_context dc, cudrv_deviceptr src,
+	cudrv_context sc, size_t n),
+       (d, dc, src, sc, n))
+GATED2(cuMemcpyPeerAsync, cuMemcpyPeerAsync_ptsz,
+       (cudrv_deviceptr d, cudrv_context dc, cudrv_deviceptr src,
+	cudrv_context sc, size_t n, cudrv_stream s),
+       (d, dc, src, sc, n, s))
+GATED2(cuMemcpy2D_v2, cuMemcpy2D_v2_ptds, (const void *p), (p))
+GATED2(cuMemcpy2DUnaligned_v2, cuMemcpy2DUnaligned_v2_ptds, (const void *p),
+       (p))
+GATED2(cuMemcpy2DAsync_v2, cuMemcpy2DAsync_v2_ptsz,
+       (const void *p, cudrv_stream s), (p, s))
+GATED2(cuMemcpy3D_v2, cuMemcpy3D_v2_ptds, (const void *p), (p))
+GATED2(cuMemcpy3DAsync_v2, cuMemcpy3DAsync_v2_ptsz,
+       (const void *p, cudrv_stream s), (p, s))
+GATED2(cuMemcpy3DPeer, cuMemcpy3DPeer_ptds, (const void *p), (p))
+GATED2(cuMemcpy3DPeerAsync, cuMemcpy3DPeerAsync_ptsz,
+       (const void *p, cudrv_stream s), (p, s))
+GATED2(cuMemcpyDtoA_v2, cuMemcpyDtoA_v2_ptds,
+       (void *a, size_t off, cudrv_deviceptr src, size_t n), (a, off, src, n))
+GATED2(cuMemcpyAtoD_v2, cuMemcpyAtoD_v2_ptds,
+       (cudrv_deviceptr d, void *a, size_t off, size_t n), (d, a, off, n))
+GATED2(cuLaunchCooperativeKernel, cuLaunchCooperativeKernel_ptsz,
+       (cudrv_function f, unsigned int gx, unsigned int gy, unsigned int gz,
+	unsigned int bx, unsigned int by, unsigned int bz, unsigned int shm,
+	cudrv_stream s, void **params),
+       (f, gx, gy, gz, bx, by, bz, shm, s, params))

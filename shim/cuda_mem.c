@@ -381,3 +381,34 @@ EXPORT cudrv_result cuMemGetInfo_v2(size_t *free_bytes, size_t *total)
 	}
 	return res;
 }
+
+/*
+ * Peer access: memory from cuMemAlloc becomes reachable from a context
+ * that enables peer access to its owner, and unreachable when it disables
+ * it; VMM memory does not follow, so the device regions standing in for
+ * cuMemAlloc are given (or denied) the access by the shim.
+ */
+EXPORT cudrv_result cuCtxEnablePeerAccess(cudrv_context peer,
+					  unsigned int flags)
+{
+	cudrv_result res;
+
+	if (shimi_cuda_load() || !shimi_cu.cuCtxEnablePeerAccess)
+		return no_driver();
+	res = shimi_cu.cuCtxEnablePeerAccess(peer, flags);
+	if (!res && counting())
+		shimi_cuda_peer(peer, 1);
+	return res;
+}
+
+EXPORT cudrv_result cuCtxDisablePeerAccess(cudrv_context peer)
+{
+	cudrv_result res;
+
+	if (shimi_cuda_load() || !shimi_cu.cuCtxDisablePeerAccess)
+		return no_driver();
+	res = shimi_cu.cuCtxDisablePeerAccess(peer);
+	if (!res && counting())
+		shimi_cuda_peer(peer, 0);
+	return res;
+}

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Anonymous mmap()/munmap() interposers. Only what an engine's KV buffer
+ * Anonymous mmap()/munmap()/mremap() interposers. Only what an engine's KV buffer
  * looks like is taken: a private, anonymous, read-write mapping with no
  * address demanded. Everything else (files, shared memory, stacks, guard
  * reservations, huge pages, MAP_FIXED) passes through.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim.h"
 
@@ -56,13 +59,73 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 		    off_t off) __attribute__((alias("mmap")));
 
+void *shimi_sys_mremap(void *old, size_t old_len, size_t new_len, int flags,
+		       void *new_addr)
+{
+	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags,
+			       new_addr);
+}
+
+/*
+ * May [p, p + len) touch a region? Both ends may lie outside every region
+ * with one inside: the range, not its ends, is tested.
+ */
+static int may_touch(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return len && a + len > a &&
+	       a < atomic_load_explicit(&shimi_hi, memory_order_relaxed) &&
+	       a + len > atomic_load_explicit(&shimi_lo, memory_order_relaxed);
+}
+
+/* munmap and mremap fail as the kernel's do when the shim cannot follow. */
+static int fail(int err)
+{
+	errno = -err;
+	return -1;
+}
+
 EXPORT int munmap(void *addr, size_t len)
 {
+	int r;
+
 	if (shimi_unlikely(!shimi_ready()))
 		return shimi_sys_munmap(addr, len);
-	if (shimi_unlikely(shimi_maybe_region(addr) ||
-			   shimi_maybe_region((char *)addr + len - 1)) &&
-	    shimi_region_unmap(addr, len))
-		return 0;
+	if (shimi_unlikely(may_touch(addr, len))) {
+		r = shimi_region_unmap(addr, len);
+		if (r < 0)
+			return fail(r);
+		if (r)
+			return 0;
+	}
 	return shimi_real.munmap(addr, len);
+}
+
+/*
+ * A region moved, grown or shrunk keeps its bytes, as the kernel's
+ * mremap keeps a mapping's, and stays a region where it went.
+ */
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	void *new_addr = NULL, *out;
+	va_list ap;
+	int r;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (!shimi_ready() ||
+	    (!may_touch(old, old_len) && !may_touch(new_addr, new_len)))
+		return shimi_sys_mremap(old, old_len, new_len, flags, new_addr);
+	r = shimi_region_remap(old, old_len, new_len, flags, new_addr, &out);
+	if (r < 0) {
+		fail(r);
+		return MAP_FAILED;
+	}
+	if (r)
+		return out;
+	return shimi_sys_mremap(old, old_len, new_len, flags, new_addr);
 }

@@ -237,6 +237,8 @@ int shimi_region_new_kind(int kind, size_t size, size_t align, void **out)
 	bytes += r.map_len - len;
 	put(&r);
 	nregions++;
+	if (ops[r.kind]->registered)
+		ops[r.kind]->registered(lookup(r.addr));
 	if (is_host(r.kind))
 		widen_bounds(r.addr, r.addr + r.len);
 	pthread_mutex_unlock(&lock);
@@ -260,6 +262,16 @@ int shimi_region_lookup(const void *p, size_t *len, int *kind)
 	}
 	pthread_mutex_unlock(&lock);
 	return found;
+}
+
+void shimi_region_each(int kind, void (*fn)(struct shimi_region *r, void *arg),
+		       void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < cap; i++)
+		if (table[i].addr > TOMB && table[i].kind == kind)
+			fn(&table[i], arg);
+	pthread_mutex_unlock(&lock);
 }
 
 int shimi_region_find(const void *p, size_t *len)
@@ -301,12 +313,122 @@ int shimi_region_free_kind(int kind, const void *p)
 	return 0;
 }
 
+#define PAGE_UP(n) (((n) + 4095) & ~(size_t)4095)
+
+/* Under lock: a host region overlapping [a, e), or NULL. */
+static struct shimi_region *overlapping(uintptr_t a, uintptr_t e)
+{
+	for (size_t i = 0; i < cap; i++) {
+		struct shimi_region *r = &table[i];
+
+		if (r->addr > TOMB && is_host(r->kind) && r->addr < e &&
+		    r->addr + r->len > a)
+			return r;
+	}
+	return NULL;
+}
+
+/* Under lock: do the regions overlapping [a, e) cover all of it? */
+static int covered(uintptr_t a, uintptr_t e)
+{
+	struct shimi_region *r;
+
+	while (a < e) {
+		r = overlapping(a, a + 1);
+		if (!r)
+			return 0;
+		a = r->addr + r->len;
+	}
+	return 1;
+}
+
+/*
+ * Under lock: what the kernel will cut or move in [a, e) must be plain
+ * private memory first (a pool mapping cut in two would leave the pool's
+ * bookkeeping, and fork's, behind). With whole, regions wholly inside
+ * too: mremap may grow them past their pool.
+ */
+static int privatise(uintptr_t a, uintptr_t e, int whole)
+{
+	static atomic_int once;
+
+	for (size_t i = 0; i < cap; i++) {
+		struct shimi_region *r = &table[i];
+		int err;
+
+		if (r->addr <= TOMB || !is_host(r->kind) || r->addr >= e ||
+		    r->addr + r->len <= a || !ops[r->kind]->privatise)
+			continue;
+		if (!whole && r->addr >= a && r->addr + r->len <= e)
+			continue;
+		err = ops[r->kind]->privatise(r);
+		if (err)
+			return err;
+		shimi_warn_once(&once,
+				"a vkv region cut or moved becomes private "
+				"memory, without the module's swap (said once)",
+				ENOTSUP);
+	}
+	return 0;
+}
+
+/*
+ * Under lock: [s, e) of a region's memory, still mapped, as a region of
+ * its own. Without room to track it the memory stays, as an ordinary
+ * mapping the shim no longer counts.
+ */
+static void add_piece(const struct shimi_region *from, uintptr_t s, uintptr_t e)
+{
+	static atomic_int once;
+	struct shimi_region p = *from;
+
+	if (reserve_slot()) {
+		shimi_warn_once(&once,
+				"a vkv region given up to an ordinary "
+				"mapping (said once)",
+				ENOMEM);
+		return;
+	}
+	p.addr = s;
+	p.map = (void *)s;
+	p.len = p.map_len = e - s;
+	put(&p);
+	nregions++;
+	bytes += p.map_len;
+	widen_bounds(s, e);
+}
+
+/*
+ * Under lock, after the kernel unmapped [a, e): regions lose those bytes,
+ * what is left of each stays a region. Those cut were privatised: anonymous
+ * memory, nothing to release but the mapping the kernel took.
+ */
+static void cut(uintptr_t a, uintptr_t e)
+{
+	struct shimi_region *r, copy;
+
+	while ((r = overlapping(a, e))) {
+		take(r, &copy);
+		if (copy.addr < a)
+			add_piece(&copy, copy.addr, a);
+		if (copy.addr + copy.len > e)
+			add_piece(&copy, e, copy.addr + copy.len);
+		if (copy.addr >= a && copy.addr + copy.len <= e) {
+			/* A pool's descriptor still goes: its pages went. */
+			copy.map_len = 0;
+			ops[copy.kind]->destroy(&copy);
+		}
+	}
+}
+
 int shimi_region_unmap(void *addr, size_t len)
 {
-	/* munmap() works on whole pages, and so were regions made. */
-	uintptr_t a = (uintptr_t)addr, e = a + ((len + 4095) & ~(size_t)4095);
-	int all = 1, any = 0;
+	uintptr_t a = (uintptr_t)addr, e = a + PAGE_UP(len);
+	int all = 1, any = 0, err;
 
+	/* The kernel refuses these: let it say so. */
+	if (!len || (a & 4095) || e < a)
+		return 0;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < cap; i++) {
 		struct shimi_region *r = &table[i];
@@ -318,20 +440,110 @@ int shimi_region_unmap(void *addr, size_t len)
 		if (r->addr < a || r->addr + r->len > e)
 			all = 0;
 	}
-	if (!any || !all) {
+	if (!any) {
 		pthread_mutex_unlock(&lock);
 		return 0;
 	}
-	for (size_t i = 0; i < cap; i++) {
-		struct shimi_region *r = &table[i], copy;
+	if (all) {
+		/*
+		 * Whatever lies between the regions goes too, as asked, in
+		 * one call: the regions' pages go with it, and their
+		 * backings release only the rest.
+		 */
+		int gaps = !covered(a, e);
 
-		if (r->addr <= TOMB || r->addr + r->len <= a || r->addr >= e ||
-		    !is_host(r->kind))
-			continue;
-		take(r, &copy);
-		ops[copy.kind]->destroy(&copy);
+		if (gaps && shimi_sys_munmap(addr, len)) {
+			err = -errno;
+			pthread_mutex_unlock(&lock);
+			return err;
+		}
+		for (size_t i = 0; i < cap; i++) {
+			struct shimi_region *r = &table[i], copy;
+
+			if (r->addr <= TOMB || r->addr + r->len <= a ||
+			    r->addr >= e || !is_host(r->kind))
+				continue;
+			take(r, &copy);
+			if (gaps)
+				copy.map_len = 0;
+			ops[copy.kind]->destroy(&copy);
+		}
+		pthread_mutex_unlock(&lock);
+		return 1;
+	}
+	err = privatise(a, e, 0);
+	if (!err && shimi_sys_munmap(addr, len))
+		err = -errno;
+	if (!err)
+		cut(a, e);
+	pthread_mutex_unlock(&lock);
+	return err ? err : 1;
+}
+
+int shimi_region_remap(void *old, size_t old_len, size_t new_len, int flags,
+		       void *new_addr, void **out)
+{
+	uintptr_t a = (uintptr_t)old, e = a + PAGE_UP(old_len);
+	uintptr_t t = (uintptr_t)new_addr, te = t + PAGE_UP(new_len);
+	int fixed = flags & MREMAP_FIXED, err = 0, ours;
+#ifdef MREMAP_DONTUNMAP
+	int keep = flags & MREMAP_DONTUNMAP;
+#else
+	int keep = 0;
+#endif
+	uint64_t more;
+	void *res;
+
+	/* Nothing the kernel would accept lies in a region for these. */
+	if (!old_len || !new_len || (a & 4095) || e < a || te < t)
+		return 0;
+	pthread_mutex_lock(&lock);
+	ours = covered(a, e);
+	if (!ours && !overlapping(a, e) && !(fixed && overlapping(t, te))) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	more = PAGE_UP(new_len) - (keep ? 0 : PAGE_UP(old_len));
+	if (ours && PAGE_UP(new_len) > (keep ? 0 : PAGE_UP(old_len)) &&
+	    over_limit(more)) {
+		pthread_mutex_unlock(&lock);
+		return -ENOMEM;
+	}
+	err = privatise(a, e, 1);
+	if (!err && fixed)
+		err = privatise(t, te, 0);
+	if (err) {
+		pthread_mutex_unlock(&lock);
+		return err;
+	}
+	res = shimi_sys_mremap(old, old_len, new_len, flags, new_addr);
+	if (res == MAP_FAILED) {
+		err = -errno;
+		pthread_mutex_unlock(&lock);
+		return err;
+	}
+	if (!keep)
+		cut(a, e);
+	/* The kernel unmapped what lay where the range went. */
+	cut((uintptr_t)res, (uintptr_t)res + PAGE_UP(new_len));
+	if (!ours) {
+		static atomic_int once;
+
+		shimi_warn_once(&once,
+				"mremap of a vkv region with other memory: "
+				"given up to an ordinary mapping (said once)",
+				ENOTSUP);
+	} else {
+		struct shimi_region r;
+
+		memset(&r, 0, sizeof(r));
+		r.kind = SHIMI_KIND_ANON;
+		r.fd = -1;
+		add_piece(&r, (uintptr_t)res,
+			  (uintptr_t)res + PAGE_UP(new_len));
 	}
 	pthread_mutex_unlock(&lock);
+	*out = res;
 	return 1;
 }
 
@@ -376,12 +588,16 @@ void shimi_set_limit(uint64_t limit)
 
 /*
  * Every region or none: a region that fails is resumed again with the ones
- * before it, so a failed suspend leaves the process running.
+ * before it, so a failed suspend leaves the process running. Where that
+ * cannot be (a region whose memory could not come back, or a discard that
+ * already dropped some), the process stays suspended with what was done,
+ * and the gate resumes it before its next call touches a region: never
+ * running over memory that is gone. The error is returned either way.
  */
 int shimi_suspend(enum shimi_mode m)
 {
+	size_t i, done = 0;
 	int err = 0;
-	size_t i;
 
 	shimi_run_excl();
 	atomic_store(&phase, SHIMI_PHASE_SUSPENDING);
@@ -404,12 +620,22 @@ int shimi_suspend(enum shimi_mode m)
 		err = ops[table[i].kind]->suspend(&table[i], m);
 		if (err)
 			break;
+		done++;
 	}
-	if (err) {
+	if (err && (m != SHIMI_MODE_DISCARD || !done)) {
+		int stuck = 0;
+
 		for (size_t j = 0; j < i; j++)
-			if (table[j].addr > TOMB)
-				ops[table[j].kind]->resume(&table[j]);
+			if (table[j].addr > TOMB &&
+			    ops[table[j].kind]->resume(&table[j]) &&
+			    ops[table[j].kind]->resume_required)
+				stuck = 1;
+		if (stuck) {
+			suspended = 1;
+			mode = m;
+		}
 	} else {
+		/* A discard's dropped bytes are gone: they stay suspended. */
 		suspended = 1;
 		mode = m;
 	}

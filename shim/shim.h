@@ -117,6 +117,9 @@ SHIMI_HIDDEN void shimi_warn_once(atomic_int *once, const char *what, int err);
 SHIMI_HIDDEN void *shimi_sys_mmap(void *addr, size_t len, int prot, int flags,
 				  int fd, off_t off);
 SHIMI_HIDDEN int shimi_sys_munmap(void *addr, size_t len);
+/* The kernel's mremap, never the shim's: new_addr only with MREMAP_FIXED. */
+SHIMI_HIDDEN void *shimi_sys_mremap(void *old, size_t old_len, size_t new_len,
+				    int flags, void *new_addr);
 
 /* --- backings: where a region's memory comes from --- */
 
@@ -156,12 +159,25 @@ struct shimi_backing_ops {
 	const char *name;
 	/* Map len bytes aligned to align (a power of two) into r. */
 	int (*create)(struct shimi_region *r, size_t len, size_t align);
+	/* map_len 0: the pages are already unmapped; release the rest. */
 	void (*destroy)(struct shimi_region *r);
 	int (*suspend)(struct shimi_region *r, enum shimi_mode mode);
 	int (*resume)(struct shimi_region *r);
 	void (*usage)(const struct shimi_region *r, struct shimi_usage *u);
 	/* In the child after fork(), single-threaded: make r private. */
 	void (*fork_child)(struct shimi_region *r);
+	/*
+	 * Make r private anonymous memory with the same bytes at the same
+	 * address (kind SHIMI_KIND_ANON), so that the kernel may cut or move
+	 * it as any mapping; 0 or -errno, r unchanged on failure. NULL where
+	 * r already is such memory.
+	 */
+	int (*privatise)(struct shimi_region *r);
+	/*
+	 * Under the registry's lock, once r is in it: catch up with what
+	 * changed while it was being made. NULL where nothing can.
+	 */
+	void (*registered)(struct shimi_region *r);
 	/*
 	 * Nonzero when the data comes back only through resume (device
 	 * memory), not on access: a failed resume then leaves the process
@@ -294,12 +310,24 @@ SHIMI_HIDDEN int shimi_region_free(const void *p);
 SHIMI_HIDDEN int shimi_region_free_kind(int kind, const void *p);
 /* Like shimi_region_find(), for a region of any kind, and its kind. */
 SHIMI_HIDDEN int shimi_region_lookup(const void *p, size_t *len, int *kind);
+/* fn on every region of the kind, under the registry's lock. */
+SHIMI_HIDDEN void
+shimi_region_each(int kind, void (*fn)(struct shimi_region *r, void *arg),
+		  void *arg);
 /*
- * munmap(addr, len) over regions: 1 if it covered regions wholly and they
- * were released, 0 if it touches no region (or only part of one, which the
- * caller passes through).
+ * munmap(addr, len) over host regions, as the kernel's: regions wholly
+ * inside go, a region cut keeps the rest of its bytes as regions of their
+ * own. 1 when done, 0 when it touches no region (the caller passes it
+ * through), or -errno with nothing unmapped.
  */
 SHIMI_HIDDEN int shimi_region_unmap(void *addr, size_t len);
+/*
+ * mremap() touching host regions: 1 and *out when done (a range moved out
+ * of regions is a region at its new place), 0 when it touches no region
+ * (the caller passes it through), or -errno with nothing changed.
+ */
+SHIMI_HIDDEN int shimi_region_remap(void *old, size_t old_len, size_t new_len,
+				    int flags, void *new_addr, void **out);
 
 struct shimi_status {
 	int suspended;

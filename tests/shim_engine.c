@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,12 @@
 #define BIG (8 * MIB)
 
 static int failures;
+/*
+ * SHIM_ENGINE_FAULTS=1: the shim cannot make any region (its backing fails
+ * underneath), and the engine must compute the same result from the
+ * allocations the shim falls back to: REGION() then asserts there is none.
+ */
+static int faults;
 
 #define CHECK(cond)                                                            \
 	do {                                                                   \
@@ -44,6 +51,17 @@ static void (*tag_end)(void);
 static int is_region(void *p)
 {
 	return query && query(p, NULL);
+}
+
+#define REGION(p) (faults ? !is_region(p) : is_region(p))
+/* A region of len usable bytes at p, or, under faults, no region. */
+static int region_len(void *p, size_t want)
+{
+	size_t len;
+
+	if (faults)
+		return !is_region(p);
+	return query && query(p, &len) && len == want;
 }
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
@@ -68,7 +86,7 @@ static void engine_llama(void)
 	void *kv = NULL, *small;
 
 	CHECK(posix_memalign(&kv, 64, 24 * MIB) == 0);
-	CHECK(is_region(kv));
+	CHECK(REGION(kv));
 	CHECK(!is_region(NULL));
 	CHECK((uintptr_t)kv % 64 == 0);
 	memset(kv, 0, 24 * MIB);
@@ -81,13 +99,13 @@ static void engine_llama(void)
 	free(kv);
 	/* Larger alignments than a page are honoured too. */
 	CHECK(posix_memalign(&kv, 1 << 21, BIG) == 0);
-	CHECK(is_region(kv) && (uintptr_t)kv % (1 << 21) == 0);
+	CHECK(REGION(kv) && (uintptr_t)kv % (1 << 21) == 0);
 	free(kv);
 	kv = aligned_alloc(4096, BIG);
-	CHECK(kv && is_region(kv));
+	CHECK(kv && REGION(kv));
 	free(kv);
 	kv = memalign(64, BIG);
-	CHECK(kv && is_region(kv));
+	CHECK(kv && REGION(kv));
 	free(kv);
 }
 
@@ -97,12 +115,12 @@ static void engine_calloc(void)
 	unsigned char *k, *v;
 
 	k = malloc(BIG);
-	CHECK(is_region(k));
+	CHECK(REGION(k));
 	memset(k, 0xff, BIG);
 	free(k);
 	k = calloc(BIG / 4, 4);
 	v = calloc(1, BIG);
-	CHECK(k && v && is_region(k) && is_region(v));
+	CHECK(k && v && REGION(k) && REGION(v));
 	for (size_t i = 0; i < BIG; i++)
 		if (k[i] || v[i]) {
 			CHECK(!"calloc gave nonzero bytes");
@@ -198,7 +216,7 @@ static void engine_match(void)
 {
 	void *a = malloc(12345), *b = malloc(12346);
 
-	CHECK(is_region(a) && !is_region(b));
+	CHECK(REGION(a) && !is_region(b));
 	free(a);
 	free(b);
 }
@@ -215,7 +233,7 @@ static void engine_tag(void)
 	b = malloc(100);
 	tag_end();
 	c = malloc(8192);
-	CHECK(is_region(a) && !is_region(b) && !is_region(c));
+	CHECK(REGION(a) && !is_region(b) && !is_region(c));
 	free(a);
 	free(b);
 	free(c);
@@ -227,7 +245,7 @@ static void engine_mmap(void)
 
 	p = mmap(NULL, BIG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		 -1, 0);
-	CHECK(p != MAP_FAILED && is_region(p));
+	CHECK(p != MAP_FAILED && REGION(p));
 	fill(p, BIG, 3);
 	CHECK(same(p, BIG, 3));
 	CHECK(munmap(p, BIG) == 0);
@@ -235,7 +253,7 @@ static void engine_mmap(void)
 	/* A length that is not a whole number of pages, as mmap allows. */
 	p = mmap(NULL, BIG + 100, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED && is_region(p));
+	CHECK(p != MAP_FAILED && REGION(p));
 	p[BIG + 99] = 1;
 	CHECK(munmap(p, BIG + 100) == 0);
 	CHECK(!is_region(p));
@@ -243,6 +261,168 @@ static void engine_mmap(void)
 		 -1, 0);
 	CHECK(s != MAP_FAILED && !is_region(s));
 	CHECK(munmap(s, BIG) == 0);
+}
+
+/* Is [p, p + len) mapped at all? mincore() says ENOMEM where it is not. */
+static int mapped(const void *p, size_t len)
+{
+	unsigned char vec[64];
+
+	return mincore((void *)p, len < 64 * 4096 ? len : 64 * 4096, vec) == 0;
+}
+
+/* Does a read of *p kill a child with SIGSEGV, as an unmapped page does? */
+static int segfaults(const volatile unsigned char *p)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		(void)*p;
+		_exit(0);
+	}
+	return pid > 0 && waitpid(pid, &status, 0) == pid &&
+	       WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+}
+
+/* fill()'s bytes of base in [lo, hi), lo a multiple of 512. */
+static int intact(const unsigned char *base, size_t lo, size_t hi,
+		  unsigned seed)
+{
+	for (size_t i = lo; i < hi; i += 512)
+		if (base[i] != (unsigned char)(i / 512 * 31 + seed))
+			return 0;
+	return 1;
+}
+
+static unsigned char *kv_mmap(size_t len, unsigned seed)
+{
+	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	CHECK(p != MAP_FAILED && REGION(p));
+	if (p != MAP_FAILED)
+		fill(p, len, seed);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * munmap of part of a region, as of any mapping: the rest keeps its bytes
+ * at its address, the part unmapped faults, and the rest can be unmapped
+ * later in pieces or in one call over the holes.
+ */
+static void engine_unmap(void)
+{
+	unsigned char *p = kv_mmap(BIG, 5);
+
+	if (!p)
+		return;
+	/* Head. */
+	CHECK(munmap(p, MIB) == 0);
+	CHECK(!mapped(p, MIB) && segfaults(p));
+	CHECK(intact(p, MIB, BIG - 1, 5));
+	CHECK(region_len(p + MIB, BIG - MIB));
+	/* Tail. */
+	CHECK(munmap(p + BIG - MIB, MIB) == 0);
+	CHECK(!mapped(p + BIG - MIB, MIB) && segfaults(p + BIG - 1));
+	CHECK(region_len(p + MIB, BIG - 2 * MIB));
+	/* Middle: two regions, each with its bytes. */
+	CHECK(munmap(p + 3 * MIB, MIB) == 0);
+	CHECK(segfaults(p + 3 * MIB) && mapped(p + 2 * MIB, MIB) &&
+	      mapped(p + 4 * MIB, MIB));
+	CHECK(REGION(p + MIB) && REGION(p + 4 * MIB));
+	CHECK(intact(p, MIB, 3 * MIB, 5) && intact(p, 4 * MIB, BIG - MIB, 5));
+	/* Writes still land in the pieces. */
+	p[MIB + 1] = 0xab;
+	p[5 * MIB] = 0xcd;
+	CHECK(p[MIB + 1] == 0xab && p[5 * MIB] == 0xcd);
+	/* One call over both pieces and the holes between them. */
+	CHECK(munmap(p, BIG) == 0);
+	CHECK(!is_region(p + MIB) && !is_region(p + 4 * MIB));
+	CHECK(!mapped(p + MIB, MIB) && !mapped(p + 4 * MIB, MIB));
+	/*
+	 * A munmap reaching past the ends of a region takes it too (past
+	 * the ends where nothing else is mapped: the region is the lowest
+	 * made yet, so the page below it reaches below every region).
+	 */
+	p = kv_mmap(BIG, 4);
+	if (!p)
+		return;
+	{
+		unsigned char *lo = mapped(p - 4096, 4096) ? p : p - 4096;
+		unsigned char *hi =
+			mapped(p + BIG, 4096) ? p + BIG : p + BIG + 4096;
+
+		/* Both neighbours taken: nothing wider to try here. */
+		if (lo == p && hi == p + BIG)
+			fprintf(stderr, "shim_engine: no room around a region "
+					"for a wider munmap\n");
+		CHECK(munmap(lo, (size_t)(hi - lo)) == 0);
+	}
+	CHECK(!is_region(p) && !mapped(p, MIB));
+	/* A page not on a page boundary is refused, as the kernel does. */
+	p = kv_mmap(BIG, 6);
+	if (!p)
+		return;
+	errno = 0;
+	CHECK(munmap(p + 100, MIB) == -1 && errno == EINVAL);
+	CHECK(same(p, BIG, 6));
+	/* A last page cut off, the rest unmapped in one call. */
+	CHECK(munmap(p + BIG - 4096, 4096) == 0);
+	CHECK(intact(p, 0, BIG - 4096, 6));
+	CHECK(munmap(p, BIG - 4096) == 0 && !is_region(p));
+}
+
+/* mremap of a region: grown, shrunk, moved; its bytes go with it. */
+static void engine_remap(void)
+{
+	unsigned char *p = kv_mmap(BIG, 9), *q, *r;
+
+	if (!p)
+		return;
+	/* Shrink in place. */
+	q = mremap(p, BIG, BIG - 2 * MIB, 0);
+	CHECK(q == p && REGION(q) && region_len(q, BIG - 2 * MIB));
+	CHECK(!mapped(p + BIG - 2 * MIB, MIB));
+	CHECK(intact(q, 0, BIG - 2 * MIB, 9));
+	/* Grow, moving if it must: the bytes come along, the rest reads 0. */
+	q = mremap(p, BIG - 2 * MIB, 4 * BIG, MREMAP_MAYMOVE);
+	CHECK(q != MAP_FAILED && REGION(q) && region_len(q, 4 * BIG));
+	if (q == MAP_FAILED)
+		return;
+	if (q != p)
+		CHECK(!is_region(p) && segfaults(p));
+	CHECK(intact(q, 0, BIG - 2 * MIB, 9));
+	CHECK(q[4 * BIG - 1] == 0 && q[BIG] == 0);
+	q[4 * BIG - 1] = 1;
+	/* Moved to a place of the caller's choosing. */
+	r = mmap(NULL, 4 * BIG, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	CHECK(r != MAP_FAILED);
+	if (r == MAP_FAILED)
+		return;
+	CHECK(mremap(q, 4 * BIG, 4 * BIG, MREMAP_MAYMOVE | MREMAP_FIXED, r) ==
+	      r);
+	CHECK(REGION(r) && !is_region(q));
+	CHECK(r[4 * BIG - 1] == 1 && r[0] == (unsigned char)9);
+	/*
+	 * A middle part of a region moved over another part of it: what is
+	 * left on every side stays a region with its bytes.
+	 */
+	r[BIG] = 0x5a;
+	q = mremap(r + BIG, MIB, MIB, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   r + 3 * BIG);
+	CHECK(q == r + 3 * BIG && q[0] == 0x5a && REGION(q));
+	CHECK(REGION(r) && REGION(r + BIG + MIB) && REGION(r + 3 * BIG + MIB));
+	CHECK(segfaults(r + BIG) && intact(r, 0, BIG - 2 * MIB, 9) &&
+	      r[4 * BIG - 1] == 1);
+	/* Growing in place without MAYMOVE fails or succeeds as the kernel's. */
+	errno = 0;
+	q = mremap(r, BIG, 2 * BIG, 0);
+	CHECK(q == MAP_FAILED && errno == ENOMEM);
+	CHECK(munmap(r, 4 * BIG) == 0);
+	CHECK(!is_region(r) && !is_region(r + BIG + MIB) &&
+	      !is_region(r + 3 * BIG));
 }
 
 /* Run with VKV_SHIM_LIMIT=20M. */
@@ -336,8 +516,11 @@ int main(int argc, char **argv)
 		{"tag", engine_tag},	     {"mmap", engine_mmap},
 		{"limit", engine_limit},     {"off", engine_off},
 		{"serve", engine_serve},     {"boot", engine_boot},
+		{"unmap", engine_unmap},     {"remap", engine_remap},
 	};
 
+	faults = getenv("SHIM_ENGINE_FAULTS") &&
+		 !strcmp(getenv("SHIM_ENGINE_FAULTS"), "1");
 	*(void **)&query = dlsym(RTLD_DEFAULT, "vkv_shim_query");
 	*(void **)&tag_begin = dlsym(RTLD_DEFAULT, "vkv_shim_region_begin");
 	*(void **)&tag_end = dlsym(RTLD_DEFAULT, "vkv_shim_region_end");

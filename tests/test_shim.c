@@ -22,29 +22,20 @@
 #include <unistd.h>
 
 #include "common/check_util.h"
+#include "common/shim_util.h"
 
 #define NOBODY 65534
 
 static char shim[512], engine[512], vkvctl[512], early[512], rundir[256];
 
-static void env_path(char *out, const char *var, const char *def)
-{
-	const char *v = getenv(var);
-	char *abs;
-
-	abs = realpath(v && *v ? v : def, NULL);
-	ck_assert_msg(abs != NULL, "%s (%s): %s", var, v ? v : def,
-		      strerror(errno));
-	snprintf(out, 512, "%s", abs);
-	free(abs);
-}
-
 static void setup(void)
 {
-	env_path(shim, "SHIM_SO", "build/libvkv-shim.so");
-	env_path(engine, "SHIM_ENGINE", "build/tests/shim_engine");
-	env_path(vkvctl, "VKVCTL", "build/vkvctl");
-	env_path(early, "SHIM_EARLY", "build/tests/shim_early.so");
+	shim_env_path(shim, sizeof(shim), "SHIM_SO", "build/libvkv-shim.so");
+	shim_env_path(engine, sizeof(engine), "SHIM_ENGINE",
+		      "build/tests/shim_engine");
+	shim_env_path(vkvctl, sizeof(vkvctl), "VKVCTL", "build/vkvctl");
+	shim_env_path(early, sizeof(early), "SHIM_EARLY",
+		      "build/tests/shim_early.so");
 	snprintf(rundir, sizeof(rundir), "/tmp/vkv-shim-test-XXXXXX");
 	ck_assert(mkdtemp(rundir) != NULL);
 	/* Other users need to reach the directory to be refused inside. */
@@ -59,29 +50,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rundir);
-	if (system(cmd))
-		fprintf(stderr, "test_shim: could not remove %s\n", rundir);
+	shim_remove_dir(rundir);
 }
 
 /* Run the engine under the shim with extra "NAME=value" settings. */
 static int run_engine(const char *name, const char *const *env)
 {
-	pid_t pid = fork();
-	int status;
-
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		for (; env && *env; env++)
-			putenv((char *)*env);
-		setenv("LD_PRELOAD", shim, 1);
-		execl(engine, engine, name, (char *)NULL);
-		_exit(127);
-	}
-	ck_assert(waitpid(pid, &status, 0) == pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return shim_run_engine(shim, engine, name, env, NULL);
 }
 
 /*
@@ -91,33 +66,7 @@ static int run_engine(const char *name, const char *const *env)
 static int run_vkvctl(int uid, char *out, size_t size, const char *a1,
 		      const char *a2, const char *a3, const char *a4)
 {
-	int fds[2], status;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	ck_assert(pipe(fds) == 0);
-	pid = fork();
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		close(fds[0]);
-		if (uid >= 0 && setresuid(uid, uid, uid))
-			_exit(126);
-		execl(vkvctl, vkvctl, a1, a2, a3, a4, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	while (got + 1 < size &&
-	       (n = read(fds[0], out + got, size - 1 - got)) > 0)
-		got += (size_t)n;
-	out[got] = 0;
-	close(fds[0]);
-	ck_assert(waitpid(pid, &status, 0) == pid);
-	if (!WIFEXITED(status))
-		fprintf(stderr, "vkvctl: status %#x: %s\n", status, out);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	return shim_vkvctl(vkvctl, uid, out, size, a1, a2, a3, a4, NULL);
 }
 
 START_TEST(llama_engine)
@@ -150,24 +99,16 @@ START_TEST(match_and_tag)
 }
 END_TEST
 
-/* run_engine() with the engine's stderr in out. */
-static int run_engine_said(const char *name, const char *const *env, char *out,
-			   size_t size)
+/* The engine's stderr, from a run of shim_run_engine_quiet(), in out. */
+static void engine_said(const char *log, char *out, size_t size)
 {
-	char path[] = "/tmp/vkv-shim-said-XXXXXX";
-	int fd = mkstemp(path), saved = dup(2), ret;
-	ssize_t n;
+	FILE *f = fopen(log, "r");
+	size_t n;
 
-	ck_assert(fd >= 0 && saved >= 0);
-	unlink(path);
-	ck_assert(dup2(fd, 2) == 2);
-	ret = run_engine(name, env);
-	dup2(saved, 2);
-	close(saved);
-	n = pread(fd, out, size - 1, 0);
-	out[n > 0 ? n : 0] = 0;
-	close(fd);
-	return ret;
+	ck_assert(f != NULL);
+	n = fread(out, 1, size - 1, f);
+	out[n] = 0;
+	fclose(f);
 }
 
 /* VKV_SHIM_VERBOSE names each region and why, and large pass-throughs. */
@@ -178,23 +119,86 @@ START_TEST(verbose)
 					    "VKV_SHIM_VERBOSE=1", NULL};
 	static const char *const llama[] = {"VKV_SHIM_VERBOSE=1", NULL};
 	static const char *const quiet[] = {"VKV_SHIM_VERBOSE=0", NULL};
-	char said[8192];
+	char log[300], said[8192];
 
-	ck_assert_int_eq(run_engine_said("match", match, said, sizeof(said)),
-			 0);
+	snprintf(log, sizeof(log), "%s/engine.log", rundir);
+	ck_assert_int_eq(
+		shim_run_engine_quiet(shim, engine, "match", match, log), 0);
+	engine_said(log, said, sizeof(said));
 	ck_assert_msg(
 		strstr(said, ": 12345 bytes: region (VKV_SHIM_MATCH_BYTES)\n"),
 		"%s", said);
 	/* 12346 bytes pass through, below the size worth a line. */
 	ck_assert_msg(!strstr(said, "12346"), "%s", said);
-	ck_assert_int_eq(run_engine_said("llama", llama, said, sizeof(said)),
-			 0);
+	ck_assert_int_eq(
+		shim_run_engine_quiet(shim, engine, "llama", llama, log), 0);
+	engine_said(log, said, sizeof(said));
 	ck_assert_msg(
 		strstr(said, ": 25165824 bytes: region (VKV_SHIM_MIN_BYTES)\n"),
 		"%s", said);
-	ck_assert_int_eq(run_engine_said("llama", quiet, said, sizeof(said)),
-			 0);
+	ck_assert_int_eq(
+		shim_run_engine_quiet(shim, engine, "llama", quiet, log), 0);
+	engine_said(log, said, sizeof(said));
 	ck_assert_msg(!strstr(said, "bytes: region"), "%s", said);
+}
+END_TEST
+
+/* Part of a region unmapped or remapped behaves as the kernel's would. */
+START_TEST(unmap_and_remap)
+{
+	ck_assert_int_eq(run_engine("unmap", NULL), 0);
+	ck_assert_int_eq(run_engine("remap", NULL), 0);
+}
+END_TEST
+
+/*
+ * The shim's backing fails underneath (vkv.ko asked for, and not loaded):
+ * every engine computes the same result from the real allocator's memory,
+ * and the shim says so once per kind of call, on stderr.
+ */
+START_TEST(backing_fails)
+{
+	static const struct {
+		const char *name, *env;
+	} engines[] = {
+		{"llama", NULL},
+		{"calloc", NULL},
+		{"match", "VKV_SHIM_MATCH_BYTES=12345,99M"},
+		{"tag", "VKV_SHIM_MIN_BYTES=0"},
+		{"mmap", NULL},
+		{"unmap", NULL},
+		{"remap", NULL},
+	};
+	char log[300], line[512];
+
+	if (access("/dev/vkv", F_OK) == 0) {
+		printf("test_shim: backing_fails skipped: /dev/vkv is there, "
+		       "a pool would not fail\n");
+		return;
+	}
+	snprintf(log, sizeof(log), "%s/engine.log", rundir);
+	for (size_t i = 0; i < sizeof(engines) / sizeof(*engines); i++) {
+		const char *env[] = {"VKV_SHIM_BACKING=kmod",
+				     "SHIM_ENGINE_FAULTS=1", engines[i].env,
+				     NULL};
+		int said = 0;
+		FILE *f;
+
+		ck_assert_msg(shim_run_engine_quiet(shim, engine,
+						    engines[i].name, env,
+						    log) == 0,
+			      "%s", engines[i].name);
+		f = fopen(log, "r");
+		ck_assert(f != NULL);
+		while (fgets(line, sizeof(line), f)) {
+			ck_assert_msg(strstr(line, "libvkv-shim[") &&
+					      strstr(line, "(said once)"),
+				      "%s: %s", engines[i].name, line);
+			said++;
+		}
+		fclose(f);
+		ck_assert_msg(said == 1, "%s: %d lines", engines[i].name, said);
+	}
 }
 END_TEST
 
@@ -262,63 +266,24 @@ START_TEST(first_allocation)
 }
 END_TEST
 
-struct served {
-	pid_t pid;
-	FILE *in, *out;
-	char addr[32];
-};
-
-static void serve_start(struct served *s)
+static void serve_start(struct shim_served *s)
 {
-	int to[2], from[2];
-	char line[128];
-
-	ck_assert(pipe(to) == 0 && pipe(from) == 0);
-	s->pid = fork();
-	ck_assert(s->pid >= 0);
-	if (s->pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		close(to[1]);
-		close(from[0]);
-		setenv("LD_PRELOAD", shim, 1);
-		execl(engine, engine, "serve", (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	s->in = fdopen(to[1], "w");
-	s->out = fdopen(from[0], "r");
-	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
-	ck_assert_msg(sscanf(line, "ready %31s", s->addr) == 1, "engine: %s",
-		      line);
+	shim_serve_start(s, shim, engine, NULL);
 }
 
-/* Ask the engine; its answer must be ok at the address it started with. */
-static void serve_ask(struct served *s, const char *what)
+static void serve_ask(struct shim_served *s, const char *what)
 {
-	char line[128], want[64];
-
-	fprintf(s->in, "%s\n", what);
-	fflush(s->in);
-	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
-	snprintf(want, sizeof(want), "ok %s\n", s->addr);
-	ck_assert_str_eq(line, want);
+	shim_serve_ask(s, what, NULL);
 }
 
-static void serve_stop(struct served *s)
+static void serve_stop(struct shim_served *s)
 {
-	int status;
-
-	fclose(s->in);
-	fclose(s->out);
-	ck_assert(waitpid(s->pid, &status, 0) == s->pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	shim_serve_stop(s, NULL);
 }
 
 START_TEST(suspend_resume)
 {
-	struct served s;
+	struct shim_served s;
 	char out[4096], pid[16], key[64];
 	static const char *const modes[] = {"host", "disk"};
 
@@ -403,7 +368,7 @@ END_TEST
 START_TEST(other_user_refused)
 {
 	char out[4096], pid[16], path[512];
-	struct served s;
+	struct shim_served s;
 
 	if (geteuid() != 0) {
 		printf("test_shim: other_user_refused skipped: needs root to "
@@ -468,6 +433,8 @@ int main(void)
 	tcase_add_test(tc, torture_threads_fork);
 	tcase_add_test(tc, match_and_tag);
 	tcase_add_test(tc, verbose);
+	tcase_add_test(tc, unmap_and_remap);
+	tcase_add_test(tc, backing_fails);
 	tcase_add_test(tc, limits);
 	tcase_add_test(tc, off_switch);
 	tcase_add_test(tc, first_allocation);

@@ -19,27 +19,18 @@
 #include <unistd.h>
 
 #include "common/check_util.h"
+#include "common/shim_util.h"
 
 static char shim[512], engine[512], vkvctl[512], fakecuda[512], rundir[256];
 
-static void env_path(char *out, const char *var, const char *def)
-{
-	const char *v = getenv(var);
-	char *abs;
-
-	abs = realpath(v && *v ? v : def, NULL);
-	ck_assert_msg(abs != NULL, "%s (%s): %s", var, v ? v : def,
-		      strerror(errno));
-	snprintf(out, 512, "%s", abs);
-	free(abs);
-}
-
 static void setup(void)
 {
-	env_path(shim, "SHIM_SO", "build/libvkv-shim.so");
-	env_path(engine, "SHIM_CUDA_ENGINE", "build/tests/shim_cuda_engine");
-	env_path(vkvctl, "VKVCTL", "build/vkvctl");
-	env_path(fakecuda, "FAKECUDA_DIR", "build/fakecuda");
+	shim_env_path(shim, sizeof(shim), "SHIM_SO", "build/libvkv-shim.so");
+	shim_env_path(engine, sizeof(engine), "SHIM_CUDA_ENGINE",
+		      "build/tests/shim_cuda_engine");
+	shim_env_path(vkvctl, sizeof(vkvctl), "VKVCTL", "build/vkvctl");
+	shim_env_path(fakecuda, sizeof(fakecuda), "FAKECUDA_DIR",
+		      "build/fakecuda");
 	snprintf(rundir, sizeof(rundir), "/tmp/vkv-shim-cuda-XXXXXX");
 	ck_assert(mkdtemp(rundir) != NULL);
 	setenv("XDG_RUNTIME_DIR", rundir, 1);
@@ -55,30 +46,22 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rundir);
-	if (system(cmd))
-		fprintf(stderr, "test_shim_cuda: could not remove %s\n",
-			rundir);
+	shim_remove_dir(rundir);
 }
 
 /* The engine under the shim with extra "NAME=value" settings. */
 static int run_engine(const char *name, const char *const *env)
 {
-	pid_t pid = fork();
-	int status;
+	return shim_run_engine(shim, engine, name, env, NULL);
+}
 
-	ck_assert(pid >= 0);
-	if (pid == 0) {
-		for (; env && *env; env++)
-			putenv((char *)*env);
-		setenv("LD_PRELOAD", shim, 1);
-		execl(engine, engine, name, (char *)NULL);
-		_exit(127);
-	}
-	ck_assert(waitpid(pid, &status, 0) == pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+/* The same, quietly: faults make a lot of output. */
+static int run_engine_quiet(const char *name, const char *const *env)
+{
+	char log[300];
+
+	snprintf(log, sizeof(log), "%s/engine.log", rundir);
+	return shim_run_engine_quiet(shim, engine, name, env, log);
 }
 
 START_TEST(vllm_engine)
@@ -136,6 +119,106 @@ START_TEST(resume_out_of_memory)
 }
 END_TEST
 
+START_TEST(per_thread_default_stream)
+{
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=4M", NULL};
+
+	ck_assert_int_eq(run_engine("ptds", env), 0);
+}
+END_TEST
+
+/*
+ * A suspend that fails half-way and cannot put everything back leaves the
+ * process suspended, so that its next call brings the memory back.
+ */
+START_TEST(failed_suspend_rollback)
+{
+	static const char *const env[] = {
+		"VKV_SHIM_MIN_BYTES=4M",
+		"FAKECUDA_FAIL=cuMemcpyDtoH:2,cuMemCreate:3", NULL};
+
+	ck_assert_int_eq(run_engine("rollback", env), 0);
+}
+END_TEST
+
+/*
+ * Fault injection under the shim: every driver call of each engine's run
+ * that a fault can hit (counted in a clean run) fails in turn, once; the
+ * engine must compute the same result, the shim falling back to the
+ * driver's allocation or passing the driver's error on, never corrupting.
+ * Past the first calls of a function, a sample of them.
+ */
+START_TEST(faults)
+{
+	static const struct {
+		const char *name, *env;
+	} engines[] = {
+		{"vllm", "VKV_SHIM_MATCH_BYTES=6M"},
+		{"sglang", "VKV_SHIM_MIN_BYTES=4M"},
+		{"trt", "VKV_SHIM_MIN_BYTES=0"},
+		{"graph", "VKV_SHIM_MIN_BYTES=4M"},
+		{"ptds", "VKV_SHIM_MIN_BYTES=4M"},
+	};
+	char counts[512], counts_env[600], fail_env[128], fn[64];
+	unsigned long long n;
+	int runs = 0;
+
+	snprintf(counts, sizeof(counts), "%s/counts", rundir);
+	snprintf(counts_env, sizeof(counts_env), "SHIM_ENGINE_COUNTS=%s",
+		 counts);
+	for (size_t e = 0; e < sizeof(engines) / sizeof(*engines); e++) {
+		const char *clean[] = {engines[e].env, counts_env, NULL};
+		const char *faulty[] = {engines[e].env, "SHIM_ENGINE_FAULTS=1",
+					fail_env, NULL};
+		FILE *f;
+
+		ck_assert_int_eq(run_engine(engines[e].name, clean), 0);
+		f = fopen(counts, "r");
+		ck_assert(f != NULL);
+		while (fscanf(f, "%63s %llu", fn, &n) == 2) {
+			unsigned long long step = n > 8 ? n / 4 : 1;
+
+			for (unsigned long long i = 1; i <= n;
+			     i += i < 8 ? 1 : step) {
+				snprintf(fail_env, sizeof(fail_env),
+					 "FAKECUDA_FAIL=%s:%llu", fn, i);
+				ck_assert_msg(run_engine_quiet(engines[e].name,
+							       faulty) == 0,
+					      "%s with %s", engines[e].name,
+					      fail_env);
+				runs++;
+			}
+		}
+		fclose(f);
+	}
+	/* The counts were read: the engines made the calls faults hit. */
+	ck_assert_int_gt(runs, 100);
+}
+END_TEST
+
+START_TEST(peer_access)
+{
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=4M",
+					  "FAKECUDA_DEVICES=2", NULL};
+
+	ck_assert_int_eq(run_engine("peer", env), 0);
+}
+END_TEST
+
+START_TEST(peer_access_race)
+{
+	static const char *const env[] = {
+		"VKV_SHIM_MIN_BYTES=4M",
+		"FAKECUDA_DEVICES=2",
+		"FAKECUDA_LATENCY=1",
+		"FAKECUDA_LATENCY_SCALE=call",
+		"FAKECUDA_LATENCY_US=cuMemSetAccess:200000",
+		NULL};
+
+	ck_assert_int_eq(run_engine("peer_race", env), 0);
+}
+END_TEST
+
 START_TEST(shim_off)
 {
 	static const char *const env[] = {"VKV_SHIM_MATCH_BYTES=6M",
@@ -160,5 +243,12 @@ int main(void)
 	tcase_add_test(tc, limit_counts_mapped_bytes);
 	tcase_add_test(tc, resume_out_of_memory);
 	tcase_add_test(tc, shim_off);
+	tcase_add_test(tc, per_thread_default_stream);
+	tcase_add_test(tc, failed_suspend_rollback);
+	tcase_add_test(tc, peer_access);
+	tcase_add_test(tc, peer_access_race);
+	tc = suite_case(s, "faults", 600);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, faults);
 	return run_suite(s);
 }

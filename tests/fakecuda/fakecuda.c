@@ -386,10 +386,16 @@ static const struct {
 	const char *name;
 	void *fn;
 	int since;
+	bool per_thread; /* only for CU_GET_PROC_ADDRESS_PER_THREAD_... */
 } procs[] = {
 #define P(name, fn, since)                                                     \
 	{                                                                      \
-		name, (void *)fn, since                                        \
+		name, (void *)fn, since, false                                 \
+	}
+/* A per-thread default stream variant, after the legacy row it replaces. */
+#define PT(name, fn, since)                                                    \
+	{                                                                      \
+		name, (void *)fn, since, true                                  \
 	}
 	P("cuInit", cuInit, 2000),
 	P("cuDriverGetVersion", cuDriverGetVersion, 2020),
@@ -409,6 +415,10 @@ static const struct {
 	P("cuCtxPushCurrent", cuCtxPushCurrent_v2, 4000),
 	P("cuCtxPopCurrent", cuCtxPopCurrent_v2, 4000),
 	P("cuCtxSynchronize", cuCtxSynchronize, 2000),
+	P("cuCtxGetDevice", cuCtxGetDevice, 2000),
+	P("cuDeviceCanAccessPeer", cuDeviceCanAccessPeer, 4000),
+	P("cuCtxEnablePeerAccess", cuCtxEnablePeerAccess, 4000),
+	P("cuCtxDisablePeerAccess", cuCtxDisablePeerAccess, 4000),
 	P("cuMemGetInfo", cuMemGetInfo_v2, 3020),
 	P("cuMemAlloc", cuMemAlloc_v2, 3020),
 	P("cuMemFree", cuMemFree_v2, 3020),
@@ -434,6 +444,8 @@ static const struct {
 	P("cuEventSynchronize", cuEventSynchronize, 2000),
 	P("cuMemcpyHtoD", cuMemcpyHtoD_v2, 3020),
 	P("cuMemcpyDtoH", cuMemcpyDtoH_v2, 3020),
+	PT("cuMemcpyHtoD", cuMemcpyHtoD_v2_ptds, 3020),
+	PT("cuMemcpyDtoH", cuMemcpyDtoH_v2_ptds, 3020),
 	P("cuMemcpyHtoDAsync", cuMemcpyHtoDAsync_v2, 3020),
 	P("cuMemcpyDtoHAsync", cuMemcpyDtoHAsync_v2, 3020),
 	P("cuModuleLoadData", cuModuleLoadData, 2000),
@@ -454,12 +466,14 @@ static const struct {
 	P("cuGraphExecDestroy", cuGraphExecDestroy, 10000),
 	P("cuGraphDestroy", cuGraphDestroy, 10000),
 #undef P
+#undef PT
 };
 
 /*
  * The one search both entry points make; *@status as _v2 reports it. The
- * fake has no per-thread default stream, so both stream flags get the same
- * functions, which treat stream 0 as the legacy stream.
+ * fake has no per-thread default stream: both stream flags get functions
+ * that treat stream 0 as the legacy stream, though the _ptds copies are
+ * entry points of their own, as the driver's are.
  */
 static cudrv_result proc_lookup(const char *symbol, void **pfn,
 				int cuda_version, uint64_t flags,
@@ -483,6 +497,9 @@ static cudrv_result proc_lookup(const char *symbol, void **pfn,
 		if (strcmp(procs[i].name, symbol))
 			continue;
 		named = true;
+		if (procs[i].per_thread &&
+		    !(flags & CUDRV_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM))
+			continue;
 		if (procs[i].since <= cuda_version)
 			best = procs[i].fn;
 	}

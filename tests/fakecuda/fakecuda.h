@@ -92,6 +92,13 @@ void fakecuda_get_stats(struct fakecuda_stats *st);
  * handle in *@handle), 1 if only reserved, -1 if neither.
  */
 int fakecuda_query(uintptr_t va, unsigned int *prot, uint64_t *handle);
+/*
+ * What device @dev's kernels may do at @va (CUmemAccess_flags in *@prot):
+ * VMM memory as cuMemSetAccess named @dev, cuMemAlloc memory on its own
+ * device or on a peer's whose context its own enabled peer access to. 0, or
+ * -1 if nothing is mapped there.
+ */
+int fakecuda_query_access(uintptr_t va, int dev, unsigned int *prot);
 /* Change the memory per device; allocations beyond it fail OUT_OF_MEMORY. */
 void fakecuda_set_mem(size_t bytes);
 /*
@@ -191,6 +198,14 @@ cudrv_result cuMemAllocAsync(cudrv_deviceptr *dptr, size_t size,
 cudrv_result cuMemFreeAsync(cudrv_deviceptr dptr, cudrv_stream stream);
 cudrv_result cuMemcpyHtoD_v2(cudrv_deviceptr dst, const void *src, size_t size);
 cudrv_result cuMemcpyDtoH_v2(void *dst, cudrv_deviceptr src, size_t size);
+cudrv_result cuCtxGetDevice(cudrv_device *dev);
+cudrv_result cuDeviceCanAccessPeer(int *can, cudrv_device dev,
+				   cudrv_device peer);
+cudrv_result cuCtxEnablePeerAccess(cudrv_context peer, unsigned int flags);
+cudrv_result cuCtxDisablePeerAccess(cudrv_context peer);
+cudrv_result cuMemcpyHtoD_v2_ptds(cudrv_deviceptr dst, const void *src,
+				  size_t size);
+cudrv_result cuMemcpyDtoH_v2_ptds(void *dst, cudrv_deviceptr src, size_t size);
 cudrv_result cuModuleLoadData(cudrv_module *module, const void *image);
 cudrv_result cuModuleUnload(cudrv_module module);
 cudrv_result cuModuleGetFunction(cudrv_function *hfunc, cudrv_module hmod,

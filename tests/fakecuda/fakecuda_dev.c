@@ -118,6 +118,11 @@ static struct fc_ctx *ctx_of(cudrv_context c)
 	return NULL;
 }
 
+struct fc_ctx *fc_ctx_of(cudrv_context c)
+{
+	return ctx_of(c);
+}
+
 struct fc_ctx *fc_current(void)
 {
 	return ctx_depth ? ctx_stack[ctx_depth - 1] : NULL;
@@ -171,6 +176,22 @@ FC_EXPORT cudrv_result cuCtxGetCurrent(cudrv_context *ctx)
 	if (!ctx)
 		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	*ctx = (cudrv_context)fc_current();
+	return CUDRV_SUCCESS;
+}
+
+/* The current context's device: INVALID_CONTEXT without one. */
+FC_EXPORT cudrv_result cuCtxGetDevice(cudrv_device *dev)
+{
+	cudrv_result r = fc_enter_init(FN_cuCtxGetDevice);
+	struct fc_ctx *c = fc_current();
+
+	if (r)
+		return r;
+	if (!dev)
+		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
+	if (!c)
+		return fc_bad(CUDRV_ERROR_INVALID_CONTEXT);
+	*dev = c->dev;
 	return CUDRV_SUCCESS;
 }
 

@@ -45,6 +45,7 @@ struct fc_function {
 struct fakecuda_launch {
 	unsigned int grid[3], block[3];
 	bool fault;
+	int dev; /* whose kernel: its access is checked; -1 unknown */
 };
 
 static struct fc_kernel *kernels; /* never freed: ops keep pointers */
@@ -87,7 +88,7 @@ cudrv_result fc_op_exec(struct fc_ctx *c, const struct fc_op *op)
 
 cudrv_result fc_kernel_exec(struct fc_ctx *c, const struct fc_op *op)
 {
-	struct fakecuda_launch l = {.fault = false};
+	struct fakecuda_launch l = {.fault = false, .dev = c ? c->dev : -1};
 	void *ptrs[MAX_PARAMS];
 	unsigned int i;
 
@@ -113,7 +114,8 @@ static int dev_access(struct fakecuda_launch *l, void *dst, const void *src,
 		return -1;
 	if (!n)
 		return 0;
-	if (dev + n < dev || !fc_dev_accessible(dev, n, need, &denied)) {
+	if (dev + n < dev ||
+	    !fc_dev_accessible_from(l->dev, dev, n, need, &denied)) {
 		if (denied)
 			fc.st.touched_before_access += n;
 		l->fault = true;

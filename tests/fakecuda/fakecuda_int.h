@@ -15,6 +15,10 @@
 #define FC_EXPORT __attribute__((visibility("default")))
 #define FC_MAXDEV 16
 
+/* cuda.h's codes for peer access, which lib/ never needs. */
+#define FC_ERROR_PEER_ACCESS_ALREADY_ENABLED 704
+#define FC_ERROR_PEER_ACCESS_NOT_ENABLED 705
+
 /* Every entry point, for call counters, injection and latency. */
 /* clang-format off */
 #define FC_FUNCS(X)                                                          \
@@ -36,7 +40,8 @@
 	X(cuStreamEndCapture) X(cuStreamIsCapturing)                          \
 	X(cuThreadExchangeStreamCaptureMode) X(cuGraphInstantiate)            \
 	X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphExecDestroy) \
-	X(cuGraphDestroy)
+	X(cuGraphDestroy) X(cuDeviceCanAccessPeer) X(cuCtxEnablePeerAccess)     \
+	X(cuCtxDisablePeerAccess) X(cuCtxGetDevice)
 
 enum fc_fn {
 #define FC_ENUM(n) FN_##n,
@@ -116,6 +121,12 @@ struct fc_state {
 	int driver_version;
 	char bus_id[32];
 	struct fc_ctx primary[FC_MAXDEV];
+	/*
+	 * peer[a][o]: the context of device a enabled peer access to the
+	 * context of device o (cuCtxEnablePeerAccess), so a's kernels reach
+	 * o's cuMemAlloc memory; VMM memory needs cuMemSetAccess instead.
+	 */
+	bool peer[FC_MAXDEV][FC_MAXDEV];
 	struct fc_stream *streams;
 	struct fc_event *events;
 	struct fc_hostreg *hostregs;
@@ -163,6 +174,15 @@ cudrv_result fc_kernel_exec(struct fc_ctx *c, const struct fc_op *op);
  */
 bool fc_dev_accessible(uintptr_t va, size_t size, unsigned int need,
 		       bool *denied);
+/*
+ * The same for an access from device @dev's kernels: VMM memory by the
+ * access cuMemSetAccess gave that device, cuMemAlloc memory on its own
+ * device or a peer's it enabled access to.
+ */
+bool fc_dev_accessible_from(int dev, uintptr_t va, size_t size,
+			    unsigned int need, bool *denied);
+/* The primary context @c is, or NULL. */
+struct fc_ctx *fc_ctx_of(cudrv_context c);
 /* cuMemAlloc's memory (fakecuda_vmm.c), under fc.lock. */
 cudrv_result fc_linear_alloc(int dev, size_t size, uintptr_t *va);
 /* @va is the base of a live linear allocation not yet being freed. */

@@ -175,3 +175,22 @@ FC_EXPORT cudrv_result cuMemcpyDtoH_v2(void *dst, cudrv_deviceptr src,
 	return sync_copy(FN_cuMemcpyDtoH, dst, (const void *)(uintptr_t)src,
 			 size, src, false);
 }
+
+/*
+ * The per-thread default stream's variants: the fake has no per-thread
+ * stream, but they are entry points of their own, as the driver's are, so
+ * that a caller (or an interposer) that confuses the two is caught.
+ */
+FC_EXPORT cudrv_result cuMemcpyHtoD_v2_ptds(cudrv_deviceptr dst,
+					    const void *src, size_t size)
+{
+	return sync_copy(FN_cuMemcpyHtoD, (void *)(uintptr_t)dst, src, size,
+			 dst, true);
+}
+
+FC_EXPORT cudrv_result cuMemcpyDtoH_v2_ptds(void *dst, cudrv_deviceptr src,
+					    size_t size)
+{
+	return sync_copy(FN_cuMemcpyDtoH, dst, (const void *)(uintptr_t)src,
+			 size, src, false);
+}

@@ -46,8 +46,10 @@ struct mapping {
 	size_t size;
 	struct alloc *a;
 	uint64_t handle;
-	unsigned int prot; /* CUmemAccess_flags */
+	unsigned int prot; /* CUmemAccess_flags: the most any device has */
 	bool linear; /* cuMemAlloc's: no reservation, no VMM calls */
+	/* VMM: what cuMemSetAccess gave each device (linear: unused). */
+	unsigned int dev_prot[FC_MAXDEV];
 };
 
 static int memfd = -1;
@@ -189,8 +191,20 @@ static bool whole_run(uintptr_t va, size_t size, size_t *first, size_t *end)
 	return at == va + size;
 }
 
+/* What device @dev (-1: any, the copy engines) may do at mapping @m. */
+static unsigned int prot_for(const struct mapping *m, int dev)
+{
+	if (dev < 0)
+		return m->prot;
+	if (m->linear)
+		return dev == m->a->dev || fc.peer[dev][m->a->dev] ? m->prot
+								   : 0;
+	return m->dev_prot[dev];
+}
+
 /* [va, va+size) is covered by mappings, parts of them allowed: copies. */
-static bool covered(uintptr_t va, size_t size, unsigned int need, bool *denied)
+static bool covered(uintptr_t va, size_t size, unsigned int need, int dev,
+		    bool *denied)
 {
 	size_t i = map_find(va);
 	uintptr_t at = va;
@@ -199,7 +213,7 @@ static bool covered(uintptr_t va, size_t size, unsigned int need, bool *denied)
 	for (; i < nmaps && at < va + size; i++) {
 		if (maps[i].va > at)
 			return false;
-		if ((maps[i].prot & need) != need)
+		if ((prot_for(&maps[i], dev) & need) != need)
 			*denied = true;
 		at = maps[i].va + maps[i].size;
 	}
@@ -209,7 +223,13 @@ static bool covered(uintptr_t va, size_t size, unsigned int need, bool *denied)
 bool fc_dev_accessible(uintptr_t va, size_t size, unsigned int need,
 		       bool *denied)
 {
-	return covered(va, size, need, denied) && !*denied;
+	return covered(va, size, need, -1, denied) && !*denied;
+}
+
+bool fc_dev_accessible_from(int dev, uintptr_t va, size_t size,
+			    unsigned int need, bool *denied)
+{
+	return covered(va, size, need, dev, denied) && !*denied;
 }
 
 /*
@@ -255,8 +275,12 @@ cudrv_result fc_linear_alloc(int dev, size_t size, uintptr_t *out)
 	a->nmaps = 1;
 	i = map_find(va);
 	memmove(&maps[i + 1], &maps[i], (nmaps - i) * sizeof(*maps));
-	maps[i] = (struct mapping){
-		va, len, a, 0, CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE, true};
+	maps[i] =
+		(struct mapping){.va = va,
+				 .size = len,
+				 .a = a,
+				 .prot = CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE,
+				 .linear = true};
 	nmaps++;
 	fc.used[dev] += len;
 	fc.st.mem_used += len;
@@ -508,8 +532,12 @@ FC_EXPORT cudrv_result cuMemMap(cudrv_deviceptr ptr, size_t size, size_t offset,
 		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
 	}
 	memmove(&maps[i + 1], &maps[i], (nmaps - i) * sizeof(*maps));
-	maps[i] = (struct mapping){
-		ptr, size, a, handle, CUDRV_MEM_ACCESS_FLAGS_PROT_NONE, false};
+	/* "All mappings start with no accessibility", for every device. */
+	maps[i] = (struct mapping){.va = ptr,
+				   .size = size,
+				   .a = a,
+				   .handle = handle,
+				   .prot = CUDRV_MEM_ACCESS_FLAGS_PROT_NONE};
 	nmaps++;
 	a->nmaps++;
 	fc.st.mappings++;
@@ -527,8 +555,9 @@ static int host_prot(unsigned int flags)
 }
 
 /*
- * Every descriptor is checked before anything changes. The host stands in
- * for every device, so the last descriptor decides what the CPU may do.
+ * Every descriptor is checked before anything changes. Each device gets the
+ * access its descriptor names; the host stands in for every device, so the
+ * CPU may do what the most capable of them may.
  */
 FC_EXPORT cudrv_result cuMemSetAccess(cudrv_deviceptr ptr, size_t size,
 				      const struct cudrv_mem_access_desc *desc,
@@ -552,22 +581,31 @@ FC_EXPORT cudrv_result cuMemSetAccess(cudrv_deviceptr ptr, size_t size,
 		if (desc[i].location.id < 0 || desc[i].location.id >= fc.ndev)
 			return fc_bad(CUDRV_ERROR_INVALID_DEVICE);
 	}
-	flags = desc[count - 1].flags;
 	pthread_mutex_lock(&fc.lock);
 	if (!whole_run(ptr, size, &first, &end)) {
 		pthread_mutex_unlock(&fc.lock);
 		return fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	}
-	if (mprotect((void *)(uintptr_t)ptr, size, host_prot(flags))) {
-		pthread_mutex_unlock(&fc.lock);
-		return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
-	}
 	for (i = first; i < end; i++) {
-		if (maps[i].prot)
-			fc.st.accessible_bytes -= maps[i].size;
-		maps[i].prot = flags;
+		struct mapping *m = &maps[i];
+		size_t j;
+		int d;
+
+		for (j = 0; j < count; j++)
+			m->dev_prot[desc[j].location.id] = desc[j].flags;
+		/* READWRITE > READ > NONE, as the flags' values go. */
+		for (flags = 0, d = 0; d < fc.ndev; d++)
+			if (m->dev_prot[d] > flags)
+				flags = m->dev_prot[d];
+		if (mprotect((void *)m->va, m->size, host_prot(flags))) {
+			pthread_mutex_unlock(&fc.lock);
+			return fc_bad(CUDRV_ERROR_OUT_OF_MEMORY);
+		}
+		if (m->prot)
+			fc.st.accessible_bytes -= m->size;
+		m->prot = flags;
 		if (flags)
-			fc.st.accessible_bytes += maps[i].size;
+			fc.st.accessible_bytes += m->size;
 	}
 	pthread_mutex_unlock(&fc.lock);
 	return CUDRV_SUCCESS;
@@ -627,7 +665,7 @@ cudrv_result fc_copy_exec(struct fc_ctx *c, const struct fc_op *op)
 	if (!covered(op->dev, op->size,
 		     op->to_dev ? CUDRV_MEM_ACCESS_FLAGS_PROT_READWRITE
 				: CUDRV_MEM_ACCESS_FLAGS_PROT_READ,
-		     &denied) ||
+		     -1, &denied) ||
 	    denied) {
 		if (denied)
 			fc.st.touched_before_access += op->size;
@@ -660,7 +698,7 @@ static cudrv_result copy(enum fc_fn fn, void *dst, const void *src, size_t size,
 	r = fc_need_ctx();
 	if (!r && !fc_stream_valid(stream))
 		r = fc_bad(CUDRV_ERROR_INVALID_HANDLE);
-	else if (!r && !covered(dev, size, 0, &denied))
+	else if (!r && !covered(dev, size, 0, -1, &denied))
 		r = fc_bad(CUDRV_ERROR_INVALID_VALUE);
 	if (!r)
 		r = fc_stream_push(stream, &op);
@@ -701,6 +739,23 @@ FC_EXPORT void fakecuda_get_stats(struct fakecuda_stats *st)
 	st->invalid_calls =
 		__atomic_load_n(&fc.st.invalid_calls, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fc.lock);
+}
+
+FC_EXPORT int fakecuda_query_access(uintptr_t va, int dev, unsigned int *prot)
+{
+	size_t i;
+	int ret = -1;
+
+	if (dev < 0 || dev >= FC_MAXDEV)
+		return -1;
+	pthread_mutex_lock(&fc.lock);
+	i = map_find(va);
+	if (i < nmaps && maps[i].va <= va) {
+		*prot = prot_for(&maps[i], dev);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&fc.lock);
+	return ret;
 }
 
 FC_EXPORT int fakecuda_query(uintptr_t va, unsigned int *prot, uint64_t *handle)

@@ -6,17 +6,17 @@
  * VmRSS in /proc/PID/status drops by the buffer, MemFree in /proc/meminfo
  * rises, and the pool's resident bytes drop to zero), touching it brings the
  * same bytes back at the same address (and back into VmRSS), and a discard
- * reads back as zeroes.
+ * reads back as zeroes. A pool region cut by munmap or moved by mremap keeps
+ * its bytes.
  *
  * The engine (tests/shim_engine.c, dynamically linked) and the shim are in
  * /shim with the C library they need (tests/vm/run.sh copies them).
  */
 #include <dirent.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
+#include "../common/shim_util.h"
 #include "vmtest.h"
 
 #define SHIM "/shim/libvkv-shim.so"
@@ -79,78 +79,20 @@ static void hang(const char *what)
 		     what);
 }
 
-static void wait_readable(int fd, const char *what)
+static void serve_start(struct shim_served *s)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=1M",
+					  "VKV_SHIM_BACKING=kmod",
+					  "VKV_SHIM_SPILL_DIR=/mnt", NULL};
 
-	if (poll(&p, 1, 60000) != 1)
-		hang(what);
-}
-
-struct served {
-	pid_t pid;
-	FILE *in, *out;
-	char addr[32];
-};
-
-static void serve_start(struct served *s)
-{
-	int to[2], from[2];
-	char line[128];
-
-	req(pipe(to) == 0 && pipe(from) == 0);
-	s->pid = fork();
-	req(s->pid >= 0);
+	shim_serve_start(s, SHIM, ENGINE, env);
 	engine_pid = s->pid;
-	if (s->pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		/* Else the engine never sees the end of its input. */
-		close(to[1]);
-		close(from[0]);
-		setenv("LD_PRELOAD", SHIM, 1);
-		setenv("VKV_SHIM_MIN_BYTES", "1M", 1);
-		setenv("VKV_SHIM_BACKING", "kmod", 1);
-		setenv("VKV_SHIM_SPILL_DIR", "/mnt", 1);
-		setenv("XDG_RUNTIME_DIR", "/tmp", 1);
-		execl(ENGINE, ENGINE, "serve", (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	s->in = fdopen(to[1], "w");
-	s->out = fdopen(from[0], "r");
-	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
-	ck_assert_msg(sscanf(line, "ready %31s", s->addr) == 1, "engine: %s",
-		      line);
 }
 
-static void serve_ask(struct served *s, const char *what)
+static void serve_ask(struct shim_served *s, const char *what)
 {
-	char line[128], want[64];
-
 	fprintf(stderr, "test_shim_kmod: engine %s\n", what);
-	fprintf(s->in, "%s\n", what);
-	fflush(s->in);
-	wait_readable(fileno(s->out), what);
-	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
-	snprintf(want, sizeof(want), "ok %s\n", s->addr);
-	ck_assert_str_eq(line, want);
-}
-
-static void serve_stop(struct served *s)
-{
-	int status, n = 0;
-	pid_t got;
-
-	fclose(s->in);
-	fclose(s->out);
-	while ((got = waitpid(s->pid, &status, WNOHANG)) == 0 && n++ < 600)
-		usleep(100 * 1000);
-	if (got == 0)
-		hang("engine exit");
-	req(got == s->pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	shim_serve_ask(s, what, hang);
 }
 
 static long long memfree_kb(void)
@@ -191,30 +133,7 @@ static int vkvctl(char *out, size_t size, const char *a1, const char *a2,
 		  const char *a3, const char *a4)
 {
 	fprintf(stderr, "test_shim_kmod: vkvctl %s %s\n", a1, a2 ? a2 : "");
-	int fds[2], status;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	req(pipe(fds) == 0);
-	pid = fork();
-	req(pid >= 0);
-	if (pid == 0) {
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		setenv("XDG_RUNTIME_DIR", "/tmp", 1);
-		execl("/bin/vkvctl", "vkvctl", a1, a2, a3, a4, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	wait_readable(fds[0], a1);
-	while (got + 1 < size &&
-	       (n = read(fds[0], out + got, size - 1 - got)) > 0)
-		got += (size_t)n;
-	out[got] = 0;
-	close(fds[0]);
-	req(waitpid(pid, &status, 0) == pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+	return shim_vkvctl("/bin/vkvctl", -1, out, size, a1, a2, a3, a4, hang);
 }
 
 START_TEST(test_swap_to_file)
@@ -222,7 +141,7 @@ START_TEST(test_swap_to_file)
 	char out[4096], pid[16], want[64];
 	long long before, after, back, rss_before, rss_after, rss_back;
 	const long long kv_kb = (long long)(KV / 1024);
-	struct served s;
+	struct shim_served s;
 
 	serve_start(&s);
 	snprintf(pid, sizeof(pid), "%d", (int)s.pid);
@@ -268,7 +187,7 @@ START_TEST(test_swap_to_file)
 	ck_assert_msg(strstr(out, want), "not back: %s", out);
 	ck_assert_int_eq(vkvctl(out, sizeof(out), "resume", pid, NULL, NULL),
 			 0);
-	serve_stop(&s);
+	shim_serve_stop(&s, hang);
 }
 END_TEST
 
@@ -276,7 +195,7 @@ END_TEST
 START_TEST(test_discard)
 {
 	char out[4096], pid[16];
-	struct served s;
+	struct shim_served s;
 
 	serve_start(&s);
 	snprintf(pid, sizeof(pid), "%d", (int)s.pid);
@@ -287,7 +206,22 @@ START_TEST(test_discard)
 			 0);
 	serve_ask(&s, "zero");
 	serve_ask(&s, "check");
-	serve_stop(&s);
+	shim_serve_stop(&s, hang);
+}
+END_TEST
+
+/*
+ * Pool regions cut by munmap or moved by mremap: they become private memory
+ * with the same bytes first, and then behave as the kernel's mappings do.
+ */
+START_TEST(test_cut_and_move)
+{
+	static const char *const env[] = {"VKV_SHIM_MIN_BYTES=1M",
+					  "VKV_SHIM_BACKING=kmod",
+					  "VKV_SHIM_SPILL_DIR=/mnt", NULL};
+
+	ck_assert_int_eq(shim_run_engine(SHIM, ENGINE, "unmap", env, NULL), 0);
+	ck_assert_int_eq(shim_run_engine(SHIM, ENGINE, "remap", env, NULL), 0);
 }
 END_TEST
 
@@ -295,7 +229,11 @@ int main(void)
 {
 	Suite *s = suite_create("shim_kmod");
 
+	/* The engines' control sockets, where vkvctl looks for them. */
+	setenv("XDG_RUNTIME_DIR", "/tmp", 1);
+
 	tcase_add_test(suite_case(s, "swap", 600), test_swap_to_file);
 	tcase_add_test(suite_case(s, "discard", 300), test_discard);
+	tcase_add_test(suite_case(s, "cut", 300), test_cut_and_move);
 	return run_suite(s);
 }
