@@ -73,10 +73,13 @@ void *shimi_sys_mremap(void *old, size_t old_len, size_t new_len, int flags,
 static int may_touch(const void *p, size_t len)
 {
 	uintptr_t a = (uintptr_t)p;
+	/* The span of host regions, read as shimi_maybe_region() reads it. */
+	uintptr_t base = atomic_load_explicit(&shimi_fast.span_base,
+					      memory_order_acquire);
+	uintptr_t span = atomic_load_explicit(&shimi_fast.span_len,
+					      memory_order_acquire);
 
-	return len && a + len > a &&
-	       a < atomic_load_explicit(&shimi_hi, memory_order_relaxed) &&
-	       a + len > atomic_load_explicit(&shimi_lo, memory_order_relaxed);
+	return len && a + len > a && a < base + span && a + len > base;
 }
 
 /* munmap and mremap fail as the kernel's do when the shim cannot follow. */
