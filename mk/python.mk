@@ -18,8 +18,14 @@ PY_DIR := $(B)/python
 PY_PKG := $(PY_DIR)/vkv
 PY_INC := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
 PY_EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
-# Debian's site directory for /usr/bin/python3, under PREFIX.
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# Where Debian's /usr/bin/python3 looks: /usr/lib/python3/dist-packages for
+# packages, /usr/local/lib/python3.X/dist-packages for local installs.
+ifeq ($(PREFIX),/usr)
 PY_SITEDIR ?= $(PREFIX)/lib/python3/dist-packages
+else
+PY_SITEDIR ?= $(PREFIX)/lib/python$(PY_VERSION)/dist-packages
+endif
 
 PY_CSRCS := $(sort $(wildcard python/vkv/*.c))
 PY_OBJS := $(patsubst python/vkv/%.c,$(PY_DIR)/obj/%.o,$(PY_CSRCS))
@@ -66,10 +72,17 @@ DEP_FILES += $(PY_OBJS:.o=.d)
 PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider
 
 CHECK_TARGETS += check-python
+ifeq ($(SANITIZE),)
 check-python: setup-python
-	@$(MAKE) --no-print-directory python $(FAKECUDA_LIB)
+	@$(MAKE) --no-print-directory python $(FAKECUDA_LIB) $(SHIM_SO)
 	PYTHONPATH=$(PY_DIR) VKV_TEST_FAKECUDA=$(FAKECUDA_DIR) \
 		VKV_TEST_LIBDIR=$(B) $(PYTEST) python/tests
+else
+# The sanitizers' runtimes must be loaded before the interpreter starts.
+check-python:
+	@echo "check-python: skipped under SANITIZE=$(SANITIZE): an instrumented" \
+		"extension cannot load into an uninstrumented python3"
+endif
 
 bench-python: setup-python
 	@$(MAKE) --no-print-directory python

@@ -3,7 +3,7 @@
 
 make check-python sets PYTHONPATH to the built package, VKV_TEST_FAKECUDA to
 the directory of the fake libcuda.so.1 and VKV_TEST_LIBDIR to the one of
-libvkv.so. The cuda backend's tests run in subprocesses, since the fake
+libvkv.so and libvkv-shim.so. The cuda backend's tests run in subprocesses, since the fake
 driver reads its environment when it is loaded.
 """
 
@@ -50,16 +50,26 @@ def libvkv():
     return ctypes.CDLL(os.path.join(d, "libvkv.so"))
 
 
-def run_fakecuda(code, **env):
-    """Run code in a fresh interpreter on the fake CUDA driver; its stdout."""
-    fake = os.environ.get("VKV_TEST_FAKECUDA")
-    if not fake or not os.path.exists(os.path.join(fake, "libcuda.so.1")):
-        pytest.fail("VKV_TEST_FAKECUDA does not name a built fakecuda "
+def built(var, name):
+    """The path of a file make check-python built, named by var's dir."""
+    d = os.environ.get(var)
+    if not d or not os.path.exists(os.path.join(d, name)):
+        pytest.fail(f"{var} does not name a directory with {name} "
                     "(run through make check-python)")
+    return os.path.join(d, name)
+
+
+def run_python(code, **env):
+    """Run code in a fresh interpreter with env added; its stdout."""
     e = dict(os.environ)
-    e["LD_LIBRARY_PATH"] = fake
     e.update(env)
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
                        env=e, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
     return r.stdout
+
+
+def run_fakecuda(code, **env):
+    """Run code in a fresh interpreter on the fake CUDA driver; its stdout."""
+    fake = os.path.dirname(built("VKV_TEST_FAKECUDA", "libcuda.so.1"))
+    return run_python(code, LD_LIBRARY_PATH=fake, **env)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Sequences and steps as a scheduler drives them; stats; vkv.region."""
+"""Sequences and steps as a scheduler drives them; stats."""
 
 import array
 
@@ -69,13 +69,6 @@ def test_stats_dict(make_cache):
     assert h["count"] == 1 and len(h["buckets"]) == 40
     assert h["p50_ns"] >= 1 and h["max_ns"] <= h["sum_ns"]
     assert "map_lat" in st
-
-
-def test_region_without_shim_does_nothing():
-    with vkv.region("kv_cache") as active:
-        assert active is False
-        x = bytearray(1 << 20)
-    assert len(x) == 1 << 20
 
 
 def test_repr_and_geometry(make_cache):
