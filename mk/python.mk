@@ -84,9 +84,18 @@ check-python:
 		"extension cannot load into an uninstrumented python3"
 endif
 
+# The C side of the step-overhead ratio: the same schedule as bench.py's.
+PY_STEP_C := $(PY_DIR)/step_c
+$(PY_STEP_C): python/bench/step_c.c $(B)/libvkv.so $(PY_STEP_C).d
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Iinclude -o $@ $< -L$(B) -lvkv \
+		-Wl,-rpath,'$$ORIGIN/..' $(ALL_LDFLAGS)
+DEP_FILES += $(PY_STEP_C).d
+
 bench-python: setup-python
-	@$(MAKE) --no-print-directory python
-	PYTHONPATH=$(PY_DIR):python $(PYTHON) python/examples/bench.py
+	@$(MAKE) --no-print-directory python $(PY_STEP_C)
+	PYTHONPATH=$(PY_DIR):python/examples $(PYTHON) python/examples/bench.py \
+		--step-c $(PY_STEP_C)
 
 # Without Python's headers `make install` leaves the binding out, saying so.
 ifneq ($(wildcard $(PY_INC)/Python.h),)
