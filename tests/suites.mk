@@ -56,3 +56,6 @@ SHIM_SUITES := test_shim
 # test_shim_cuda: the CUDA path under tests/shim_cuda_engine.c, on the fake
 # libcuda.so.1 (LD_LIBRARY_PATH=build/fakecuda).
 SHIM_SUITES += test_shim_cuda
+
+# check-python (mk/python.mk): the Python binding's pytest suite,
+# python/tests/, not a program of its own: `make check-python`.
