@@ -16,9 +16,11 @@
 PYTHON ?= /usr/bin/python3
 PY_DIR := $(B)/python
 PY_PKG := $(PY_DIR)/vkv
-PY_INC := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
-PY_EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
-PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# One interpreter start-up for all we ask it: headers, suffix, version.
+PY_VARS := $(shell $(PYTHON) -c 'import sys, sysconfig; print(sysconfig.get_paths()["include"], sysconfig.get_config_var("EXT_SUFFIX"), "%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PY_INC := $(word 1,$(PY_VARS))
+PY_EXT_SUFFIX := $(word 2,$(PY_VARS))
+PY_VERSION := $(word 3,$(PY_VARS))
 # Where Debian's /usr/bin/python3 looks: /usr/lib/python3/dist-packages for
 # packages, /usr/local/lib/python3.X/dist-packages for local installs.
 ifeq ($(PREFIX),/usr)

@@ -130,6 +130,31 @@ def test_destroy_with_live_tensors_is_safe():
     c.destroy()                  # twice is fine
 
 
+def mapped(addr):
+    """Whether addr is inside a mapping of this process."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= addr < hi:
+                return True
+    return False
+
+
+def test_destroyed_cache_goes_with_its_last_tensor():
+    c = vkv.Cache(2, 4, 16, "float16", 4, 1024, backend="host")
+    s = c.open()
+    c.step([s], [4])
+    x = from_dlpack(c.k(0))
+    addr = x.data_ptr()
+    c.destroy()
+    assert mapped(addr)
+    del x
+    gc.collect()
+    # c itself is still referenced here: the tensor's going released it.
+    assert not mapped(addr)
+    assert c.destroyed
+
+
 def test_context_manager_destroys():
     with vkv.Cache(1, 1, 16, "float16", 2, 64, backend="host") as c:
         c.open()

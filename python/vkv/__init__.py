@@ -101,13 +101,16 @@ class Cache(_vkv.Cache):
         return super().swap_out(slot, _enum(TIERS, "tier", tier))
 
     def __enter__(self):
+        """The cache itself; it is destroyed when the block ends."""
         return self
 
     def __exit__(self, *exc):
+        """destroy() the cache; exceptions propagate."""
         self.destroy()
         return False
 
     def __repr__(self):
+        """The backend and geometry, or that it was destroyed."""
         if self.destroyed:
             return "<vkv.Cache destroyed>"
         g = self.geometry

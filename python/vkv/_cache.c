@@ -235,15 +235,18 @@ static void cache_dealloc(PyObject *o)
 	Py_TYPE(o)->tp_free(o);
 }
 
+void pyvkv_reap(struct pyvkv_cache *self)
+{
+	if (self->destroyed && !self->busy && !self->exports)
+		free_cache(self);
+}
+
 static PyObject *cache_destroy(PyObject *o, PyObject *unused)
 {
 	struct pyvkv_cache *self = (struct pyvkv_cache *)o;
 
 	self->destroyed = 1;
-	/* Tensors still point into it, or a thread is inside a call: the last
-	 * reference frees it (every Tensor holds one). */
-	if (!self->busy && !self->exports)
-		free_cache(self);
+	pyvkv_reap(self);
 	Py_RETURN_NONE;
 }
 
@@ -508,6 +511,7 @@ static PyObject *cache_stats(PyObject *o, PyObject *unused)
 	r = vkv_cache_stats(self->c, &st);
 	PyEval_RestoreThread(ts);
 	self->busy--;
+	pyvkv_reap(self);
 	if (r < 0)
 		return pyvkv_raise(r, NULL);
 	return pyvkv_stats_dict(&st);
@@ -594,8 +598,8 @@ static PyGetSetDef cache_getset[] = {
 static PyMethodDef cache_methods[] = {
 	{"destroy", cache_destroy, METH_NOARGS,
 	 "destroy()\n\nEnd the cache: later calls raise ValueError. Its memory "
-	 "is released now, or, while tensors over it are alive, when the last "
-	 "one goes."},
+	 "is released now, or, while tensors over it are alive (or another "
+	 "thread is inside a call), when the last of them goes."},
 	{"open", cache_open, METH_NOARGS,
 	 "open() -> slot\n\nOpen a sequence of length 0 in a free slot "
 	 "(vkv_seq_open). OSError(ENOSPC) when every slot is open."},

@@ -113,6 +113,7 @@ static void tensor_dealloc(PyObject *o)
 	struct pyvkv_tensor *t = (struct pyvkv_tensor *)o;
 
 	t->cache->exports--;
+	pyvkv_reap(t->cache);
 	Py_DECREF(t->cache);
 	PyObject_Free(o);
 }

@@ -35,8 +35,8 @@ struct pyvkv_cache {
 	pthread_mutex_t lock;
 	/*
 	 * Both counted under the GIL: threads inside a call with the GIL
-	 * released, and live Tensor objects. destroy() frees the C cache only
-	 * when both are zero; otherwise the last reference frees it.
+	 * released, and live Tensor objects. After destroy() the C cache is
+	 * freed when both are zero (pyvkv_reap()).
 	 */
 	Py_ssize_t busy;
 	Py_ssize_t exports;
@@ -73,6 +73,12 @@ PYVKV_HIDDEN uint32_t pyvkv_dtype_size(uint32_t dtype);
 PYVKV_HIDDEN int pyvkv_check_live(struct pyvkv_cache *self);
 
 /*
+ * Free a destroyed cache once no tensor and no call uses it any more. Called
+ * where either count drops, under the GIL.
+ */
+PYVKV_HIDDEN void pyvkv_reap(struct pyvkv_cache *self);
+
+/*
  * Run @expr, assigning its result to @r, with the GIL released and the lock
  * held. busy keeps destroy() from freeing the cache under it.
  */
@@ -86,6 +92,7 @@ PYVKV_HIDDEN int pyvkv_check_live(struct pyvkv_cache *self);
 		pthread_mutex_unlock(&(self)->lock);                           \
 		PyEval_RestoreThread(ts_);                                     \
 		(self)->busy--;                                                \
+		pyvkv_reap(self);                                              \
 	} while (0)
 
 /* A Python int in [0, 2^32); ValueError naming @what otherwise. */
