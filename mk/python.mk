@@ -79,6 +79,15 @@ check-python: setup-python
 	@$(MAKE) --no-print-directory python $(FAKECUDA_LIB) $(SHIM_SO)
 	PYTHONPATH=$(PY_DIR) VKV_TEST_FAKECUDA=$(FAKECUDA_DIR) \
 		VKV_TEST_LIBDIR=$(B) $(PYTEST) python/tests
+	@# The installed copy imports from where install-python puts it.
+	@rm -rf $(PY_DIR)/root
+	@$(MAKE) --no-print-directory install-python PREFIX=/usr/local \
+		DESTDIR=$(abspath $(PY_DIR)/root) >/dev/null
+	@cd / && LD_LIBRARY_PATH=$(abspath $(B)) \
+		PYTHONPATH=$(abspath $(PY_DIR)/root)/usr/local/lib/python$(PY_VERSION)/dist-packages \
+		$(PYTHON) -c 'import vkv, sys; assert "/root/usr/local/" in vkv.__file__, vkv.__file__; \
+		vkv.Cache(1, 1, 16, "float16", 1, 16, backend="host").destroy()'
+	@echo "check-python: passed"
 else
 # The sanitizers' runtimes must be loaded before the interpreter starts.
 check-python:
