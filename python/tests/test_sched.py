@@ -19,6 +19,11 @@ def test_step_from_lists_and_arrays(make_cache):
     c.step(array.array("I", slots), array.array("H", [13, 14, 15, 16]))
     c.step(u[::-1].copy(), np.arange(20, 24, dtype=np.uint64))
     assert [c.length(s) for s in slots] == [23, 22, 21, 20]
+    # Strided views have no contiguous buffer: converted all the same.
+    both = np.array([slots, [30, 31, 32, 33]], dtype=np.uint32)
+    c.step(both[0, ::2], both[1, ::2])
+    c.step(u[::-1], np.arange(40, 44, dtype=np.uint32)[::-1])
+    assert [c.length(s) for s in slots] == [40, 41, 42, 43]
     c.step([], [])
 
 

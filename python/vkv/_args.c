@@ -129,8 +129,18 @@ static int u32arr_get(PyObject *obj, struct u32arr *a, const char *what)
 
 	a->has_view = 0;
 	a->heap = NULL;
-	if (PyObject_CheckBuffer(obj))
-		return u32arr_from_buffer(obj, a, what);
+	if (PyObject_CheckBuffer(obj)) {
+		if (u32arr_from_buffer(obj, a, what) == 0)
+			return 0;
+		/* A strided view (numpy's a[::2]) has no contiguous buffer
+		 * (numpy says ValueError, others BufferError): it is
+		 * converted as a sequence instead. */
+		if (a->has_view ||
+		    (!PyErr_ExceptionMatches(PyExc_BufferError) &&
+		     !PyErr_ExceptionMatches(PyExc_ValueError)))
+			return -1;
+		PyErr_Clear();
+	}
 	seq = PySequence_Fast(obj, "vkv: slots and lengths must be "
 				   "sequences or arrays of integers");
 	if (!seq)
