@@ -68,3 +68,39 @@ def test_two_threads_share_one_cache(make_cache):
         t.join()
     assert not errors
     assert c.stats()["steps"] == 2 * 199
+
+
+DESTROY_DURING_CALL = """
+import threading, time, vkv
+c = vkv.Cache(1, 8, 128, "float16", 4, 100000, backend="cuda",
+              host_budget=64 << 20)
+s = c.open()
+c.reserve(s, 1000)
+c.swap_out(s, "host")
+result = {}
+
+def swap():
+    result["started"] = True
+    c.swap_wait(s)
+    result["done"] = True
+
+t = threading.Thread(target=swap)
+t.start()
+while "started" not in result:
+    pass
+time.sleep(0.05)            # inside swap_wait, the GIL released
+c.destroy()                 # must not free the cache under it
+assert c.destroyed and "done" not in result
+t.join()
+assert result["done"]
+try:
+    c.open()
+except ValueError:
+    print("ok")
+"""
+
+
+def test_destroy_while_another_thread_is_in_a_call():
+    out = run_fakecuda(DESTROY_DURING_CALL,
+                       FAKECUDA_LATENCY_US="cuMemcpyDtoHAsync:150000")
+    assert out.strip() == "ok"
