@@ -70,8 +70,10 @@ $(PY_PKG)/%.py: python/vkv/%.py
 
 DEP_FILES += $(PY_OBJS:.o=.d)
 
-# pytest's cache would land in the source tree: keep it off.
+# pytest's cache and Python's bytecode would land in the source tree: the
+# one is off, the other goes under build/.
 PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider
+check-python bench-python: export PYTHONPYCACHEPREFIX := $(abspath $(PY_DIR))/pycache
 
 CHECK_TARGETS += check-python
 ifeq ($(SANITIZE),)
