@@ -47,6 +47,9 @@ struct dl_managed_tensor {
 	void (*deleter)(struct dl_managed_tensor *self);
 };
 
+/* Most dimensions a tensor of the cache has: [slot][token][K|V][layer]... */
+#define PYVKV_MAX_DIM 6
+
 struct pyvkv_tensor {
 	PyObject_HEAD struct pyvkv_cache *cache;
 	void *data;
@@ -90,8 +93,12 @@ static const struct dtype_desc *tensor_dtype(const struct pyvkv_tensor *t)
 	return &dtypes[d];
 }
 
-PyObject *pyvkv_tensor_new(struct pyvkv_cache *cache, void *data, int ndim,
-			   const int64_t *shape, const int64_t *bstrides)
+/*
+ * A tensor over the cache: @ndim dimensions of @shape, @bstrides in bytes,
+ * starting at @data. Returns a new reference or NULL with an exception.
+ */
+static PyObject *tensor_new(struct pyvkv_cache *cache, void *data, int ndim,
+			    const int64_t *shape, const int64_t *bstrides)
 {
 	struct pyvkv_tensor *t;
 
@@ -378,7 +385,7 @@ static PyObject *cache_kv_tensor(PyObject *o, PyObject *args, enum vkv_kv kv)
 		st[1] = (int64_t)t.token_stride;
 		st[2] = (int64_t)t.head_stride;
 		st[3] = (int64_t)t.elem_size;
-		return pyvkv_tensor_new(self, t.base, 4, shape, st);
+		return tensor_new(self, t.base, 4, shape, st);
 	}
 	if (g->layout == VKV_LAYOUT_PER_LAYER) {
 		PyErr_SetString(PyExc_ValueError,
@@ -404,7 +411,7 @@ static PyObject *cache_kv_tensor(PyObject *o, PyObject *args, enum vkv_kv kv)
 	st[1] = (int64_t)t.token_stride;
 	st[3] = (int64_t)t.head_stride;
 	st[4] = (int64_t)t.elem_size;
-	return pyvkv_tensor_new(self, t.base, 5, shape, st);
+	return tensor_new(self, t.base, 5, shape, st);
 }
 
 PyObject *pyvkv_cache_k(PyObject *o, PyObject *args)
@@ -451,5 +458,5 @@ PyObject *pyvkv_cache_kv(PyObject *o, PyObject *unused)
 	st[2] = (char *)tv.base - (char *)tk.base;
 	st[4] = (int64_t)tk.head_stride;
 	st[5] = (int64_t)tk.elem_size;
-	return pyvkv_tensor_new(self, tk.base, 6, shape, st);
+	return tensor_new(self, tk.base, 6, shape, st);
 }

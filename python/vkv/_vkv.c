@@ -41,23 +41,6 @@ PyObject *pyvkv_raise(int err, const char *what)
 	return NULL;
 }
 
-uint32_t pyvkv_dtype_size(uint32_t dtype)
-{
-	switch (dtype) {
-	case VKV_DTYPE_F16:
-	case VKV_DTYPE_BF16:
-		return 2;
-	case VKV_DTYPE_F32:
-		return 4;
-	case VKV_DTYPE_F8_E4M3:
-	case VKV_DTYPE_F8_E5M2:
-	case VKV_DTYPE_I8:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 /*
  * The shim exports these only when it is preloaded; looked up on every call
  * rather than once, since a program may load it after importing vkv.

@@ -17,9 +17,6 @@
 /* The extension is one shared object: nothing but PyInit__vkv is exported. */
 #define PYVKV_HIDDEN __attribute__((visibility("hidden")))
 
-/* Most dimensions a tensor of the cache has ([slot][token][K|V][layer]...). */
-#define PYVKV_MAX_DIM 6
-
 struct pyvkv_cache {
 	PyObject_HEAD
 		/* NULL once destroyed and freed. */
@@ -54,17 +51,6 @@ PYVKV_HIDDEN extern PyTypeObject pyvkv_tensor_type;
  * @what, if not NULL, is appended to the message. Returns NULL.
  */
 PYVKV_HIDDEN PyObject *pyvkv_raise(int err, const char *what);
-
-/*
- * A tensor over the cache: @ndim dimensions of @shape, @bstrides in bytes,
- * starting at @data. Returns a new reference or NULL with an exception.
- */
-PYVKV_HIDDEN PyObject *pyvkv_tensor_new(struct pyvkv_cache *cache, void *data,
-					int ndim, const int64_t *shape,
-					const int64_t *bstrides);
-
-/* The element size of a vkv_dtype (0 for unspecified). */
-PYVKV_HIDDEN uint32_t pyvkv_dtype_size(uint32_t dtype);
 
 /*
  * ValueError and -1 if the cache is destroyed: check it, then PYVKV_CALL,
