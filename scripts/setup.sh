@@ -6,12 +6,19 @@
 #   scripts/setup.sh          userspace build and tests
 #   scripts/setup.sh kmod     also what the kernel-module tests in qemu need
 #   scripts/setup.sh bench    also what `make bench` needs (fio, gnuplot)
+#   scripts/setup.sh python   also what the Python binding needs (`make python`,
+#                             `make check-python`, `make bench-python`)
 set -eu
 
 pkgs="build-essential pkg-config libnuma-dev liburing-dev check groff-base"
 # `make bench` also compares against fio and draws plots with gnuplot.
 if [ "${1:-}" = bench ]; then
 	pkgs="$pkgs fio gnuplot-nox"
+fi
+# The binding is built and tested with Debian's /usr/bin/python3 and these
+# packages for it; its tests hand tensors to numpy and PyTorch.
+if [ "${1:-}" = python ]; then
+	pkgs="$pkgs python3-dev python3-numpy python3-torch python3-pytest"
 fi
 
 missing=""

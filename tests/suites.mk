@@ -59,3 +59,6 @@ SHIM_SUITES += test_shim_cuda
 # test_vkvctl_top, test_vkvctl_ps: vkvctl top against a fake sysfs tree,
 # top and ps against the engines (tests/vkvctl_test.h).
 SHIM_SUITES += test_vkvctl_top test_vkvctl_ps
+
+# check-python (mk/python.mk): the Python binding's pytest suite,
+# python/tests/, not a program of its own: `make check-python`.
