@@ -160,7 +160,12 @@ START_TEST(test_swap_to_file)
 		vkvctl(out, sizeof(out), "suspend", pid, "--mode", "disk"), 0);
 	after = memfree_kb();
 	rss_after = vmrss_kb(s.pid);
-	ck_assert_msg(after - before >= kv_kb * 9 / 10,
+	/*
+	 * VmRSS is this process's exact count; MemFree is the machine's, and
+	 * vkvctl and the kernel's own allocations move it by a few MiB: it
+	 * only has to show that the memory went back to the system.
+	 */
+	ck_assert_msg(after - before >= kv_kb * 3 / 4,
 		      "MemFree %lld kB -> %lld kB", before, after);
 	ck_assert_msg(rss_before - rss_after >= kv_kb * 9 / 10,
 		      "VmRSS %lld kB -> %lld kB", rss_before, rss_after);
@@ -175,7 +180,7 @@ START_TEST(test_swap_to_file)
 	serve_ask(&s, "check");
 	back = memfree_kb();
 	rss_back = vmrss_kb(s.pid);
-	ck_assert_msg(after - back >= kv_kb * 9 / 10,
+	ck_assert_msg(after - back >= kv_kb * 3 / 4,
 		      "MemFree %lld kB after touching, %lld kB before", back,
 		      after);
 	ck_assert_msg(rss_back - rss_after >= kv_kb * 9 / 10,
