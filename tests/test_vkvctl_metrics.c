@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/check_util.h"
+#include "vkvctl_counters.h"
 #include "vm/promparse.h"
 
 static char root[256];
@@ -40,30 +41,6 @@ static void put(const char *rel, const char *val)
 	fprintf(f, "%s\n", val);
 	fclose(f);
 }
-
-static const char *const counter_names[] = {
-	"pinned_bytes",
-	"pool_bytes",
-	"pool_reserved_bytes",
-	"swapped_bytes",
-	"backed_resident_bytes",
-	"swap_out_total",
-	"swap_in_total",
-	"fault_in_total",
-	"prefetch_total",
-	"discard_total",
-	"shrinker_scans",
-	"shrinker_swap_outs",
-	"checksum_errors",
-	"io_errors",
-	"fallback_chunks",
-	"remote_chunks",
-	"busy_total",
-	"contexts",
-	"pins",
-	"user_denied_total",
-	"orphan_bytes",
-};
 
 /* Metric names for counter_names[], in order. */
 static const char *const metric_names[] = {
@@ -97,7 +74,7 @@ static void make_tree(void)
 
 	strcpy(root, "/tmp/vkvctl-sysfs-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(root));
-	for (i = 0; i < sizeof(counter_names) / sizeof(counter_names[0]); i++) {
+	for (i = 0; i < NCOUNTERS; i++) {
 		snprintf(rel, sizeof(rel), "kernel/vkv/%s", counter_names[i]);
 		snprintf(val, sizeof(val), "%zu", 1000 + i);
 		put(rel, val);

@@ -13,7 +13,7 @@ START_TEST(ps_engine)
 {
 	static char out[65536], err[4096];
 	char pid[16], word[64];
-	struct served s;
+	struct shim_served s;
 	struct jval v;
 	const struct jval *p;
 
@@ -64,7 +64,7 @@ END_TEST
 START_TEST(stopped_process)
 {
 	static char out[65536], err[4096], top_out[65536], top_err[4096];
-	struct served s;
+	struct shim_served s;
 	char want[64];
 	int ps_rc, top_rc;
 
@@ -96,7 +96,7 @@ START_TEST(states_during_suspend)
 	static char out[65536], err[4096];
 	static const char *const states[] = {"running", "suspending",
 					     "suspended", "resuming"};
-	struct served s;
+	struct shim_served s;
 	char pid[16];
 	pid_t cycler;
 	int status, polls = 0;

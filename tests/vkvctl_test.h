@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/check_util.h"
+#include "common/shim_util.h"
 #include "vm/jsonparse.h"
 
 #define MIB (1024 * 1024)
@@ -33,25 +34,16 @@ static char shim[512], engine[512], cuda_engine[512], fakecuda[512],
 
 /* The module's counters, as tools/vkvctl/sysfs.c lists them. */
 
-static inline void env_path(char *out, const char *var, const char *def)
-{
-	const char *v = getenv(var);
-	char *abs = realpath(v && *v ? v : def, NULL);
-
-	ck_assert_msg(abs != NULL, "%s (%s): %s", var, v ? v : def,
-		      strerror(errno));
-	snprintf(out, 512, "%s", abs);
-	free(abs);
-}
-
 static inline void setup(void)
 {
-	env_path(shim, "SHIM_SO", "build/libvkv-shim.so");
-	env_path(engine, "SHIM_ENGINE", "build/tests/shim_engine");
-	env_path(vkvctl, "VKVCTL", "build/vkvctl");
-	env_path(cuda_engine, "SHIM_CUDA_ENGINE",
-		 "build/tests/shim_cuda_engine");
-	env_path(fakecuda, "FAKECUDA_DIR", "build/fakecuda");
+	shim_env_path(shim, sizeof(shim), "SHIM_SO", "build/libvkv-shim.so");
+	shim_env_path(engine, sizeof(engine), "SHIM_ENGINE",
+		      "build/tests/shim_engine");
+	shim_env_path(vkvctl, sizeof(vkvctl), "VKVCTL", "build/vkvctl");
+	shim_env_path(cuda_engine, sizeof(cuda_engine), "SHIM_CUDA_ENGINE",
+		      "build/tests/shim_cuda_engine");
+	shim_env_path(fakecuda, sizeof(fakecuda), "FAKECUDA_DIR",
+		      "build/fakecuda");
 	snprintf(rundir, sizeof(rundir), "/tmp/vkv-top-test-XXXXXX");
 	ck_assert(mkdtemp(rundir) != NULL);
 	snprintf(root, sizeof(root), "/tmp/vkv-top-sysfs-XXXXXX");
@@ -67,12 +59,8 @@ static inline void setup(void)
 
 static inline void teardown(void)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", rundir, root);
-	if (system(cmd))
-		fprintf(stderr, "test_vkvctl_top: could not remove %s, %s\n",
-			rundir, root);
+	shim_remove_dir(rundir);
+	shim_remove_dir(root);
 }
 
 static inline void read_all(int fd, char *out, size_t size)
@@ -163,55 +151,21 @@ static inline const char *str(const struct jval *obj, const char *key)
 
 /* --- an engine under the shim, holding ENGINE_BYTES of KV --- */
 
-struct served {
-	pid_t pid;
-	FILE *in, *out;
-};
-
-static inline void serve_start(struct served *s)
+/* tests/shim_engine.c's "serve" engine under the shim (shim_util.h). */
+static inline void serve_start(struct shim_served *s)
 {
-	int to[2], from[2];
-	char line[128];
-
-	ck_assert(pipe(to) == 0 && pipe(from) == 0);
-	s->pid = fork();
-	ck_assert(s->pid >= 0);
-	if (s->pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		close(to[1]);
-		close(from[0]);
-		setenv("LD_PRELOAD", shim, 1);
-		execl(engine, engine, "serve", (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	s->in = fdopen(to[1], "w");
-	s->out = fdopen(from[0], "r");
-	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
-	ck_assert_msg(!strncmp(line, "ready ", 6), "engine: %s", line);
+	shim_serve_start(s, shim, engine, NULL);
 }
 
-/* Its KV must still hold what it wrote. */
-static inline void serve_check(struct served *s)
+/* Its KV must still hold what it wrote, at the same address. */
+static inline void serve_check(struct shim_served *s)
 {
-	char line[128];
-
-	fprintf(s->in, "check\n");
-	fflush(s->in);
-	ck_assert(fgets(line, sizeof(line), s->out) != NULL);
-	ck_assert_msg(!strncmp(line, "ok ", 3), "engine: %s", line);
+	shim_serve_ask(s, "check", NULL);
 }
 
-static inline void serve_stop(struct served *s)
+static inline void serve_stop(struct shim_served *s)
 {
-	int status;
-
-	fclose(s->in);
-	fclose(s->out);
-	ck_assert(waitpid(s->pid, &status, 0) == s->pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	shim_serve_stop(s, NULL);
 }
 
 /* The entry of pid in an array of processes; fails if it is not there. */
