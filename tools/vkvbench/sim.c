@@ -572,7 +572,9 @@ static int sample_memory(struct sim *s)
 			1.0 - (double)vs.live_bytes / (double)vs.mapped_bytes;
 		s->res->need_at_peak = 1.0 - (double)live / (double)need;
 		s->res->static_at_peak = 1.0 - (double)live / stat;
-		s->res->static_fit_at_peak = 1.0 - (double)live / fit;
+		/* Zero when the caller sized no fitted reservation (async). */
+		s->res->static_fit_at_peak =
+			fit > 0 ? 1.0 - (double)live / fit : 0;
 		s->res->blocks_at_peak = 1.0 - (double)live / blocks;
 	}
 	if (open > s->res->peak_open)
