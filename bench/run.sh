@@ -4,7 +4,7 @@
 #
 #   sh bench/run.sh VKVBENCH FAKECUDA_DIR [OUT]
 #
-# Replays three workloads through every allocator, runs the decode-attention
+# Replays three workloads and a long-context window through every allocator, runs the decode-attention
 # comparison and the step-overhead ratio, and writes OUT (default
 # bench/results): report.md (the tables), one CSV per measurement, and PNG
 # plots drawn by gnuplot (bench/plots.gp). Every figure is a ratio or a
@@ -12,7 +12,8 @@
 #
 # Environment: BENCH_REQUESTS (Azure windows, default 200), CODE_TRACE (the
 # Azure code trace, default ../shared/traces/azure-llm-2023-code.csv),
-# SYNTH_REQUESTS (default 60), ATTN_OPTS (e.g. --quick) for a quick look.
+# SYNTH_REQUESTS (default 60), LONG_FIRST (first request of the long-context
+# window, default 5342), ATTN_OPTS (e.g. --quick) for a quick look.
 set -eu
 
 VKVBENCH=$1
@@ -49,8 +50,9 @@ report() {
 	fi
 }
 
+HEADER=workload,allocator,backend,page_kib,waste_avg,waste_peak,max_seqs,mean_batch,reqs_per_s,step_p50_ns,step_p99_ns,unserved
 rows=$OUT/allocators.csv
-echo "workload,allocator,backend,page_kib,waste_avg,waste_peak,max_seqs,mean_batch,reqs_per_s,step_p50_ns,step_p99_ns" > "$rows"
+echo "$HEADER" > "$rows"
 for w in conv code synthetic; do
 	case $w in
 	conv) t=$CONV win="--requests $REQ --static-tokens 8192" ;;
@@ -71,10 +73,20 @@ for w in conv code synthetic; do
 	report "$rows" "$w" "$t" 0 $win --layout per-layer --page-size 64K
 done
 
+# Long context: the conversation trace's one request over 8192 tokens
+# (request 5442, 14050 + 39 tokens) in the middle of its window, so the
+# fixed 8192-token reservation cannot serve the window and a reservation
+# sized to the longest request (16384) is the static allocator's price.
+LONG_FIRST=${LONG_FIRST:-5342}
+long=$OUT/longctx.csv
+echo "$HEADER" > "$long"
+report "$long" conv-long "$CONV" 1 --first "$LONG_FIRST" --requests "$REQ" \
+	--static-tokens 8192
+
 # Step latency on the cuda backend over fakecuda, latency injection on
 # (per 2 MiB, the fake's default), the same conv window.
 cuda=$OUT/cuda.csv
-echo "workload,allocator,backend,page_kib,waste_avg,waste_peak,max_seqs,mean_batch,reqs_per_s,step_p50_ns,step_p99_ns" > "$cuda"
+echo "$HEADER" > "$cuda"
 VKV_BACKEND=cuda LD_LIBRARY_PATH=$FAKECUDA_DIR FAKECUDA_LATENCY=1 \
 	FAKECUDA_LATENCY_SCALE=size report "$cuda" conv "$CONV" 0 --requests "$REQ"
 
@@ -87,7 +99,10 @@ echo "bench: step overhead vs decode attention (host)" >&2
 # Tables for gnuplot: allocators x workloads.
 awk -F, 'NR > 1 {
 	a = $2 ($4 != 2048 && $4 != 0 ? " " $4 "K" : "")
-	if (a ~ /^static/) a = "static (max length)"
+	# A fixed reservation that cannot serve the window has no waste.
+	if (a ~ /^static/ && $12 > 0) next
+	if (a ~ /^static-fit/) a = "static (longest request)"
+	else if (a ~ /^static/) a = "static (fixed)"
 	if (!(a in seen)) { seen[a] = 1; order[n++] = a }
 	if (!($1 in ws)) { ws[$1] = 1; word[m++] = $1 }
 	waste[a, $1] = $5 * 100; seqs[a, $1] = $7
@@ -108,6 +123,27 @@ nw=$(head -1 "$TMP/waste.dat" | awk -F'\t' '{ print NF }')
 batches=$(awk -F, 'NR > 1 { print $1 }' "$OUT/attn.csv" | sort -un | tr '\n' ' ')
 gnuplot -e "tmp='$TMP'; out='$OUT'; ncol=$nw; batches='$batches'" bench/plots.gp
 
+# rows_md CSV...: the report's allocator rows as a markdown table body.
+rows_md() {
+	awk -F, 'FNR > 1 {
+		n = split($2, m, "-")
+		if ($3 == "model" && m[1] == "static" && m[2] == "fit")
+			name = "static " m[3] "-token reservation, the longest request (modelled)"
+		else if ($3 == "model" && m[1] == "static")
+			name = "static " m[2] "-token reservation (modelled)"
+		else if ($3 == "model")
+			name = "paged, " m[2] "-token blocks (modelled)"
+		else
+			name = "vkv " $2 ($4 != 2048 ? ", " $4 " KiB pages" : "")
+		if ($3 == "model" && $12 > 0)
+			printf "| %s | %s | - | cannot serve %d request%s | - | %s | - | - | - | - |\n", $1, name, $12, $12 == 1 ? "" : "s", $7
+		else if ($3 == "model")
+			printf "| %s | %s | - | %.2f%% | %.2f%% | %s | - | - | - | - |\n", $1, name, $5 * 100, $6 * 100, $7 == "" ? "-" : $7
+		else
+			printf "| %s | %s | %s | %.2f%% | %.2f%% | %s | %.1f | %.0f | %.2f us | %.2f us |\n", $1, name, $3, $5 * 100, $6 * 100, $7, $8, $9, $10 / 1000, $11 / 1000
+	}' "$@"
+}
+
 {
 	echo "# vkv performance report"
 	echo
@@ -123,23 +159,25 @@ gnuplot -e "tmp='$TMP'; out='$OUT'; ncol=$nw; batches='$batches'" bench/plots.gp
 	echo "Waste is the layout's: 1 - live KV bytes / bytes of the pages (blocks, reservations) the open"
 	echo "sequences need, averaged over decode steps and at the step of peak live KV. Static and paged"
 	echo "rows are modelled on the same batches; static's concurrency is the budget over its reservation"
-	echo "(8192 tokens, Llama-3-8B's context; 16384 on the synthetic trace, whose requests reach 14336)."
+	echo "(8192 tokens, Llama-3-8B's context; 16384 on the synthetic trace, whose requests reach 14336);"
+	echo "a second static row reserves each window's longest request rounded up to a power of two."
 	echo "Requests/s is requests served per second of library time (open, reserve, steps, close)."
 	echo
 	"$VKVBENCH" replay --format report-md --requests 1 --label x 2>/dev/null | head -2
-	awk -F, 'FNR > 1 {
-		split($2, m, "-")
-		if ($3 == "model")
-			name = (m[1] == "static") ? "static " m[2] "-token reservation (modelled)" : "paged, " m[2] "-token blocks (modelled)"
-		else
-			name = "vkv " $2 ($4 != 2048 ? ", " $4 " KiB pages" : "")
-		if ($3 == "model")
-			printf "| %s | %s | - | %.2f%% | %.2f%% | %s | - | - | - | - |\n", $1, name, $5 * 100, $6 * 100, $7 == "" ? "-" : $7
-		else
-			printf "| %s | %s | %s | %.2f%% | %.2f%% | %s | %.1f | %.0f | %.2f us | %.2f us |\n", $1, name, $3, $5 * 100, $6 * 100, $7, $8, $9, $10 / 1000, $11 / 1000
-	}' "$rows" "$cuda"
+	rows_md "$rows" "$cuda"
 	echo
 	echo "![waste](waste.png)"
+	echo
+	echo "## Long context"
+	echo
+	echo "$REQ requests of the Azure conversation trace from request $LONG_FIRST, a window holding its"
+	echo "one request longer than 8192 tokens (14050 + 39). A static allocator must reserve at least"
+	echo "the longest request it serves: the fixed 8192-token reservation cannot serve this window,"
+	echo "and the row says how many requests it refuses; the next row reserves the longest request"
+	echo "rounded up to a power of two, as engines size their context, for every sequence."
+	echo
+	"$VKVBENCH" replay --format report-md --requests 1 --label x 2>/dev/null | head -2
+	rows_md "$long"
 	echo
 	echo "## Decode attention on CPU: contiguous vkv cache vs block table"
 	echo

@@ -62,12 +62,25 @@ bench: $(VKVBENCH) $(FAKECUDA_LIB)
 # too; a row damaged on purpose must be caught (exit 1); bad input must give
 # exit status 2 with the line named.
 VKVBENCH_SMOKE := --requests 30 --budget 512M --step-ms 100
+# The shipped trace's one request longer than 8192 tokens (14050 + 39),
+# alone: a static 8192-token reservation cannot serve it, and must not be
+# credited with a waste figure as if it had.
+VKVBENCH_LONGCTX := --first 5442 --requests 1 --budget 2G --step-ms 100 \
+	--layout token-major
 check-tools: $(VKVBENCH) $(FAKECUDA_LIB)
 	@echo "check-tools: smoke replay"
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE)
 	$(VKVBENCH) replay $(VKVBENCH_SMOKE) --first 5000 --layout token-major-kv --csv
 	$(VKVBENCH) replay --requests 10 --budget 512M --async --csv
 	$(VKVBENCH) replay --requests 10 --budget 512M --page-size 4M --csv
+	@echo "check-tools: long context"
+	@$(VKVBENCH) replay $(VKVBENCH_LONGCTX) --format report-csv \
+		> $(B)/tools/vkvbench/longctx.csv || exit 1; \
+		if ! grep -q '^trace,static-8192,model,0,,,[0-9]*,,,,,1$$' $(B)/tools/vkvbench/longctx.csv || \
+		! grep -q '^trace,static-fit-16384,model,0,0\.[0-9]*,' $(B)/tools/vkvbench/longctx.csv; then \
+		echo "check-tools: long context: want the 8192-token static row to refuse 1 request" \
+			"and a 16384-token row sized to the longest"; \
+		cat $(B)/tools/vkvbench/longctx.csv; exit 1; fi
 	@echo "check-tools: micro run"
 	$(VKVBENCH) micro --quick
 	$(VKVBENCH) attn --quick

@@ -73,7 +73,12 @@ static void replay_usage(FILE *f)
 		"(default 1)\n"
 		"baselines, modelled on the same batches:\n"
 		"  --static-tokens N static reservation per sequence (default "
-		"8192)\n"
+		"8192); requests\n"
+		"                    longer than N are counted as ones it "
+		"cannot serve, and a\n"
+		"                    second static row reserves the longest "
+		"request, rounded\n"
+		"                    up to a power of two\n"
 		"  --block-tokens N  paged allocator's block (default 16, "
 		"vLLM's)\n"
 		"output:\n"
@@ -367,6 +372,19 @@ static int parse_args(int argc, char **argv, struct replay_args *a,
 	return 0;
 }
 
+/*
+ * Engines size a static KV reservation to the model's context length, a
+ * power of two (8192, 16384, ...), not to the exact longest request.
+ */
+static uint32_t pow2_up(uint32_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v && p < (1u << 31))
+		p <<= 1;
+	return p;
+}
+
 /* Pick the window of the trace the options ask for. */
 static int pick_window(const struct trace *t, const struct replay_args *a,
 		       struct sim_opts *o)
@@ -395,14 +413,19 @@ static int pick_window(const struct trace *t, const struct replay_args *a,
 			n = (size_t)want;
 	}
 	o->count = n;
-	if (!a->max_tokens) {
-		uint32_t m = 0;
+	o->longest = 0;
+	o->static_unserved = 0;
+	for (i = o->first; i < o->first + n; i++) {
+		uint32_t len = t->req[i].prompt + t->req[i].generate;
 
-		for (i = o->first; i < o->first + n; i++)
-			if (t->req[i].prompt + t->req[i].generate > m)
-				m = t->req[i].prompt + t->req[i].generate;
-		o->geom.max_tokens = m;
+		if (len > o->longest)
+			o->longest = len;
+		if (len > o->static_tokens)
+			o->static_unserved++;
 	}
+	o->static_fit_tokens = pow2_up(o->longest);
+	if (!a->max_tokens)
+		o->geom.max_tokens = o->longest;
 	return 0;
 }
 

@@ -23,6 +23,16 @@ struct sim_opts {
 	int async; /* vkv_step_async() + vkv_step_wait() */
 	uint64_t forward_us; /* sleep after each step: a forward pass */
 	uint32_t static_tokens; /* baseline: static reservation per sequence */
+	/*
+	 * A static allocator cannot serve a request longer than its
+	 * reservation, so the window's longest request (prompt + output) is
+	 * known up front: static_unserved requests exceed static_tokens, and
+	 * a second static baseline reserves static_fit_tokens, the longest
+	 * rounded up to a power of two as engines size their context.
+	 */
+	uint32_t longest;
+	size_t static_unserved;
+	uint32_t static_fit_tokens;
 	uint32_t block_tokens; /* baseline: paged allocator's block */
 	uint64_t inject_step; /* test: corrupt a row at this step */
 	int verbose;
@@ -58,9 +68,11 @@ struct sim_result {
 	double waste_open_avg; /* the same against pages under open slots */
 	double waste_need_avg; /* against the pages the layout needs (need.h) */
 	double waste_static_avg; /* modelled: static_tokens per sequence */
+	double waste_static_fit_avg; /* modelled: static_fit_tokens each */
 	double waste_blocks_avg; /* modelled: block_tokens-token blocks */
 	double waste_at_peak; /* at the step of peak live bytes */
 	double need_at_peak, static_at_peak, blocks_at_peak; /* the same */
+	double static_fit_at_peak;
 	double mean_batch;
 	uint64_t step_p50, step_p99, step_max; /* ns, around vkv_step() */
 	uint64_t cp_ns; /* sum over steps: the scheduler inside step calls */

@@ -173,14 +173,29 @@ static void print_text(FILE *f, const struct replay_info *ri,
 	fputc('\n', f);
 	print_legend(f, md);
 	fputc('\n', f);
-	for (i = 0; i < n; i++)
+	if (ri->o->static_unserved)
+		fprintf(f,
+			"%sa static %u-token reservation cannot serve %zu of "
+			"these %zu requests (the longest is %u tokens)\n",
+			md ? "- " : "", ri->o->static_tokens,
+			ri->o->static_unserved, ri->o->count, ri->o->longest);
+	for (i = 0; i < n; i++) {
+		char fixed[64] = "";
+
+		if (!ri->o->static_unserved)
+			snprintf(fixed, sizeof(fixed),
+				 "a static %u-token reservation %.2f%%, ",
+				 ri->o->static_tokens,
+				 r[i].waste_static_avg * 100);
 		fprintf(f,
 			"%s%s: modelled on the same batches, layout waste "
-			"avg of a static %u-token reservation %.2f%%, of "
-			"%u-token blocks %.2f%%\n",
-			md ? "- " : "", layout_name(r[i].layout),
-			ri->o->static_tokens, r[i].waste_static_avg * 100,
-			ri->o->block_tokens, r[i].waste_blocks_avg * 100);
+			"avg of %sa static %u-token reservation (the longest "
+			"request) %.2f%%, of %u-token blocks %.2f%%\n",
+			md ? "- " : "", layout_name(r[i].layout), fixed,
+			ri->o->static_fit_tokens,
+			r[i].waste_static_fit_avg * 100, ri->o->block_tokens,
+			r[i].waste_blocks_avg * 100);
+	}
 	fputc('\n', f);
 	for (i = 0; i < n; i++) {
 		const struct sim_result *x = &r[i];
@@ -256,9 +271,12 @@ static void print_json(FILE *f, const struct replay_info *ri,
 	fprintf(f,
 		"{\n  \"first\": %zu, \"count\": %zu, \"budget\": %zu, "
 		"\"step_s\": %.6f, \"watermark\": %.4f, \"async\": %s,\n"
+		"  \"longest\": %u, \"static_tokens\": %u, "
+		"\"static_unserved\": %zu, \"static_fit_tokens\": %u,\n"
 		"  \"results\": [\n",
 		o->first, o->count, o->cfg.budget, o->step_s, o->watermark,
-		o->async ? "true" : "false");
+		o->async ? "true" : "false", o->longest, o->static_tokens,
+		o->static_unserved, o->static_fit_tokens);
 	for (i = 0; i < n; i++) {
 		const struct sim_result *x = &r[i];
 
